@@ -1,0 +1,43 @@
+/* cli.c — subcommand dispatch and the top-level help. */
+#include "bench/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command COMMANDS[] = {
+    {"version", cmd_version, "build features and library versions"},
+    {"bench-ops", cmd_bench_ops, "time the CPU conv/linear paths on ResNet-50 and MobileNetV2 layer shapes"},
+};
+
+static void print_help(FILE *out)
+{
+    fprintf(out, "focusbench — benchmark and reproducibility harness for Uni-AdaFocus (TPAMI 2024)\n\n"
+                 "usage: focusbench <command> [options]     focusbench <command> --help\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(out, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_help(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (strcmp(argv[1], COMMANDS[i].name) == 0)
+            return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "focusbench: unknown command '%s' (see focusbench --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,16 @@
+/* cli.h — the focusbench subcommand table.
+ *
+ * Owns: subcommand dispatch and top-level --help. Each subcommand lives in bench/cmd_<name>.c
+ * and has the signature int cmd_<name>(int argc, char **argv) (argv[0] is the subcommand);
+ * it returns the process exit code (0 success, 1 failure with a one-line reason on stderr,
+ * 2 usage error).
+ */
+#ifndef FOCUSBENCH_CLI_H
+#define FOCUSBENCH_CLI_H
+
+int cli_main(int argc, char **argv);
+
+int cmd_version(int argc, char **argv);
+int cmd_bench_ops(int argc, char **argv);
+
+#endif

@@ -1,0 +1,176 @@
+/* backend.h — the op table: what a backend must implement.
+ *
+ * Owns: the BackendOps vtable and the resolved geometry structs the op layer hands to kernels.
+ * The op layer (ops_*.c) validates arguments, computes output shapes, counts costs, allocates
+ * outputs and records the tape; a backend only computes. Every backward kernel ACCUMULATES
+ * (+=) into the gradient tensors it is given, and any gradient pointer may be NULL (not needed).
+ *
+ * The meta backend has no table (Ctx.ops == NULL): the op layer skips the kernel call.
+ * Tensors passed here are contiguous in their logical row-major shape.
+ */
+#ifndef FOCUSBENCH_BACKEND_H
+#define FOCUSBENCH_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "context.h"
+#include "rng.h"
+#include "tensor.h"
+
+/* Convolution over 1, 2 or 3 spatial dims, all expressed as 3-D (unused dims have extent 1).
+ * x: (N, C, T, H, W)   w: (K, C/groups, kt, kh, kw)   b: (K) or NULL   y: (N, K, To, Ho, Wo) */
+typedef struct {
+    int N, C, K;
+    int T, H, W;
+    int kt, kh, kw;
+    int To, Ho, Wo;
+    int st, sh, sw; /* stride */
+    int pt, ph, pw; /* zero padding on both sides */
+    int dt, dh, dw; /* dilation */
+    int groups;
+} ConvGeom;
+
+/* Batch norm over x viewed as (N, C, S), S = product of the dims after C (1 for BN1d). */
+typedef struct {
+    int64_t N, C, S;
+    float eps;
+    float momentum; /* running = (1 - momentum) * running + momentum * batch (PyTorch) */
+} NormGeom;
+
+/* Max pooling. x: (N, C, H, W) → y: (N, C, Ho, Wo); argmax: flat h*W+w per output, i32. */
+typedef struct {
+    int N, C, H, W;
+    int kh, kw, sh, sw, ph, pw;
+    int Ho, Wo;
+} PoolGeom;
+
+/* y = x wᵀ + b.  x: (M, K)  w: (N, K)  b: (N) or NULL  y: (M, N) */
+typedef struct {
+    int64_t M, K, N;
+} LinearGeom;
+
+typedef enum {
+    UNARY_RELU = 0,
+    UNARY_RELU6,
+    UNARY_SIGMOID,
+    UNARY_SWISH, /* x · sigmoid(x) */
+    UNARY_SCALE, /* alpha · x */
+} UnaryKind;
+
+typedef enum {
+    BINARY_ADD = 0,
+    BINARY_MUL,
+    BINARY_MAX, /* elementwise max; on ties the gradient goes to a */
+} BinaryKind;
+
+/* Reduction over the middle axis of x viewed as (outer, n, inner): y (outer, inner) = scale · Σ. */
+typedef struct {
+    int64_t outer, n, inner;
+    float scale;
+} ReduceGeom;
+
+struct BackendOps {
+    const char *name;
+
+    /* memory (device backends; the CPU backend uses the host arena and leaves these NULL) */
+    void *(*device_alloc)(Ctx *ctx, size_t bytes);
+    void (*device_memset)(Ctx *ctx, void *p, int value, size_t bytes);
+    void (*copy_from_host)(Ctx *ctx, Tensor *dst, const void *src);
+    void (*copy_to_host)(Ctx *ctx, void *dst, const Tensor *src);
+
+    /* elementwise utilities */
+    void (*fill)(Ctx *ctx, Tensor *t, float value);
+    void (*axpy)(Ctx *ctx, float alpha, const Tensor *x, Tensor *y); /* y += alpha · x, equal numel */
+    /* 2-D strided block copy, the engine of concat/slice and their backward:
+     * dst[dst_off + r·dst_ld + c] (+)= src[src_off + r·src_ld + c] for r < rows, c < cols. */
+    void (*copy_block)(Ctx *ctx, const Tensor *src, int64_t src_off, int64_t src_ld, Tensor *dst,
+                       int64_t dst_off, int64_t dst_ld, int64_t rows, int64_t cols, bool accumulate);
+    /* dst (+)= src with its dims permuted: dst.shape[i] = src.shape[perm[i]]. */
+    void (*permute)(Ctx *ctx, const Tensor *src, const int *perm, Tensor *dst, bool accumulate);
+
+    void (*conv_forward)(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                         Tensor *y);
+    void (*conv_backward)(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
+                          Tensor *dx, Tensor *dw, Tensor *db);
+
+    /* Training: batch statistics; writes save_mean/save_invstd (C) and updates the running
+     * statistics with the unbiased variance, as PyTorch. */
+    void (*batch_norm_forward_train)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                     const Tensor *beta, Tensor *running_mean, Tensor *running_var,
+                                     Tensor *y, Tensor *save_mean, Tensor *save_invstd);
+    void (*batch_norm_forward_eval)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                    const Tensor *beta, const Tensor *running_mean,
+                                    const Tensor *running_var, Tensor *y);
+    /* mean/invstd: the saved batch statistics (train) or running mean and 1/sqrt(var+eps) (eval). */
+    void (*batch_norm_backward)(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x,
+                                const Tensor *gamma, const Tensor *mean, const Tensor *invstd,
+                                const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta);
+
+    void (*unary_forward)(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, Tensor *y);
+    void (*unary_backward)(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, const Tensor *y,
+                           const Tensor *dy, Tensor *dx);
+
+    /* b broadcasts to a: same ndim, each of b's dims equal to a's or 1. y has a's shape. */
+    void (*binary_forward)(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, Tensor *y);
+    void (*binary_backward)(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, const Tensor *dy,
+                            Tensor *da, Tensor *db);
+
+    void (*reduce_forward)(Ctx *ctx, const ReduceGeom *g, const Tensor *x, Tensor *y);
+    void (*reduce_backward)(Ctx *ctx, const ReduceGeom *g, const Tensor *dy, Tensor *dx);
+
+    void (*max_pool_forward)(Ctx *ctx, const PoolGeom *g, const Tensor *x, Tensor *y, Tensor *argmax);
+    void (*max_pool_backward)(Ctx *ctx, const PoolGeom *g, const Tensor *argmax, const Tensor *dy, Tensor *dx);
+
+    void (*linear_forward)(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                           Tensor *y);
+    void (*linear_backward)(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
+                            Tensor *dx, Tensor *dw, Tensor *db);
+
+    /* Row-wise over the last dim of x viewed as (rows, cols). */
+    void (*softmax_forward)(Ctx *ctx, int64_t rows, int64_t cols, bool log, const Tensor *x, Tensor *y);
+    void (*softmax_backward)(Ctx *ctx, int64_t rows, int64_t cols, bool log, const Tensor *y, const Tensor *dy,
+                             Tensor *dx);
+    /* Mean cross-entropy of logits (rows, cols) against i32 labels (rows); loss is a scalar;
+     * probs (rows, cols) keeps the softmax for the backward pass. */
+    void (*cross_entropy_forward)(Ctx *ctx, int64_t rows, int64_t cols, const Tensor *logits,
+                                  const Tensor *labels, Tensor *loss, Tensor *probs);
+    void (*cross_entropy_backward)(Ctx *ctx, int64_t rows, int64_t cols, const Tensor *probs,
+                                   const Tensor *labels, const Tensor *dloss, Tensor *dlogits);
+
+    /* x: (B, T, R)  idx: (B, F) i32 in [0, T)  y: (B, F, R); backward scatter-adds in index order. */
+    void (*gather_forward)(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *x,
+                           const Tensor *idx, Tensor *y);
+    void (*gather_backward)(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *idx,
+                            const Tensor *dy, Tensor *dx);
+
+    /* theta: (N, 2, 3) → grid: (N, H, W, 2) at normalised pixel centres (align_corners = false). */
+    void (*affine_grid_forward)(Ctx *ctx, int N, int H, int W, const Tensor *theta, Tensor *grid);
+    void (*affine_grid_backward)(Ctx *ctx, int N, int H, int W, const Tensor *dgrid, Tensor *dtheta);
+    /* Bilinear, zeros padding, align_corners = false.
+     * x: (N, C, H, W)  grid: (N, Ho, Wo, 2) as (x, y) in [-1, 1]  y: (N, C, Ho, Wo) */
+    void (*grid_sample_forward)(Ctx *ctx, const Tensor *x, const Tensor *grid, Tensor *y);
+    void (*grid_sample_backward)(Ctx *ctx, const Tensor *x, const Tensor *grid, const Tensor *dy, Tensor *dx,
+                                 Tensor *dgrid);
+
+    /* TSM. x: (N·T, C, H, W); channels [0, C/fold) take frame t+1, [C/fold, 2C/fold) frame t−1,
+     * zeros at the ends; the rest unchanged. */
+    void (*temporal_shift_forward)(Ctx *ctx, int64_t N, int T, int64_t C, int64_t HW, int fold_div,
+                                   const Tensor *x, Tensor *y);
+    void (*temporal_shift_backward)(Ctx *ctx, int64_t N, int T, int64_t C, int64_t HW, int fold_div,
+                                    const Tensor *dy, Tensor *dx);
+
+    /* Linear interpolation along the last dim, align_corners = false: x (rows, Tin) → y (rows, Tout). */
+    void (*interp_linear_forward)(Ctx *ctx, int64_t rows, int Tin, int Tout, const Tensor *x, Tensor *y);
+    void (*interp_linear_backward)(Ctx *ctx, int64_t rows, int Tin, int Tout, const Tensor *dy, Tensor *dx);
+
+    /* Element i is kept iff rng_uniform(stream, i) >= p, and then scaled by 1/(1-p). The backward
+     * pass regenerates the same mask from the stream instead of storing it. */
+    void (*dropout_forward)(Ctx *ctx, float p, const RngStream *stream, const Tensor *x, Tensor *y);
+    void (*dropout_backward)(Ctx *ctx, float p, const RngStream *stream, const Tensor *dy, Tensor *dx);
+};
+
+const BackendOps *cpu_backend_ops(void);
+
+#endif

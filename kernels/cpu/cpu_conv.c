@@ -1,0 +1,25 @@
+/* cpu_conv.c — PLACEHOLDER until its owner lands the real kernels (development only). */
+#include "cpu_kernels.h"
+
+void cpu_conv_forward_ref(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                          Tensor *y)
+{
+    ctx_set_error(ctx, "cpu_conv_forward_ref: not implemented yet");
+}
+
+void cpu_conv_backward_ref(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
+                           Tensor *dx, Tensor *dw, Tensor *db)
+{
+    ctx_set_error(ctx, "cpu_conv_backward_ref: not implemented yet");
+}
+
+void cpu_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y)
+{
+    ctx_set_error(ctx, "cpu_conv_forward: not implemented yet");
+}
+
+void cpu_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
+                       Tensor *dx, Tensor *dw, Tensor *db)
+{
+    ctx_set_error(ctx, "cpu_conv_backward: not implemented yet");
+}
