@@ -75,7 +75,10 @@ NVCCFLAGS := -O3 -std=c++17 -I. -I$(CUDNN_INC) $(FEATURE_DEFS) \
              -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) -Xcompiler -Wall,-Wextra
 CUDA_LIBDIRS := -L$(CUDA_HOME)/lib -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib/stubs -L$(CUDA_HOME)/lib64/stubs \
                 -L$(CUDNN_LIB)
-LDLIBS += $(CUDA_LIBDIRS) -lcudnn -lcublasLt -lcublas -lcupti -lcudart -lcuda -lstdc++
+# No -lcuda: the runtime loads the driver itself, so the binary still starts on a machine without
+# a GPU driver (CI) and says so instead of failing in the dynamic loader.
+LDLIBS += $(CUDA_LIBDIRS) -Wl,--as-needed -Wl,-rpath,$(CUDA_HOME)/lib:$(CUDA_HOME)/lib64:$(CUDNN_LIB) \
+          -lcudnn -lcublasLt -lcublas -lcupti -lcudart -lstdc++ -Wl,--no-as-needed
 endif
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(CUDA_C_SRCS:%.c=$(OBJ)/%.o) $(CUDA_CU_SRCS:%.cu=$(OBJ)/%.cu.o)

@@ -1,23 +1,138 @@
-/* cpu_norm.c — PLACEHOLDER until its owner lands the real kernels (development only). */
+/* cpu_norm.c — batch normalisation kernels (train and eval forward, backward) on the CPU.
+ *
+ * x is viewed as (N, C, S) with S the product of the dims after C (1 for BN1d), so one channel
+ * c owns the elements x[(n·C + c)·S + s]. Every loop over channels writes only that channel's
+ * outputs, so the channel loop may run in parallel; the sums inside one channel always run in
+ * the same order (n, then s) in double precision, so results are bit-identical run to run and
+ * do not lose digits on large batches.
+ */
+#include <math.h>
+
 #include "cpu_kernels.h"
+
+/* Mean and biased variance of channel c, two passes in double (the one-pass E[x²] − E[x]² form
+ * cancels badly when |mean| ≫ std). */
+static void channel_stats(const NormGeom *g, const float *px, int64_t c, double *mean, double *var)
+{
+    double n = (double)(g->N * g->S), sum = 0, sq = 0;
+    for (int64_t i = 0; i < g->N; i++) {
+        const float *row = px + (i * g->C + c) * g->S; /* (S) */
+        for (int64_t s = 0; s < g->S; s++)
+            sum += row[s];
+    }
+    double m = sum / n;
+    for (int64_t i = 0; i < g->N; i++) {
+        const float *row = px + (i * g->C + c) * g->S; /* (S) */
+        for (int64_t s = 0; s < g->S; s++) {
+            double d = row[s] - m;
+            sq += d * d;
+        }
+    }
+    *mean = m;
+    *var = sq / n;
+}
+
+/* y = (x − mean)·invstd·γ + β on channel c, as one scale and one shift per channel. */
+static void channel_normalise(const NormGeom *g, const float *px, float *py, int64_t c, double mean, double invstd,
+                              double gamma, double beta)
+{
+    double scale = invstd * gamma, shift = beta - mean * scale;
+    for (int64_t i = 0; i < g->N; i++) {
+        const float *xr = px + (i * g->C + c) * g->S; /* (S) */
+        float *yr = py + (i * g->C + c) * g->S;       /* (S) */
+        for (int64_t s = 0; s < g->S; s++)
+            yr[s] = (float)(xr[s] * scale + shift);
+    }
+}
 
 void cpu_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                   const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y,
                                   Tensor *save_mean, Tensor *save_invstd)
 {
-    ctx_set_error(ctx, "cpu_batch_norm_forward_train: not implemented yet");
+    const float *px = tensor_f32(x);                                   /* (N, C, S) */
+    const float *pg = tensor_f32(gamma), *pb = tensor_f32(beta);       /* (C) each */
+    float *prm = tensor_f32(running_mean), *prv = tensor_f32(running_var); /* (C) each, updated */
+    float *py = tensor_f32(y);                                         /* (N, C, S) */
+    float *pm = tensor_f32(save_mean), *pis = tensor_f32(save_invstd); /* (C) each */
+    int64_t n = g->N * g->S;
+    /* PyTorch keeps the running variance unbiased: var · n/(n−1). The op layer guarantees n > 1. */
+    double unbias = (double)n / (double)(n - 1), mom = g->momentum;
+#pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
+    for (int64_t c = 0; c < g->C; c++) {
+        double mean, var;
+        channel_stats(g, px, c, &mean, &var);
+        double invstd = 1.0 / sqrt(var + (double)g->eps);
+        pm[c] = (float)mean;
+        pis[c] = (float)invstd;
+        /* Same order of terms as PyTorch's CPU update (momentum·batch + (1−momentum)·running). */
+        prm[c] = (float)(mom * mean + (1.0 - mom) * prm[c]);
+        prv[c] = (float)(mom * var * unbias + (1.0 - mom) * prv[c]);
+        channel_normalise(g, px, py, c, mean, invstd, pg[c], pb[c]);
+    }
 }
 
 void cpu_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                  const Tensor *beta, const Tensor *running_mean, const Tensor *running_var,
                                  Tensor *y)
 {
-    ctx_set_error(ctx, "cpu_batch_norm_forward_eval: not implemented yet");
+    const float *px = tensor_f32(x);                                         /* (N, C, S) */
+    const float *pg = tensor_f32(gamma), *pb = tensor_f32(beta);             /* (C) each */
+    const float *prm = tensor_f32(running_mean), *prv = tensor_f32(running_var); /* (C) each */
+    float *py = tensor_f32(y);                                               /* (N, C, S) */
+#pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
+    for (int64_t c = 0; c < g->C; c++) {
+        double invstd = 1.0 / sqrt((double)prv[c] + (double)g->eps);
+        channel_normalise(g, px, py, c, prm[c], invstd, pg[c], pb[c]);
+    }
 }
 
+/* With x̂ = (x − mean)·invstd:
+ *   dβ = Σ dy,  dγ = Σ dy·x̂   (sums over n and s of one channel)
+ *   eval (fixed statistics):  dx = dy·γ·invstd
+ *   train (statistics of this batch, m = N·S values per channel):
+ *       dx = γ·invstd/m · (m·dy − dβ − x̂·dγ)
+ * The train formula needs both sums even when dγ/dβ themselves are not wanted. */
 void cpu_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma,
                              const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx,
                              Tensor *dgamma, Tensor *dbeta)
 {
-    ctx_set_error(ctx, "cpu_batch_norm_backward: not implemented yet");
+    const float *px = tensor_f32(x), *pdy = tensor_f32(dy);               /* (N, C, S) each */
+    const float *pg = tensor_f32(gamma);                                  /* (C) */
+    const float *pm = tensor_f32(mean), *pis = tensor_f32(invstd);        /* (C) each */
+    float *pdx = dx ? tensor_f32(dx) : NULL;                              /* (N, C, S), accumulated */
+    float *pdg = dgamma ? tensor_f32(dgamma) : NULL;                      /* (C), accumulated */
+    float *pdb = dbeta ? tensor_f32(dbeta) : NULL;                        /* (C), accumulated */
+    double m = (double)(g->N * g->S);
+#pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
+    for (int64_t c = 0; c < g->C; c++) {
+        double mu = pm[c], is = pis[c], sum_dy = 0, sum_dy_xhat = 0;
+        for (int64_t i = 0; i < g->N; i++) {
+            const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
+            const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
+            for (int64_t s = 0; s < g->S; s++) {
+                sum_dy += gr[s];
+                sum_dy_xhat += gr[s] * (xr[s] - mu) * is;
+            }
+        }
+        if (pdb)
+            pdb[c] += (float)sum_dy;
+        if (pdg)
+            pdg[c] += (float)sum_dy_xhat;
+        if (!pdx)
+            continue;
+        double k = pg[c] * is;
+        for (int64_t i = 0; i < g->N; i++) {
+            const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
+            const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
+            float *dr = pdx + (i * g->C + c) * g->S;        /* (S) */
+            for (int64_t s = 0; s < g->S; s++) {
+                if (batch_stats) {
+                    double xhat = (xr[s] - mu) * is;
+                    dr[s] += (float)(k / m * (m * gr[s] - sum_dy - xhat * sum_dy_xhat));
+                } else {
+                    dr[s] += (float)(k * gr[s]);
+                }
+            }
+        }
+    }
 }
