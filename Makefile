@@ -70,7 +70,7 @@ ifeq ($(USE_CUDA),1)
 CUDA_C_SRCS := $(wildcard kernels/cuda/*.c)
 CUDA_CU_SRCS := $(wildcard kernels/cuda/*.cu)
 CFLAGS += -I$(CUDA_HOME)/include -I$(CUDNN_INC)
-NVCCFLAGS := -O3 -std=c++17 -I. -I$(CUDNN_INC) $(FEATURE_DEFS) \
+NVCCFLAGS := -O3 -std=c++17 -I. -I$(CUDNN_INC) $(FEATURE_DEFS) -DCUDA_ARCH_BUILT=$(CUDA_ARCH) \
              -gencode arch=compute_$(CUDA_ARCH),code=sm_$(CUDA_ARCH) \
              -gencode arch=compute_$(CUDA_ARCH),code=compute_$(CUDA_ARCH) -Xcompiler -Wall,-Wextra
 CUDA_LIBDIRS := -L$(CUDA_HOME)/lib -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib/stubs -L$(CUDA_HOME)/lib64/stubs \
@@ -128,7 +128,7 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB)
 	$(Q)$(CC) $(CFLAGS_OPT) $(LDFLAGS_SAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
 $(GPU_TEST_OBJS): CFLAGS += $(CMOCKA_CFLAGS)
-$(GPU_TEST_BIN): $(GPU_TEST_OBJS) $(filter-out $(OBJ)/tests/test_main.o,$(TEST_OBJS)) $(LIB)
+$(GPU_TEST_BIN): $(GPU_TEST_OBJS) $(OBJ)/tests/test_util.o $(OBJ)/tests/test_runner.o $(LIB)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(CFLAGS_OPT) $(LDFLAGS_SAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 

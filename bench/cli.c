@@ -1,8 +1,12 @@
 /* cli.c — subcommand dispatch and the top-level help. */
 #include "bench/cli.h"
 
+#include <stdbool.h>
+
 #include <stdio.h>
 #include <string.h>
+
+#include "bench/blas_select.h"
 
 typedef struct {
     const char *name;
@@ -25,6 +29,7 @@ static void print_help(FILE *out)
 
 int cli_main(int argc, char **argv)
 {
+    blas_select_fastest_kernels(argv);
     if (argc < 2) {
         print_help(stderr);
         return 2;

@@ -1,5 +1,8 @@
 /* version_info.c — see version_info.h. Feature macros come from the Makefile (HAVE_*). */
 #include "bench/version_info.h"
+#include "bench/blas_select.h"
+
+#include <stdbool.h>
 
 #include <string.h>
 
@@ -16,6 +19,9 @@
 #endif
 #if HAVE_OPENMP
 #include <omp.h>
+#endif
+#if HAVE_CUDA
+#include "kernels/cuda/cuda_device.h"
 #endif
 
 #ifndef FOCUSBENCH_GIT_COMMIT
@@ -55,7 +61,11 @@ void version_print(FILE *out)
     fprintf(out, "features:   %s\n", version_build_flags());
     fprintf(out, "libraries:\n");
 #if HAVE_BLAS
-    fprintf(out, "  %-12s %s\n", "openblas", openblas_get_config());
+    fprintf(out, "  %-12s%s, kernels %s", "openblas", OPENBLAS_VERSION, blas_core_name());
+    if (blas_overridden_core())
+        fprintf(out, " (OPENBLAS_CORETYPE=%s overridden on this AVX-512 CPU; FOCUSBENCH_KEEP_OPENBLAS_CORETYPE=1 keeps it)",
+                blas_overridden_core());
+    fprintf(out, "\n");
 #else
     fprintf(out, "  %-12s (not built: built-in GEMM)\n", "blas");
 #endif
@@ -72,7 +82,20 @@ void version_print(FILE *out)
 #if HAVE_CSV
     fprintf(out, "  %-12s %d.%d.%d\n", "libcsv", CSV_MAJOR, CSV_MINOR, CSV_RELEASE);
 #endif
-#if !HAVE_CUDA
+#if HAVE_CUDA
+    CudaDeviceInfo dev;
+    bool usable = cuda_device_query(&dev);
+    fprintf(out, "  %-12s runtime %d.%d, built for sm_%d\n", "cuda", dev.runtime_version / 1000,
+            dev.runtime_version % 1000 / 10, dev.compiled_arch);
+    fprintf(out, "  %-12s %zu\n", "cudnn", dev.cudnn_version);
+    fprintf(out, "  %-12s %zu\n", "cublasLt", dev.cublaslt_version);
+    if (usable)
+        fprintf(out, "device:     %s (sm_%d%d, %d SMs, %.1f GiB), driver supports CUDA %d.%d\n", dev.name,
+                dev.cc_major, dev.cc_minor, dev.sm_count, dev.mem_gib, dev.driver_version / 1000,
+                dev.driver_version % 1000 / 10);
+    else
+        fprintf(out, "device:     none usable: %s\n", dev.reason);
+#else
     fprintf(out, "  %-12s (backend not built)\n", "cuda");
 #endif
 }

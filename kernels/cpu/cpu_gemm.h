@@ -1,0 +1,28 @@
+/* cpu_gemm.h — single-precision matrix multiply for the CPU kernels (conv, linear).
+ *
+ * Owns: cpu_sgemm, the one GEMM entry point of kernels/cpu, and cpu_sgemm_builtin, the portable
+ * blocked C GEMM it falls back to. All matrices are row-major:
+ *     C (M, N) = alpha · op(A) (M, K) · op(B) (K, N) + beta · C
+ * op(A) = A stored (M, K) with leading dim lda, or, when trans_a, Aᵀ of A stored (K, M);
+ * op(B) = B stored (K, N) with leading dim ldb, or, when trans_b, Bᵀ of B stored (N, K).
+ * beta == 0 overwrites C without reading it (BLAS semantics: C may hold garbage or NaN).
+ *
+ * cpu_sgemm calls OpenBLAS (cblas_sgemm) when the build found it (HAVE_BLAS=1), else the builtin.
+ * Both are deterministic: the same call gives bit-identical results on every run with the same
+ * thread count (the builtin: with any thread count). Call them from serial code: they thread
+ * internally (OpenBLAS threads, or OpenMP in the builtin).
+ */
+#ifndef FOCUSBENCH_CPU_GEMM_H
+#define FOCUSBENCH_CPU_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+void cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+               const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* The portable fallback, always compiled so tests exercise it on machines with OpenBLAS too. */
+void cpu_sgemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                       int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+#endif
