@@ -1,10 +1,732 @@
-/* cmd_bench_ops.c — PLACEHOLDER until the conv owner lands the benchmark (development only). */
+/* cmd_bench_ops.c — `focusbench bench-ops`: times the CPU conv/linear paths on ResNet-50 and
+ * MobileNetV2 layer shapes (and the Uni-AdaFocus head's linear layers) and prints GFLOP/s next
+ * to this CPU's measured fp32 FMA peak.
+ *
+ * Owns: the benchmark layer table (the one source: `--list-layers` prints it for
+ * scripts/bench_ops_torch.py, which times the same shapes in PyTorch), the timing protocol and
+ * the table / CSV output.
+ *
+ * Timing protocol, per layer: inputs and weights are allocated and filled once; one planning
+ * pass sizes the context's arenas (ctx_begin_pass then consolidates them into one block each);
+ * the arenas are then FROZEN, so any allocation inside the warm-up or timed passes would fail the
+ * op with an error, and the arenas' system-allocation counters are checked unchanged at the end.
+ * After --warmup passes, each timed run is one op call (the forward fast path, or with
+ * --backward also tape_backward after an untimed forward), repeated until both --repeats runs and
+ * --min-time seconds are reached. Reported: median, p25/p75 (IQR) and min of the runs.
+ * GFLOP/s = 2 · MACs / median (the paper's MAC count: conv/linear, bias not counted).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "bench/blas_select.h"
 #include "bench/cli.h"
+#include "bench/version_info.h"
+#include "kernels/context.h"
+#include "kernels/cpu/cpu_peak.h"
+#include "kernels/ops.h"
+#include "kernels/tape.h"
+#include "kernels/tensor.h"
+
+#if HAVE_BLAS
+#include <cblas.h>
+#endif
+#if HAVE_OPENMP
+#include <omp.h>
+#endif
+
+enum { CSV_SCHEMA_VERSION = 1, FRAMES_PER_SAMPLE = 16 };
+
+/* ---- the layer table ---------------------------------------------------------------------- */
+
+typedef enum { LAYER_CONV, LAYER_LINEAR } LayerKind;
+
+typedef struct {
+    const char *name;  /* unique; --filter matches substrings of it */
+    const char *net;   /* where the shape comes from */
+    const char *group; /* summary line this layer adds to */
+    LayerKind kind;
+    int cin, cout;     /* conv: channels in/out; linear: features in/out */
+    int h, w;          /* conv: input spatial size (224² network input) */
+    int ksize, stride, pad, groups;
+    int rows_per_sample; /* linear: rows of x per batch element (16 frames of a clip) */
+} LayerSpec;
+
+#define CONV(nm, net, grp, ci, co, hw, k, s, p, g) {nm, net, grp, LAYER_CONV, ci, co, hw, hw, k, s, p, g, 0}
+#define LINEAR(nm, net, grp, fi, fo) {nm, net, grp, LAYER_LINEAR, fi, fo, 1, 1, 1, 1, 0, 1, FRAMES_PER_SAMPLE}
+
+static const LayerSpec LAYERS[] = {
+    /* ResNet-50 at 224²: the stem, the 3×3 conv of a non-first bottleneck of each stage, and
+     * 1×1 convs that expand, reduce and expand at the widest point. */
+    CONV("r50.stem7x7_s2", "resnet50", "resnet50 stem", 3, 64, 224, 7, 2, 3, 1),
+    CONV("r50.l1.3x3", "resnet50", "resnet50 3x3", 64, 64, 56, 3, 1, 1, 1),
+    CONV("r50.l2.3x3", "resnet50", "resnet50 3x3", 128, 128, 28, 3, 1, 1, 1),
+    CONV("r50.l3.3x3", "resnet50", "resnet50 3x3", 256, 256, 14, 3, 1, 1, 1),
+    CONV("r50.l4.3x3", "resnet50", "resnet50 3x3", 512, 512, 7, 3, 1, 1, 1),
+    CONV("r50.l1.1x1_64to256", "resnet50", "resnet50 1x1", 64, 256, 56, 1, 1, 0, 1),
+    CONV("r50.l3.1x1_1024to256", "resnet50", "resnet50 1x1", 1024, 256, 14, 1, 1, 0, 1),
+    CONV("r50.l4.1x1_512to2048", "resnet50", "resnet50 1x1", 512, 2048, 7, 1, 1, 0, 1),
+    /* MobileNetV2 at 224²: the depthwise 3×3 of every distinct (channels, size, stride), then
+     * pointwise expand/project convs. */
+    CONV("mbv2.dw32_112", "mobilenetv2", "mobilenetv2 depthwise", 32, 32, 112, 3, 1, 1, 32),
+    CONV("mbv2.dw96_112_s2", "mobilenetv2", "mobilenetv2 depthwise", 96, 96, 112, 3, 2, 1, 96),
+    CONV("mbv2.dw144_56", "mobilenetv2", "mobilenetv2 depthwise", 144, 144, 56, 3, 1, 1, 144),
+    CONV("mbv2.dw144_56_s2", "mobilenetv2", "mobilenetv2 depthwise", 144, 144, 56, 3, 2, 1, 144),
+    CONV("mbv2.dw192_28", "mobilenetv2", "mobilenetv2 depthwise", 192, 192, 28, 3, 1, 1, 192),
+    CONV("mbv2.dw384_14", "mobilenetv2", "mobilenetv2 depthwise", 384, 384, 14, 3, 1, 1, 384),
+    CONV("mbv2.dw576_14", "mobilenetv2", "mobilenetv2 depthwise", 576, 576, 14, 3, 1, 1, 576),
+    CONV("mbv2.dw576_14_s2", "mobilenetv2", "mobilenetv2 depthwise", 576, 576, 14, 3, 2, 1, 576),
+    CONV("mbv2.dw960_7", "mobilenetv2", "mobilenetv2 depthwise", 960, 960, 7, 3, 1, 1, 960),
+    CONV("mbv2.pw16to96_112", "mobilenetv2", "mobilenetv2 pointwise", 16, 96, 112, 1, 1, 0, 1),
+    CONV("mbv2.pw144to24_56", "mobilenetv2", "mobilenetv2 pointwise", 144, 24, 56, 1, 1, 0, 1),
+    CONV("mbv2.pw576to96_14", "mobilenetv2", "mobilenetv2 pointwise", 576, 96, 14, 1, 1, 0, 1),
+    CONV("mbv2.pw320to1280_7", "mobilenetv2", "mobilenetv2 pointwise", 320, 1280, 7, 1, 1, 0, 1),
+    /* Linear layers on per-frame features (rows = batch · 16 frames): ResNet-50 and MobileNetV2
+     * feature widths into a 4096-wide hidden layer, and a 200-class (ActivityNet) classifier. */
+    LINEAR("fc.2048to4096", "adafocus-head", "linear", 2048, 4096),
+    LINEAR("fc.1280to4096", "adafocus-head", "linear", 1280, 4096),
+    LINEAR("fc.4096to200", "adafocus-head", "linear", 4096, 200),
+};
+enum { N_LAYERS = (int)(sizeof LAYERS / sizeof LAYERS[0]) };
+
+static int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+/* Multiply-accumulates of one forward pass at batch n (bias not counted). */
+static double layer_macs(const LayerSpec *L, int n)
+{
+    if (L->kind == LAYER_LINEAR)
+        return (double)n * L->rows_per_sample * L->cin * (double)L->cout;
+    int ho = conv_out_size(L->h, L->ksize, L->stride, L->pad), wo = conv_out_size(L->w, L->ksize, L->stride, L->pad);
+    return (double)n * L->cout * ho * wo * (double)(L->cin / L->groups) * L->ksize * L->ksize;
+}
+
+/* "N16 C64→64 56x56 k3 s1 p1 g1" or "M256 2048→4096". */
+static void layer_shape_str(const LayerSpec *L, int n, char *buf, size_t cap)
+{
+    if (L->kind == LAYER_LINEAR)
+        snprintf(buf, cap, "M%d %d->%d", n * L->rows_per_sample, L->cin, L->cout);
+    else
+        snprintf(buf, cap, "N%d %d->%d %dx%d k%d s%d g%d", n, L->cin, L->cout, L->h, L->w, L->ksize, L->stride,
+                 L->groups);
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int batch, threads, repeats, warmup;
+    double min_time, peak_time;
+    const char *csv_path;
+    const char *filter; /* comma-separated substrings; NULL = all */
+    bool reference, backward, list_layers, peak_only;
+} Options;
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: focusbench bench-ops [--batch N] [--threads N] [--repeats N] [--min-time S] [--warmup N]\n"
+            "                            [--filter SUBSTR[,SUBSTR...]] [--backward] [--reference]\n"
+            "                            [--peak-time S] [--csv FILE] [--list-layers] [--peak-only] [--help]\n"
+            "\n"
+            "Times the CPU backend's conv2d and linear ops on the layer shapes of ResNet-50 (stem 7x7/2, the\n"
+            "3x3 convs of the four stages, 1x1 convs), MobileNetV2 (depthwise 3x3 and pointwise convs) at a\n"
+            "224x224 input, and linear layers on per-frame features (M = batch x 16 frames). Each layer is\n"
+            "reported with its median time, IQR, GFLOP/s and the percentage of this CPU's fp32 FMA peak,\n"
+            "which is measured first with the same thread count (a synthetic kernel of independent vector\n"
+            "FMA chains of the widest ISA the build targets; best of 10 repeats).\n"
+            "\n"
+            "GFLOP/s = 2 x MACs / median time: MACs of the conv/linear layer with the bias not counted\n"
+            "(the paper's convention; 1 MAC = 2 FLOP). Bias is present in every layer (an inference conv\n"
+            "with batch norm folded in).\n"
+            "\n"
+            "Timing: per layer, inputs and weights are allocated before timing; one planning pass sizes the\n"
+            "context's arenas, which are then frozen (an allocation inside a timed pass would fail the run),\n"
+            "then --warmup passes, then timed runs until both --repeats runs and --min-time seconds are\n"
+            "reached. A progress line per layer goes to stderr.\n"
+            "\n"
+            "options:\n"
+            "  --batch N        batch size (images; linear rows = N x 16)            [16]\n"
+            "  --threads N      OpenMP and OpenBLAS threads                           [OMP_NUM_THREADS or all cores]\n"
+            "  --repeats N      at least N timed runs per layer                      [10]\n"
+            "  --min-time S     and at least S seconds of timed runs per layer       [0.5]\n"
+            "  --warmup N       untimed runs after the planning pass                 [2]\n"
+            "  --filter LIST    only layers whose name contains one of the comma-separated substrings\n"
+            "                   (names: see --list-layers), e.g. --filter r50.l,mbv2.dw\n"
+            "  --backward       also time the backward pass (tape_backward: dx, dw, db after an untimed\n"
+            "                   forward); its GFLOP/s counts 2 x forward MACs (dx and dw)\n"
+            "  --reference      time the plain reference kernels instead of the fast paths (slow: use a\n"
+            "                   small --batch and --filter)\n"
+            "  --peak-time S    seconds spent measuring the FMA peak                  [1.0]\n"
+            "  --csv FILE       also write the rows to FILE (CSV, C-locale numbers; written to FILE.tmp\n"
+            "                   and renamed when complete)\n"
+            "  --list-layers    print the layer table as CSV and exit (read by scripts/bench_ops_torch.py)\n"
+            "  --peak-only      measure and print only the FMA peak (\"peak_gflops=...\") and exit\n"
+            "  --help           this text\n"
+            "\n"
+            "Exit status: 0 success, 1 a layer failed (message on stderr), 2 bad usage.\n"
+            "Example: focusbench bench-ops --batch 16 --threads 2 --csv results/bench_ops.csv\n");
+}
+
+static bool parse_int(const char *flag, const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "bench-ops: %s must be an integer in [%d, %d], got '%s'\n", flag, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+static bool parse_seconds(const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || errno || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "bench-ops: %s must be a number of seconds in [%g, %g], got '%s'\n", flag, lo, hi,
+                s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static int default_threads(void)
+{
+#if HAVE_OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Returns 0 on success, 2 on a usage error (message printed), -1 after --help. */
+static int parse_options(int argc, char **argv, Options *o)
+{
+    *o = (Options){.batch = 16, .threads = default_threads(), .repeats = 10, .warmup = 2, .min_time = 0.5,
+                   .peak_time = 1.0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes_value = true;
+        bool ok = true;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            print_usage(stdout);
+            return -1;
+        } else if (strcmp(a, "--batch") == 0) {
+            ok = parse_int(a, v, 1, 4096, &o->batch);
+        } else if (strcmp(a, "--threads") == 0) {
+            ok = parse_int(a, v, 1, 1024, &o->threads);
+        } else if (strcmp(a, "--repeats") == 0) {
+            ok = parse_int(a, v, 1, 1000000, &o->repeats);
+        } else if (strcmp(a, "--warmup") == 0) {
+            ok = parse_int(a, v, 0, 1000000, &o->warmup);
+        } else if (strcmp(a, "--min-time") == 0) {
+            ok = parse_seconds(a, v, 0, 3600, &o->min_time);
+        } else if (strcmp(a, "--peak-time") == 0) {
+            ok = parse_seconds(a, v, 0.005, 600, &o->peak_time);
+        } else if (strcmp(a, "--csv") == 0 || strcmp(a, "--filter") == 0) {
+            if (!v || !*v) {
+                fprintf(stderr, "bench-ops: %s needs a value\n", a);
+                return 2;
+            }
+            if (strcmp(a, "--csv") == 0)
+                o->csv_path = v;
+            else
+                o->filter = v;
+        } else {
+            takes_value = false;
+            if (strcmp(a, "--reference") == 0)
+                o->reference = true;
+            else if (strcmp(a, "--backward") == 0)
+                o->backward = true;
+            else if (strcmp(a, "--list-layers") == 0)
+                o->list_layers = true;
+            else if (strcmp(a, "--peak-only") == 0)
+                o->peak_only = true;
+            else {
+                fprintf(stderr, "bench-ops: unknown option '%s' (see focusbench bench-ops --help)\n", a);
+                return 2;
+            }
+        }
+        if (!ok)
+            return 2;
+        if (takes_value)
+            i++;
+    }
+    return 0;
+}
+
+/* Whether `name` contains one of the comma-separated substrings of `filter` (NULL: all). */
+static bool filter_matches(const char *filter, const char *name)
+{
+    if (!filter)
+        return true;
+    const char *p = filter;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len > 0) {
+            char part[128];
+            snprintf(part, sizeof part, "%.*s", (int)(len < sizeof part ? len : sizeof part - 1), p);
+            if (strstr(name, part))
+                return true;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return false;
+}
+
+/* ---- environment -------------------------------------------------------------------------- */
+
+static void set_threads(int threads)
+{
+#if HAVE_OPENMP
+    omp_set_num_threads(threads);
+#endif
+#if HAVE_BLAS
+    openblas_set_num_threads(threads);
+#endif
+}
+
+
+/* The "model name" line of /proc/cpuinfo, or "unknown". */
+static void cpu_model(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *colon = strchr(line, ':');
+            if (colon) {
+                colon++;
+                while (*colon == ' ' || *colon == '\t')
+                    colon++;
+                colon[strcspn(colon, "\n")] = '\0';
+                snprintf(buf, cap, "%s", colon);
+            }
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- one layer ---------------------------------------------------------------------------- */
+
+/* A host f32 tensor outside every arena (inputs and weights live across passes), filled with
+ * a cheap deterministic pattern in [-1, 1); values do not matter for speed as long as they are
+ * normal numbers. */
+static Tensor *host_tensor(int ndim, const int64_t *dims, bool with_grad, uint32_t salt)
+{
+    Tensor *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    tensor_set_shape(t, ndim, dims);
+    t->dtype = DTYPE_F32;
+    t->backend = BACKEND_CPU;
+    size_t bytes = (tensor_bytes(t) + 63) / 64 * 64;
+    t->data = aligned_alloc(64, bytes ? bytes : 64);
+    if (!t->data) {
+        free(t);
+        return NULL;
+    }
+    float *p = tensor_f32(t);
+    uint32_t s = 2463534242u ^ salt;
+    for (int64_t i = 0; i < tensor_numel(t); i++) {
+        s ^= s << 13, s ^= s >> 17, s ^= s << 5; /* xorshift32 */
+        p[i] = (float)(s >> 8) * (2.0f / 16777216.0f) - 1.0f;
+    }
+    if (with_grad) {
+        t->requires_grad = true;
+        t->grad = host_tensor(ndim, dims, false, salt + 1);
+        if (!t->grad) {
+            free(t->data);
+            free(t);
+            return NULL;
+        }
+        memset(t->grad->data, 0, tensor_bytes(t->grad));
+    }
+    return t;
+}
+
+static void host_tensor_free(Tensor *t)
+{
+    if (!t)
+        return;
+    host_tensor_free(t->grad);
+    free(t->data);
+    free(t);
+}
+
+typedef struct {
+    Tensor *x, *w, *b;
+} LayerData;
+
+static bool layer_data_create(const LayerSpec *L, int n, bool with_grad, LayerData *d)
+{
+    memset(d, 0, sizeof *d);
+    if (L->kind == LAYER_CONV) {
+        d->x = host_tensor(4, (int64_t[]){n, L->cin, L->h, L->w}, with_grad, 1);             /* (N, C, H, W) */
+        d->w = host_tensor(4, (int64_t[]){L->cout, L->cin / L->groups, L->ksize, L->ksize}, with_grad, 3);
+        /* w: (K, C/groups, k, k) */
+    } else {
+        d->x = host_tensor(2, (int64_t[]){(int64_t)n * L->rows_per_sample, L->cin}, with_grad, 1); /* (M, K) */
+        d->w = host_tensor(2, (int64_t[]){L->cout, L->cin}, with_grad, 3);                          /* (N, K) */
+    }
+    d->b = host_tensor(1, (int64_t[]){L->cout}, with_grad, 5); /* (K) or (N) */
+    if (d->w) { /* weights ~ U(-1/sqrt(fan_in), ..) keep outputs O(1) */
+        float scale = 1.0f / sqrtf((float)(tensor_numel(d->w) / L->cout));
+        float *p = tensor_f32(d->w);
+        for (int64_t i = 0; i < tensor_numel(d->w); i++)
+            p[i] *= scale;
+    }
+    return d->x && d->w && d->b;
+}
+
+static void layer_data_free(LayerData *d)
+{
+    host_tensor_free(d->x);
+    host_tensor_free(d->w);
+    host_tensor_free(d->b);
+    memset(d, 0, sizeof *d);
+}
+
+static Tensor *layer_forward(Ctx *ctx, const LayerSpec *L, const LayerData *d)
+{
+    if (L->kind == LAYER_CONV)
+        return op_conv2d(ctx, d->x, d->w, d->b, L->stride, L->pad, L->groups);
+    return op_linear(ctx, d->x, d->w, d->b);
+}
+
+typedef struct {
+    double median_ms, p25_ms, p75_ms, min_ms;
+    int runs;
+} Stats;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Percentile q in [0, 1] of sorted v[n] with linear interpolation (numpy's default). */
+static double percentile(const double *v, int n, double q)
+{
+    double pos = q * (n - 1);
+    int lo = (int)floor(pos);
+    int hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (pos - lo) * (v[hi] - v[lo]);
+}
+
+static size_t arenas_system_allocs(const Ctx *ctx)
+{
+    return ctx->arena.system_allocs + ctx->host.system_allocs + ctx->scratch.system_allocs;
+}
+
+static void arenas_freeze(Ctx *ctx, bool frozen)
+{
+    arena_freeze(&ctx->arena, frozen);
+    arena_freeze(&ctx->host, frozen);
+    arena_freeze(&ctx->scratch, frozen);
+}
+
+/* One pass: forward (timed unless `backward`), then in backward mode the tape walk (timed).
+ * Returns the timed seconds, or a negative value with ctx's error set. */
+static double run_pass(Ctx *ctx, const LayerSpec *L, const LayerData *d, bool backward)
+{
+    ctx_begin_pass(ctx);
+    double t0 = now_seconds();
+    Tensor *y = layer_forward(ctx, L, d);
+    double t1 = now_seconds();
+    if (!y)
+        return -1;
+    if (!backward)
+        return t1 - t0;
+    double t2 = now_seconds();
+    bool ok = tape_backward(ctx, y); /* seeds dy = 1 and accumulates dx, dw, db */
+    double t3 = now_seconds();
+    return ok ? t3 - t2 : -1;
+}
+
+/* Times one layer in one direction; fills `st`. On failure returns false with a message in err. */
+static bool time_layer(const Options *o, const LayerSpec *L, bool backward, double *samples, int cap, Stats *st,
+                       char *err, size_t err_cap)
+{
+    LayerData d;
+    Ctx *ctx = NULL;
+    bool ok = false;
+    if (!layer_data_create(L, o->batch, backward, &d)) {
+        snprintf(err, err_cap, "out of memory allocating the inputs of %s at batch %d", L->name, o->batch);
+        goto done;
+    }
+    ctx = ctx_create(BACKEND_CPU, 1);
+    if (!ctx) {
+        snprintf(err, err_cap, "ctx_create failed (out of memory)");
+        goto done;
+    }
+    ctx->cpu_reference = o->reference;
+    ctx_set_training(ctx, backward); /* records the tape only when the backward pass is timed */
+
+    /* Planning pass: sizes the arenas; also checks the op layer's forward MAC count against the
+     * table's (the figure GFLOP/s is computed from). */
+    ctx_reset_counters(ctx);
+    if (run_pass(ctx, L, &d, backward) < 0)
+        goto fail_ctx;
+    double counted = ctx_total_macs(ctx), expected = layer_macs(L, o->batch);
+    if (!backward && fabs(counted - expected) > 1e-9 * expected) {
+        snprintf(err, err_cap, "the op layer counted %.0f MACs for %s, the benchmark table says %.0f", counted,
+                 L->name, expected);
+        goto done;
+    }
+    ctx_begin_pass(ctx); /* consolidates every arena into one block of its high-water size */
+    arenas_freeze(ctx, true);
+    size_t allocs_before = arenas_system_allocs(ctx);
+
+    for (int i = 0; i < o->warmup; i++)
+        if (run_pass(ctx, L, &d, backward) < 0)
+            goto fail_ctx;
+
+    int n = 0;
+    double spent = 0;
+    while ((n < o->repeats || spent < o->min_time) && n < cap) {
+        double dt = run_pass(ctx, L, &d, backward);
+        if (dt < 0)
+            goto fail_ctx;
+        samples[n++] = dt;
+        spent += dt;
+    }
+    if (arenas_system_allocs(ctx) != allocs_before) {
+        snprintf(err, err_cap, "%s: the arenas allocated from the system during timing (planning failed)",
+                 L->name);
+        goto done;
+    }
+    qsort(samples, (size_t)n, sizeof *samples, cmp_double);
+    st->runs = n;
+    st->min_ms = samples[0] * 1e3;
+    st->p25_ms = percentile(samples, n, 0.25) * 1e3;
+    st->median_ms = percentile(samples, n, 0.5) * 1e3;
+    st->p75_ms = percentile(samples, n, 0.75) * 1e3;
+    ok = true;
+    goto done;
+
+fail_ctx:
+    snprintf(err, err_cap, "%s", ctx_error_message(ctx));
+done:
+    if (ctx)
+        arenas_freeze(ctx, false);
+    ctx_destroy(ctx);
+    layer_data_free(&d);
+    return ok;
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static void print_layer_list(FILE *out, const Options *o)
+{
+    fprintf(out, "name,net,group,kind,cin,cout,h,w,ksize,stride,pad,groups,rows_per_sample\n");
+    for (int i = 0; i < N_LAYERS; i++) {
+        const LayerSpec *L = &LAYERS[i];
+        if (!filter_matches(o->filter, L->name))
+            continue;
+        fprintf(out, "%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", L->name, L->net, L->group,
+                L->kind == LAYER_CONV ? "conv2d" : "linear", L->cin, L->cout, L->h, L->w, L->ksize, L->stride,
+                L->pad, L->groups, L->rows_per_sample);
+    }
+}
+
+static const char ROW_FMT_HEAD[] = "%-22s %-28s %-4s %10s %10s %9s %5s %9s %7s\n";
+static const char ROW_FMT[] = "%-22s %-28s %-4s %10.3f %10.3f %9.3f %5d %9.1f %6.1f%%\n";
+
+static void csv_header(FILE *f)
+{
+    fprintf(f, "schema_version,layer,net,group,kind,batch,cin,cout,h,w,ksize,stride,pad,groups,rows,macs,"
+               "flop_convention,pass,path,threads,runs,median_ms,p25_ms,p75_ms,iqr_ms,min_ms,gflops,"
+               "peak_gflops,pct_of_peak,peak_isa,blas_core,git_commit,build_flags\n");
+}
+
+static void csv_row(FILE *f, const Options *o, const LayerSpec *L, const char *pass, double macs, const Stats *st,
+                    double gflops, double peak)
+{
+    int rows = L->kind == LAYER_LINEAR ? o->batch * L->rows_per_sample : 0;
+    fprintf(f,
+            "%d,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.0f,\"GFLOP/s = 2*MACs/median; %s\",%s,%s,%d,%d,"
+            "%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.3f,%s,%s,%s,%s\n",
+            CSV_SCHEMA_VERSION, L->name, L->net, L->group, L->kind == LAYER_CONV ? "conv2d" : "linear", o->batch,
+            L->cin, L->cout, L->h, L->w, L->ksize, L->stride, L->pad, L->groups, rows, macs, FLOP_CONVENTION,
+            pass, o->reference ? "reference" : "fast", o->threads, st->runs, st->median_ms, st->p25_ms,
+            st->p75_ms, st->p75_ms - st->p25_ms, st->min_ms, gflops, peak, 100.0 * gflops / peak, cpu_fma_isa(),
+            blas_core_name(), version_git_commit(), version_build_flags());
+}
+
+/* Aggregate per summary group: Σ flops / Σ median time, the rate of running the group's
+ * layers once each. */
+typedef struct {
+    const char *group;
+    const char *pass;
+    double flops, seconds;
+    int layers;
+} GroupSum;
+
+static void group_add(GroupSum *g, int *n, int cap, const char *group, const char *pass, double flops,
+                      double seconds)
+{
+    for (int i = 0; i < *n; i++)
+        if (strcmp(g[i].group, group) == 0 && strcmp(g[i].pass, pass) == 0) {
+            g[i].flops += flops, g[i].seconds += seconds, g[i].layers++;
+            return;
+        }
+    if (*n < cap)
+        g[(*n)++] = (GroupSum){group, pass, flops, seconds, 1};
+}
 
 int cmd_bench_ops(int argc, char **argv)
 {
-    fprintf(stderr, "bench-ops: not implemented yet\n");
-    return 1;
+    Options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+
+    int selected = 0;
+    for (int i = 0; i < N_LAYERS; i++)
+        selected += filter_matches(o.filter, LAYERS[i].name);
+    if (selected == 0) {
+        fprintf(stderr, "bench-ops: no layer name contains '%s' (see focusbench bench-ops --list-layers)\n",
+                o.filter);
+        return 2;
+    }
+    if (o.list_layers) {
+        print_layer_list(stdout, &o);
+        return 0;
+    }
+
+    set_threads(o.threads);
+#if !HAVE_OPENMP
+    if (o.threads > 1)
+        fprintf(stderr, "bench-ops: built without OpenMP: the FMA peak and direct kernels use 1 thread\n");
+#endif
+    fprintf(stderr, "bench-ops: measuring the fp32 FMA peak on %d thread(s) for %.2f s...\n", o.threads,
+            o.peak_time);
+    double peak = cpu_fma_peak_gflops(o.threads, o.peak_time);
+    if (o.peak_only) {
+        printf("peak_gflops=%.3f isa=%s lanes=%d chains=%d threads=%d\n", peak, cpu_fma_isa(), cpu_fma_lanes(),
+               cpu_fma_chains(), o.threads);
+        return 0;
+    }
+
+    /* Every buffer the timing loop touches is allocated here, before any timed region. */
+    int cap = o.repeats > 100000 ? o.repeats : 100000;
+    double *samples = malloc((size_t)cap * sizeof *samples); /* (cap) seconds per timed run */
+    GroupSum groups[2 * N_LAYERS];
+    int n_groups = 0;
+    if (!samples) {
+        fprintf(stderr, "bench-ops: out of memory\n");
+        return 1;
+    }
+
+    FILE *csv = NULL;
+    char tmp_path[4096];
+    if (o.csv_path) {
+        snprintf(tmp_path, sizeof tmp_path, "%s.tmp", o.csv_path);
+        csv = fopen(tmp_path, "w");
+        if (!csv) {
+            fprintf(stderr, "bench-ops: cannot write %s: %s\n", tmp_path, strerror(errno));
+            free(samples);
+            return 1;
+        }
+        csv_header(csv);
+    }
+
+    char model[256];
+    cpu_model(model, sizeof model);
+    printf("focusbench bench-ops %s (git %s): batch %d, %d thread(s), %s path\n", FOCUSBENCH_VERSION,
+           version_git_commit(), o.batch, o.threads,
+           o.reference ? "REFERENCE (plain loops)" : "fast (im2col + BLAS sgemm; direct depthwise)");
+    printf("cpu: %s; OpenBLAS kernels: %s", model, blas_core_name());
+    if (blas_overridden_core())
+        printf(" (OPENBLAS_CORETYPE=%s overridden: this CPU has AVX-512)", blas_overridden_core());
+    printf("\n");
+    printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d lanes x %d chains, %d thread(s), best of 10)\n", peak,
+           cpu_fma_isa(), cpu_fma_lanes(), cpu_fma_chains(), o.threads);
+    printf("GFLOP/s = 2 x MACs / median time; MACs of conv/linear, bias not counted (%s)\n", FLOP_CONVENTION);
+    printf("timing: %d warm-up run(s), then >= %d runs and >= %.2f s per layer; arenas frozen while timing\n\n",
+           o.warmup, o.repeats, o.min_time);
+    printf(ROW_FMT_HEAD, "layer", "shape", "pass", "median_ms", "iqr_ms", "min_ms", "runs", "GFLOP/s", "%peak");
+
+    int done = 0;
+    rc = 0;
+    for (int i = 0; i < N_LAYERS && rc == 0; i++) {
+        const LayerSpec *L = &LAYERS[i];
+        if (!filter_matches(o.filter, L->name))
+            continue;
+        done++;
+        char shape[96];
+        layer_shape_str(L, o.batch, shape, sizeof shape);
+        for (int pass = 0; pass < (o.backward ? 2 : 1) && rc == 0; pass++) {
+            bool backward = pass == 1;
+            const char *pass_name = backward ? "bwd" : "fwd";
+            fprintf(stderr, "bench-ops: [%d/%d] %s %s %s...", done, selected, L->name, shape, pass_name);
+            fflush(stderr);
+            Stats st;
+            char err[CTX_ERROR_LEN + 128];
+            if (!time_layer(&o, L, backward, samples, cap, &st, err, sizeof err)) {
+                fprintf(stderr, " failed\nbench-ops: %s (%s): %s\n", L->name, pass_name, err);
+                rc = 1;
+                break;
+            }
+            double macs = layer_macs(L, o.batch) * (backward ? 2.0 : 1.0); /* dx and dw each cost the MACs */
+            double gflops = 2.0 * macs / (st.median_ms * 1e-3) * 1e-9;
+            fprintf(stderr, " %.3f ms, %.1f GFLOP/s\n", st.median_ms, gflops);
+            printf(ROW_FMT, L->name, shape, pass_name, st.median_ms, st.p75_ms - st.p25_ms, st.min_ms, st.runs,
+                   gflops, 100.0 * gflops / peak);
+            fflush(stdout);
+            group_add(groups, &n_groups, 2 * N_LAYERS, L->group, pass_name, 2.0 * macs, st.median_ms * 1e-3);
+            if (csv)
+                csv_row(csv, &o, L, pass_name, macs, &st, gflops, peak);
+        }
+    }
+
+    if (rc == 0) {
+        printf("\nsummary (each group's layers run once: sum of 2 x MACs / sum of medians):\n");
+        for (int g = 0; g < n_groups; g++) {
+            double gf = groups[g].flops / groups[g].seconds * 1e-9;
+            printf("  %-24s %s %2d layer(s) %9.1f GFLOP/s %6.1f%% of peak\n", groups[g].group, groups[g].pass,
+                   groups[g].layers, gf, 100.0 * gf / peak);
+        }
+    }
+    if (csv) {
+        bool write_ok = !ferror(csv);
+        write_ok &= fclose(csv) == 0;
+        if (rc == 0 && write_ok) {
+            if (rename(tmp_path, o.csv_path) != 0) {
+                fprintf(stderr, "bench-ops: cannot rename %s to %s: %s\n", tmp_path, o.csv_path, strerror(errno));
+                rc = 1;
+            }
+        } else {
+            if (rc == 0)
+                fprintf(stderr, "bench-ops: writing %s failed: %s\n", tmp_path, strerror(errno));
+            remove(tmp_path);
+            rc = rc ? rc : 1;
+        }
+    }
+    free(samples);
+    return rc;
 }

@@ -1,21 +1,144 @@
-/* ops_conv.c — PLACEHOLDER until its owner lands the real ops (development only). */
+/* ops_conv.c — conv1d, conv2d and conv3d (op layer).
+ *
+ * All three resolve to the 3-D ConvGeom of backend.h, so one kernel pair serves every rank:
+ *   conv3d (N, C, T, H, W): the geometry as given;
+ *   conv2d (N, C, H, W):    T = kt = To = 1 (stride 1, pad 0 along t);
+ *   conv1d (N, C, L):       T = H = 1, W = L: the sequence is the innermost, contiguous dim, as
+ *                           the width is for images, so the kernels' vectorised width loops and
+ *                           the depthwise flat grid apply to sequences unchanged.
+ * The tensors are passed as they are: (N, C, L) and (N, C, 1, 1, L) have the same memory layout.
+ * Dilation is 1 (the geometry and the CPU kernels support more; the ops do not expose it).
+ * MACs = N·K·To·Ho·Wo·(C/groups)·kt·kh·kw (bias not counted, DESIGN §4).
+ */
+#include <limits.h>
+
+#include "backend.h"
+#include "op_util.h"
 #include "ops.h"
+
+static void conv_backward(Ctx *ctx, const TapeEntry *e)
+{
+    const ConvGeom *g = e->args;
+    Tensor *dx = op_grad_for(ctx, e->in[0]);
+    Tensor *dw = op_grad_for(ctx, e->in[1]);
+    Tensor *db = op_grad_for(ctx, e->in[2]);
+    if (dx || dw || db)
+        OP_KERNEL(ctx, conv_backward, g, e->in[0], e->in[1], e->out->grad, dx, dw, db);
+}
+
+/* Output extent along one dim, or a message and -1 when the kernel does not fit. */
+static int64_t out_extent(Ctx *ctx, const char *op, const char *dim, int64_t in, int64_t k, int stride, int pad,
+                          const char *xs, const char *ws)
+{
+    int64_t span = in + 2 * (int64_t)pad - k; /* dilation 1 */
+    if (span < 0) {
+        ctx_set_error(ctx, "%s: kernel %s extent %lld is larger than the padded input (%lld + 2·%d) for x %s, w %s",
+                      op, dim, (long long)k, (long long)in, pad, xs, ws);
+        return -1;
+    }
+    int64_t out = span / stride + 1;
+    if (out > INT_MAX) {
+        ctx_set_error(ctx, "%s: output %s extent %lld is beyond %d (x %s, w %s, pad %d)", op, dim, (long long)out,
+                      INT_MAX, xs, ws, pad);
+        return -1;
+    }
+    return out;
+}
+
+/* x: (N, C, sp...) with `nsp` spatial dims, w: (K, C/groups, k...), stride/pad in spatial order. */
+static Tensor *conv_nd(Ctx *ctx, const char *op, int nsp, Tensor *x, Tensor *w, Tensor *b, const int *stride,
+                       const int *pad, int groups)
+{
+    if (!OP_INPUTS_OK(ctx, op, x, w) || !op_check_f32(ctx, op, "x", x) || !op_check_f32(ctx, op, "w", w) ||
+        (b && !op_check_f32(ctx, op, "b", b)) || !op_check_ndim(ctx, op, "x", x, nsp + 2, nsp + 2) ||
+        !op_check_ndim(ctx, op, "w", w, nsp + 2, nsp + 2))
+        return NULL;
+    char xs[96], ws[96], bs[96];
+    tensor_shape_str(x, xs, sizeof xs);
+    tensor_shape_str(w, ws, sizeof ws);
+    for (int d = 0; d < x->ndim; d++)
+        if (x->shape[d] > INT_MAX || w->shape[d] > INT_MAX) {
+            ctx_set_error(ctx, "%s: x %s or w %s has a dim beyond %d", op, xs, ws, INT_MAX);
+            return NULL;
+        }
+    int64_t N = x->shape[0], C = x->shape[1], K = w->shape[0];
+    for (int d = 0; d < x->ndim; d++) /* an empty batch (N = 0) is fine: it gives an empty output */
+        if ((d > 0 && x->shape[d] < 1) || w->shape[d] < 1) {
+            ctx_set_error(ctx, "%s: x %s and w %s must not have empty channel, kernel or spatial dims", op, xs, ws);
+            return NULL;
+        }
+    if (groups < 1) {
+        ctx_set_error(ctx, "%s: groups = %d must be >= 1", op, groups);
+        return NULL;
+    }
+    if (C % groups != 0 || K % groups != 0) {
+        ctx_set_error(ctx,
+                      "%s: groups = %d must divide the input channels C = %lld and the output channels K = %lld "
+                      "(x %s, w %s)",
+                      op, groups, (long long)C, (long long)K, xs, ws);
+        return NULL;
+    }
+    if (w->shape[1] != C / groups) {
+        ctx_set_error(ctx, "%s: channel mismatch: w %s has %lld input channels per group, x %s has C/groups = %lld/%d = %lld",
+                      op, ws, (long long)w->shape[1], xs, (long long)C, groups, (long long)(C / groups));
+        return NULL;
+    }
+    if (b && (b->ndim != 1 || b->shape[0] != K)) {
+        ctx_set_error(ctx, "%s: b %s must be (%lld), one bias per output channel of w %s", op,
+                      tensor_shape_str(b, bs, sizeof bs), (long long)K, ws);
+        return NULL;
+    }
+    static const char *const dim_names[3][3] = {{"L"}, {"H", "W"}, {"T", "H", "W"}};
+    int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, out[3] = {1, 1, 1};
+    int st[3] = {1, 1, 1}, pd[3] = {0, 0, 0};
+    for (int s = 0; s < nsp; s++) {
+        int d = 3 - nsp + s; /* conv1d fills W only; conv2d H and W */
+        if (stride[s] < 1 || pad[s] < 0) {
+            ctx_set_error(ctx, "%s: stride %d must be >= 1 and pad %d >= 0 along %s (x %s, w %s)", op, stride[s],
+                          pad[s], dim_names[nsp - 1][s], xs, ws);
+            return NULL;
+        }
+        in[d] = x->shape[2 + s], k[d] = w->shape[2 + s], st[d] = stride[s], pd[d] = pad[s];
+        out[d] = out_extent(ctx, op, dim_names[nsp - 1][s], in[d], k[d], st[d], pd[d], xs, ws);
+        if (out[d] < 0)
+            return NULL;
+    }
+    ConvGeom g = {.N = (int)N, .C = (int)C, .K = (int)K,
+                  .T = (int)in[0], .H = (int)in[1], .W = (int)in[2],
+                  .kt = (int)k[0], .kh = (int)k[1], .kw = (int)k[2],
+                  .To = (int)out[0], .Ho = (int)out[1], .Wo = (int)out[2],
+                  .st = st[0], .sh = st[1], .sw = st[2],
+                  .pt = pd[0], .ph = pd[1], .pw = pd[2],
+                  .dt = 1, .dh = 1, .dw = 1, .groups = groups};
+    int64_t dims[5] = {N, K};
+    for (int s = 0; s < nsp; s++)
+        dims[2 + s] = out[3 - nsp + s];
+    Tensor *y = tensor_new(ctx, DTYPE_F32, nsp + 2, dims);
+    if (!y)
+        return NULL;
+    double macs = (double)N * K * out[0] * out[1] * out[2] * (double)(C / groups) * k[0] * k[1] * k[2];
+    ctx_count(ctx, macs, OP_BYTES(x, w, b, y));
+    OP_KERNEL(ctx, conv_forward, &g, x, w, b, y);
+    if (OP_RECORDS(ctx, x, w, b)) {
+        TapeEntry *e = tape_record(ctx, op, conv_backward, y, &g, sizeof g);
+        if (e)
+            e->in[0] = x, e->in[1] = w, e->in[2] = b;
+    }
+    return y;
+}
 
 Tensor *op_conv1d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad, int groups)
 {
-    ctx_set_error(ctx, "op_conv1d: not implemented yet");
-    return NULL;
+    return conv_nd(ctx, "conv1d", 1, x, w, b, &stride, &pad, groups);
 }
 
 Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad, int groups)
 {
-    ctx_set_error(ctx, "op_conv2d: not implemented yet");
-    return NULL;
+    int s[2] = {stride, stride}, p[2] = {pad, pad};
+    return conv_nd(ctx, "conv2d", 2, x, w, b, s, p, groups);
 }
 
-Tensor *op_conv3d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, const int stride[3], const int pad[3],
-                  int groups)
+Tensor *op_conv3d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, const int stride[3], const int pad[3], int groups)
 {
-    ctx_set_error(ctx, "op_conv3d: not implemented yet");
-    return NULL;
+    return conv_nd(ctx, "conv3d", 3, x, w, b, stride, pad, groups);
 }

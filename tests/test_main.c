@@ -15,7 +15,18 @@
     X(time)         \
     X(sampling)     \
     X(meta)         \
-    X(cli)
+    X(model)        \
+    X(backbones)    \
+    X(cli)          \
+    X(json)         \
+    X(safetensors)  \
+    X(video)        \
+    X(formats)      \
+    X(clipcache)    \
+    X(loader)       \
+    X(metrics)      \
+    X(synth)        \
+    X(datacli)
 
 /* Weak: a group whose file is not linked shows up as a failure, not a link error. */
 #define X(name) int test_group_##name(int *total) __attribute__((weak));

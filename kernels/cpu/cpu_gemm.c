@@ -10,10 +10,16 @@
  */
 #include "cpu_gemm.h"
 
-#include <math.h>
+#include <limits.h>
 #include <string.h>
 
-#if HAVE_BLAS
+/* FOCUSBENCH_BUILTIN_GEMM=1 (make CFLAGS_EXTRA=-DFOCUSBENCH_BUILTIN_GEMM=1) uses the builtin even
+ * where OpenBLAS exists: a distribution OpenBLAS that does not know the CPU (Debian 12's 0.3.21
+ * runs its AVX2 Haswell kernels on AVX-512 Zen 5) can be slower than the builtin. */
+#ifndef FOCUSBENCH_BUILTIN_GEMM
+#define FOCUSBENCH_BUILTIN_GEMM 0
+#endif
+#if HAVE_BLAS && !FOCUSBENCH_BUILTIN_GEMM
 #include <cblas.h>
 #endif
 
@@ -31,14 +37,6 @@ enum {
     GEMM_MC = 16 * GEMM_MR,        /* packed A block (MC × KC): 96 KiB, L2 */
     GEMM_NC = 256 / GEMM_NR * GEMM_NR, /* packed B block (KC × NC): 256 KiB, L2 */
 };
-
-/* fmaf compiles to one vector FMA where the target has it (the C11 build does not contract
- * a*b+c by itself); elsewhere a multiply and an add are much faster than a libm call. */
-#ifdef FP_FAST_FMAF
-#define GEMM_MADD(a, b, c) fmaf((a), (b), (c))
-#else
-#define GEMM_MADD(a, b, c) ((a) * (b) + (c))
-#endif
 
 /* Packs alpha·op(A)[i0 : i0+mc, k0 : k0+kc] into ap: (ceil(mc/MR), kc, MR), rows past mc zero. */
 static void pack_a(bool trans_a, const float *A, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
@@ -92,7 +90,7 @@ static void micro_kernel(int64_t kc, const float *restrict ap, const float *rest
         const float *b = bp + k * GEMM_NR; /* (NR) */
         for (int i = 0; i < GEMM_MR; i++)
             for (int j = 0; j < GEMM_NR; j++)
-                acc[i][j] = GEMM_MADD(a[i], b[j], acc[i][j]);
+                acc[i][j] = CPU_MADD(a[i], b[j], acc[i][j]);
     }
     if (mr == GEMM_MR && nc == GEMM_NR) {
         for (int i = 0; i < GEMM_MR; i++)
@@ -155,16 +153,15 @@ void cpu_sgemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
 void cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-#if HAVE_BLAS
-    if (M <= 0 || N <= 0)
-        return;
-    if (K <= 0) { /* BLAS would do the same, but some builds reject lda < 1 with K == 0 */
-        cpu_sgemm_builtin(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#if HAVE_BLAS && !FOCUSBENCH_BUILTIN_GEMM
+    /* CBLAS takes int sizes; K == 0 is left to the builtin because some BLAS builds reject the
+     * leading dimensions of an empty operand. */
+    bool fits = M <= INT_MAX && N <= INT_MAX && K <= INT_MAX && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX;
+    if (M > 0 && N > 0 && K > 0 && fits) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
+                    (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
-                (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
-#else
-    cpu_sgemm_builtin(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+    cpu_sgemm_builtin(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

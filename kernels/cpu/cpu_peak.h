@@ -10,7 +10,7 @@
 
 /* Measures the fp32 peak in GFLOP/s (1 FMA = 2 FLOP) on `threads` threads (values < 1 mean 1;
  * without OpenMP only one thread runs and the figure is that of one core). Runs for about
- * `seconds` in total (at least a few milliseconds) split over several repeats and returns the
+ * `seconds` in total (at least a few milliseconds) split over 10 repeats and returns the
  * best repeat. Always returns a positive finite number. */
 double cpu_fma_peak_gflops(int threads, double seconds);
 

@@ -1,0 +1,422 @@
+/* test_conv.c — conv1d/2d/3d: CPU fast paths (vol2col + GEMM, pointwise, depthwise) against the
+ * reference loops, finite-difference gradients through the ops, MAC counts on the meta backend,
+ * argument errors, scratch use and run-to-run bit-identity. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/arena.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "test_util.h"
+
+/* One convolution for the kernel-level tests; the geometry may use dilation, which the ops do not. */
+typedef struct {
+    const char *name;
+    int N, C, K, groups;
+    int T, H, W;
+    int kt, kh, kw;
+    int st, sh, sw;
+    int pt, ph, pw;
+    int dt, dh, dw;
+    bool bias;
+} ConvCase;
+
+static int conv_out(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+static ConvGeom case_geom(const ConvCase *c)
+{
+    ConvGeom g = {.N = c->N, .C = c->C, .K = c->K, .T = c->T, .H = c->H, .W = c->W, .kt = c->kt, .kh = c->kh,
+                  .kw = c->kw, .st = c->st, .sh = c->sh, .sw = c->sw, .pt = c->pt, .ph = c->ph, .pw = c->pw,
+                  .dt = c->dt, .dh = c->dh, .dw = c->dw, .groups = c->groups};
+    g.To = conv_out(c->T, c->kt, c->st, c->pt, c->dt);
+    g.Ho = conv_out(c->H, c->kh, c->sh, c->ph, c->dh);
+    g.Wo = conv_out(c->W, c->kw, c->sw, c->pw, c->dw);
+    return g;
+}
+
+/*                name                     N  C  K  grp  T  H   W  kt kh kw st sh sw pt ph pw dt dh dw bias */
+static const ConvCase CASES[] = {
+    {"2d 3x3 s1 p1",                        2, 3, 5, 1,  1, 7,  9, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"2d 3x3 s2 p0 odd sizes",              3, 4, 6, 1,  1, 11, 10, 1, 3, 3, 1, 2, 2, 0, 0, 0, 1, 1, 1, false},
+    {"2d 5x5 s2 p2",                        2, 2, 3, 1,  1, 9,  8, 1, 5, 5, 1, 2, 2, 0, 2, 2, 1, 1, 1, true},
+    {"2d groups 2",                         2, 4, 6, 2,  1, 6,  7, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"2d dilation (2, 3)",                  2, 3, 4, 1,  1, 9, 11, 1, 3, 3, 1, 1, 2, 0, 2, 2, 1, 2, 3, true},
+    {"2d 1x1 pointwise, batched GEMM",      3, 8, 5, 1,  1, 5,  6, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, true},
+    {"2d 1x1 pointwise, x as columns",      2, 6, 5, 1,  1, 33, 34, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, false},
+    {"2d 1x1 stride 2",                     2, 6, 4, 1,  1, 9,  8, 1, 1, 1, 1, 2, 2, 0, 0, 0, 1, 1, 1, true},
+    {"2d per-sample GEMM, groups 2",        2, 4, 4, 2,  1, 32, 33, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"2d batched, last chunk of 1",         12, 3, 4, 1, 1, 10, 10, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"2d kernel covers the input",          2, 5, 3, 1,  1, 7,  7, 1, 7, 7, 1, 1, 1, 0, 0, 0, 1, 1, 1, true},
+    {"3d 3x3x3 s(1,2,1) p(1,1,0)",          2, 3, 4, 1,  5, 6,  7, 3, 3, 3, 1, 2, 1, 1, 1, 0, 1, 1, 1, true},
+    {"3d (1,3,3) st 2, groups 3",           2, 6, 3, 3,  4, 5,  5, 1, 3, 3, 2, 1, 1, 0, 1, 1, 1, 1, 1, false},
+    {"3d (T,7,7) whole-map kernel",         2, 8, 4, 1,  4, 7,  7, 1, 7, 7, 1, 1, 1, 0, 0, 0, 1, 1, 1, true},
+    {"1d k3 s2 p1",                         2, 3, 4, 1,  1, 1, 11, 1, 1, 3, 1, 1, 2, 0, 0, 1, 1, 1, 1, true},
+    {"1d k3 p1 dilation 2",                 2, 5, 2, 1,  1, 1, 16, 1, 1, 3, 1, 1, 1, 0, 0, 1, 1, 1, 2, false},
+    {"depthwise 3x3 s1 p1",                 2, 5, 5, 5,  1, 9,  7, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"depthwise 3x3 s2 p1 even",            2, 4, 4, 4,  1, 8, 10, 1, 3, 3, 1, 2, 2, 0, 1, 1, 1, 1, 1, false},
+    {"depthwise 3x3 s2 p1 odd",             1, 3, 3, 3,  1, 7,  9, 1, 3, 3, 1, 2, 2, 0, 1, 1, 1, 1, 1, true},
+    {"depthwise 5x5 s2 p2 (25 taps)",       2, 3, 3, 3,  1, 11, 9, 1, 5, 5, 1, 2, 2, 0, 2, 2, 1, 1, 1, true},
+    {"depthwise 3x3 s3 p0",                 2, 2, 2, 2,  1, 10, 11, 1, 3, 3, 1, 3, 3, 0, 0, 0, 1, 1, 1, true},
+    {"depthwise 3x3 dilation 2",            2, 3, 3, 3,  1, 9, 10, 1, 3, 3, 1, 1, 1, 0, 2, 2, 1, 2, 2, true},
+    {"depthwise 3x3 s2 dilation 3",         1, 2, 2, 2,  1, 12, 13, 1, 3, 3, 1, 2, 2, 0, 3, 2, 1, 3, 3, false},
+    {"depthwise 3x3x3 s(1,2,2) p1",         2, 4, 4, 4,  5, 7,  8, 3, 3, 3, 1, 2, 2, 1, 1, 1, 1, 1, 1, true},
+    {"depthwise 3x3x3 s(2,1,1) p1",         1, 3, 3, 3,  6, 5,  6, 3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, false},
+    {"depthwise 1d k3 p1",                  2, 4, 4, 4,  1, 1, 13, 1, 1, 3, 1, 1, 1, 0, 0, 1, 1, 1, 1, true},
+    {"depthwise single channel",            3, 1, 1, 1,  1, 6,  6, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+};
+enum { N_CASES = sizeof CASES / sizeof CASES[0] };
+
+typedef struct {
+    Tensor *x, *w, *b, *dy;
+} CaseData;
+
+static CaseData case_data(const ConvCase *c, const ConvGeom *g, uint64_t seed)
+{
+    CaseData d;
+    d.x = TT(c->N, c->C, c->T, c->H, c->W);
+    d.w = TT(c->K, c->C / c->groups, c->kt, c->kh, c->kw);
+    d.b = c->bias ? TT(c->K) : NULL;
+    d.dy = TT(c->N, c->K, g->To, g->Ho, g->Wo);
+    tfill_uniform(d.x, seed, -1, 1);
+    tfill_uniform(d.w, seed + 1, -0.5f, 0.5f);
+    if (d.b)
+        tfill_uniform(d.b, seed + 2, -1, 1);
+    tfill_uniform(d.dy, seed + 3, -1, 1);
+    return d;
+}
+
+static void case_free(CaseData *d)
+{
+    ttensor_free(d->x);
+    ttensor_free(d->w);
+    ttensor_free(d->b);
+    ttensor_free(d->dy);
+}
+
+static void fill_nan(Tensor *t)
+{
+    for (int64_t i = 0; i < tensor_numel(t); i++)
+        tensor_f32(t)[i] = NAN;
+}
+
+static void test_conv_fast_forward_matches_reference(void **state)
+{
+    Ctx *ctx = tctx(1);
+    for (int i = 0; i < N_CASES; i++) {
+        const ConvCase *c = &CASES[i];
+        ConvGeom g = case_geom(c);
+        CaseData d = case_data(c, &g, 100 + (uint64_t)i * 10);
+        Tensor *y_ref = TT(c->N, c->K, g.To, g.Ho, g.Wo), *y_fast = TT(c->N, c->K, g.To, g.Ho, g.Wo);
+        cpu_conv_forward_ref(ctx, &g, d.x, d.w, d.b, y_ref);
+        fill_nan(y_fast); /* every output must be written */
+        cpu_conv_forward(ctx, &g, d.x, d.w, d.b, y_fast);
+        assert_true(ctx_ok(ctx));
+        char what[128];
+        snprintf(what, sizeof what, "forward, %s", c->name);
+        tassert_close(tensor_f32(y_fast), tensor_f32(y_ref), tensor_numel(y_ref), 1e-5, 1e-5, what);
+        ttensor_free(y_ref);
+        ttensor_free(y_fast);
+        case_free(&d);
+    }
+    ctx_destroy(ctx);
+}
+
+/* Gradients accumulate: all three start from the same random values on both paths. Each
+ * gradient is also computed alone (the others NULL), which must not change it. */
+static void test_conv_fast_backward_matches_reference(void **state)
+{
+    Ctx *ctx = tctx(1);
+    for (int i = 0; i < N_CASES; i++) {
+        const ConvCase *c = &CASES[i];
+        ConvGeom g = case_geom(c);
+        CaseData d = case_data(c, &g, 500 + (uint64_t)i * 10);
+        Tensor *ref[3] = {TT(c->N, c->C, c->T, c->H, c->W), TT(c->K, c->C / c->groups, c->kt, c->kh, c->kw), TT(c->K)};
+        Tensor *fast[3] = {TT(c->N, c->C, c->T, c->H, c->W), TT(c->K, c->C / c->groups, c->kt, c->kh, c->kw),
+                           TT(c->K)};
+        const char *names[3] = {"dx", "dw", "db"};
+        for (int k = 0; k < 3; k++)
+            tfill_uniform(ref[k], 900 + (uint64_t)k, -1, 1);
+        cpu_conv_backward_ref(ctx, &g, d.x, d.w, d.dy, ref[0], ref[1], ref[2]);
+        for (int alone = -1; alone < 3; alone++) { /* -1: all three at once */
+            for (int k = 0; k < 3; k++)
+                tfill_uniform(fast[k], 900 + (uint64_t)k, -1, 1);
+            cpu_conv_backward(ctx, &g, d.x, d.w, d.dy, alone < 0 || alone == 0 ? fast[0] : NULL,
+                              alone < 0 || alone == 1 ? fast[1] : NULL, alone < 0 || alone == 2 ? fast[2] : NULL);
+            assert_true(ctx_ok(ctx));
+            for (int k = 0; k < 3; k++) {
+                if (alone >= 0 && alone != k)
+                    continue;
+                char what[160];
+                snprintf(what, sizeof what, "backward %s%s, %s", names[k], alone >= 0 ? " alone" : "", c->name);
+                tassert_close(tensor_f32(fast[k]), tensor_f32(ref[k]), tensor_numel(ref[k]), 1e-5, 1e-5, what);
+            }
+        }
+        for (int k = 0; k < 3; k++) {
+            ttensor_free(ref[k]);
+            ttensor_free(fast[k]);
+        }
+        case_free(&d);
+    }
+    ctx_destroy(ctx);
+}
+
+/* A hand-checked value: one 3×3 channel, all-ones kernel, padding 1 → sums of the neighbourhood. */
+static void test_conv_known_values(void **state)
+{
+    Ctx *ctx = tctx(1);
+    Tensor *x = TT(1, 1, 3, 3), *w = TT(1, 1, 3, 3), *b = TT(1);
+    for (int i = 0; i < 9; i++) {
+        tensor_f32(x)[i] = (float)(i + 1); /* 1..9 */
+        tensor_f32(w)[i] = 1.0f;
+    }
+    tensor_f32(b)[0] = 0.5f;
+    const float expect[9] = {12.5f, 21.5f, 16.5f, 27.5f, 45.5f, 33.5f, 24.5f, 39.5f, 28.5f};
+    for (int ref = 0; ref < 2; ref++) {
+        ctx->cpu_reference = ref == 1;
+        Tensor *y = op_conv2d(ctx, x, w, b, 1, 1, 1);
+        assert_non_null(y);
+        assert_int_equal(y->ndim, 4);
+        assert_int_equal(y->shape[2], 3);
+        tassert_close(tensor_f32(y), expect, 9, 0, 1e-6, ref ? "known values (reference)" : "known values (fast)");
+    }
+    ctx_destroy(ctx);
+    ttensor_free(x);
+    ttensor_free(w);
+    ttensor_free(b);
+}
+
+/* ---- finite-difference gradients through the ops ---------------------------------------- */
+
+typedef struct {
+    int rank; /* 1, 2 or 3 spatial dims */
+    int stride[3], pad[3];
+    int groups;
+} ConvArgs;
+
+static Tensor *apply_conv(Ctx *ctx, Tensor **in, void *user)
+{
+    const ConvArgs *a = user;
+    Tensor *b = in[2]->ndim == 1 && in[2]->shape[0] > 0 && in[2]->requires_grad ? in[2] : NULL;
+    switch (a->rank) {
+    case 1: return op_conv1d(ctx, in[0], in[1], b, a->stride[0], a->pad[0], a->groups);
+    case 2: return op_conv2d(ctx, in[0], in[1], b, a->stride[0], a->pad[0], a->groups);
+    default: return op_conv3d(ctx, in[0], in[1], b, a->stride, a->pad, a->groups);
+    }
+}
+
+static void gradcheck_conv(Tensor *x, Tensor *w, Tensor *b, ConvArgs a, const char *what)
+{
+    tfill_uniform(x, 11, -1, 1);
+    tfill_uniform(w, 12, -0.5f, 0.5f);
+    tfill_uniform(b, 13, -0.5f, 0.5f);
+    Tensor *in[3] = {x, w, b};
+    tgradcheck(apply_conv, in, 3, &a, 1e-2, 1e-3, 1e-2, 24, what);
+    ttensor_free(x);
+    ttensor_free(w);
+    ttensor_free(b);
+}
+
+static void test_conv_gradcheck(void **state)
+{
+    gradcheck_conv(TTG(2, 3, 9), TTG(4, 3, 3), TTG(4), (ConvArgs){1, {1}, {1}, 1}, "conv1d k3 p1");
+    gradcheck_conv(TTG(2, 4, 5, 6), TTG(6, 2, 3, 3), TTG(6), (ConvArgs){2, {2}, {1}, 2}, "conv2d s2 p1 groups 2");
+    gradcheck_conv(TTG(1, 2, 4, 5, 5), TTG(3, 2, 3, 3, 3), TTG(3), (ConvArgs){3, {1, 2, 2}, {1, 1, 1}, 1},
+                   "conv3d 3x3x3 s(1,2,2) p1");
+    gradcheck_conv(TTG(2, 3, 7, 7), TTG(3, 1, 3, 3), TTG(3), (ConvArgs){2, {2}, {1}, 3}, "depthwise conv2d s2 p1");
+    gradcheck_conv(TTG(1, 2, 3, 6, 5), TTG(2, 1, 3, 3, 3), TTG(2), (ConvArgs){3, {1, 1, 1}, {1, 1, 1}, 2},
+                   "depthwise conv3d p1");
+    /* no bias: in[2] does not require grad, so apply_conv passes NULL */
+    gradcheck_conv(TTG(2, 5, 4, 4), TTG(3, 5, 1, 1), TT(3), (ConvArgs){2, {1}, {0}, 1}, "conv2d 1x1 without bias");
+}
+
+/* ---- MAC counts on the meta backend ----------------------------------------------------- */
+
+static Tensor *meta_tensor(Ctx *ctx, int ndim, const int64_t *dims)
+{
+    Tensor *t = tensor_new(ctx, DTYPE_F32, ndim, dims);
+    assert_non_null(t);
+    assert_null(t->data);
+    return t;
+}
+#define META(ctx, ...) \
+    meta_tensor((ctx), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (int64_t[]){__VA_ARGS__})
+
+static void assert_shape(const Tensor *t, int ndim, const int64_t *dims)
+{
+    assert_non_null(t);
+    assert_int_equal(t->ndim, ndim);
+    for (int i = 0; i < ndim; i++)
+        assert_int_equal(t->shape[i], dims[i]);
+}
+
+static void test_conv_meta_macs(void **state)
+{
+    Ctx *ctx = ctx_create(BACKEND_META, 1);
+    assert_non_null(ctx);
+    /* ResNet-50 stem at 224²: 64·112·112 outputs × 3·7·7 = 118,013,952 (bias not counted) */
+    Tensor *y = op_conv2d(ctx, META(ctx, 1, 3, 224, 224), META(ctx, 64, 3, 7, 7), META(ctx, 64), 2, 3, 1);
+    assert_shape(y, 4, (int64_t[]){1, 64, 112, 112});
+    assert_true(ctx_total_macs(ctx) == 118013952.0);
+    ctx_reset_counters(ctx);
+    /* MobileNetV2 first depthwise layer: 32·112·112 outputs × 1·3·3 = 3,612,672 */
+    y = op_conv2d(ctx, META(ctx, 1, 32, 112, 112), META(ctx, 32, 1, 3, 3), NULL, 1, 1, 32);
+    assert_shape(y, 4, (int64_t[]){1, 32, 112, 112});
+    assert_true(ctx_total_macs(ctx) == 3612672.0);
+    ctx_reset_counters(ctx);
+    /* Spatial policy's last conv3d (1, 7, 7), no padding, B = 2, G = 16: 2·4·16 × 128·49 = 802,816 */
+    y = op_conv3d(ctx, META(ctx, 2, 128, 16, 7, 7), META(ctx, 4, 128, 1, 7, 7), META(ctx, 4), (int[]){1, 1, 1},
+                  (int[]){0, 0, 0}, 1);
+    assert_shape(y, 5, (int64_t[]){2, 4, 16, 1, 1});
+    assert_true(ctx_total_macs(ctx) == 802816.0);
+    ctx_reset_counters(ctx);
+    /* Temporal policy's first conv1d 1280 → 64, k 3, pad 1 over G = 16: 2·64·16 × 1280·3 = 7,864,320 */
+    y = op_conv1d(ctx, META(ctx, 2, 1280, 16), META(ctx, 64, 1280, 3), META(ctx, 64), 1, 1, 1);
+    assert_shape(y, 3, (int64_t[]){2, 64, 16});
+    assert_true(ctx_total_macs(ctx) == 7864320.0);
+    ctx_reset_counters(ctx);
+    /* Grouped 3-D with strides: 2·8·3·4·4 outputs × (4/2)·3·3·3 = 41,472 */
+    y = op_conv3d(ctx, META(ctx, 2, 4, 6, 8, 8), META(ctx, 8, 2, 3, 3, 3), NULL, (int[]){2, 2, 2}, (int[]){1, 1, 1},
+                  2);
+    assert_shape(y, 5, (int64_t[]){2, 8, 3, 4, 4});
+    assert_true(ctx_total_macs(ctx) == 41472.0);
+    assert_true(ctx_ok(ctx));
+    ctx_destroy(ctx);
+}
+
+/* ---- bad arguments --------------------------------------------------------------------- */
+
+static void expect_error(Ctx *ctx, Tensor *result, const char *const *needles, int n)
+{
+    assert_null(result);
+    assert_false(ctx_ok(ctx));
+    for (int i = 0; i < n; i++)
+        if (!strstr(ctx_error_message(ctx), needles[i]))
+            fail_msg("error message \"%s\" lacks \"%s\"", ctx_error_message(ctx), needles[i]);
+    ctx_clear_error(ctx);
+}
+#define EXPECT_ERROR(ctx, result, ...) \
+    expect_error((ctx), (result), (const char *[]){__VA_ARGS__}, (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *)))
+
+static void test_conv_bad_arguments(void **state)
+{
+    Ctx *ctx = tctx(1);
+    Tensor *x = TT(1, 4, 8, 8), *x6 = TT(1, 6, 8, 8), *xs = TT(1, 3, 4, 4), *x3 = TT(1, 4, 8);
+    Tensor *w_c3 = TT(6, 3, 3, 3), *w_g = TT(4, 2, 3, 3), *w_k6 = TT(6, 2, 3, 3), *w7 = TT(2, 3, 7, 7);
+    Tensor *w4 = TT(2, 4, 3, 3), *b3 = TT(3), *xi = ttensor(DTYPE_I32, 4, (int64_t[]){1, 4, 8, 8}, false);
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x, w_c3, NULL, 1, 1, 1), "conv2d", "channel mismatch", "(6, 3, 3, 3)",
+                 "(1, 4, 8, 8)");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x6, w_g, NULL, 1, 1, 4), "conv2d", "groups = 4 must divide", "C = 6",
+                 "(1, 6, 8, 8)");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x, w_k6, NULL, 1, 1, 4), "conv2d", "groups = 4", "K = 6");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, xs, w7, NULL, 1, 1, 1), "conv2d", "larger than the padded input", "(1, 3, 4, 4)",
+                 "(2, 3, 7, 7)");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x, w4, b3, 1, 1, 1), "conv2d", "b (3)", "(2)");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x3, w4, NULL, 1, 1, 1), "conv2d", "x must have 4 dims", "(1, 4, 8)");
+    EXPECT_ERROR(ctx, op_conv1d(ctx, x, w4, NULL, 1, 1, 1), "conv1d", "x must have 3 dims");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x, w4, NULL, 0, 1, 1), "conv2d", "stride 0 must be >= 1");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x, w4, NULL, 1, -1, 1), "conv2d", "pad -1");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, x, w4, NULL, 1, 1, 0), "conv2d", "groups = 0");
+    EXPECT_ERROR(ctx, op_conv2d(ctx, xi, w4, NULL, 1, 1, 1), "conv2d", "x must be f32");
+    EXPECT_ERROR(ctx, op_conv3d(ctx, TT(1, 2, 2, 5, 5), TT(1, 2, 3, 3, 3), NULL, (int[]){1, 1, 1}, (int[]){0, 1, 1}, 1),
+                 "conv3d", "kernel T extent 3", "larger than the padded input");
+    /* NULL in, NULL out, and the first error stays */
+    EXPECT_ERROR(ctx, op_conv2d(ctx, NULL, w4, NULL, 1, 1, 1), "conv2d", "input 0 is NULL");
+    assert_non_null(op_conv2d(ctx, x, w4, NULL, 1, 1, 1)); /* the good call works after the errors */
+    assert_true(ctx_ok(ctx));
+    Tensor *all[] = {x, x6, xs, x3, w_c3, w_g, w_k6, w7, w4, b3, xi};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        ttensor_free(all[i]);
+    ctx_destroy(ctx);
+}
+
+/* ---- scratch use and determinism ------------------------------------------------------- */
+
+/* The fast paths take their workspace from ctx->scratch, release it, and once the arena has
+ * grown to the need, a repeat of the same layer allocates nothing from the system. */
+static void test_conv_scratch_is_reused(void **state)
+{
+    Ctx *ctx = tctx(1);
+    Tensor *x = TT(4, 8, 14, 14), *w = TT(8, 8, 3, 3), *wd = TT(8, 1, 3, 3);
+    tfill_uniform(x, 1, -1, 1);
+    tfill_uniform(w, 2, -1, 1);
+    tfill_uniform(wd, 3, -1, 1);
+    for (int layer = 0; layer < 2; layer++) {
+        Tensor *wl = layer ? wd : w;
+        int groups = layer ? 8 : 1;
+        assert_non_null(op_conv2d(ctx, x, wl, NULL, 1, 1, groups));
+        assert_int_equal(ctx->scratch.used, 0);
+        size_t allocs = ctx->scratch.system_allocs;
+        assert_non_null(op_conv2d(ctx, x, wl, NULL, 1, 1, groups));
+        assert_int_equal(ctx->scratch.system_allocs, allocs);
+        assert_int_equal(ctx->scratch.used, 0);
+    }
+    assert_true(ctx_ok(ctx));
+    ctx_destroy(ctx);
+    /* a frozen scratch arena that is too small is an error with a message, not a crash */
+    ctx = tctx(1);
+    arena_freeze(&ctx->scratch, true);
+    op_conv2d(ctx, x, w, NULL, 1, 1, 1);
+    assert_false(ctx_ok(ctx));
+    assert_non_null(strstr(ctx_error_message(ctx), "scratch"));
+    ctx_destroy(ctx);
+    ttensor_free(x);
+    ttensor_free(w);
+    ttensor_free(wd);
+}
+
+static void run_layer(const ConvCase *c, Tensor *out[4])
+{
+    Ctx *ctx = tctx(1);
+    ConvGeom g = case_geom(c);
+    CaseData d = case_data(c, &g, 77);
+    out[0] = TT(c->N, c->K, g.To, g.Ho, g.Wo);
+    out[1] = TT(c->N, c->C, c->T, c->H, c->W);
+    out[2] = TT(c->K, c->C / c->groups, c->kt, c->kh, c->kw);
+    out[3] = TT(c->K);
+    cpu_conv_forward(ctx, &g, d.x, d.w, d.b, out[0]);
+    cpu_conv_backward(ctx, &g, d.x, d.w, d.dy, out[1], out[2], out[3]);
+    assert_true(ctx_ok(ctx));
+    case_free(&d);
+    ctx_destroy(ctx);
+}
+
+/* Layers large enough that every OpenMP loop and the GEMM threads engage, run twice. */
+static void test_conv_runs_are_bit_identical(void **state)
+{
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+#endif
+    static const ConvCase layers[] = {
+        {"3x3 per-sample GEMM", 2, 16, 24, 1, 1, 36, 36, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+        {"3x3 batched GEMM", 8, 32, 32, 1, 1, 7, 7, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+        {"1x1 pointwise", 2, 64, 32, 1, 1, 32, 32, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, false},
+        {"depthwise s2", 4, 48, 48, 48, 1, 28, 28, 1, 3, 3, 1, 2, 2, 0, 1, 1, 1, 1, 1, true},
+        {"depthwise 3d", 2, 24, 24, 24, 4, 14, 14, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, true},
+    };
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        Tensor *a[4], *b[4];
+        run_layer(&layers[i], a);
+        run_layer(&layers[i], b);
+        for (int k = 0; k < 4; k++) {
+            if (memcmp(a[k]->data, b[k]->data, tensor_bytes(a[k])) != 0)
+                fail_msg("%s: output %d differs between two identical runs", layers[i].name, k);
+            ttensor_free(a[k]);
+            ttensor_free(b[k]);
+        }
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+}
+
+TEST_GROUP(conv, cmocka_unit_test(test_conv_fast_forward_matches_reference),
+           cmocka_unit_test(test_conv_fast_backward_matches_reference), cmocka_unit_test(test_conv_known_values),
+           cmocka_unit_test(test_conv_gradcheck), cmocka_unit_test(test_conv_meta_macs),
+           cmocka_unit_test(test_conv_bad_arguments), cmocka_unit_test(test_conv_scratch_is_reused),
+           cmocka_unit_test(test_conv_runs_are_bit_identical))
