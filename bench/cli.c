@@ -17,6 +17,8 @@ typedef struct {
 static const Command COMMANDS[] = {
     {"version", cmd_version, "build features and library versions"},
     {"bench-ops", cmd_bench_ops, "time the CPU conv/linear paths on ResNet-50 and MobileNetV2 layer shapes"},
+    {"flops", cmd_flops, "a backbone's GFLOPs per stage (meta backend, the paper's convention)"},
+    {"data", cmd_data, "data inspect: parse a benchmark list (8 formats) and open every video it names"},
 };
 
 static void print_help(FILE *out)

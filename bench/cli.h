@@ -12,5 +12,7 @@ int cli_main(int argc, char **argv);
 
 int cmd_version(int argc, char **argv);
 int cmd_bench_ops(int argc, char **argv);
+int cmd_flops(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 #endif

@@ -385,14 +385,15 @@ static bool layer_data_create(const LayerSpec *L, int n, bool with_grad, LayerDa
 {
     memset(d, 0, sizeof *d);
     if (L->kind == LAYER_CONV) {
-        d->x = host_tensor(4, (int64_t[]){n, L->cin, L->h, L->w}, with_grad, 1);             /* (N, C, H, W) */
+        /* x: (N, C, H, W)   w: (K, C/groups, k, k) */
+        d->x = host_tensor(4, (int64_t[]){n, L->cin, L->h, L->w}, with_grad, 1);
         d->w = host_tensor(4, (int64_t[]){L->cout, L->cin / L->groups, L->ksize, L->ksize}, with_grad, 3);
-        /* w: (K, C/groups, k, k) */
     } else {
-        d->x = host_tensor(2, (int64_t[]){(int64_t)n * L->rows_per_sample, L->cin}, with_grad, 1); /* (M, K) */
-        d->w = host_tensor(2, (int64_t[]){L->cout, L->cin}, with_grad, 3);                          /* (N, K) */
+        /* x: (M, K) with M = batch · frames   w: (N, K) */
+        d->x = host_tensor(2, (int64_t[]){(int64_t)n * L->rows_per_sample, L->cin}, with_grad, 1);
+        d->w = host_tensor(2, (int64_t[]){L->cout, L->cin}, with_grad, 3);
     }
-    d->b = host_tensor(1, (int64_t[]){L->cout}, with_grad, 5); /* (K) or (N) */
+    d->b = host_tensor(1, (int64_t[]){L->cout}, with_grad, 5); /* b: (K) conv, (N) linear */
     if (d->w) { /* weights ~ U(-1/sqrt(fan_in), ..) keep outputs O(1) */
         float scale = 1.0f / sqrtf((float)(tensor_numel(d->w) / L->cout));
         float *p = tensor_f32(d->w);
@@ -556,46 +557,94 @@ static void print_layer_list(FILE *out, const Options *o)
 static const char ROW_FMT_HEAD[] = "%-22s %-28s %-4s %10s %10s %9s %5s %9s %7s\n";
 static const char ROW_FMT[] = "%-22s %-28s %-4s %10.3f %10.3f %9.3f %5d %9.1f %6.1f%%\n";
 
-static void csv_header(FILE *f)
+/* One measured row: a layer in one direction. */
+typedef struct {
+    const LayerSpec *layer;
+    const char *pass; /* "fwd" or "bwd" */
+    double macs;      /* of this pass: forward MACs, or 2 × them for backward (dx and dw) */
+    Stats st;
+} Result;
+
+static double result_gflops(const Result *r) { return 2.0 * r->macs / (r->st.median_ms * 1e-3) * 1e-9; }
+
+/* The peak figure of a run: the FMA kernel is measured before and after the layers, and the
+ * higher of the two is the machine's capability (a lower one means something else was running). */
+typedef struct {
+    double start, end, best;
+} Peak;
+
+static void print_table(const Options *o, const Result *res, int n, const Peak *peak)
 {
+    printf(ROW_FMT_HEAD, "layer", "shape", "pass", "median_ms", "iqr_ms", "min_ms", "runs", "GFLOP/s", "%peak");
+    for (int i = 0; i < n; i++) {
+        char shape[96];
+        layer_shape_str(res[i].layer, o->batch, shape, sizeof shape);
+        double gf = result_gflops(&res[i]);
+        printf(ROW_FMT, res[i].layer->name, shape, res[i].pass, res[i].st.median_ms,
+               res[i].st.p75_ms - res[i].st.p25_ms, res[i].st.min_ms, res[i].st.runs, gf, 100.0 * gf / peak->best);
+    }
+
+    /* Per summary group: Σ 2·MACs / Σ median, the rate of running the group's layers once each. */
+    printf("\nsummary (each group's layers run once: sum of 2 x MACs / sum of medians):\n");
+    bool done[2 * N_LAYERS] = {false};
+    for (int i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        double flops = 0, seconds = 0;
+        int layers = 0;
+        for (int j = i; j < n; j++)
+            if (!done[j] && strcmp(res[j].layer->group, res[i].layer->group) == 0 &&
+                strcmp(res[j].pass, res[i].pass) == 0) {
+                flops += 2.0 * res[j].macs, seconds += res[j].st.median_ms * 1e-3, layers++;
+                done[j] = true;
+            }
+        double gf = flops / seconds * 1e-9;
+        printf("  %-24s %s %2d layer(s) %9.1f GFLOP/s %6.1f%% of peak\n", res[i].layer->group, res[i].pass, layers,
+               gf, 100.0 * gf / peak->best);
+    }
+}
+
+static bool write_csv(const char *path, const Options *o, const Result *res, int n, const Peak *peak)
+{
+    char tmp_path[4096];
+    snprintf(tmp_path, sizeof tmp_path, "%s.tmp", path);
+    FILE *f = fopen(tmp_path, "w");
+    if (!f) {
+        fprintf(stderr, "bench-ops: cannot write %s: %s\n", tmp_path, strerror(errno));
+        return false;
+    }
     fprintf(f, "schema_version,layer,net,group,kind,batch,cin,cout,h,w,ksize,stride,pad,groups,rows,macs,"
                "flop_convention,pass,path,threads,runs,median_ms,p25_ms,p75_ms,iqr_ms,min_ms,gflops,"
-               "peak_gflops,pct_of_peak,peak_isa,blas_core,git_commit,build_flags\n");
-}
-
-static void csv_row(FILE *f, const Options *o, const LayerSpec *L, const char *pass, double macs, const Stats *st,
-                    double gflops, double peak)
-{
-    int rows = L->kind == LAYER_LINEAR ? o->batch * L->rows_per_sample : 0;
-    fprintf(f,
-            "%d,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.0f,\"GFLOP/s = 2*MACs/median; %s\",%s,%s,%d,%d,"
-            "%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.3f,%s,%s,%s,%s\n",
-            CSV_SCHEMA_VERSION, L->name, L->net, L->group, L->kind == LAYER_CONV ? "conv2d" : "linear", o->batch,
-            L->cin, L->cout, L->h, L->w, L->ksize, L->stride, L->pad, L->groups, rows, macs, FLOP_CONVENTION,
-            pass, o->reference ? "reference" : "fast", o->threads, st->runs, st->median_ms, st->p25_ms,
-            st->p75_ms, st->p75_ms - st->p25_ms, st->min_ms, gflops, peak, 100.0 * gflops / peak, cpu_fma_isa(),
-            blas_core_name(), version_git_commit(), version_build_flags());
-}
-
-/* Aggregate per summary group: Σ flops / Σ median time, the rate of running the group's
- * layers once each. */
-typedef struct {
-    const char *group;
-    const char *pass;
-    double flops, seconds;
-    int layers;
-} GroupSum;
-
-static void group_add(GroupSum *g, int *n, int cap, const char *group, const char *pass, double flops,
-                      double seconds)
-{
-    for (int i = 0; i < *n; i++)
-        if (strcmp(g[i].group, group) == 0 && strcmp(g[i].pass, pass) == 0) {
-            g[i].flops += flops, g[i].seconds += seconds, g[i].layers++;
-            return;
-        }
-    if (*n < cap)
-        g[(*n)++] = (GroupSum){group, pass, flops, seconds, 1};
+               "peak_gflops,pct_of_peak,peak_start_gflops,peak_end_gflops,peak_isa,blas_core,git_commit,"
+               "build_flags\n");
+    for (int i = 0; i < n; i++) {
+        const LayerSpec *L = res[i].layer;
+        const Stats *st = &res[i].st;
+        double gf = result_gflops(&res[i]);
+        int rows = L->kind == LAYER_LINEAR ? o->batch * L->rows_per_sample : 0;
+        fprintf(f,
+                "%d,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.0f,\"GFLOP/s = 2*MACs/median; %s\",%s,%s,%d,%d,"
+                "%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%s,%s,%s\n",
+                CSV_SCHEMA_VERSION, L->name, L->net, L->group, L->kind == LAYER_CONV ? "conv2d" : "linear",
+                o->batch, L->cin, L->cout, L->h, L->w, L->ksize, L->stride, L->pad, L->groups, rows, res[i].macs,
+                FLOP_CONVENTION, res[i].pass, o->reference ? "reference" : "fast", o->threads, st->runs,
+                st->median_ms, st->p25_ms, st->p75_ms, st->p75_ms - st->p25_ms, st->min_ms, gf, peak->best,
+                100.0 * gf / peak->best, peak->start, peak->end, cpu_fma_isa(), blas_core_name(),
+                version_git_commit(), version_build_flags());
+    }
+    bool ok = !ferror(f);
+    ok &= fclose(f) == 0;
+    if (!ok) {
+        fprintf(stderr, "bench-ops: writing %s failed: %s\n", tmp_path, strerror(errno));
+        remove(tmp_path);
+        return false;
+    }
+    if (rename(tmp_path, path) != 0) {
+        fprintf(stderr, "bench-ops: cannot rename %s to %s: %s\n", tmp_path, path, strerror(errno));
+        remove(tmp_path);
+        return false;
+    }
+    return true;
 }
 
 int cmd_bench_ops(int argc, char **argv)
@@ -625,35 +674,55 @@ int cmd_bench_ops(int argc, char **argv)
 #endif
     fprintf(stderr, "bench-ops: measuring the fp32 FMA peak on %d thread(s) for %.2f s...\n", o.threads,
             o.peak_time);
-    double peak = cpu_fma_peak_gflops(o.threads, o.peak_time);
+    Peak peak = {.start = cpu_fma_peak_gflops(o.threads, o.peak_time)};
     if (o.peak_only) {
-        printf("peak_gflops=%.3f isa=%s lanes=%d chains=%d threads=%d\n", peak, cpu_fma_isa(), cpu_fma_lanes(),
-               cpu_fma_chains(), o.threads);
+        printf("peak_gflops=%.3f isa=%s lanes=%d chains=%d threads=%d\n", peak.start, cpu_fma_isa(),
+               cpu_fma_lanes(), cpu_fma_chains(), o.threads);
         return 0;
     }
 
     /* Every buffer the timing loop touches is allocated here, before any timed region. */
     int cap = o.repeats > 100000 ? o.repeats : 100000;
     double *samples = malloc((size_t)cap * sizeof *samples); /* (cap) seconds per timed run */
-    GroupSum groups[2 * N_LAYERS];
-    int n_groups = 0;
+    Result results[2 * N_LAYERS];
+    int n_results = 0;
     if (!samples) {
         fprintf(stderr, "bench-ops: out of memory\n");
         return 1;
     }
 
-    FILE *csv = NULL;
-    char tmp_path[4096];
-    if (o.csv_path) {
-        snprintf(tmp_path, sizeof tmp_path, "%s.tmp", o.csv_path);
-        csv = fopen(tmp_path, "w");
-        if (!csv) {
-            fprintf(stderr, "bench-ops: cannot write %s: %s\n", tmp_path, strerror(errno));
-            free(samples);
-            return 1;
+    int done = 0;
+    for (int i = 0; i < N_LAYERS && rc == 0; i++) {
+        const LayerSpec *L = &LAYERS[i];
+        if (!filter_matches(o.filter, L->name))
+            continue;
+        done++;
+        char shape[96];
+        layer_shape_str(L, o.batch, shape, sizeof shape);
+        for (int pass = 0; pass < (o.backward ? 2 : 1); pass++) {
+            bool backward = pass == 1;
+            Result *r = &results[n_results];
+            *r = (Result){.layer = L, .pass = backward ? "bwd" : "fwd",
+                          .macs = layer_macs(L, o.batch) * (backward ? 2.0 : 1.0)};
+            fprintf(stderr, "bench-ops: [%d/%d] %s %s %s...", done, selected, L->name, shape, r->pass);
+            fflush(stderr);
+            char err[CTX_ERROR_LEN + 128];
+            if (!time_layer(&o, L, backward, samples, cap, &r->st, err, sizeof err)) {
+                fprintf(stderr, " failed\nbench-ops: %s (%s): %s\n", L->name, r->pass, err);
+                rc = 1;
+                break;
+            }
+            fprintf(stderr, " %.3f ms, %.1f GFLOP/s\n", r->st.median_ms, result_gflops(r));
+            n_results++;
         }
-        csv_header(csv);
     }
+    free(samples);
+    if (rc != 0)
+        return rc;
+
+    fprintf(stderr, "bench-ops: measuring the fp32 FMA peak again...\n");
+    peak.end = cpu_fma_peak_gflops(o.threads, o.peak_time);
+    peak.best = peak.start > peak.end ? peak.start : peak.end;
 
     char model[256];
     cpu_model(model, sizeof model);
@@ -664,69 +733,20 @@ int cmd_bench_ops(int argc, char **argv)
     if (blas_overridden_core())
         printf(" (OPENBLAS_CORETYPE=%s overridden: this CPU has AVX-512)", blas_overridden_core());
     printf("\n");
-    printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d lanes x %d chains, %d thread(s), best of 10)\n", peak,
-           cpu_fma_isa(), cpu_fma_lanes(), cpu_fma_chains(), o.threads);
+    printf("fp32 FMA peak: %.1f GFLOP/s (%s, %d lanes x %d chains, %d thread(s); best of 10 repeats, measured "
+           "before (%.1f) and after (%.1f) the layers)\n",
+           peak.best, cpu_fma_isa(), cpu_fma_lanes(), cpu_fma_chains(), o.threads, peak.start, peak.end);
+    if (fabs(peak.start - peak.end) > 0.1 * peak.best)
+        printf("warning: the two peak measurements differ by %.0f%%: other work was running on this machine, "
+               "so the timings below are noisy\n",
+               100.0 * fabs(peak.start - peak.end) / peak.best);
     printf("GFLOP/s = 2 x MACs / median time; MACs of conv/linear, bias not counted (%s)\n", FLOP_CONVENTION);
     printf("timing: %d warm-up run(s), then >= %d runs and >= %.2f s per layer; arenas frozen while timing\n\n",
            o.warmup, o.repeats, o.min_time);
-    printf(ROW_FMT_HEAD, "layer", "shape", "pass", "median_ms", "iqr_ms", "min_ms", "runs", "GFLOP/s", "%peak");
+    print_table(&o, results, n_results, &peak);
+    fflush(stdout);
 
-    int done = 0;
-    rc = 0;
-    for (int i = 0; i < N_LAYERS && rc == 0; i++) {
-        const LayerSpec *L = &LAYERS[i];
-        if (!filter_matches(o.filter, L->name))
-            continue;
-        done++;
-        char shape[96];
-        layer_shape_str(L, o.batch, shape, sizeof shape);
-        for (int pass = 0; pass < (o.backward ? 2 : 1) && rc == 0; pass++) {
-            bool backward = pass == 1;
-            const char *pass_name = backward ? "bwd" : "fwd";
-            fprintf(stderr, "bench-ops: [%d/%d] %s %s %s...", done, selected, L->name, shape, pass_name);
-            fflush(stderr);
-            Stats st;
-            char err[CTX_ERROR_LEN + 128];
-            if (!time_layer(&o, L, backward, samples, cap, &st, err, sizeof err)) {
-                fprintf(stderr, " failed\nbench-ops: %s (%s): %s\n", L->name, pass_name, err);
-                rc = 1;
-                break;
-            }
-            double macs = layer_macs(L, o.batch) * (backward ? 2.0 : 1.0); /* dx and dw each cost the MACs */
-            double gflops = 2.0 * macs / (st.median_ms * 1e-3) * 1e-9;
-            fprintf(stderr, " %.3f ms, %.1f GFLOP/s\n", st.median_ms, gflops);
-            printf(ROW_FMT, L->name, shape, pass_name, st.median_ms, st.p75_ms - st.p25_ms, st.min_ms, st.runs,
-                   gflops, 100.0 * gflops / peak);
-            fflush(stdout);
-            group_add(groups, &n_groups, 2 * N_LAYERS, L->group, pass_name, 2.0 * macs, st.median_ms * 1e-3);
-            if (csv)
-                csv_row(csv, &o, L, pass_name, macs, &st, gflops, peak);
-        }
-    }
-
-    if (rc == 0) {
-        printf("\nsummary (each group's layers run once: sum of 2 x MACs / sum of medians):\n");
-        for (int g = 0; g < n_groups; g++) {
-            double gf = groups[g].flops / groups[g].seconds * 1e-9;
-            printf("  %-24s %s %2d layer(s) %9.1f GFLOP/s %6.1f%% of peak\n", groups[g].group, groups[g].pass,
-                   groups[g].layers, gf, 100.0 * gf / peak);
-        }
-    }
-    if (csv) {
-        bool write_ok = !ferror(csv);
-        write_ok &= fclose(csv) == 0;
-        if (rc == 0 && write_ok) {
-            if (rename(tmp_path, o.csv_path) != 0) {
-                fprintf(stderr, "bench-ops: cannot rename %s to %s: %s\n", tmp_path, o.csv_path, strerror(errno));
-                rc = 1;
-            }
-        } else {
-            if (rc == 0)
-                fprintf(stderr, "bench-ops: writing %s failed: %s\n", tmp_path, strerror(errno));
-            remove(tmp_path);
-            rc = rc ? rc : 1;
-        }
-    }
-    free(samples);
-    return rc;
+    if (o.csv_path && !write_csv(o.csv_path, &o, results, n_results, &peak))
+        return 1;
+    return 0;
 }

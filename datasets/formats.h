@@ -16,10 +16,11 @@
  *   jester       Jester: `id;label` CSV + labels CSV                         single
  *
  * Decisions every format shares (tests/test_formats.c checks each):
- * - Errors: the first problem stops the parse with "FILE:LINE: what was wrong" (JSON formats:
- *   "FILE: line L, column C (byte B): …" from kernels/json.h, or "FILE:LINE: …" for a value that
- *   parsed but is wrong). A list that yields no entry at all is an error too (wrong file or
- *   wrong --split), so a run never silently evaluates nothing.
+ * - Errors: the first problem stops the parse with "FILE:LINE: what was wrong". JSON formats:
+ *   "FILE: line L, column C (byte B): …" for invalid JSON (kernels/json.h), "FILE:LINE:COLUMN: …"
+ *   for a value that parsed but is wrong (the column matters: the official ActivityNet file is
+ *   one line). A list that yields no entry at all is an error too (wrong file or wrong --split),
+ *   so a run never silently evaluates nothing.
  * - Bytes: paths and class names are byte strings, passed through unchanged; non-UTF-8 bytes
  *   are accepted (POSIX file names are bytes and frame folders are often extracted under an
  *   arbitrary locale). The only byte rejected in a text file is NUL (it would truncate a C
@@ -69,7 +70,10 @@ bool formats_parse_opts(const char *format, const char *list_path, const char *r
 extern const char *const FORMATS_NAMES[];
 const char *formats_summary(const char *format);
 
-/* Per-format parsers: the same contract as formats_parse_opts (out initialised by the caller). */
+/* Per-format parsers, what formats_parse_opts dispatches to. Called directly: *out must be
+ * initialised (video_list_init) by the caller, `root` is used only to pick existing file names
+ * (not stored), opt must not be NULL where noted by the dispatcher's checks (--split validity),
+ * and an empty result is not an error; on failure *out may hold partial entries (free it). */
 
 /* `list`: one video per line, fields separated by whitespace, or by commas when the first entry
  * line contains a comma (the official code's ActivityNet/FCVID split files). A path may contain
@@ -94,7 +98,9 @@ bool formats_parse_activitynet(const char *json_path, const char *root, const Fo
                                char *err, size_t err_cap);
 /* `k400`: Kinetics CSV with a header naming the columns (label, youtube_id, time_start, time_end,
  * split, is_cc; label/split/is_cc optional; RFC 4180 quoting). Class index: position in
- * opt->classes_path when given, else the byte-wise sorted distinct labels of the file. Path:
+ * opt->classes_path when given, else the byte-wise sorted distinct labels of the whole file (all
+ * splits, so --split never changes an index; pass the class file for train/val files whose
+ * class sets could differ). Path:
  * `<id>_<start:06d>_<end:06d>.mp4` under `<split>/<label>/`, `<split>/`, `<label>/` or flat,
  * whichever exists (a label directory may also use '_' for spaces), else `<split>/<label>/…`. */
 bool formats_parse_k400(const char *csv_path, const char *root, const FormatOptions *opt, VideoList *out,

@@ -5,6 +5,7 @@
  * falling like a feather or paper`, jester-v1-train.csv: `34870;Drumming Fingers`; the labels
  * CSVs list one class name per line; the test CSVs list only ids).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -183,10 +183,12 @@ struct VideoReader {
     bool seek_ok;      /* false after a seek landed past its target: only rewinds from now on */
 
     bool positioned;   /* the demuxer/decoder are at a known place (after a seek or rewind) */
+    bool from_start;   /* positioned by a rewind: counting frames from 0 is valid */
     bool draining;     /* the demuxer hit its end; the decoder was sent NULL */
     int64_t last_idx;  /* index of the last frame received since positioning, -1 when none */
     int64_t end_idx;   /* last decodable frame found at EOF, -1 until known */
     int64_t container_frames; /* the container's own claim (hint only), 0 when none */
+    int64_t packets_all;      /* packets of the stream, empty and discarded ones included */
     VideoReadStats stats;
 };
 
@@ -300,6 +302,7 @@ static bool rewind_input(VideoReader *r, char *err, size_t cap)
     }
     r->stats.seeks++;
     r->positioned = true;
+    r->from_start = true;
     r->draining = false;
     r->last_idx = -1;
     r->prev_idx = -1;
@@ -319,6 +322,7 @@ static bool seek_to_key(VideoReader *r, int64_t k, char *err, size_t cap)
     avcodec_flush_buffers(r->dec);
     r->stats.seeks++;
     r->positioned = true;
+    r->from_start = false;
     r->draining = false;
     r->last_idx = -1;
     r->prev_idx = -1;
@@ -332,13 +336,13 @@ static bool build_table(VideoReader *r, char *err, size_t cap)
     int64_t cap_n = 1024, n = 0, nk = 0;
     int64_t *pts = malloc((size_t)cap_n * sizeof *pts);          /* (cap_n) */
     int64_t *kpts = malloc((size_t)cap_n * sizeof *kpts);        /* (cap_n) pts of keyframes */
-    int64_t *kseek = malloc((size_t)cap_n * sizeof *kseek);      /* (cap_n) their seek timestamps */
     bool all_ts = true;
-    int ret;
-    if (!pts || !kpts || !kseek)
+    if (!pts || !kpts)
         goto oom;
-    while ((ret = av_read_frame(r->fmt, r->pkt)) >= 0) {
+    while (av_read_frame(r->fmt, r->pkt) >= 0) {
         AVPacket *p = r->pkt;
+        if (p->stream_index == r->stream)
+            r->packets_all++;
         if (p->stream_index == r->stream && p->size > 0 && !(p->flags & AV_PKT_FLAG_DISCARD)) {
             if (n == cap_n) {
                 cap_n *= 2;
@@ -348,28 +352,25 @@ static bool build_table(VideoReader *r, char *err, size_t cap)
                 int64_t *b = realloc(kpts, (size_t)cap_n * sizeof *b);
                 if (b)
                     kpts = b;
-                int64_t *c = realloc(kseek, (size_t)cap_n * sizeof *c);
-                if (c)
-                    kseek = c;
-                if (!a || !b || !c) {
+                if (!a || !b) {
                     av_packet_unref(p);
                     goto oom;
                 }
             }
-            int64_t ts = p->pts != AV_NOPTS_VALUE ? p->pts : p->dts;
+            /* Only real presentation timestamps identify frames: AVI gives decode timestamps
+             * alone, and with B-frames the decoder's guess from them is off by the reorder
+             * delay, so such a stream is read forward from the start, counting frames. */
+            int64_t ts = p->pts;
             if (ts == AV_NOPTS_VALUE)
                 all_ts = false;
             pts[n++] = ts;
-            if (p->flags & AV_PKT_FLAG_KEY) {
-                kpts[nk] = ts;
-                kseek[nk] = (p->dts != AV_NOPTS_VALUE && p->dts < ts) ? p->dts : ts;
-                nk++;
-            }
+            if (p->flags & AV_PKT_FLAG_KEY)
+                kpts[nk++] = ts;
         }
         av_packet_unref(r->pkt);
     }
-    /* A read error other than the end means the rest of the file is unreadable (truncated or
-     * damaged); what came before is still a video, and decoding will tell whether it is usable. */
+    /* Demuxers stop quietly at damage or a truncation; check_complete() compares the count with
+     * the container's header afterwards. */
     if (n == 0) {
         set_err(err, cap, "video '%s': the video stream has no frames (empty or truncated file)", r->path);
         goto fail;
@@ -394,18 +395,16 @@ static bool build_table(VideoReader *r, char *err, size_t cap)
     int64_t m = 1;
     for (int64_t i = 0; all_ts && i < nk; i++) {
         int64_t idx = table_lookup(r, kpts[i]);
-        if (idx <= r->key_idx[m - 1]) {
-            if (idx == 0)
-                r->key_ts[0] = kseek[i] < r->key_ts[0] ? kseek[i] : r->key_ts[0];
+        if (idx <= r->key_idx[m - 1])
             continue;
-        }
+        /* Seek by presentation time, as libavformat's demuxers index it (MP4's index is by
+         * pts: seeking to a keyframe's earlier dts lands a whole GOP early). */
         r->key_idx[m] = idx;
-        r->key_ts[m] = kseek[i];
+        r->key_ts[m] = kpts[i];
         m++;
     }
     r->n_keys = m;
     free(kpts);
-    free(kseek);
     return rewind_input(r, err, cap);
 oom:
     set_err(err, cap, "video '%s': out of memory building the frame table", r->path);
@@ -413,7 +412,6 @@ fail:
     if (r->pts != pts)
         free(pts);
     free(kpts);
-    free(kseek);
     return false;
 }
 
@@ -438,6 +436,27 @@ static void fill_info(VideoReader *r)
     r->container_frames = hint;
     in->frames = r->n_table;
     in->frames_counted = hint != r->n_table;
+}
+
+/* Truncated and damaged files. Demuxers simply stop at the damage (they report a clean end of
+ * file), so the only witness is the container's own header: a declared frame count (AVI, MP4)
+ * above the packets that exist, or a duration (MKV, WebM) well past the last frame. The
+ * duration check allows max(2, 5%) frames of slack because durations are rounded (an MKV of
+ * 120 frames can claim 119 or 121). A container that claims FEWER frames than it holds is just
+ * wrong, and its frames are counted instead. */
+static bool check_complete(VideoReader *r, char *err, size_t cap)
+{
+    AVStream *st = r->fmt->streams[r->stream];
+    int64_t hint = r->container_frames;
+    bool damaged;
+    if (st->nb_frames > 0)
+        damaged = r->packets_all < st->nb_frames;
+    else
+        damaged = hint > 0 && r->n_table + (hint / 20 > 2 ? hint / 20 : 2) < hint;
+    if (damaged)
+        set_err(err, cap, "video '%s': truncated or damaged: the container declares %lld frames but only %lld can be read",
+                r->path, (long long)hint, (long long)r->n_table);
+    return !damaged;
 }
 
 VideoReader *video_open(const char *path, int threads, char *err, size_t err_cap)
@@ -494,6 +513,10 @@ VideoReader *video_open(const char *path, int threads, char *err, size_t err_cap
         return NULL;
     }
     fill_info(r);
+    if (!check_complete(r, err, err_cap)) {
+        video_close(r);
+        return NULL;
+    }
     if (r->info.width <= 0 || r->info.height <= 0) {
         set_err(err, err_cap, "video '%s': the video stream has no frame size", path);
         video_close(r);
@@ -570,13 +593,16 @@ static int decode_next(VideoReader *r, char *err, size_t cap)
     }
 }
 
-/* Index of the frame just received. */
+/* Index of the frame just received; -1 when it cannot be known (no timestamp right after a
+ * seek into the middle). */
 static int64_t frame_index(VideoReader *r)
 {
     int64_t ts = r->frame->best_effort_timestamp;
     if (r->have_ts && ts != AV_NOPTS_VALUE)
         return table_lookup(r, ts);
-    return r->last_idx + 1;
+    if (r->last_idx >= 0 || r->from_start)
+        return r->last_idx + 1;
+    return -1;
 }
 
 /* Leaves the frame for target t (the first frame with index >= t; the last decodable frame when
@@ -620,8 +646,9 @@ static bool locate(VideoReader *r, int64_t t, char *err, size_t cap)
             continue;
         }
         int64_t idx = frame_index(r);
-        if (just_positioned && idx > t && r->have_ts && k > 0) {
-            /* The seek landed after the target: this demuxer's index cannot be trusted. */
+        if (idx < 0 || (just_positioned && idx > t && !r->from_start)) {
+            /* The seek landed after the target, or on a frame without a timestamp: this file's
+             * index cannot be trusted, so decode from the start from now on. */
             r->seek_ok = false;
             if (!rewind_input(r, err, cap))
                 return false;
@@ -629,8 +656,6 @@ static bool locate(VideoReader *r, int64_t t, char *err, size_t cap)
             continue;
         }
         just_positioned = false;
-        if (idx <= r->last_idx && r->last_idx >= 0 && !r->have_ts)
-            idx = r->last_idx + 1;
         r->last_idx = idx > r->last_idx ? idx : r->last_idx;
         av_frame_unref(r->prev);
         av_frame_move_ref(r->prev, r->frame);

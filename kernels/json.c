@@ -857,9 +857,11 @@ JsonDoc *json_parse_file(const char *path, JsonError *err)
     JsonDoc *doc = json_parse(buf, len, err);
     free(buf);
     if (!doc && err) {
-        char msg[sizeof err->message];
-        snprintf(msg, sizeof msg, "%s: %s", path, err->message);
-        memcpy(err->message, msg, sizeof msg);
+        /* Prefix the path; a long path truncates the message, never overflows it. */
+        char msg[sizeof err->message + 600];
+        snprintf(msg, sizeof msg, "%.512s: %s", path, err->message);
+        memcpy(err->message, msg, sizeof err->message - 1);
+        err->message[sizeof err->message - 1] = '\0';
     }
     return doc;
 }

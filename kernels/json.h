@@ -79,7 +79,7 @@ typedef struct JsonDoc JsonDoc;
 typedef struct {
     size_t offset;      /* byte offset of the problem in the text */
     int line, column;   /* 1-based; column counts UTF-8 characters */
-    char message[256];  /* "line 3, column 7 (byte 41): expected ',' or '}' after an object member, found 'x'" */
+    char message[512];  /* "line 3, column 7 (byte 41): expected ',' or '}' after an object member, found 'x'" */
 } JsonError;
 
 /* Parses text[0..len) as one JSON value with optional surrounding whitespace. Returns NULL and

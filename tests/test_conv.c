@@ -68,6 +68,13 @@ static const ConvCase CASES[] = {
     {"depthwise 3x3x3 s(2,1,1) p1",         1, 3, 3, 3,  6, 5,  6, 3, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1, false},
     {"depthwise 1d k3 p1",                  2, 4, 4, 4,  1, 1, 13, 1, 1, 3, 1, 1, 1, 0, 0, 1, 1, 1, 1, true},
     {"depthwise single channel",            3, 1, 1, 1,  1, 6,  6, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"depthwise 20 channels (2 blocks)",    2, 20, 20, 20, 1, 9, 9, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    /* padded maps beyond 4096 positions take the flat-grid depthwise kernel */
+    {"depthwise large map 3x3 s1 p1",       2, 3, 3, 3,  1, 70, 66, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"depthwise large map 3x3 s2 p1",       1, 2, 2, 2,  1, 71, 69, 1, 3, 3, 1, 2, 2, 0, 1, 1, 1, 1, 1, false},
+    {"depthwise large map 5x5 s2 dil 2",    1, 2, 2, 2,  1, 66, 67, 1, 5, 5, 1, 2, 2, 0, 4, 3, 1, 2, 2, true},
+    {"depthwise large 3x3x3 s2 p1",         1, 2, 2, 2,  6, 33, 30, 3, 3, 3, 2, 2, 2, 1, 1, 1, 1, 1, 1, true},
+    {"depthwise large 1d k3 p1",            2, 3, 3, 3,  1, 1, 5000, 1, 1, 3, 1, 1, 1, 0, 0, 1, 1, 1, 1, true},
 };
 enum { N_CASES = sizeof CASES / sizeof CASES[0] };
 
@@ -308,6 +315,7 @@ static void test_conv_bad_arguments(void **state)
     Tensor *x = TT(1, 4, 8, 8), *x6 = TT(1, 6, 8, 8), *xs = TT(1, 3, 4, 4), *x3 = TT(1, 4, 8);
     Tensor *w_c3 = TT(6, 3, 3, 3), *w_g = TT(4, 2, 3, 3), *w_k6 = TT(6, 2, 3, 3), *w7 = TT(2, 3, 7, 7);
     Tensor *w4 = TT(2, 4, 3, 3), *b3 = TT(3), *xi = ttensor(DTYPE_I32, 4, (int64_t[]){1, 4, 8, 8}, false);
+    Tensor *x5 = TT(1, 2, 2, 5, 5), *w5 = TT(1, 2, 3, 3, 3);
     EXPECT_ERROR(ctx, op_conv2d(ctx, x, w_c3, NULL, 1, 1, 1), "conv2d", "channel mismatch", "(6, 3, 3, 3)",
                  "(1, 4, 8, 8)");
     EXPECT_ERROR(ctx, op_conv2d(ctx, x6, w_g, NULL, 1, 1, 4), "conv2d", "groups = 4 must divide", "C = 6",
@@ -322,13 +330,13 @@ static void test_conv_bad_arguments(void **state)
     EXPECT_ERROR(ctx, op_conv2d(ctx, x, w4, NULL, 1, -1, 1), "conv2d", "pad -1");
     EXPECT_ERROR(ctx, op_conv2d(ctx, x, w4, NULL, 1, 1, 0), "conv2d", "groups = 0");
     EXPECT_ERROR(ctx, op_conv2d(ctx, xi, w4, NULL, 1, 1, 1), "conv2d", "x must be f32");
-    EXPECT_ERROR(ctx, op_conv3d(ctx, TT(1, 2, 2, 5, 5), TT(1, 2, 3, 3, 3), NULL, (int[]){1, 1, 1}, (int[]){0, 1, 1}, 1),
-                 "conv3d", "kernel T extent 3", "larger than the padded input");
+    EXPECT_ERROR(ctx, op_conv3d(ctx, x5, w5, NULL, (int[]){1, 1, 1}, (int[]){0, 1, 1}, 1), "conv3d", "kernel T extent 3",
+                 "larger than the padded input");
     /* NULL in, NULL out, and the first error stays */
     EXPECT_ERROR(ctx, op_conv2d(ctx, NULL, w4, NULL, 1, 1, 1), "conv2d", "input 0 is NULL");
     assert_non_null(op_conv2d(ctx, x, w4, NULL, 1, 1, 1)); /* the good call works after the errors */
     assert_true(ctx_ok(ctx));
-    Tensor *all[] = {x, x6, xs, x3, w_c3, w_g, w_k6, w7, w4, b3, xi};
+    Tensor *all[] = {x, x6, xs, x3, w_c3, w_g, w_k6, w7, w4, b3, xi, x5, w5};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         ttensor_free(all[i]);
     ctx_destroy(ctx);

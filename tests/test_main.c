@@ -17,6 +17,7 @@
     X(meta)         \
     X(model)        \
     X(backbones)    \
+    X(uniadafocus)  \
     X(cli)          \
     X(json)         \
     X(safetensors)  \

@@ -308,7 +308,7 @@ static void build_columns(const ConvGeom *g, const float *x, int64_t n0, int64_t
     int64_t Cg = g->C / g->groups, taps = kernel_taps(g), CK = Cg * taps, P = out_volume(g), V = in_volume(g);
     bool pointwise = is_pointwise(g);
     int64_t rows = nbc * CK;
-#pragma omp parallel for schedule(static) if (rows * P > (1 << 15))
+#pragma omp parallel for schedule(static) if (cpu_sgemm_shares_openmp() && rows * P > (1 << 15))
     for (int64_t r = 0; r < rows; r++) {
         int64_t i = r / CK, rr = r % CK, c = rr / taps, tap = rr % taps;
         const float *xc = x + ((n0 + i) * g->C + grp * Cg + c) * V; /* (T, H, W) */
@@ -327,7 +327,7 @@ static void scatter_columns(const ConvGeom *g, const float *dcol, int64_t ld, in
 {
     int64_t Cg = g->C / g->groups, taps = kernel_taps(g), P = out_volume(g), V = in_volume(g);
     bool pointwise = is_pointwise(g);
-#pragma omp parallel for schedule(static) if (nbc * Cg * taps * P > (1 << 15))
+#pragma omp parallel for schedule(static) if (cpu_sgemm_shares_openmp() && nbc * Cg * taps * P > (1 << 15))
     for (int64_t task = 0; task < nbc * Cg; task++) {
         int64_t i = task / Cg, c = task % Cg;
         float *dxc = dx + ((n0 + i) * g->C + grp * Cg + c) * V; /* (T, H, W) */
@@ -388,7 +388,7 @@ static void conv_forward_gemm(Ctx *ctx, const ConvGeom *g, const float *x, const
                 continue;
             }
             cpu_sgemm(false, false, Kg, cols, CK, 1.0f, wg, CK, B, ldb, 0.0f, ybuf, cols);
-#pragma omp parallel for schedule(static) if (Kg * cols > (1 << 15))
+#pragma omp parallel for schedule(static) if (cpu_sgemm_shares_openmp() && Kg * cols > (1 << 15))
             for (int64_t r = 0; r < nbc * Kg; r++) { /* ybuf (Kg, nbc, P) → y (nbc, Kg, P) */
                 int64_t i = r / Kg, k = r % Kg;
                 float bias = b ? b[grp * Kg + k] : 0.0f;
@@ -422,7 +422,7 @@ static void conv_backward_gemm(Ctx *ctx, const ConvGeom *g, const float *x, cons
             const float *dyg = dy + (n0 * g->K + grp * Kg) * P;
             int64_t lddy = P;
             if (nbc > 1) {
-#pragma omp parallel for schedule(static) if (Kg * cols > (1 << 15))
+#pragma omp parallel for schedule(static) if (cpu_sgemm_shares_openmp() && Kg * cols > (1 << 15))
                 for (int64_t r = 0; r < nbc * Kg; r++) { /* dy (nbc, Kg, P) → dybuf (Kg, nbc, P) */
                     int64_t i = r / Kg, k = r % Kg;
                     memcpy(dybuf + k * cols + i * P, dy + ((n0 + i) * g->K + grp * Kg + k) * P,
@@ -457,7 +457,7 @@ static void conv_backward_gemm(Ctx *ctx, const ConvGeom *g, const float *x, cons
 static void conv_bias_grad(const ConvGeom *g, const float *dy, float *db)
 {
     int64_t P = out_volume(g);
-#pragma omp parallel for schedule(static) if ((int64_t)g->N * g->K * P > (1 << 16))
+#pragma omp parallel for schedule(static) if (cpu_sgemm_shares_openmp() && (int64_t)g->N * g->K * P > (1 << 16))
     for (int k = 0; k < g->K; k++) {
         float acc = 0;
         for (int n = 0; n < g->N; n++)
@@ -519,11 +519,13 @@ static void dw_fill_phases(const ConvGeom *g, const DwLayout *L, const float *xc
                 memcpy(row + g->pw, src, (size_t)g->W * sizeof(float));
                 continue;
             }
-            for (int cph = 0; cph < g->sw; cph++) { /* columns w with (w + pw) mod sw == cph */
-                float *dst = row + cph * L->phase_vol;
+            for (int cph = 0; cph < g->sw; cph++) { /* columns w0 + i·sw, (w0 + pw) mod sw == cph */
                 int w0 = ((cph - g->pw) % g->sw + g->sw) % g->sw;
-                for (int w = w0; w < g->W; w += g->sw)
-                    dst[(w + g->pw) / g->sw] = src[w];
+                float *dst = row + cph * L->phase_vol + (w0 + g->pw) / g->sw;
+                const float *s = src + w0;
+                int64_t n = w0 < g->W ? (g->W - w0 + g->sw - 1) / g->sw : 0;
+                for (int64_t i = 0; i < n; i++)
+                    dst[i] = s[i * g->sw];
             }
         }
     }
@@ -746,12 +748,16 @@ static void dw_backward(Ctx *ctx, const ConvGeom *g, const float *x, const float
                                 continue;
                             const float *s = dxq + ((int64_t)(tp / g->st) * L.Hq + hp / g->sh) * L.Wq;
                             float *d = dxc + ((int64_t)t * g->H + h) * g->W;
-                            if (g->sw == 1)
+                            if (g->sw == 1) {
                                 for (int ww = 0; ww < g->W; ww++)
                                     d[ww] += s[ww + g->pw];
-                            else
-                                for (int ww = w0; ww < g->W; ww += g->sw)
-                                    d[ww] += s[(ww + g->pw) / g->sw];
+                            } else {
+                                const float *sp = s + (w0 + g->pw) / g->sw;
+                                float *dp = d + w0;
+                                int64_t n = w0 < g->W ? (g->W - w0 + g->sw - 1) / g->sw : 0;
+                                for (int64_t i = 0; i < n; i++)
+                                    dp[i * g->sw] += sp[i];
+                            }
                         }
                     }
                 }
@@ -771,6 +777,268 @@ static void dw_backward(Ctx *ctx, const ConvGeom *g, const float *x, const float
     arena_reset(&ctx->scratch);
 }
 
+/* ============================ depthwise, channel-blocked path ============================ */
+/*
+ * On small maps (MobileNetV2's 28², 14², 7² stages) one (n, c) plane is a few hundred MACs and
+ * the flat-grid kernel's per-plane setup dominates. There 16 channels go together in a
+ * channels-last block: xb (Tp, Hp, Wp, 16) holds the zero-padded input of 16 channels, so each
+ * tap of each output position is one 16-wide FMA with a per-channel weight vector, for any
+ * stride and dilation, and 8 output positions are in flight to cover the FMA latency. The
+ * transposes into and out of the block are two cheap passes over a block that fits in L2.
+ */
+enum { DWB = 16, DWB_POS = 8 };
+
+typedef struct {
+    int64_t Tp, Hp, Wp;
+    int64_t in_vol; /* Tp·Hp·Wp positions of xb */
+    int64_t blocks; /* ceil(C / 16) */
+} DwbLayout;
+
+static DwbLayout dwb_layout(const ConvGeom *g)
+{
+    DwbLayout L = {.Tp = g->T + 2 * g->pt, .Hp = g->H + 2 * g->ph, .Wp = g->W + 2 * g->pw};
+    L.in_vol = L.Tp * L.Hp * L.Wp;
+    L.blocks = (g->C + DWB - 1) / DWB;
+    return L;
+}
+
+/* Blocks small enough to stay in L2 (padded maps up to about 64²) take this path. */
+static bool dwb_suits(const ConvGeom *g) { return dwb_layout(g).in_vol <= 4096; }
+
+/* off (taps): offset in floats of tap (it, ih, iw) from an output position's origin in xb;
+ * origin (P): offset of output position p = (to, ho, wo), i.e. of its top-left-front tap. */
+static void dwb_offsets(const ConvGeom *g, const DwbLayout *L, int64_t *off, int64_t *origin)
+{
+    for (int it = 0; it < g->kt; it++)
+        for (int ih = 0; ih < g->kh; ih++)
+            for (int iw = 0; iw < g->kw; iw++)
+                off[((int64_t)it * g->kh + ih) * g->kw + iw] =
+                    (((int64_t)it * g->dt * L->Hp + ih * g->dh) * L->Wp + iw * g->dw) * DWB;
+    int64_t p = 0;
+    for (int to = 0; to < g->To; to++)
+        for (int ho = 0; ho < g->Ho; ho++)
+            for (int wo = 0; wo < g->Wo; wo++)
+                origin[p++] = (((int64_t)to * g->st * L->Hp + ho * g->sh) * L->Wp + wo * g->sw) * DWB;
+}
+
+/* xb (Tp, Hp, Wp, 16) = channels c0 .. c0 + cb of xn (C, T, H, W), zero-padded; lanes ≥ cb zero. */
+static void dwb_fill(const ConvGeom *g, const DwbLayout *L, const float *xn, int64_t c0, int cb, float *xb)
+{
+    memset(xb, 0, (size_t)(L->in_vol * DWB) * sizeof(float));
+    for (int c = 0; c < cb; c++)
+        for (int t = 0; t < g->T; t++)
+            for (int h = 0; h < g->H; h++) {
+                const float *s = xn + (((c0 + c) * g->T + t) * g->H + h) * g->W;
+                float *d = xb + (((t + g->pt) * L->Hp + h + g->ph) * L->Wp + g->pw) * DWB + c;
+                for (int w = 0; w < g->W; w++)
+                    d[w * DWB] = s[w];
+            }
+}
+
+/* wt (taps, 16) and bias (16): the block's filters channels-last, zero in lanes ≥ cb. */
+static void dwb_weights(const float *w, const float *b, int64_t taps, int64_t c0, int cb, float *wt, float *bias)
+{
+    for (int64_t t = 0; t < taps; t++)
+        for (int c = 0; c < DWB; c++)
+            wt[t * DWB + c] = c < cb ? w[(c0 + c) * taps + t] : 0.0f;
+    for (int c = 0; c < DWB; c++)
+        bias[c] = b && c < cb ? b[c0 + c] : 0.0f;
+}
+
+/* out (8, 16) = bias + Σ_taps wt[tap] ⊙ xb[origin_j + off[tap]] for the 8 positions j. Written
+ * as eight named accumulators over one 16-lane loop: GCC keeps each in a vector register (a 2-D
+ * accumulator array makes it shuffle across positions instead). */
+static void dwb_forward8(const float *restrict xb, const int64_t *origin, const int64_t *off, int64_t taps,
+                         const float *restrict wt, const float *restrict bias, float *restrict out)
+{
+    float a0[DWB], a1[DWB], a2[DWB], a3[DWB], a4[DWB], a5[DWB], a6[DWB], a7[DWB];
+    for (int c = 0; c < DWB; c++)
+        a0[c] = a1[c] = a2[c] = a3[c] = a4[c] = a5[c] = a6[c] = a7[c] = bias[c];
+    const float *x0 = xb + origin[0], *x1 = xb + origin[1], *x2 = xb + origin[2], *x3 = xb + origin[3];
+    const float *x4 = xb + origin[4], *x5 = xb + origin[5], *x6 = xb + origin[6], *x7 = xb + origin[7];
+    for (int64_t t = 0; t < taps; t++) {
+        const float *wv = wt + t * DWB;
+        int64_t o = off[t];
+        for (int c = 0; c < DWB; c++) {
+            float wc = wv[c];
+            a0[c] = CPU_MADD(wc, x0[o + c], a0[c]), a1[c] = CPU_MADD(wc, x1[o + c], a1[c]);
+            a2[c] = CPU_MADD(wc, x2[o + c], a2[c]), a3[c] = CPU_MADD(wc, x3[o + c], a3[c]);
+            a4[c] = CPU_MADD(wc, x4[o + c], a4[c]), a5[c] = CPU_MADD(wc, x5[o + c], a5[c]);
+            a6[c] = CPU_MADD(wc, x6[o + c], a6[c]), a7[c] = CPU_MADD(wc, x7[o + c], a7[c]);
+        }
+    }
+    for (int c = 0; c < DWB; c++) {
+        out[0 * DWB + c] = a0[c], out[1 * DWB + c] = a1[c], out[2 * DWB + c] = a2[c], out[3 * DWB + c] = a3[c];
+        out[4 * DWB + c] = a4[c], out[5 * DWB + c] = a5[c], out[6 * DWB + c] = a6[c], out[7 * DWB + c] = a7[c];
+    }
+}
+
+static void dwb_forward1(const float *restrict xb, int64_t origin, const int64_t *off, int64_t taps,
+                         const float *restrict wt, const float *restrict bias, float *restrict out)
+{
+    float acc[DWB];
+    for (int c = 0; c < DWB; c++)
+        acc[c] = bias[c];
+    for (int64_t t = 0; t < taps; t++)
+        for (int c = 0; c < DWB; c++)
+            acc[c] = CPU_MADD(wt[t * DWB + c], xb[origin + off[t] + c], acc[c]);
+    for (int c = 0; c < DWB; c++)
+        out[c] = acc[c];
+}
+
+/* Per-thread workspace of the channel-blocked path, in floats (64-byte multiples). */
+typedef struct {
+    int64_t xb, pb, wt, dxb, total;
+} DwbThreadBuf;
+
+static DwbThreadBuf dwb_thread_buf(const DwbLayout *L, int64_t P, int64_t taps, bool with_dx)
+{
+    DwbThreadBuf t = {.xb = L->in_vol * DWB, .pb = P * DWB, .wt = (taps + 1) * DWB,
+                      .dxb = with_dx ? L->in_vol * DWB : 0};
+    t.total = t.xb + t.pb + t.wt + t.dxb;
+    return t;
+}
+
+static void dwb_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b, float *y)
+{
+    DwbLayout L = dwb_layout(g);
+    int64_t V = in_volume(g), P = out_volume(g), taps = kernel_taps(g), tasks = (int64_t)g->N * L.blocks;
+    DwbThreadBuf tb = dwb_thread_buf(&L, P, taps, false);
+    int64_t *offs = arena_alloc(&ctx->scratch, (size_t)(taps + P) * sizeof(int64_t)); /* off (taps), origin (P) */
+    float *buf = scratch_floats(ctx, "depthwise block buffers", tb.total * max_threads());
+    if (!offs || !buf) {
+        if (!offs)
+            ctx_set_error(ctx, "conv: scratch arena frozen and full (depthwise offsets)");
+        arena_reset(&ctx->scratch);
+        return;
+    }
+    int64_t *off = offs, *origin = offs + taps;
+    dwb_offsets(g, &L, off, origin);
+#pragma omp parallel for schedule(static) if (tasks * P * taps * DWB > (1 << 15))
+    for (int64_t task = 0; task < tasks; task++) {
+        float *xb = buf + thread_id() * tb.total; /* (Tp, Hp, Wp, 16) */
+        float *yb = xb + tb.xb;                   /* (P, 16) */
+        float *wt = yb + tb.pb;                   /* (taps, 16), then the bias (16) */
+        float *bias = wt + taps * DWB;
+        int64_t n = task / L.blocks, c0 = task % L.blocks * DWB;
+        int cb = (int)(g->C - c0 < DWB ? g->C - c0 : DWB);
+        dwb_weights(w, b, taps, c0, cb, wt, bias);
+        dwb_fill(g, &L, x + n * g->C * V, c0, cb, xb);
+        int64_t p = 0;
+        for (; p + DWB_POS <= P; p += DWB_POS)
+            dwb_forward8(xb, origin + p, off, taps, wt, bias, yb + p * DWB);
+        for (; p < P; p++)
+            dwb_forward1(xb, origin[p], off, taps, wt, bias, yb + p * DWB);
+        for (int c = 0; c < cb; c++) {
+            float *yc = y + (n * g->C + c0 + c) * P; /* (To, Ho, Wo) */
+            for (int64_t q = 0; q < P; q++)
+                yc[q] = yb[q * DWB + c];
+        }
+    }
+    arena_reset(&ctx->scratch);
+}
+
+/* Backward, one task per (n, 16-channel block): dx through a zeroed padded block dxb that the
+ * taps scatter into; dw and db as per-task partials (taps + 1, 16), added per channel in sample
+ * order afterwards. */
+static void dwb_backward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *dy, float *dx,
+                         float *dw, float *db)
+{
+    DwbLayout L = dwb_layout(g);
+    int64_t V = in_volume(g), P = out_volume(g), taps = kernel_taps(g), tasks = (int64_t)g->N * L.blocks;
+    DwbThreadBuf tb = dwb_thread_buf(&L, P, taps, dx != NULL);
+    int64_t *offs = arena_alloc(&ctx->scratch, (size_t)(taps + P) * sizeof(int64_t));
+    float *buf = scratch_floats(ctx, "depthwise block buffers", tb.total * max_threads());
+    float *part = (dw || db) ? scratch_floats(ctx, "depthwise partial sums", tasks * (taps + 1) * DWB) : NULL;
+    if (!offs || !buf || ((dw || db) && !part)) {
+        if (!offs)
+            ctx_set_error(ctx, "conv: scratch arena frozen and full (depthwise offsets)");
+        arena_reset(&ctx->scratch);
+        return;
+    }
+    int64_t *off = offs, *origin = offs + taps;
+    dwb_offsets(g, &L, off, origin);
+#pragma omp parallel for schedule(static) if (tasks * P * taps * DWB > (1 << 15))
+    for (int64_t task = 0; task < tasks; task++) {
+        float *xb = buf + thread_id() * tb.total; /* (Tp, Hp, Wp, 16) padded x, if dw */
+        float *dyb = xb + tb.xb;                  /* (P, 16) */
+        float *wt = dyb + tb.pb;                  /* (taps, 16), then an unused bias (16) */
+        float *dxb = wt + tb.wt;                  /* (Tp, Hp, Wp, 16), if dx */
+        int64_t n = task / L.blocks, c0 = task % L.blocks * DWB;
+        int cb = (int)(g->C - c0 < DWB ? g->C - c0 : DWB);
+        for (int64_t q = 0; q < P; q++)
+            for (int c = 0; c < DWB; c++)
+                dyb[q * DWB + c] = c < cb ? dy[(n * g->C + c0 + c) * P + q] : 0.0f;
+        float *pt = part ? part + task * (taps + 1) * DWB : NULL; /* (taps + 1, 16) */
+        if (db) {
+            float acc[DWB] = {0};
+            for (int64_t q = 0; q < P; q++)
+                for (int c = 0; c < DWB; c++)
+                    acc[c] += dyb[q * DWB + c];
+            for (int c = 0; c < DWB; c++)
+                pt[taps * DWB + c] = acc[c];
+        }
+        if (dw) {
+            dwb_fill(g, &L, x + n * g->C * V, c0, cb, xb);
+            for (int64_t t = 0; t < taps; t++) {
+                float acc[DWB_POS][DWB] = {{0}}; /* 8 independent chains, summed in order below */
+                int64_t q = 0;
+                for (; q + DWB_POS <= P; q += DWB_POS)
+                    for (int j = 0; j < DWB_POS; j++) {
+                        const float *s = xb + origin[q + j] + off[t], *d = dyb + (q + j) * DWB;
+                        for (int c = 0; c < DWB; c++)
+                            acc[j][c] = CPU_MADD(d[c], s[c], acc[j][c]);
+                    }
+                for (; q < P; q++)
+                    for (int c = 0; c < DWB; c++)
+                        acc[0][c] = CPU_MADD(dyb[q * DWB + c], xb[origin[q] + off[t] + c], acc[0][c]);
+                for (int c = 0; c < DWB; c++) {
+                    float s = 0;
+                    for (int j = 0; j < DWB_POS; j++)
+                        s += acc[j][c];
+                    pt[t * DWB + c] = s;
+                }
+            }
+        }
+        if (!dx)
+            continue;
+        dwb_weights(w, NULL, taps, c0, cb, wt, wt + taps * DWB);
+        memset(dxb, 0, (size_t)tb.dxb * sizeof(float));
+        for (int64_t q = 0; q < P; q++) {
+            const float *d = dyb + q * DWB;
+            for (int64_t t = 0; t < taps; t++) {
+                float *s = dxb + origin[q] + off[t];
+                const float *wv = wt + t * DWB;
+                for (int c = 0; c < DWB; c++)
+                    s[c] = CPU_MADD(wv[c], d[c], s[c]);
+            }
+        }
+        for (int c = 0; c < cb; c++)
+            for (int t = 0; t < g->T; t++)
+                for (int h = 0; h < g->H; h++) {
+                    float *d = dx + (((n * g->C + c0 + c) * g->T + t) * g->H + h) * g->W;
+                    const float *s = dxb + (((t + g->pt) * L.Hp + h + g->ph) * L.Wp + g->pw) * DWB + c;
+                    for (int ww = 0; ww < g->W; ww++)
+                        d[ww] += s[ww * DWB];
+                }
+    }
+    if (dw || db) {
+#pragma omp parallel for schedule(static) if (tasks * taps * DWB > (1 << 14))
+        for (int c = 0; c < g->C; c++) {
+            int64_t blk = c / DWB, lane = c % DWB;
+            for (int n = 0; n < g->N; n++) {
+                const float *pt = part + ((int64_t)n * L.blocks + blk) * (taps + 1) * DWB;
+                if (dw)
+                    for (int64_t t = 0; t < taps; t++)
+                        dw[c * taps + t] += pt[t * DWB + lane];
+                if (db)
+                    db[c] += pt[taps * DWB + lane];
+            }
+        }
+    }
+    arena_reset(&ctx->scratch);
+}
+
 /* ====================================== dispatch ======================================== */
 
 static bool is_depthwise(const ConvGeom *g) { return g->groups == g->C && g->K == g->C; }
@@ -782,7 +1050,9 @@ void cpu_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor
         return;
     }
     const float *pb = b ? tensor_f32(b) : NULL;
-    if (is_depthwise(g))
+    if (is_depthwise(g) && dwb_suits(g))
+        dwb_forward(ctx, g, tensor_f32(x), tensor_f32(w), pb, tensor_f32(y));
+    else if (is_depthwise(g))
         dw_forward(ctx, g, tensor_f32(x), tensor_f32(w), pb, tensor_f32(y));
     else
         conv_forward_gemm(ctx, g, tensor_f32(x), tensor_f32(w), pb, tensor_f32(y));
@@ -797,7 +1067,11 @@ void cpu_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
     }
     float *pdx = dx ? tensor_f32(dx) : NULL, *pdw = dw ? tensor_f32(dw) : NULL, *pdb = db ? tensor_f32(db) : NULL;
     if (is_depthwise(g)) {
-        if (pdx || pdw || pdb)
+        if (!pdx && !pdw && !pdb)
+            return;
+        if (dwb_suits(g))
+            dwb_backward(ctx, g, tensor_f32(x), tensor_f32(w), tensor_f32(dy), pdx, pdw, pdb);
+        else
             dw_backward(ctx, g, tensor_f32(x), tensor_f32(w), tensor_f32(dy), pdx, pdw, pdb);
         return;
     }

@@ -150,6 +150,19 @@ void cpu_sgemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
     }
 }
 
+bool cpu_sgemm_shares_openmp(void)
+{
+#if HAVE_BLAS && !FOCUSBENCH_BUILTIN_GEMM
+#ifdef OPENBLAS_THREAD
+    return openblas_get_parallel() != OPENBLAS_THREAD;
+#else
+    return false; /* another CBLAS: assume it brings its own threads */
+#endif
+#else
+    return true;
+#endif
+}
+
 void cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {

@@ -70,7 +70,7 @@ void cpu_linear_forward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Te
     /* y = x wᵀ, then + b: adding the bias afterwards keeps the GEMM a plain beta = 0 call */
     cpu_sgemm(false, true, g->M, g->N, g->K, 1.0f, tensor_f32(x), g->K, tensor_f32(w), g->K, 0.0f, py, g->N);
     if (pb) {
-#pragma omp parallel for schedule(static) if (g->M * g->N > (1 << 16))
+#pragma omp parallel for schedule(static) if (cpu_sgemm_shares_openmp() && g->M * g->N > (1 << 16))
         for (int64_t m = 0; m < g->M; m++)
             for (int64_t n = 0; n < g->N; n++)
                 py[m * g->N + n] += pb[n];

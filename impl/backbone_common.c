@@ -1,0 +1,196 @@
+/* backbone_common.c — see backbone_common.h. */
+#include "impl/backbone_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+
+bool backbone_key(char *key, const char *prefix, const char *name, char *err, size_t err_cap)
+{
+    int n = snprintf(key, BACKBONE_KEY_LEN, "%s%s", prefix ? prefix : "", name);
+    if (n < 0 || n >= BACKBONE_KEY_LEN) {
+        snprintf(err, err_cap, "parameter key \"%s%s\" is longer than %d characters; use a shorter prefix",
+                 prefix ? prefix : "", name, BACKBONE_KEY_LEN - 1);
+        return false;
+    }
+    return true;
+}
+
+/* Declares prefix + base + suffix; NULL with a message in err on failure. */
+static Tensor *declare(ParamSet *ps, const char *prefix, const char *base, const char *suffix, int ndim,
+                       const int64_t *dims, bool trainable, char *err, size_t err_cap)
+{
+    char name[BACKBONE_KEY_LEN], key[BACKBONE_KEY_LEN];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    if (!backbone_key(key, prefix, name, err, err_cap))
+        return NULL;
+    Tensor *t = params_declare(ps, key, DTYPE_F32, ndim, dims, trainable);
+    if (!t)
+        snprintf(err, err_cap, "could not declare parameter \"%s\" (duplicate name, bad shape, or the parameter "
+                               "set is already allocated)", key);
+    return t;
+}
+
+bool conv_bn_declare(ConvBn *cb, ParamSet *ps, const char *prefix, const char *conv_name, const char *bn_name,
+                     int cin, int cout, int k, int stride, int groups, char *err, size_t err_cap)
+{
+    memset(cb, 0, sizeof *cb);
+    if (cin < 1 || cout < 1 || k < 1 || stride < 1 || groups < 1 || cin % groups || cout % groups) {
+        snprintf(err, err_cap, "%s%s: bad conv geometry (in %d, out %d, kernel %d, stride %d, groups %d)",
+                 prefix ? prefix : "", conv_name, cin, cout, k, stride, groups);
+        return false;
+    }
+    int64_t wdims[4] = {cout, cin / groups, k, k};
+    int64_t cdims[1] = {cout};
+    cb->weight = declare(ps, prefix, conv_name, ".weight", 4, wdims, true, err, err_cap);
+    if (!cb->weight)
+        return false;
+    cb->gamma = declare(ps, prefix, bn_name, ".weight", 1, cdims, true, err, err_cap);
+    if (!cb->gamma)
+        return false;
+    cb->beta = declare(ps, prefix, bn_name, ".bias", 1, cdims, true, err, err_cap);
+    if (!cb->beta)
+        return false;
+    cb->running_mean = declare(ps, prefix, bn_name, ".running_mean", 1, cdims, false, err, err_cap);
+    if (!cb->running_mean)
+        return false;
+    cb->running_var = declare(ps, prefix, bn_name, ".running_var", 1, cdims, false, err, err_cap);
+    if (!cb->running_var)
+        return false;
+    cb->stride = stride;
+    cb->pad = (k - 1) / 2;
+    cb->groups = groups;
+    return true;
+}
+
+bool linear_declare(Linear *fc, ParamSet *ps, const char *prefix, const char *name, int in, int out, char *err,
+                    size_t err_cap)
+{
+    memset(fc, 0, sizeof *fc);
+    if (in < 1 || out < 1) {
+        snprintf(err, err_cap, "%s%s: bad linear shape (in %d, out %d)", prefix ? prefix : "", name, in, out);
+        return false;
+    }
+    fc->weight = declare(ps, prefix, name, ".weight", 2, (int64_t[]){out, in}, true, err, err_cap);
+    if (!fc->weight)
+        return false;
+    fc->bias = declare(ps, prefix, name, ".bias", 1, (int64_t[]){out}, true, err, err_cap);
+    return fc->bias != NULL;
+}
+
+Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act)
+{
+    if (!x || !ctx_ok(ctx))
+        return NULL;
+    Tensor *y;
+    if (cb->folded_bias) {
+        if (ctx->training) {
+            ctx_set_error(ctx, "conv_bn: %s has its batch norm folded into the conv (inference only); training "
+                               "needs an unfolded model",
+                          cb->weight->name);
+            return NULL;
+        }
+        y = op_conv2d(ctx, x, cb->weight, cb->folded_bias, cb->stride, cb->pad, cb->groups);
+        /* The folded batch norm still counts: +1 per BN channel (see the header comment). */
+        if (y)
+            ctx_count(ctx, (double)cb->weight->shape[0], 0.0);
+    } else {
+        y = op_conv2d(ctx, x, cb->weight, NULL, cb->stride, cb->pad, cb->groups);
+        y = op_batch_norm(ctx, y, cb->gamma, cb->beta, cb->running_mean, cb->running_var, BACKBONE_BN_MOMENTUM,
+                          BACKBONE_BN_EPS);
+    }
+    switch (act) {
+    case BACKBONE_ACT_RELU:
+        return op_relu(ctx, y);
+    case BACKBONE_ACT_RELU6:
+        return op_relu6(ctx, y);
+    case BACKBONE_ACT_NONE:
+        break;
+    }
+    return y;
+}
+
+bool conv_bn_fold_all(Ctx *ctx, ConvBn *const *layers, int n, ParamSet **bias_ps)
+{
+    *bias_ps = NULL;
+    if (!ctx_ok(ctx))
+        return false;
+    if (n < 1) {
+        ctx_set_error(ctx, "fold_batch_norm: no layers to fold");
+        return false;
+    }
+    BackendKind backend = layers[0]->weight->backend;
+    /* Check everything first so that a failure changes nothing. */
+    for (int i = 0; i < n; i++) {
+        const ConvBn *cb = layers[i];
+        const Tensor *all[5] = {cb->weight, cb->gamma, cb->beta, cb->running_mean, cb->running_var};
+        if (cb->folded_bias) {
+            ctx_set_error(ctx, "fold_batch_norm: %s is already folded", cb->weight->name);
+            return false;
+        }
+        for (int j = 0; j < 5; j++) {
+            if (all[j]->backend != backend || (backend == BACKEND_CPU && !all[j]->data) ||
+                (backend != BACKEND_CPU && backend != BACKEND_META)) {
+                ctx_set_error(ctx, "fold_batch_norm: %s is on the %s backend%s; fold an allocated CPU (or meta) "
+                                   "model before uploading it",
+                              all[j]->name, backend_name(all[j]->backend), all[j]->data ? "" : " without data");
+                return false;
+            }
+            if (j > 0 && (all[j]->ndim != 1 || all[j]->shape[0] != cb->weight->shape[0])) {
+                ctx_set_error(ctx, "fold_batch_norm: %s has %lld entries, the conv %s has %lld output channels",
+                              all[j]->name, (long long)tensor_numel(all[j]), cb->weight->name,
+                              (long long)cb->weight->shape[0]);
+                return false;
+            }
+        }
+    }
+
+    ParamSet *ps = params_create();
+    if (!ps) {
+        ctx_set_error(ctx, "fold_batch_norm: out of memory");
+        return false;
+    }
+    Tensor **bias = calloc((size_t)n, sizeof *bias);
+    if (!bias) {
+        params_destroy(ps);
+        ctx_set_error(ctx, "fold_batch_norm: out of memory");
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        char key[2 * BACKBONE_KEY_LEN];
+        snprintf(key, sizeof key, "%s.folded_bias", layers[i]->weight->name);
+        bias[i] = params_declare(ps, key, DTYPE_F32, 1, (int64_t[]){layers[i]->weight->shape[0]}, false);
+        if (!bias[i]) {
+            ctx_set_error(ctx, "fold_batch_norm: could not declare %s (is a layer listed twice?)", key);
+            free(bias);
+            params_destroy(ps);
+            return false;
+        }
+    }
+    char err[256];
+    if (!params_allocate(ps, backend, false, err, sizeof err)) { /* zeroed: the convs had no bias */
+        ctx_set_error(ctx, "fold_batch_norm: %s", err);
+        free(bias);
+        params_destroy(ps);
+        return false;
+    }
+    /* From here on the caller owns the biases: each layer is consistent on its own (folded weight
+     * with its bias, or untouched), even in the unreachable case of a fold failing midway. */
+    *bias_ps = ps;
+    for (int i = 0; i < n; i++) {
+        ConvBn *cb = layers[i];
+        if (backend == BACKEND_CPU &&
+            !op_fold_batch_norm(ctx, cb->weight, bias[i], cb->gamma, cb->beta, cb->running_mean, cb->running_var,
+                                BACKBONE_BN_EPS)) {
+            ctx_set_error(ctx, "fold_batch_norm: folding %s failed after %d of %d layers were folded; discard "
+                               "this model", cb->weight->name, i, n);
+            free(bias);
+            return false;
+        }
+        cb->folded_bias = bias[i];
+    }
+    free(bias);
+    return true;
+}
