@@ -98,7 +98,7 @@ endif
 TEST_BIN := $(OBJ)/run_tests
 GPU_TEST_BIN := $(OBJ)/run_gpu_tests
 
-.PHONY: all test test-gpu reproduce deps clean features fixtures
+.PHONY: all test test-gpu reproduce deps deps-torch clean features fixtures
 all: $(BIN)
 
 features:
@@ -145,6 +145,13 @@ else
 	@echo "test-gpu: the CUDA backend is not built (need nvcc and cuDNN; see 'make features')" >&2
 	@exit 1
 endif
+
+# Regenerates the committed PyTorch fixtures (needs Debian's python3-torch: make deps-torch).
+fixtures:
+	/usr/bin/python3 scripts/make_fixtures.py tests/fixtures
+
+deps-torch:
+	scripts/install-deps.sh --torch
 
 reproduce: $(BIN)
 	$(Q)scripts/reproduce.sh $(BIN)

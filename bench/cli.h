@@ -14,5 +14,6 @@ int cmd_version(int argc, char **argv);
 int cmd_bench_ops(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_gen_data(int argc, char **argv);
 
 #endif

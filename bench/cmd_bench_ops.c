@@ -728,7 +728,7 @@ int cmd_bench_ops(int argc, char **argv)
     cpu_model(model, sizeof model);
     printf("focusbench bench-ops %s (git %s): batch %d, %d thread(s), %s path\n", FOCUSBENCH_VERSION,
            version_git_commit(), o.batch, o.threads,
-           o.reference ? "REFERENCE (plain loops)" : "fast (im2col + BLAS sgemm; direct depthwise)");
+           o.reference ? "REFERENCE (plain loops)" : "fast (the CPU backend's default kernels)");
     printf("cpu: %s; OpenBLAS kernels: %s", model, blas_core_name());
     if (blas_overridden_core())
         printf(" (OPENBLAS_CORETYPE=%s overridden: this CPU has AVX-512)", blas_overridden_core());

@@ -7,8 +7,8 @@
  * Per frame: the table is the cost of one image (a batch of 1), which is how the papers quote
  * GFLOPs. With --tsm T the per-frame model is built with the shift (1 segment: every layer is the
  * same, the shift counts 0) and one more line gives the cost of a whole clip of T frames run as
- * one batch of the T-segment model: conv/linear MACs scale with the T frames, but a batch norm
- * counts its channels once per call (FLOP_CONVENTION), so a clip costs less than T frames.
+ * one batch of the T-segment model; every layer, batch norms included (one per channel per
+ * sample, FLOP_CONVENTION), scales with the T frames, so the clip costs exactly T frames.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -257,7 +257,7 @@ int cmd_flops(int argc, char **argv)
             run_free(&clip);
             return 1;
         }
-        printf("\nclip of %d frames as one batch: %.9f GFLOPs (batch norms count their channels once per call)\n",
+        printf("\nclip of %d frames as one batch: %.9f GFLOPs\n",
                a.tsm, ctx_total_macs(clip.ctx) / 1e9);
         run_free(&clip);
     }

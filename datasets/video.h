@@ -60,8 +60,8 @@ void video_close(VideoReader *r);
 /* ---- TSN segment sampling (no FFmpeg needed) ---------------------------------------------- */
 
 /* T frame indices of a video with num_frames = n >= 1 frames, in increasing order, one per each
- * of T equal segments [i·n/T, (i+1)·n/T). Test (train = false): the segment centre
- * floor((i + 0.5)·n/T), equal to the official code's int(tick/2 + tick·i). Training: a random
+ * of T equal segments [i·n/T, (i+1)·n/T). Test (train = false): the segment centre,
+ * computed as the official code does, int(tick/2 + tick·i) with tick = n/T in double. Training: a random
  * frame of the segment, floor((i + u_i)·n/T) with u_i uniform in [0, 1). When n is a multiple
  * of T this is exactly the official i·(n/T) + randint(n/T); otherwise the official code uses
  * ⌊n/T⌋-frame segments from the start and never samples the last n mod T frames in training,

@@ -14,11 +14,13 @@ void video_sample_tsn(int64_t num_frames, int T, bool train, uint64_t seed, uint
     int64_t n = num_frames > 0 ? num_frames : 1;
     RngStream s = rng_stream(seed, RNG_PURPOSE_SAMPLING, video, epoch);
     for (int i = 0; i < T; i++) {
-        /* Exact integer arithmetic for the centre (no overflow below n·T < 2^62):
-         * floor((2i + 1)·n / 2T). */
         int64_t idx;
         if (!train) {
-            idx = (int64_t)(((2 * (int64_t)i + 1) * n) / (2 * (int64_t)T));
+            /* The official expression in the same double arithmetic, int(tick/2 + tick·i), so
+             * the rare centre that lands on an integer rounds exactly as it does in Python. */
+            double tick = (double)n / (double)T;
+            double half = tick / 2.0, offset = tick * (double)i;
+            idx = (int64_t)(half + offset);
         } else {
             /* u in [0, 1) with 24 bits: (i + u)·n/T in double is exact enough for any n < 2^28;
              * the clamp guards the segment's upper end against rounding. */

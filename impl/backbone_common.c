@@ -93,9 +93,9 @@ Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act)
             return NULL;
         }
         y = op_conv2d(ctx, x, cb->weight, cb->folded_bias, cb->stride, cb->pad, cb->groups);
-        /* The folded batch norm still counts: +1 per BN channel (see the header comment). */
+        /* The folded batch norm still counts: +1 per BN channel per sample (FLOP_CONVENTION). */
         if (y)
-            ctx_count(ctx, (double)cb->weight->shape[0], 0.0);
+            ctx_count(ctx, (double)y->shape[0] * (double)cb->weight->shape[0], 0.0);
     } else {
         y = op_conv2d(ctx, x, cb->weight, NULL, cb->stride, cb->pad, cb->groups);
         y = op_batch_norm(ctx, y, cb->gamma, cb->beta, cb->running_mean, cb->running_var, BACKBONE_BN_MOMENTUM,

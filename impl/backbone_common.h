@@ -11,7 +11,7 @@
  *
  * Folding (conv_bn_fold_all) rewrites the conv weights in place and gives every conv a bias that
  * lives in a small ParamSet of its own, so the model's ParamSet keeps exactly the checkpoint's
- * keys. A folded layer still counts its batch norm's C MACs (FLOP_CONVENTION: +1 per BN
+ * keys. A folded layer still counts its batch norm's N·C MACs (FLOP_CONVENTION: +1 per BN
  * channel), so a folded model reports the same figure as the unfolded one: the paper's figures
  * describe the architecture, not how an inference engine happens to run it.
  */

@@ -40,10 +40,13 @@ typedef struct {
 
 /* Loads path into ps (allocated, CPU or meta backend; on meta only the checks run). opt may be
  * NULL. On failure returns false, leaves ps untouched and writes a message into err:
- *     "PATH does not match the model: 2 missing, 1 unexpected, 1 mis-shaped key
+ *     "PATH does not match the model: 1 missing, 1 unexpected, 1 mis-shaped keys
  *        missing key: fc.bias
  *        unexpected key: fc2.weight
  *        mis-shaped key fc.weight: file (10, 4) vs model (10, 8)"
+ * (kinds in this order: missing, unexpected, mis-shaped, wrong-dtype, duplicate; at most
+ * CHECKPOINT_MAX_LISTED_PROBLEMS lines, then "... and N more"; a hint when keys carry an
+ * unstripped "module." prefix).
  */
 bool checkpoint_load(ParamSet *ps, const char *path, const CheckpointLoadOptions *opt, char *err, size_t err_cap);
 /* The same from a file already opened with safetensors_open. */

@@ -82,8 +82,9 @@ typedef struct {
 /* Width 1.0, 1000 classes, dropout 0.2, torchvision keys, no TSM (fold_div 8 when enabled). */
 MobileNetV2Config mobilenet_v2_config_default(void);
 
-/* Declares every parameter in ps (not yet allocated). NULL with a message in err on a bad
- * configuration or a declaration failure. The caller allocates ps afterwards. */
+/* Declares every parameter in ps (not yet allocated); the caller allocates ps afterwards. NULL
+ * with a message in err on a bad configuration (nothing declared) or a declaration failure (ps
+ * may then hold part of the model: discard it). */
 MobileNetV2 *mobilenet_v2_create(const MobileNetV2Config *cfg, ParamSet *ps, char *err, size_t err_cap);
 void mobilenet_v2_destroy(MobileNetV2 *m); /* the model only; ps stays the caller's */
 

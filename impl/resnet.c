@@ -202,7 +202,7 @@ bool resnet_forward(Ctx *ctx, const ResNet *r, Tensor *x, BackboneOutput *out)
     ctx_scope_pop(ctx);
     int k = 0;
     for (int s = 0; s < 4; s++) {
-        char scope[16];
+        char scope[24];
         snprintf(scope, sizeof scope, "layer%d", s + 1);
         ctx_scope_push(ctx, scope);
         for (int b = 0; b < r->stage_blocks[s]; b++, k++)

@@ -71,8 +71,9 @@ typedef struct {
 /* depth 50, base width 64, 1000 classes, no TSM (fold_div 8 when enabled). */
 ResNetConfig resnet_config_default(void);
 
-/* Declares every parameter in ps (not yet allocated). NULL with a message in err on a bad
- * configuration or a declaration failure. The caller allocates ps afterwards. */
+/* Declares every parameter in ps (not yet allocated); the caller allocates ps afterwards. NULL
+ * with a message in err on a bad configuration (nothing declared) or a declaration failure (ps
+ * may then hold part of the model: discard it). */
 ResNet *resnet_create(const ResNetConfig *cfg, ParamSet *ps, char *err, size_t err_cap);
 void resnet_destroy(ResNet *r); /* the model only; ps stays the caller's */
 

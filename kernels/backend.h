@@ -169,6 +169,16 @@ struct BackendOps {
      * pass regenerates the same mask from the stream instead of storing it. */
     void (*dropout_forward)(Ctx *ctx, float p, const RngStream *stream, const Tensor *x, Tensor *y);
     void (*dropout_backward)(Ctx *ctx, float p, const RngStream *stream, const Tensor *dy, Tensor *dx);
+
+    /* ---- appended for device backends (issue 6, the CUDA backend); the CPU table leaves them
+     * NULL and context.c calls each only when present. ---- */
+    /* Called by ctx_begin_pass after the host arenas are reset: resets the device arenas (and
+     * consolidates a first pass's overflow into one planned block). */
+    void (*begin_pass)(Ctx *ctx);
+    /* Called by ctx_destroy before the host arenas are freed: releases ctx->backend_state. */
+    void (*destroy)(Ctx *ctx);
+    /* Waits for all queued device work; false (with the context's error set) on a device fault. */
+    bool (*synchronize)(Ctx *ctx);
 };
 
 const BackendOps *cpu_backend_ops(void);

@@ -38,6 +38,8 @@ void ctx_destroy(Ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->ops && ctx->ops->destroy) /* a device backend's state (CUDA: stream, handles, device memory) */
+        ctx->ops->destroy(ctx);
     tape_destroy(ctx->tape);
     arena_free(&ctx->arena);
     arena_free(&ctx->host);
@@ -51,6 +53,8 @@ void ctx_begin_pass(Ctx *ctx)
     arena_reset(&ctx->arena);
     arena_reset(&ctx->host);
     arena_reset(&ctx->scratch);
+    if (ctx->ops && ctx->ops->begin_pass) /* a device backend resets its own arenas */
+        ctx->ops->begin_pass(ctx);
     ctx->op_counter = 0;
 }
 

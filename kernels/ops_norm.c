@@ -1,9 +1,12 @@
 /* ops_norm.c — batch normalisation (train and eval, BN1d/2d/3d) and its folding into the
  * preceding conv/linear layer for inference (op layer).
  *
- * Cost (FLOP_CONVENTION, DESIGN §4): a batch norm counts C MACs per call — one per channel, not
- * per element — because that is how the paper's published GFLOPs constants count BN ("+1 per
- * batch-norm channel"); counting C·N·S would break the exact match with them.
+ * Cost (FLOP_CONVENTION, DESIGN §4): a batch norm counts N·C MACs — one per channel per sample
+ * (the leading dim), not per element — because that is how the paper's published GFLOPs
+ * constants count BN ("+1 per batch-norm channel"): the classifier's global MLP is 5.246976
+ * MFLOPs per frame = 1280·4096 + 4096, and the spatial policy on one video's (1280, 16, 7, 7)
+ * volume adds 3·128 for its three BNs. Per sample, not per call, so a batch of B clips costs
+ * exactly B times one clip, as convs do. Counting N·C·S would break the exact match.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -107,11 +110,12 @@ Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *
     Tensor *y = tensor_new_like(ctx, x);
     if (!y)
         return NULL;
-    /* C MACs per call: the paper's "+1 per BN channel" (see the file comment). */
+    /* N·C MACs: the paper's "+1 per BN channel", per sample (see the file comment). */
+    double macs = (double)g.N * (double)C;
     if (batch_stats) /* the running statistics are read and written */
-        ctx_count(ctx, (double)C, OP_BYTES(x, gamma, beta, running_mean, running_var, y, running_mean, running_var));
+        ctx_count(ctx, macs, OP_BYTES(x, gamma, beta, running_mean, running_var, y, running_mean, running_var));
     else
-        ctx_count(ctx, (double)C, OP_BYTES(x, gamma, beta, running_mean, running_var, y));
+        ctx_count(ctx, macs, OP_BYTES(x, gamma, beta, running_mean, running_var, y));
 
     bool records = OP_RECORDS(ctx, x, gamma, beta);
     Tensor *mean = NULL, *invstd = NULL; /* (C) each: the statistics backward needs */

@@ -161,9 +161,9 @@ class RefusedGlobal(Exception):
 def restricted_pickle_module(torch):
     """A pickle module for torch.load whose Unpickler only resolves the globals a checkpoint
     needs (tensor rebuilders, dtypes, OrderedDict, numpy scalars/arrays, argparse.Namespace,
-    plain containers). torch.load wraps its Unpickler and resolves storage classes itself.
-    This is what weights_only=True does in newer PyTorch; doing it here also works on PyTorch
-    1.13, whose weights_only loader refuses even the floats in an optimizer's state."""
+    plain containers); torch.load resolves storage classes itself before asking it. This is
+    what weights_only=True does in newer PyTorch; doing it here also works on PyTorch 1.13,
+    whose weights_only loader refuses even the floats of an optimizer's state."""
     import pickle
     import types
 
@@ -181,20 +181,61 @@ def restricted_pickle_module(torch):
         def find_class(self, module, name):
             if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
                 return getattr(torch, name)
-            if (module, name) in allowed or (module.startswith("numpy") and name.startswith("dtype[")):
-                return super().find_class(module, name)
-            if module.startswith("numpy.dtypes"):  # numpy >= 1.25 dtype classes
+            if (module, name) in allowed or module == "numpy.dtypes":  # numpy >= 1.25 dtype classes
                 return super().find_class(module, name)
             raise RefusedGlobal("%s.%s" % (module, name))
 
     def load(f, **kw):
         return Unpickler(f, **kw).load()
 
+    def loads(data, **kw):
+        import io
+        return load(io.BytesIO(data), **kw)
+
+    # Everything else (exceptions, constants) as in the real module.
     mod = types.ModuleType("focusbench_restricted_pickle")
-    mod.Unpickler = Unpickler
-    mod.load = load
-    mod.__name__ = "focusbench_restricted_pickle"
+    mod.__dict__.update({k: v for k, v in pickle.__dict__.items() if not k.startswith("__")})
+    mod.Unpickler, mod.load, mod.loads = Unpickler, load, loads
     return mod
+
+
+def guarded_torch_load(torch, source, restricted, patch):
+    """torch.load with the restricted unpickler. Some PyTorch versions (1.13) replace a caller's
+    pickle_module by the standard one; with patch=True the module-level `pickle` that
+    torch.serialization falls back to is swapped for the duration of the call."""
+    import torch.serialization as ser
+    saved = ser.pickle
+    if patch:
+        ser.pickle = restricted
+    try:
+        try:
+            return torch.load(source, map_location="cpu", pickle_module=restricted, weights_only=False)
+        except TypeError as e:  # PyTorch < 1.13: no weights_only argument
+            if "weights_only" not in str(e):
+                raise
+            return torch.load(source, map_location="cpu", pickle_module=restricted)
+    finally:
+        ser.pickle = saved
+
+
+def safe_loader(torch):
+    """Finds a way to make torch.load honour the restricted unpickler, proven on a harmless probe
+    (a checkpoint holding a fractions.Fraction, which must be refused), before the user's file
+    is unpickled. Returns a function path -> object, or None when this PyTorch allows no way."""
+    import fractions
+    import io
+    restricted = restricted_pickle_module(torch)
+    buf = io.BytesIO()
+    torch.save({"t": torch.zeros(1), "probe": fractions.Fraction(1, 2)}, buf)
+    for patch in (False, True):
+        buf.seek(0)
+        try:
+            guarded_torch_load(torch, buf, restricted, patch)
+        except RefusedGlobal:
+            return lambda path, patch=patch: guarded_torch_load(torch, path, restricted, patch)
+        except Exception:
+            pass
+    return None
 
 
 def load_checkpoint(torch, path, unsafe_pickle):
@@ -206,10 +247,16 @@ def load_checkpoint(torch, path, unsafe_pickle):
                 return torch.load(path, map_location="cpu", weights_only=False)
             except TypeError:  # PyTorch < 1.13: no weights_only argument
                 return torch.load(path, map_location="cpu")
-        return torch.load(path, map_location="cpu", pickle_module=restricted_pickle_module(torch))
+        loader = safe_loader(torch)
+        if loader is None:
+            raise ConvertError("this PyTorch (%s) cannot load %s without running code from the file; if you trust "
+                               "it, rerun with --unsafe-pickle" % (torch.__version__, path))
+        return loader(path)
     except RefusedGlobal as e:
         raise ConvertError("%s refers to the Python object %s, which the safe loader does not create; if you trust "
                            "the file, rerun with --unsafe-pickle" % (path, e)) from e
+    except ConvertError:
+        raise
     except Exception as e:
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvertError("cannot read %s as a PyTorch checkpoint (%s: %s)" % (path, type(e).__name__, text[:200])) from e

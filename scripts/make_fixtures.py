@@ -21,14 +21,20 @@ Each model file holds
   train.features / train.pooled / train.logits   model.train(): batch statistics (dropout 0)
   train.state.<key>            every running_mean / running_var after that training pass
   train.grad_logits            R (random), and for the loss Σ train.logits · R:
-  train.grad.input             its gradient with respect to the input, and
-  train.grad.<key>             with respect to a few parameters (the *_GRAD_KEYS below)
-and __metadata__ with the configuration. The TSM model files hold no weights (they reuse the
-plain model's file; "weights_from" in the metadata names it).
+  train.grad.<key>             its gradient with respect to a few parameters (the *_GRAD_KEYS
+                               below; the stem's weight among them, so the whole backward pass)
+and __metadata__ with the configuration and, as torch_fp32_err.<name>, how far PyTorch's own
+fp32 pass is from each expectation. The TSM model files hold no weights (they reuse the plain
+model's file; "weights_from" in the metadata names it).
+
+The expectations are computed in float64 and rounded once (the exact answer to fp32
+precision), and a fixture is written only if PyTorch's fp32 pass agrees with them to
+CONDITIONING: see expected_outputs().
 
 Run with Debian's PyTorch (python3-torch 1.13, python3-torchvision 0.14): `make fixtures`.
 The safetensors package is not needed: the format is written here with struct + json.
 """
+import copy
 import json
 import os
 import struct
@@ -42,6 +48,12 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 SEED = 20240601
 BN_MOMENTUM = 0.1
+# A fixture is written only when PyTorch's own fp32 pass agrees with the float64 reference to
+# this (max |a − b| / max |b| on every stored expectation): then the C tests' bound of 1e-4 has a
+# 3× margin over fp32 rounding, and a failure means a bug, not an ill-conditioned problem (deep
+# random networks in training mode can amplify rounding by orders of magnitude, and a ReLU input
+# within rounding of 0 flips a gradient term).
+CONDITIONING = 3e-5
 
 # Parameters whose gradients the fixtures hold: the stem, a block in the middle (a depthwise conv
 # and a batch norm for MobileNetV2; a shifted conv1 and a downsample for the ResNets), the head.
@@ -168,12 +180,15 @@ def add_tsm_mobilenet_v2(model, n_segment):
 
 
 def randomise_batch_norms(model, gen):
-    """Non-trivial statistics so that a wrong running mean/var or γ/β shows."""
+    """Non-trivial statistics so that a wrong running mean/var or γ/β shows. The shifts β are
+    positive so that most ReLUs stay active on the random input: in training mode a channel whose
+    batch is nearly constant (mostly dead ReLUs) is normalised to unit variance, which magnifies
+    rounding errors by 1/std and would make an fp32 comparison meaningless (see CONDITIONING)."""
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             c = m.num_features
             m.weight.data = torch.empty(c).uniform_(0.5, 1.5, generator=gen)
-            m.bias.data = torch.empty(c).uniform_(-0.3, 0.3, generator=gen)
+            m.bias.data = torch.empty(c).uniform_(0.2, 0.6, generator=gen)
             m.running_mean.data = torch.empty(c).normal_(0.0, 0.2, generator=gen)
             m.running_var.data = torch.empty(c).uniform_(0.5, 2.0, generator=gen)
             m.num_batches_tracked.fill_(7)
@@ -192,38 +207,65 @@ def run_resnet(model, x):
     return f, p, model.fc(p)
 
 
-def expected_outputs(model, run, x, grad_keys, gen):
+def max_rel_err(got, want):
+    """max |got − want| / max |want|: the measure the C tests report."""
+    return ((got.double() - want).abs().max() / want.abs().max()).item()
+
+
+def forward_pass(model, run, x, train, r, grad_keys):
+    """One pass in eval or train mode; in train mode also the gradients of Σ logits·r with
+    respect to the parameters named in grad_keys."""
+    model.train(train)
+    if not train:
+        with torch.no_grad():
+            return dict(zip(("features", "pooled", "logits"), run(model, x)))
+    params = {k.replace(".net.", "."): v for k, v in model.named_parameters()}
+    outputs = run(model, x)
+    res = {name: t.detach() for name, t in zip(("features", "pooled", "logits"), outputs)}
+    grads = torch.autograd.grad((outputs[2] * r.to(outputs[2].dtype)).sum(), [params[k] for k in grad_keys])
+    for k, g in zip(grad_keys, grads):
+        res["grad." + k] = g
+    return res
+
+
+def expected_outputs(model, run, x, grad_keys, gen, meta):
     """eval.* with the running statistics, then train.* with batch statistics (which updates the
     running statistics: train.state.*). The training pass is also differentiated: for the loss
-    Σ logits · train.grad_logits (random), train.grad.input and train.grad.<key> for the
-    parameters named in grad_keys."""
-    out = {}
-    model.eval()
-    with torch.no_grad():
-        for name, t in zip(("features", "pooled", "logits"), run(model, x)):
-            out["eval." + name] = t
-    model.train()
-    params = {k.replace(".net.", "."): v for k, v in model.named_parameters()}
-    xg = x.clone().requires_grad_(True)
-    outputs = run(model, xg)
-    for name, t in zip(("features", "pooled", "logits"), outputs):
-        out["train." + name] = t.detach()
-    r = torch.empty_like(outputs[2]).uniform_(-1.0, 1.0, generator=gen)
-    grads = torch.autograd.grad((outputs[2] * r).sum(), [xg] + [params[k] for k in grad_keys])
-    out["train.grad_logits"] = r
-    out["train.grad.input"] = grads[0]
-    for k, g in zip(grad_keys, grads[1:]):
-        out["train.grad." + k] = g
-    for key, t in model.state_dict().items():
+    Σ logits · train.grad_logits (random), train.grad.<key> for the parameters named in
+    grad_keys.
+
+    The expectations are computed in float64 (a double copy of the model; the stored f32 weights
+    and input are exact in it) and rounded to f32 once, so they are the exact answer to f32
+    precision and a test measures only the C code's own rounding. PyTorch's fp32 result's error
+    against them goes into the metadata (torch_fp32_err.*), for comparison."""
+    r = torch.empty(x.shape[0], model_classes(model)).uniform_(-1.0, 1.0, generator=gen)
+    ref = copy.deepcopy(model).double()
+    out = {"train.grad_logits": r}
+    for mode, train in (("eval", False), ("train", True)):
+        want = forward_pass(ref, run, x.double(), train, r, grad_keys)
+        got = forward_pass(model, run, x, train, r, grad_keys)  # PyTorch's own fp32, for the record
+        for name, t in want.items():
+            out[f"{mode}.{name}"] = t.float()
+            err = max_rel_err(got[name], t)
+            meta[f"torch_fp32_err.{mode}.{name}"] = f"{err:.3e}"
+            if err > CONDITIONING:
+                raise SystemExit(f"make_fixtures.py: {meta['model']}: PyTorch fp32 {mode}.{name} differs from the "
+                                 f"float64 reference by {err:.2e} > {CONDITIONING:.0e}: the configuration is "
+                                 f"ill-conditioned for an fp32 comparison; change the input size, batch or seed")
+    for key, t in ref.state_dict().items():
         if key.endswith("running_mean") or key.endswith("running_var"):
-            out["train.state." + key.replace(".net.", ".")] = t.clone()
+            out["train.state." + key.replace(".net.", ".")] = t.float()
     return out
+
+
+def model_classes(model):
+    return model.fc.out_features if hasattr(model, "fc") else model.classifier[-1].out_features
 
 
 def model_fixture(model, run, x, grad_keys, gen, meta):
     tensors = {"weights." + k: v.clone() for k, v in model.state_dict().items()}
     tensors["input"] = x
-    tensors.update(expected_outputs(model, run, x, grad_keys, gen))
+    tensors.update(expected_outputs(model, run, x, grad_keys, gen, meta))
     return tensors, meta
 
 
@@ -246,7 +288,7 @@ def main():
     mnv2 = torchvision.models.mobilenet_v2(width_mult=0.25, num_classes=10, dropout=0.0)
     randomise_batch_norms(mnv2, gen)
     mnv2_state = {k: v.clone() for k, v in mnv2.state_dict().items()}
-    x = torch.empty(2, 3, 64, 64).uniform_(-1.0, 1.0, generator=gen)
+    x = torch.empty(4, 3, 64, 64).uniform_(-1.0, 1.0, generator=gen)
     files["mobilenet_v2.safetensors"] = model_fixture(
         mnv2, run_mobilenet_v2, x, MNV2_GRAD_KEYS, gen,
         base_meta(model="mobilenet_v2", layout="torchvision", width_mult=0.25, num_classes=10, dropout=0.0))
@@ -261,7 +303,7 @@ def main():
 
     r50 = WidthResNet(Bottleneck, [3, 4, 6, 3], base_width=4, num_classes=10)
     randomise_batch_norms(r50, gen)
-    x = torch.empty(2, 3, 64, 64).uniform_(-1.0, 1.0, generator=gen)
+    x = torch.empty(4, 3, 64, 64).uniform_(-1.0, 1.0, generator=gen)
     files["resnet50.safetensors"] = model_fixture(
         r50, run_resnet, x, R50_GRAD_KEYS, gen, base_meta(model="resnet50", base_width=4, num_classes=10))
 
@@ -270,20 +312,20 @@ def main():
     mnv2.load_state_dict(mnv2_state)
     add_tsm_mobilenet_v2(mnv2, T)
     x = torch.empty(2 * T, 3, 32, 32).uniform_(-1.0, 1.0, generator=gen)
+    meta = base_meta(model="mobilenet_v2", layout="torchvision", width_mult=0.25, num_classes=10, dropout=0.0,
+                     tsm_segments=T, tsm_fold_div=8, weights_from="mobilenet_v2.safetensors")
     tensors = {"input": x}
-    tensors.update(expected_outputs(mnv2, run_mobilenet_v2, x, MNV2_GRAD_KEYS, gen))
-    files["mobilenet_v2_tsm.safetensors"] = (tensors, base_meta(
-        model="mobilenet_v2", layout="torchvision", width_mult=0.25, num_classes=10, dropout=0.0,
-        tsm_segments=T, tsm_fold_div=8, weights_from="mobilenet_v2.safetensors"))
+    tensors.update(expected_outputs(mnv2, run_mobilenet_v2, x, MNV2_GRAD_KEYS, gen, meta))
+    files["mobilenet_v2_tsm.safetensors"] = (tensors, meta)
 
     r18.load_state_dict(r18_state)
     add_tsm_resnet(r18, T)
     x = torch.empty(2 * T, 3, 32, 32).uniform_(-1.0, 1.0, generator=gen)
+    meta = base_meta(model="resnet18", base_width=8, num_classes=10, tsm_segments=T, tsm_fold_div=8,
+                     tsm_place="blockres", weights_from="resnet18.safetensors")
     tensors = {"input": x}
-    tensors.update(expected_outputs(r18, run_resnet, x, R18_GRAD_KEYS, gen))
-    files["resnet18_tsm.safetensors"] = (tensors, base_meta(
-        model="resnet18", base_width=8, num_classes=10, tsm_segments=T, tsm_fold_div=8, tsm_place="blockres",
-        weights_from="resnet18.safetensors"))
+    tensors.update(expected_outputs(r18, run_resnet, x, R18_GRAD_KEYS, gen, meta))
+    files["resnet18_tsm.safetensors"] = (tensors, meta)
 
     # The shift alone: C a multiple of 8, C not a multiple of 8 (fold = 1), and fold_div 4.
     # grad_input is d(Σ output·grad_output)/d(input).

@@ -543,7 +543,7 @@ static void test_json_fuzz_mutations(void **state)
     uint64_t draw = 0;
     unsigned char buf[1024];
     int parsed = 0;
-    const int iterations = 4000;
+    const int iterations = 10000;
     for (int it = 0; it < iterations; it++) {
         size_t len;
         if (it % 10 == 9) { /* pure random bytes now and then */

@@ -66,13 +66,13 @@ static void test_meta_counts_by_hand(void **state)
     assert_null(y->data);
     assert_int_equal(y->shape[0], 2);
     assert_int_equal(y->shape[1], 10);
-    /* stem: N·K·Ho·Wo·(C/g)·kh·kw = 2·8·16·16·3·9, plus 8 for the BN channels */
-    assert_true(ctx_scope_macs(ctx, "stem") == 110592.0 + 8.0);
+    /* stem: N·K·Ho·Wo·(C/g)·kh·kw = 2·8·16·16·3·9, plus N·C = 2·8 for the BN channels */
+    assert_true(ctx_scope_macs(ctx, "stem") == 110592.0 + 16.0);
     /* depthwise: 2·8·16·16·1·9 */
     assert_true(ctx_scope_macs(ctx, "body") == 36864.0);
     /* fc: M·K·N = 2·8·10 (bias not counted); pooling 0 */
     assert_true(ctx_scope_macs(ctx, "head") == 160.0);
-    assert_true(ctx_total_macs(ctx) == 110592.0 + 8.0 + 36864.0 + 160.0);
+    assert_true(ctx_total_macs(ctx) == 110592.0 + 16.0 + 36864.0 + 160.0);
     ctx_destroy(ctx);
     params_destroy(ps);
 }

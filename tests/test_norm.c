@@ -349,7 +349,8 @@ static void test_bn_bad_arguments(void **state)
     bn_free(&b);
 }
 
-/* The paper convention: C MACs per BN call, whatever N and the spatial size (meta and CPU). */
+/* The paper convention: N·C MACs per BN (one per channel per sample), whatever the spatial size
+ * (meta and CPU). */
 static void test_bn_counts_c_macs(void **state)
 {
     Ctx *meta = ctx_create(BACKEND_META, 1);
@@ -365,12 +366,12 @@ static void test_bn_counts_c_macs(void **state)
     assert_non_null(y);
     assert_int_equal(y->ndim, 4);
     assert_true(y->shape[1] == 64 && y->shape[3] == 14);
-    assert_true(ctx_scope_macs(meta, "policy") == 64);
+    assert_true(ctx_scope_macs(meta, "policy") == 8 * 64);
     meta->training = true; /* train mode counts the same MACs; the running stats are written too */
     ctx_reset_counters(meta);
     op_batch_norm(meta, x, p[0], p[1], p[2], p[3], MOMENTUM, EPS);
     assert_true(ctx_ok(meta));
-    assert_true(ctx_total_macs(meta) == 64);
+    assert_true(ctx_total_macs(meta) == 8 * 64);
     double bytes = 0;
     for (int i = 0; i < meta->n_counters; i++)
         bytes += meta->counters[i].bytes;
@@ -381,7 +382,7 @@ static void test_bn_counts_c_macs(void **state)
     Ctx *ctx = tctx(1);
     op_batch_norm(ctx, b.x, b.gamma, b.beta, b.rm, b.rv, MOMENTUM, EPS);
     assert_true(ctx_ok(ctx));
-    assert_true(ctx_total_macs(ctx) == 7);
+    assert_true(ctx_total_macs(ctx) == 5 * 7);
     ctx_destroy(ctx);
     bn_free(&b);
 }

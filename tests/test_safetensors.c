@@ -1092,7 +1092,7 @@ static void test_safetensors_fuzz(void **state)
     uint64_t draw = 0;
     unsigned char img[4096];
     int accepted = 0;
-    const int iterations = 4000;
+    const int iterations = 10000;
     for (int it = 0; it < iterations; it++) {
         size_t len = base_len;
         memcpy(img, base, base_len);

@@ -13,10 +13,15 @@
  *    GEMM whose inner dimension runs over the samples: a fixed-order reduction), dcol = W_gᵀ · dY_g,
  *    then col2im adds dcol into dx; db sums dy.
  *  - 1×1×1 stride-1 unpadded convs use x itself as the column matrix (no vol2col) when nb = 1.
- *  - depthwise (groups == C == K): a direct kernel, see the block comment above dw_forward.
+ *  - depthwise (groups == C == K): direct kernels, no GEMM. A "flat grid" kernel vectorised along
+ *    W takes stride-1 maps from 14² up and large strided maps (block comment above dw_forward);
+ *    a channels-last kernel over blocks of 16 channels takes tiny maps and strided maps up to
+ *    ~64² (block comment above dwb_forward); dwb_suits() has the measured crossover.
  * Workspace comes from ctx->scratch and is released with arena_reset before returning, so a
  * planned pass calls no malloc here. OpenMP loops only write disjoint outputs; GEMMs are called
- * from serial code (they thread internally). Results are bit-identical run to run.
+ * from serial code (they thread internally), and the loops around them stay serial when the GEMM
+ * runs on OpenBLAS's own threads (see cpu_sgemm_shares_openmp). Results are bit-identical run to
+ * run.
  */
 #include <string.h>
 
@@ -61,17 +66,20 @@ static float *scratch_floats(Ctx *ctx, const char *what, int64_t n)
     return p;
 }
 
-/* Σ a[i]·b[i] in a fixed order: 16 lane sums (vectorisable without reassociation), then the
- * lanes in order, then the tail. */
+/* Σ a[i]·b[i] in a fixed order: 64 lane sums (four independent vector chains, vectorisable
+ * without reassociation), then 16-lane blocks into the first lanes, the lanes in order, the tail. */
 static float dot_fixed(const float *restrict a, const float *restrict b, int64_t n)
 {
-    float lane[16] = {0};
+    float lane[64] = {0};
     int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int j = 0; j < 64; j++)
+            lane[j] = CPU_MADD(a[i + j], b[i + j], lane[j]);
     for (; i + 16 <= n; i += 16)
         for (int j = 0; j < 16; j++)
             lane[j] = CPU_MADD(a[i + j], b[i + j], lane[j]);
     float s = 0;
-    for (int j = 0; j < 16; j++)
+    for (int j = 0; j < 64; j++)
         s += lane[j];
     for (; i < n; i++)
         s = CPU_MADD(a[i], b[i], s);
@@ -477,7 +485,7 @@ static void conv_bias_grad(const ConvGeom *g, const float *dy, float *db)
  * for any stride and dilation one tap's reads are a contiguous run. Within a time slice the
  * output is computed on a flat grid q = ho·Wq + wo of span (Ho−1)·Wq + Wo (columns wo ≥ Wo are
  * computed and dropped), so a 3×3 layer is one long loop out[q] = b + Σ_9 w_j·src_j[q] that the
- * compiler vectorises (9 loads, 9 FMAs, 1 store per vector) even on 7×7 maps. Backward uses the
+ * compiler vectorises (9 loads, 9 FMAs, 1 store per vector) for any map width. Backward uses the
  * same layout: dx is a gather over dy laid out on the flat grid with zero margins, dw a dot
  * product per tap.
  */
@@ -504,39 +512,60 @@ static DwLayout dw_layout(const ConvGeom *g)
     return L;
 }
 
-/* ph (n_phases, Tq, Hq, Wq) = xc (T, H, W) zero-padded and split by stride phase. */
+/* ph (n_phases, Tq, Hq, Wq) = xc (T, H, W) zero-padded and split by stride phase. The phase and
+ * index of each row are stepped, not divided: on small maps a division per row would cost more
+ * than the row's copy. */
 static void dw_fill_phases(const ConvGeom *g, const DwLayout *L, const float *xc, float *ph)
 {
     memset(ph, 0, (size_t)(L->n_phases * L->phase_vol) * sizeof(float));
+    int sw = g->sw;
+    /* stride 2: column phase cph takes input columns w0 + 2i (i < n) into positions j0 + i */
+    int64_t w0[2], j0[2], n[2];
+    for (int cph = 0; cph < 2; cph++) {
+        w0[cph] = ((cph - g->pw) % 2 + 2) % 2;
+        j0[cph] = (w0[cph] + g->pw) / 2;
+        n[cph] = w0[cph] < g->W ? (g->W - w0[cph] + 1) / 2 : 0;
+    }
+    int tm = g->pt % g->st, td = g->pt / g->st; /* (t + pt) mod st and div st, stepped with t */
     for (int t = 0; t < g->T; t++) {
-        int tp = t + g->pt;
+        int hm = g->ph % g->sh, hd = g->ph / g->sh;
         for (int h = 0; h < g->H; h++) {
-            int hp = h + g->ph;
             const float *src = xc + ((int64_t)t * g->H + h) * g->W;
-            float *row = ph + (int64_t)((tp % g->st) * g->sh + hp % g->sh) * g->sw * L->phase_vol +
-                         ((int64_t)(tp / g->st) * L->Hq + hp / g->sh) * L->Wq; /* phase (a, b, 0), row */
-            if (g->sw == 1) {
+            float *row = ph + (int64_t)(tm * g->sh + hm) * sw * L->phase_vol + ((int64_t)td * L->Hq + hd) * L->Wq;
+            if (sw == 1) {
                 memcpy(row + g->pw, src, (size_t)g->W * sizeof(float));
-                continue;
+            } else if (sw == 2) { /* a constant stride vectorises (permutes); a variable one does not */
+                for (int cph = 0; cph < 2; cph++) {
+                    float *dst = row + cph * L->phase_vol + j0[cph];
+                    const float *s = src + w0[cph];
+                    for (int64_t i = 0; i < n[cph]; i++)
+                        dst[i] = s[2 * i];
+                }
+            } else {
+                for (int w = 0; w < g->W; w++)
+                    row[(int64_t)((w + g->pw) % sw) * L->phase_vol + (w + g->pw) / sw] = src[w];
             }
-            for (int cph = 0; cph < g->sw; cph++) { /* columns w0 + i·sw, (w0 + pw) mod sw == cph */
-                int w0 = ((cph - g->pw) % g->sw + g->sw) % g->sw;
-                float *dst = row + cph * L->phase_vol + (w0 + g->pw) / g->sw;
-                const float *s = src + w0;
-                int64_t n = w0 < g->W ? (g->W - w0 + g->sw - 1) / g->sw : 0;
-                for (int64_t i = 0; i < n; i++)
-                    dst[i] = s[i * g->sw];
-            }
+            if (++hm == g->sh)
+                hm = 0, hd++;
         }
+        if (++tm == g->st)
+            tm = 0, td++;
     }
 }
 
-/* Where tap (it, ih, iw) reads for output time slice `to`: index q of the flat grid reads [q]. */
-static const float *dw_tap_src(const ConvGeom *g, const DwLayout *L, const float *ph, int to, int it, int ih, int iw)
+/* tap_off (taps): where tap (it, ih, iw) reads in the phase buffer for output time slice 0; slice
+ * `to` reads at tap_off + to·Hq·Wq, and flat output q reads element [q] from there. Computed once
+ * per layer: the divisions would otherwise cost more than a small plane's FMAs. */
+static void dw_tap_offsets(const ConvGeom *g, const DwLayout *L, int64_t *tap_off)
 {
-    int64_t phase = ((int64_t)(it * g->dt % g->st) * g->sh + ih * g->dh % g->sh) * g->sw + iw * g->dw % g->sw;
-    return ph + phase * L->phase_vol + ((int64_t)(to + it * g->dt / g->st) * L->Hq + ih * g->dh / g->sh) * L->Wq +
-           iw * g->dw / g->sw;
+    for (int it = 0; it < g->kt; it++)
+        for (int ih = 0; ih < g->kh; ih++)
+            for (int iw = 0; iw < g->kw; iw++) {
+                int64_t phase = ((int64_t)(it * g->dt % g->st) * g->sh + ih * g->dh % g->sh) * g->sw + iw * g->dw % g->sw;
+                tap_off[((int64_t)it * g->kh + ih) * g->kw + iw] =
+                    phase * L->phase_vol + ((int64_t)(it * g->dt / g->st) * L->Hq + ih * g->dh / g->sh) * L->Wq +
+                    iw * g->dw / g->sw;
+            }
 }
 
 /* Collects taps and applies them to out[0, len) in passes of 9, 3 and 1:
@@ -560,21 +589,21 @@ static void taps9(TapBatch *tb, int j0)
     float w0 = tb->wt[j0], w1 = tb->wt[j0 + 1], w2 = tb->wt[j0 + 2], w3 = tb->wt[j0 + 3], w4 = tb->wt[j0 + 4];
     float w5 = tb->wt[j0 + 5], w6 = tb->wt[j0 + 6], w7 = tb->wt[j0 + 7], w8 = tb->wt[j0 + 8];
     float base = tb->base;
+    /* three chains of three taps, added at the end: a third of the FMA latency per output, which
+     * is what bounds short (small-map) loops */
     if (tb->first) {
         for (int64_t q = 0; q < tb->len; q++) {
-            float a = CPU_MADD(w0, s0[q], base);
-            a = CPU_MADD(w1, s1[q], a), a = CPU_MADD(w2, s2[q], a), a = CPU_MADD(w3, s3[q], a);
-            a = CPU_MADD(w4, s4[q], a), a = CPU_MADD(w5, s5[q], a), a = CPU_MADD(w6, s6[q], a);
-            a = CPU_MADD(w7, s7[q], a), a = CPU_MADD(w8, s8[q], a);
-            out[q] = a;
+            float a = CPU_MADD(w2, s2[q], CPU_MADD(w1, s1[q], CPU_MADD(w0, s0[q], base)));
+            float m = CPU_MADD(w5, s5[q], CPU_MADD(w4, s4[q], w3 * s3[q]));
+            float z = CPU_MADD(w8, s8[q], CPU_MADD(w7, s7[q], w6 * s6[q]));
+            out[q] = a + (m + z);
         }
     } else {
         for (int64_t q = 0; q < tb->len; q++) {
-            float a = CPU_MADD(w0, s0[q], out[q]);
-            a = CPU_MADD(w1, s1[q], a), a = CPU_MADD(w2, s2[q], a), a = CPU_MADD(w3, s3[q], a);
-            a = CPU_MADD(w4, s4[q], a), a = CPU_MADD(w5, s5[q], a), a = CPU_MADD(w6, s6[q], a);
-            a = CPU_MADD(w7, s7[q], a), a = CPU_MADD(w8, s8[q], a);
-            out[q] = a;
+            float a = CPU_MADD(w2, s2[q], CPU_MADD(w1, s1[q], CPU_MADD(w0, s0[q], out[q])));
+            float m = CPU_MADD(w5, s5[q], CPU_MADD(w4, s4[q], w3 * s3[q]));
+            float z = CPU_MADD(w8, s8[q], CPU_MADD(w7, s7[q], w6 * s6[q]));
+            out[q] = a + (m + z);
         }
     }
     tb->first = false;
@@ -637,25 +666,32 @@ static void dw_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float 
 {
     DwLayout L = dw_layout(g);
     int64_t V = in_volume(g), P = out_volume(g), taps = kernel_taps(g), NC = (int64_t)g->N * g->C;
-    int64_t per_thread = (L.n_phases * L.phase_vol + L.span + 15) / 16 * 16; /* phases, then acc (span) */
+    /* The flat loop runs to span16 = span rounded up to 16 so it has no scalar tail: the extra
+     * outputs read up to 15 floats past the last phase (zeroed slack) and are dropped. */
+    int64_t span16 = (L.span + 15) / 16 * 16, ph_floats = L.n_phases * L.phase_vol + 16;
+    int64_t per_thread = (ph_floats + span16 + 15) / 16 * 16; /* phases + slack, then acc (span16) */
     float *buf = scratch_floats(ctx, "depthwise buffers", per_thread * max_threads());
-    if (!buf) {
+    int64_t *tap_off = arena_alloc(&ctx->scratch, (size_t)taps * sizeof(int64_t));
+    if (!buf || !tap_off) {
+        if (buf)
+            ctx_set_error(ctx, "conv: scratch arena frozen and full (depthwise tap table)");
         arena_reset(&ctx->scratch);
         return;
     }
+    dw_tap_offsets(g, &L, tap_off);
 #pragma omp parallel for schedule(static) if (NC * P * taps > (1 << 15))
     for (int64_t nc = 0; nc < NC; nc++) {
         float *ph = buf + thread_id() * per_thread; /* (n_phases, Tq, Hq, Wq) */
-        float *acc = ph + L.n_phases * L.phase_vol; /* (span): one output time slice on the flat grid */
+        float *acc = ph + ph_floats; /* (span16): one output time slice on the flat grid */
         int64_t c = nc % g->C;
         const float *wc = w + c * taps; /* (kt, kh, kw) */
         dw_fill_phases(g, &L, x + nc * V, ph);
+        memset(ph + ph_floats - 16, 0, 16 * sizeof(float));
         for (int to = 0; to < g->To; to++) {
-            TapBatch tb = {.out = acc, .len = L.span, .base = b ? b[c] : 0.0f, .first = true};
-            for (int it = 0; it < g->kt; it++)
-                for (int ih = 0; ih < g->kh; ih++)
-                    for (int iw = 0; iw < g->kw; iw++)
-                        tap_add(&tb, dw_tap_src(g, &L, ph, to, it, ih, iw), wc[((int64_t)it * g->kh + ih) * g->kw + iw]);
+            TapBatch tb = {.out = acc, .len = span16, .base = b ? b[c] : 0.0f, .first = true};
+            const float *slice = ph + to * L.slice;
+            for (int64_t t = 0; t < taps; t++)
+                tap_add(&tb, slice + tap_off[t], wc[t]);
             tap_finish(&tb);
             float *yo = y + nc * P + (int64_t)to * g->Ho * g->Wo; /* (Ho, Wo) */
             for (int ho = 0; ho < g->Ho; ho++)
@@ -678,10 +714,14 @@ static void dw_backward(Ctx *ctx, const ConvGeom *g, const float *x, const float
     int64_t per_thread = (ph_size + dyq_size + dxq_size + 15) / 16 * 16;
     float *buf = scratch_floats(ctx, "depthwise buffers", per_thread * max_threads());
     float *part = (dw || db) ? scratch_floats(ctx, "depthwise partial sums", NC * (taps + 1)) : NULL; /* (N, C, taps + 1) */
-    if (!buf || ((dw || db) && !part)) {
+    int64_t *tap_off = arena_alloc(&ctx->scratch, (size_t)taps * sizeof(int64_t));
+    if (!buf || ((dw || db) && !part) || !tap_off) {
+        if (!tap_off)
+            ctx_set_error(ctx, "conv: scratch arena frozen and full (depthwise tap table)");
         arena_reset(&ctx->scratch);
         return;
     }
+    dw_tap_offsets(g, &L, tap_off);
 #pragma omp parallel for schedule(static) if (NC * P * taps > (1 << 15))
     for (int64_t nc = 0; nc < NC; nc++) {
         float *ph = buf + thread_id() * per_thread; /* (n_phases, Tq, Hq, Wq) padded x, if dw */
@@ -699,15 +739,12 @@ static void dw_backward(Ctx *ctx, const ConvGeom *g, const float *x, const float
             part[nc * (taps + 1) + taps] = sum_fixed(dyc, P);
         if (dw) {
             dw_fill_phases(g, &L, x + nc * V, ph);
-            for (int it = 0; it < g->kt; it++)
-                for (int ih = 0; ih < g->kh; ih++)
-                    for (int iw = 0; iw < g->kw; iw++) {
-                        float s = 0;
-                        for (int to = 0; to < g->To; to++)
-                            s += dot_fixed(dyq + to * dyq_slice + L.margin, dw_tap_src(g, &L, ph, to, it, ih, iw),
-                                           L.span);
-                        part[nc * (taps + 1) + ((int64_t)it * g->kh + ih) * g->kw + iw] = s;
-                    }
+            for (int64_t t = 0; t < taps; t++) {
+                float s = 0;
+                for (int to = 0; to < g->To; to++)
+                    s += dot_fixed(dyq + to * dyq_slice + L.margin, ph + to * L.slice + tap_off[t], L.span);
+                part[nc * (taps + 1) + t] = s;
+            }
         }
         if (!dx)
             continue;
@@ -779,8 +816,8 @@ static void dw_backward(Ctx *ctx, const ConvGeom *g, const float *x, const float
 
 /* ============================ depthwise, channel-blocked path ============================ */
 /*
- * On small maps (MobileNetV2's 28², 14², 7² stages) one (n, c) plane is a few hundred MACs and
- * the flat-grid kernel's per-plane setup dominates. There 16 channels go together in a
+ * On tiny maps (7²) one (n, c) plane is a few hundred MACs and the flat-grid kernel's per-plane
+ * setup dominates; on strided small maps its phase split does. There 16 channels go together in a
  * channels-last block: xb (Tp, Hp, Wp, 16) holds the zero-padded input of 16 channels, so each
  * tap of each output position is one 16-wide FMA with a per-channel weight vector, for any
  * stride and dilation, and 8 output positions are in flight to cover the FMA latency. The
@@ -802,8 +839,16 @@ static DwbLayout dwb_layout(const ConvGeom *g)
     return L;
 }
 
-/* Blocks small enough to stay in L2 (padded maps up to about 64²) take this path. */
-static bool dwb_suits(const ConvGeom *g) { return dwb_layout(g).in_vol <= 4096; }
+/* Measured on Zen 5 (1 core, N = 16, MobileNetV2 shapes): the flat grid wins stride-1 maps from
+ * 14² up (29 vs 23 GFLOP/s at 14², 37 vs 21 at 28²); the blocks win strided maps up to 56²
+ * (12 vs 5 GFLOP/s at 14² s2, 11 vs 7 at 56² s2), where the flat grid's phase split costs more
+ * than its FMAs, and tiny maps (22 vs 13 at 7²). Blocks also stay in L2 only up to ~64². */
+static bool dwb_suits(const ConvGeom *g)
+{
+    int64_t in_vol = dwb_layout(g).in_vol;
+    bool strided = g->st > 1 || g->sh > 1 || g->sw > 1;
+    return in_vol <= 144 || (strided && in_vol <= 4096);
+}
 
 /* off (taps): offset in floats of tap (it, ih, iw) from an output position's origin in xb;
  * origin (P): offset of output position p = (to, ho, wo), i.e. of its top-left-front tap. */
@@ -821,18 +866,27 @@ static void dwb_offsets(const ConvGeom *g, const DwbLayout *L, int64_t *off, int
                 origin[p++] = (((int64_t)to * g->st * L->Hp + ho * g->sh) * L->Wp + wo * g->sw) * DWB;
 }
 
-/* xb (Tp, Hp, Wp, 16) = channels c0 .. c0 + cb of xn (C, T, H, W), zero-padded; lanes ≥ cb zero. */
+/* xb (Tp, Hp, Wp, 16) = channels c0 .. c0 + cb of xn (C, T, H, W), zero-padded; lanes ≥ cb zero.
+ * Position-major with the 16 channels innermost: each position is one 16-wide store assembled
+ * from 16 loads (strided stores instead would stay scalar). */
 static void dwb_fill(const ConvGeom *g, const DwbLayout *L, const float *xn, int64_t c0, int cb, float *xb)
 {
+    int64_t V = in_volume(g);
     memset(xb, 0, (size_t)(L->in_vol * DWB) * sizeof(float));
-    for (int c = 0; c < cb; c++)
-        for (int t = 0; t < g->T; t++)
-            for (int h = 0; h < g->H; h++) {
-                const float *s = xn + (((c0 + c) * g->T + t) * g->H + h) * g->W;
-                float *d = xb + (((t + g->pt) * L->Hp + h + g->ph) * L->Wp + g->pw) * DWB + c;
+    for (int t = 0; t < g->T; t++)
+        for (int h = 0; h < g->H; h++) {
+            const float *s = xn + c0 * V + ((int64_t)t * g->H + h) * g->W; /* channel c0, row (t, h) */
+            float *d = xb + (((t + g->pt) * L->Hp + h + g->ph) * L->Wp + g->pw) * DWB;
+            if (cb == DWB) {
                 for (int w = 0; w < g->W; w++)
-                    d[w * DWB] = s[w];
+                    for (int c = 0; c < DWB; c++)
+                        d[w * DWB + c] = s[c * V + w];
+            } else {
+                for (int w = 0; w < g->W; w++)
+                    for (int c = 0; c < cb; c++)
+                        d[w * DWB + c] = s[c * V + w];
             }
+        }
 }
 
 /* wt (taps, 16) and bias (16): the block's filters channels-last, zero in lanes ≥ cb. */
@@ -938,6 +992,48 @@ static void dwb_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float
     arena_reset(&ctx->scratch);
 }
 
+/* dst (n, 16) = lanes c < cb from src (cb, ld) (channel-major rows), zero in lanes ≥ cb. */
+static void dwb_load_lanes(float *restrict dst, const float *restrict src, int64_t n, int64_t ld, int cb)
+{
+    if (cb == DWB) {
+        for (int64_t q = 0; q < n; q++)
+            for (int c = 0; c < DWB; c++)
+                dst[q * DWB + c] = src[c * ld + q];
+        return;
+    }
+    memset(dst, 0, (size_t)(n * DWB) * sizeof(float));
+    for (int c = 0; c < cb; c++)
+        for (int64_t q = 0; q < n; q++)
+            dst[q * DWB + c] = src[c * ld + q];
+}
+
+/* d (n) += one lane of s (n, 16), s pointing at the lane. */
+static void dwb_add_lane(float *restrict d, const float *restrict s, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        d[i] += s[i * DWB];
+}
+
+/* dxb (Tp, Hp, Wp, 16) += every tap of every position: wt (taps, 16) ⊙ dyb (P, 16). The 16
+ * lanes go through local copies: on the strided dxb pointers directly GCC 12's data-reference
+ * analysis fails and the update stays scalar (5× slower). */
+static void dwb_scatter(float *restrict dxb, const float *restrict wt, const float *restrict dyb,
+                        const int64_t *origin, const int64_t *off, int64_t P, int64_t taps)
+{
+    for (int64_t q = 0; q < P; q++) {
+        float d[DWB];
+        memcpy(d, dyb + q * DWB, sizeof d);
+        for (int64_t t = 0; t < taps; t++) {
+            float *s = dxb + origin[q] + off[t];
+            float a[DWB];
+            memcpy(a, s, sizeof a);
+            for (int c = 0; c < DWB; c++)
+                a[c] = CPU_MADD(wt[t * DWB + c], d[c], a[c]);
+            memcpy(s, a, sizeof a);
+        }
+    }
+}
+
 /* Backward, one task per (n, 16-channel block): dx through a zeroed padded block dxb that the
  * taps scatter into; dw and db as per-task partials (taps + 1, 16), added per channel in sample
  * order afterwards. */
@@ -966,9 +1062,7 @@ static void dwb_backward(Ctx *ctx, const ConvGeom *g, const float *x, const floa
         float *dxb = wt + tb.wt;                  /* (Tp, Hp, Wp, 16), if dx */
         int64_t n = task / L.blocks, c0 = task % L.blocks * DWB;
         int cb = (int)(g->C - c0 < DWB ? g->C - c0 : DWB);
-        for (int64_t q = 0; q < P; q++)
-            for (int c = 0; c < DWB; c++)
-                dyb[q * DWB + c] = c < cb ? dy[(n * g->C + c0 + c) * P + q] : 0.0f;
+        dwb_load_lanes(dyb, dy + (n * g->C + c0) * P, P, P, cb);
         float *pt = part ? part + task * (taps + 1) * DWB : NULL; /* (taps + 1, 16) */
         if (db) {
             float acc[DWB] = {0};
@@ -981,46 +1075,35 @@ static void dwb_backward(Ctx *ctx, const ConvGeom *g, const float *x, const floa
         if (dw) {
             dwb_fill(g, &L, x + n * g->C * V, c0, cb, xb);
             for (int64_t t = 0; t < taps; t++) {
-                float acc[DWB_POS][DWB] = {{0}}; /* 8 independent chains, summed in order below */
+                /* four independent named chains (see dwb_forward8), summed in order below */
+                float a0[DWB] = {0}, a1[DWB] = {0}, a2[DWB] = {0}, a3[DWB] = {0};
+                const float *xt = xb + off[t];
                 int64_t q = 0;
-                for (; q + DWB_POS <= P; q += DWB_POS)
-                    for (int j = 0; j < DWB_POS; j++) {
-                        const float *s = xb + origin[q + j] + off[t], *d = dyb + (q + j) * DWB;
-                        for (int c = 0; c < DWB; c++)
-                            acc[j][c] = CPU_MADD(d[c], s[c], acc[j][c]);
+                for (; q + 4 <= P; q += 4) {
+                    const float *x0 = xt + origin[q], *x1 = xt + origin[q + 1], *x2 = xt + origin[q + 2];
+                    const float *x3 = xt + origin[q + 3], *d = dyb + q * DWB;
+                    for (int c = 0; c < DWB; c++) {
+                        a0[c] = CPU_MADD(d[c], x0[c], a0[c]), a1[c] = CPU_MADD(d[DWB + c], x1[c], a1[c]);
+                        a2[c] = CPU_MADD(d[2 * DWB + c], x2[c], a2[c]), a3[c] = CPU_MADD(d[3 * DWB + c], x3[c], a3[c]);
                     }
+                }
                 for (; q < P; q++)
                     for (int c = 0; c < DWB; c++)
-                        acc[0][c] = CPU_MADD(dyb[q * DWB + c], xb[origin[q] + off[t] + c], acc[0][c]);
-                for (int c = 0; c < DWB; c++) {
-                    float s = 0;
-                    for (int j = 0; j < DWB_POS; j++)
-                        s += acc[j][c];
-                    pt[t * DWB + c] = s;
-                }
+                        a0[c] = CPU_MADD(dyb[q * DWB + c], xt[origin[q] + c], a0[c]);
+                for (int c = 0; c < DWB; c++)
+                    pt[t * DWB + c] = (a0[c] + a1[c]) + (a2[c] + a3[c]);
             }
         }
         if (!dx)
             continue;
         dwb_weights(w, NULL, taps, c0, cb, wt, wt + taps * DWB);
         memset(dxb, 0, (size_t)tb.dxb * sizeof(float));
-        for (int64_t q = 0; q < P; q++) {
-            const float *d = dyb + q * DWB;
-            for (int64_t t = 0; t < taps; t++) {
-                float *s = dxb + origin[q] + off[t];
-                const float *wv = wt + t * DWB;
-                for (int c = 0; c < DWB; c++)
-                    s[c] = CPU_MADD(wv[c], d[c], s[c]);
-            }
-        }
+        dwb_scatter(dxb, wt, dyb, origin, off, P, taps);
         for (int c = 0; c < cb; c++)
             for (int t = 0; t < g->T; t++)
-                for (int h = 0; h < g->H; h++) {
-                    float *d = dx + (((n * g->C + c0 + c) * g->T + t) * g->H + h) * g->W;
-                    const float *s = dxb + (((t + g->pt) * L.Hp + h + g->ph) * L.Wp + g->pw) * DWB + c;
-                    for (int ww = 0; ww < g->W; ww++)
-                        d[ww] += s[ww * DWB];
-                }
+                for (int h = 0; h < g->H; h++)
+                    dwb_add_lane(dx + (((n * g->C + c0 + c) * g->T + t) * g->H + h) * g->W,
+                                 dxb + (((t + g->pt) * L.Hp + h + g->ph) * L.Wp + g->pw) * DWB + c, g->W);
     }
     if (dw || db) {
 #pragma omp parallel for schedule(static) if (tasks * taps * DWB > (1 << 14))

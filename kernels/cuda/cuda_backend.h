@@ -1,0 +1,113 @@
+/* cuda_backend.h — the CUDA backend's public API: creating a CUDA context, moving tensors and
+ * parameters between host and device, precision, and the knobs tests and benchmarks need.
+ *
+ * Owns nothing itself; declares what kernels/cuda/cuda_context.c implements. This header needs
+ * no CUDA headers, so any C file (bench/, tests/) can include it; the functions exist only when
+ * the backend is built (HAVE_CUDA = 1).
+ *
+ * A CUDA context is an ordinary Ctx (kernels/context.h) whose tensors live in device memory:
+ * model code runs unchanged on it. Activations come from a device arena (one cudaMalloc block,
+ * bump allocation, reset by ctx_begin_pass, planned from the first pass's high-water mark like
+ * kernels/arena.c), per-op workspace from a second device arena (reset after each op). Every op
+ * is enqueued on the context's one stream; copies to the host synchronise. Device faults become
+ * the context's sticky error, naming the failing call, file and line.
+ *
+ * Tensors stay f32 in memory at every precision; the precision selects the math of convolutions
+ * and GEMMs (cuDNN engines and cuBLASLt compute types): strict FP32, TF32 tensor cores, or BF16
+ * tensor cores with fp32 accumulation. Every other op computes in fp32 (or double where the CPU
+ * reference does) whatever the precision.
+ */
+#ifndef FOCUSBENCH_CUDA_BACKEND_H
+#define FOCUSBENCH_CUDA_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/context.h"
+#include "kernels/params.h"
+#include "kernels/tensor.h"
+
+typedef enum {
+    CUDA_PRECISION_FP32 = 0, /* strict fp32: no tensor-core down-conversion anywhere */
+    CUDA_PRECISION_TF32,     /* convs and GEMMs on TF32 tensor cores, fp32 accumulate */
+    CUDA_PRECISION_BF16,     /* convs and GEMMs with bf16 inputs, fp32 accumulate */
+} CudaPrecision;
+
+/* How convolutions are computed. AUTO: cuDNN execution plans (backend graph API, one per shape),
+ * the custom direct kernel for depthwise convs (see cuda_set_depthwise_custom) and wherever cuDNN
+ * has no plan. CUDNN / DIRECT force one path (tests compare both against the CPU). */
+typedef enum {
+    CUDA_CONV_AUTO = 0,
+    CUDA_CONV_CUDNN,
+    CUDA_CONV_DIRECT,
+} CudaConvPath;
+
+/* "fp32", "tf32", "bf16". */
+const char *cuda_precision_name(CudaPrecision p);
+/* Parses those names; false for anything else. */
+bool cuda_precision_parse(const char *name, CudaPrecision *out);
+
+/* A context on device 0. Always returns a context (NULL only when host memory is exhausted); if
+ * the device, the driver or a library is unusable, the context has its error set (check
+ * ctx_ok(ctx); ctx_error_message says why and what to do) and runs no ops. Free with
+ * ctx_destroy. */
+Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision);
+
+void cuda_set_precision(Ctx *ctx, CudaPrecision precision);
+CudaPrecision cuda_get_precision(const Ctx *ctx);
+void cuda_set_conv_path(Ctx *ctx, CudaConvPath path);
+/* Depthwise convs (groups == C == K) on the custom direct kernel instead of cuDNN (default true:
+ * cuDNN's grouped 3-D kernel ran ~100x below the memory roofline on H100, research/ecosystem.md). */
+void cuda_set_depthwise_custom(Ctx *ctx, bool on);
+
+/* Debugging: poison = every new activation and workspace block is filled with NaN bytes (0xFF)
+ * so an element a kernel forgets to write shows up; sync_each_launch = synchronise after every
+ * kernel and library call, so an asynchronous fault is reported at the call that caused it.
+ * Both default off (FOCUSBENCH_CUDA_DEBUG=1 in the environment turns both on at creation). */
+void cuda_set_debug(Ctx *ctx, bool poison, bool sync_each_launch);
+
+/* Waits for the context's stream; false with the context's error on a device fault. */
+bool cuda_synchronize(Ctx *ctx);
+
+/* A new device activation tensor (arena) holding a copy of host tensor `h` (any dtype). */
+Tensor *cuda_tensor_from_host(Ctx *ctx, const Tensor *h);
+/* Copies device tensor `d` into host tensor `h` of the same dtype and element count (waits). */
+bool cuda_tensor_to_host(Ctx *ctx, const Tensor *d, Tensor *h);
+
+/* Parameters: `ps` allocated on the CPU (params_allocate(ps, BACKEND_CPU, ...)) is copied to the
+ * device (data, and gradients where present) and its tensors are re-pointed there (backend
+ * CUDA). The host blocks stay allocated: download copies device values back into them, release
+ * re-points the tensors to the host blocks and frees the device copy. ctx_destroy frees device
+ * copies still held (without touching `ps`, which may already be gone). Use
+ * cuda_params_zero_grad, not params_zero_grad, while the set is on the device. */
+bool cuda_params_upload(Ctx *ctx, ParamSet *ps);
+bool cuda_params_download(Ctx *ctx, ParamSet *ps);
+void cuda_params_release(Ctx *ctx, ParamSet *ps);
+void cuda_params_zero_grad(Ctx *ctx, ParamSet *ps);
+
+/* Makes the activation arena one block of at least `bytes` (planning from a meta pass); call
+ * between passes. */
+void cuda_arena_reserve(Ctx *ctx, size_t bytes);
+
+typedef struct {
+    size_t arena_block_bytes;   /* size of the planned activation block */
+    size_t arena_high_water;    /* largest activation use of a pass */
+    size_t scratch_block_bytes; /* per-op workspace block */
+    size_t scratch_high_water;
+    size_t device_mallocs;      /* cudaMalloc calls of both arenas since creation */
+    int conv_plans;             /* cached convolution plans (cuDNN or direct) */
+    int conv_plans_cudnn;       /* ... of which run cuDNN */
+    int gemm_plans;             /* cached cuBLASLt matmul plans */
+    size_t cudnn_version;       /* runtime cuDNN, e.g. 91400 */
+} CudaStats;
+void cuda_get_stats(const Ctx *ctx, CudaStats *out);
+
+/* A one-line description of how the last convolution call ran ("cudnn fwd engine 7 (heuristics
+ * A) fp32", "direct (depthwise)", ...), for logs and tests. */
+const char *cuda_last_conv_info(const Ctx *ctx);
+
+/* The context's cudaStream_t (as void *), for events, graph capture and profiling. */
+void *cuda_stream(Ctx *ctx);
+
+#endif

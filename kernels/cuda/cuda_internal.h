@@ -1,0 +1,223 @@
+/* cuda_internal.h — what the files of kernels/cuda share: the backend state, the device arenas,
+ * the checked-call macros and every slot / launcher each file provides (one block per file).
+ *
+ * Included by the C files (compiled by gcc) and the .cu files (nvcc); everything is C linkage.
+ * Not part of the public API (that is cuda_backend.h).
+ *
+ * Error convention: every CUDA runtime, cuDNN and cuBLASLt call goes through CUDA_OK / CUDNN_OK /
+ * CUBLAS_OK, and every kernel launch is followed by LAUNCH_OK. On failure they set the context's
+ * sticky error — "file:line: call failed: <library's error string>" — and return false; the
+ * caller returns at once. Slots start with `if (!cuda_ready(ctx)) return;` so nothing runs
+ * after the first failure.
+ */
+#ifndef FOCUSBENCH_CUDA_INTERNAL_H
+#define FOCUSBENCH_CUDA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_backend.h"
+
+/* ---- device arenas (cuda_context.c) ----------------------------------------------------- */
+
+enum { CUDA_ALIGN = 256 }; /* every device allocation: cuDNN wants 16 B, vector loads 16 B */
+
+typedef struct {
+    void *ptr;
+    size_t cap, top;
+} DevBlock;
+
+/* Bump allocation in blocks[0]; a pass that outgrows it chains more blocks, and the next reset
+ * replaces them all by one block of the high-water size (as kernels/arena.c on the host). */
+typedef struct {
+    const char *name;
+    DevBlock *blocks;
+    int n_blocks, cap_blocks;
+    size_t used, high_water;
+    size_t mallocs; /* cudaMalloc calls */
+} DevArena;
+
+typedef struct ConvPlanCache ConvPlanCache; /* cuda_conv.c */
+typedef struct GemmPlanCache GemmPlanCache; /* cuda_linear.c */
+
+typedef struct {
+    ParamSet *ps;
+    void *d_data, *d_grad;            /* device copies of ps->data_block / ps->grad_block */
+    size_t data_bytes, grad_bytes;
+    void **host_data, **host_grad;    /* per tensor: its host pointers, to restore on release */
+} CudaUpload;
+
+typedef struct CudaState {
+    CudaPrecision precision;
+    CudaConvPath conv_path;
+    bool depthwise_custom;
+    bool poison;
+    bool sync_each_launch;
+    bool verbose; /* FOCUSBENCH_CUDA_VERBOSE=1: print each new conv / GEMM plan on stderr */
+    int device;
+    int sm_count;
+    size_t cudnn_version;
+    cudaStream_t stream;
+    cudnnHandle_t cudnn;
+    cublasLtHandle_t lt;
+    void *lt_ws; /* cuBLASLt workspace */
+    size_t lt_ws_bytes;
+    DevArena arena;   /* activations and gradients of a pass */
+    DevArena scratch; /* per-op workspace, released at the end of each op */
+    ConvPlanCache *conv;
+    GemmPlanCache *gemm;
+    CudaUpload *uploads;
+    int n_uploads, cap_uploads;
+    char last_conv[160];
+} CudaState;
+
+static inline CudaState *cuda_state(const Ctx *ctx) { return (CudaState *)ctx->backend_state; }
+
+/* The context is healthy and has a device state: slots may run. */
+static inline bool cuda_ready(const Ctx *ctx) { return !ctx->failed && ctx->backend_state; }
+
+static inline cudaStream_t cuda_stream_of(const Ctx *ctx) { return cuda_state(ctx)->stream; }
+
+/* Per-op device workspace (NULL with the context's error set on failure). Poisoned when
+ * debugging. Released — all of it — by cuda_scratch_release at the end of the op. */
+void *cuda_scratch(Ctx *ctx, size_t bytes, const char *what);
+void cuda_scratch_release(Ctx *ctx);
+
+/* ---- checked calls (cuda_context.c) ------------------------------------------------------ */
+
+bool cuda_check_rt(Ctx *ctx, cudaError_t e, const char *call, const char *file, int line);
+bool cuda_check_dnn(Ctx *ctx, cudnnStatus_t s, const char *call, const char *file, int line);
+bool cuda_check_blas(Ctx *ctx, cublasStatus_t s, const char *call, const char *file, int line);
+/* After a kernel launch: the launch error, and with sync_each_launch the execution error too. */
+bool cuda_check_launch(Ctx *ctx, const char *kernel, const char *file, int line);
+
+#define CUDA_OK(ctx, call) cuda_check_rt((ctx), (call), #call, __FILE__, __LINE__)
+#define CUDNN_OK(ctx, call) cuda_check_dnn((ctx), (call), #call, __FILE__, __LINE__)
+#define CUBLAS_OK(ctx, call) cuda_check_blas((ctx), (call), #call, __FILE__, __LINE__)
+#define LAUNCH_OK(ctx, kernel) cuda_check_launch((ctx), (kernel), __FILE__, __LINE__)
+
+/* ---- cuda_memory.cu ---------------------------------------------------------------------- */
+void cuda_fill(Ctx *ctx, Tensor *t, float value);
+void cuda_axpy(Ctx *ctx, float alpha, const Tensor *x, Tensor *y);
+void cuda_copy_block(Ctx *ctx, const Tensor *src, int64_t src_off, int64_t src_ld, Tensor *dst, int64_t dst_off,
+                     int64_t dst_ld, int64_t rows, int64_t cols, bool accumulate);
+void cuda_permute(Ctx *ctx, const Tensor *src, const int *perm, Tensor *dst, bool accumulate);
+/* Raw helpers for the other files: y[i] += x[i] (n floats); p[i] = value. */
+bool cuda_launch_add(Ctx *ctx, const float *x, float *y, int64_t n);
+bool cuda_launch_fill(Ctx *ctx, float *p, int64_t n, float value);
+
+/* ---- cuda_elementwise.cu ----------------------------------------------------------------- */
+void cuda_unary_forward(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, Tensor *y);
+void cuda_unary_backward(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, const Tensor *y,
+                         const Tensor *dy, Tensor *dx);
+void cuda_binary_forward(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, Tensor *y);
+void cuda_binary_backward(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, const Tensor *dy,
+                          Tensor *da, Tensor *db);
+void cuda_reduce_forward(Ctx *ctx, const ReduceGeom *g, const Tensor *x, Tensor *y);
+void cuda_reduce_backward(Ctx *ctx, const ReduceGeom *g, const Tensor *dy, Tensor *dx);
+void cuda_dropout_forward(Ctx *ctx, float p, const RngStream *stream, const Tensor *x, Tensor *y);
+void cuda_dropout_backward(Ctx *ctx, float p, const RngStream *stream, const Tensor *dy, Tensor *dx);
+/* out[c] += Σ_r in[r·cols + c] (rows in order, double accumulation): linear's bias gradient. */
+bool cuda_launch_column_sums(Ctx *ctx, const float *in, int64_t rows, int64_t cols, float *out);
+
+/* ---- cuda_norm.cu ------------------------------------------------------------------------ */
+void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                   const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y,
+                                   Tensor *save_mean, Tensor *save_invstd);
+void cuda_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                  const Tensor *beta, const Tensor *running_mean, const Tensor *running_var,
+                                  Tensor *y);
+void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma,
+                              const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx,
+                              Tensor *dgamma, Tensor *dbeta);
+
+/* ---- cuda_pool.cu ------------------------------------------------------------------------ */
+void cuda_max_pool_forward(Ctx *ctx, const PoolGeom *g, const Tensor *x, Tensor *y, Tensor *argmax);
+void cuda_max_pool_backward(Ctx *ctx, const PoolGeom *g, const Tensor *argmax, const Tensor *dy, Tensor *dx);
+
+/* ---- cuda_softmax.cu --------------------------------------------------------------------- */
+void cuda_softmax_forward(Ctx *ctx, int64_t rows, int64_t cols, bool log, const Tensor *x, Tensor *y);
+void cuda_softmax_backward(Ctx *ctx, int64_t rows, int64_t cols, bool log, const Tensor *y, const Tensor *dy,
+                           Tensor *dx);
+void cuda_cross_entropy_forward(Ctx *ctx, int64_t rows, int64_t cols, const Tensor *logits, const Tensor *labels,
+                                Tensor *loss, Tensor *probs);
+void cuda_cross_entropy_backward(Ctx *ctx, int64_t rows, int64_t cols, const Tensor *probs, const Tensor *labels,
+                                 const Tensor *dloss, Tensor *dlogits);
+
+/* ---- cuda_spatial.cu --------------------------------------------------------------------- */
+void cuda_affine_grid_forward(Ctx *ctx, int N, int H, int W, const Tensor *theta, Tensor *grid);
+void cuda_affine_grid_backward(Ctx *ctx, int N, int H, int W, const Tensor *dgrid, Tensor *dtheta);
+void cuda_grid_sample_forward(Ctx *ctx, const Tensor *x, const Tensor *grid, Tensor *y);
+void cuda_grid_sample_backward(Ctx *ctx, const Tensor *x, const Tensor *grid, const Tensor *dy, Tensor *dx,
+                               Tensor *dgrid);
+
+/* ---- cuda_time.cu ------------------------------------------------------------------------ */
+void cuda_temporal_shift_forward(Ctx *ctx, int64_t N, int T, int64_t C, int64_t HW, int fold_div,
+                                 const Tensor *x, Tensor *y);
+void cuda_temporal_shift_backward(Ctx *ctx, int64_t N, int T, int64_t C, int64_t HW, int fold_div,
+                                  const Tensor *dy, Tensor *dx);
+void cuda_interp_linear_forward(Ctx *ctx, int64_t rows, int Tin, int Tout, const Tensor *x, Tensor *y);
+void cuda_interp_linear_backward(Ctx *ctx, int64_t rows, int Tin, int Tout, const Tensor *dy, Tensor *dx);
+void cuda_gather_forward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *x, const Tensor *idx,
+                         Tensor *y);
+void cuda_gather_backward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *idx,
+                          const Tensor *dy, Tensor *dx);
+
+/* ---- cuda_conv.c (cuDNN plans + dispatch) ------------------------------------------------ */
+void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y);
+void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
+                        Tensor *dx, Tensor *dw, Tensor *db);
+ConvPlanCache *cuda_conv_cache_create(void);
+void cuda_conv_cache_destroy(ConvPlanCache *c);
+void cuda_conv_cache_stats(const ConvPlanCache *c, int *plans, int *cudnn_plans);
+
+/* ---- cuda_conv_kernels.cu (direct convolution, bias, layout conversion) ------------------ */
+/* y (N, K, To, Ho, Wo) = conv(x, w) + b (b may be NULL); overwrites y. */
+bool cuda_launch_conv_direct_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
+                                     float *y);
+/* dx (N, C, T, H, W) += convᵀ(dy, w). */
+bool cuda_launch_conv_direct_backward_data(Ctx *ctx, const ConvGeom *g, const float *w, const float *dy, float *dx);
+/* dw (K, C/groups, kt, kh, kw) += Σ_n Σ_out dy · x (deterministic block reductions). */
+bool cuda_launch_conv_direct_backward_filter(Ctx *ctx, const ConvGeom *g, const float *x, const float *dy,
+                                             float *dw);
+/* y (N, K, P) += b[k]. */
+bool cuda_launch_conv_bias_add(Ctx *ctx, const float *b, float *y, int64_t N, int64_t K, int64_t P);
+/* db[k] += Σ_n Σ_p dy[n, k, p]. */
+bool cuda_launch_conv_bias_grad(Ctx *ctx, const float *dy, float *db, int64_t N, int64_t K, int64_t P);
+/* dst (N, S, C) bf16 = src (N, C, S) f32: channels-last copy in bfloat16 (round to nearest even). */
+bool cuda_launch_to_bf16_channels_last(Ctx *ctx, const float *src, void *dst, int64_t N, int64_t C, int64_t S);
+/* dst (N, C, S) f32 (+)= src (N, S, C) bf16 (+ bias[c] when bias is not NULL). */
+bool cuda_launch_from_bf16_channels_last(Ctx *ctx, const void *src, float *dst, int64_t N, int64_t C, int64_t S,
+                                         const float *bias, bool accumulate);
+
+/* ---- cuda_linear.c (cuBLASLt) ------------------------------------------------------------ */
+void cuda_linear_forward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                         Tensor *y);
+void cuda_linear_backward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
+                          Tensor *dx, Tensor *dw, Tensor *db);
+GemmPlanCache *cuda_gemm_cache_create(void);
+void cuda_gemm_cache_destroy(GemmPlanCache *c);
+int cuda_gemm_cache_size(const GemmPlanCache *c);
+
+/* ---- cuda_gemm_kernels.cu (fallback GEMM) ------------------------------------------------ */
+/* Column-major D (m×n, ld ldd) = op(A)·op(B) + beta·D (+ bias[i] on row i when bias is set),
+ * fp32 throughout: the path when cuBLASLt offers no algorithm for a layout. */
+bool cuda_launch_gemm_fallback(Ctx *ctx, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *D,
+                               int64_t ldd, const float *bias);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,99 @@
+/* cuda_kernels.cuh — device-side helpers shared by the .cu files of kernels/cuda: launch
+ * geometry, grid-stride loops, deterministic block reductions, IEEE arithmetic without FMA
+ * contraction, and the device copy of the Philox generator of kernels/rng.c.
+ *
+ * Why explicit __fadd_rn/__fmul_rn: nvcc contracts a·b + c into one FMA by default, gcc in ISO C
+ * mode (-std=c11) does not. Where the CPU kernel's exact rounding is cheap to reproduce
+ * (elementwise ops, samplers, index arithmetic that decides a tap), the GPU kernels spell each
+ * rounding out, so the two backends agree to the bit; a floor() of a sampling coordinate that
+ * flips between backends would otherwise move a whole bilinear tap.
+ *
+ * Why double in some reductions: the CPU reference accumulates those sums in double (batch
+ * norm statistics, softmax, means); the GPU does too, in a fixed tree order, so results are
+ * deterministic and agree with the CPU to float rounding.
+ */
+#ifndef FOCUSBENCH_CUDA_KERNELS_CUH
+#define FOCUSBENCH_CUDA_KERNELS_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "kernels/cuda/cuda_internal.h"
+
+enum { CK_THREADS = 256, CK_MAX_BLOCKS = 1 << 20 };
+
+/* Blocks for n work items at `threads` per block (grid-stride loops cover n beyond the cap);
+ * callers skip the launch when n == 0 (a grid of 0 blocks is a launch error). */
+static inline unsigned ck_blocks(int64_t n, int threads)
+{
+    int64_t b = (n + threads - 1) / threads;
+    if (b > CK_MAX_BLOCKS)
+        b = CK_MAX_BLOCKS;
+    return (unsigned)(b < 1 ? 1 : b);
+}
+
+#define CK_FOR(i, n) \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+/* Sum over the block in a fixed tree order (deterministic for a given blockDim, which must be a
+ * power of two no larger than CK_THREADS). Every thread of the block must call it; all get the
+ * result. `sh` holds blockDim.x doubles. */
+__device__ static inline double ck_block_sum(double v, double *sh)
+{
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s)
+            sh[threadIdx.x] = __dadd_rn(sh[threadIdx.x], sh[threadIdx.x + s]);
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* IEEE single and double operations, each rounded on its own (no FMA contraction). */
+__device__ static inline float fadd(float a, float b) { return __fadd_rn(a, b); }
+__device__ static inline float fsub(float a, float b) { return __fsub_rn(a, b); }
+__device__ static inline float fmul(float a, float b) { return __fmul_rn(a, b); }
+__device__ static inline float fdiv(float a, float b) { return __fdiv_rn(a, b); }
+__device__ static inline double dadd(double a, double b) { return __dadd_rn(a, b); }
+__device__ static inline double dsub(double a, double b) { return __dsub_rn(a, b); }
+__device__ static inline double dmul(double a, double b) { return __dmul_rn(a, b); }
+__device__ static inline double ddiv(double a, double b) { return __ddiv_rn(a, b); }
+
+/* ---- Philox4x32-10, bit-identical to rng_philox / rng_uniform of kernels/rng.c ---------- */
+
+typedef struct {
+    uint32_t k0, k1, s0, s1;
+} DevRng;
+
+static inline DevRng dev_rng(const RngStream *s)
+{
+    DevRng r = {s->key[0], s->key[1], s->stream[0], s->stream[1]};
+    return r;
+}
+
+__device__ static inline uint32_t philox_word0(DevRng r, uint64_t index)
+{
+    uint32_t c0 = (uint32_t)index, c1 = (uint32_t)(index >> 32), c2 = r.s0, c3 = r.s1;
+    uint32_t k0 = r.k0, k1 = r.k1;
+#pragma unroll
+    for (int i = 0; i < 10; i++) {
+        uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+        uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+        c0 = n0, c1 = lo1, c2 = n2, c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return c0;
+}
+
+/* rng_uniform: 24 random bits scaled by 2^-24 (both steps exact in float). */
+__device__ static inline float philox_uniform(DevRng r, uint64_t index)
+{
+    return __fmul_rn(__uint2float_rn(philox_word0(r, index) >> 8), 1.0f / 16777216.0f);
+}
+
+#endif
