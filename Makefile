@@ -30,7 +30,7 @@ $(CONFIG): scripts/configure.sh scripts/install-deps.sh
 
 mark = $(if $(filter 1,$(1)),✓,✗)
 ifneq ($(HAVE_BLAS),)
-$(info focusbench: $(call mark,$(HAVE_BLAS)) OpenBLAS  $(call mark,$(HAVE_OPENMP)) OpenMP  $(call mark,$(HAVE_FFMPEG)) FFmpeg  $(call mark,$(HAVE_CSV)) libcsv  $(call mark,$(HAVE_GNUPLOT)) gnuplot  $(call mark,$(HAVE_CMOCKA)) cmocka  $(call mark,$(USE_CUDA)) CUDA backend (CUDA=$(CUDA), sm_$(CUDA_ARCH))  SAN=$(SAN))
+$(info focusbench: $(call mark,$(HAVE_BLAS)) OpenBLAS($(BLAS_THREADS))  $(call mark,$(HAVE_DNNL)) oneDNN  $(call mark,$(HAVE_OPENMP)) OpenMP  $(call mark,$(HAVE_FFMPEG)) FFmpeg  $(call mark,$(HAVE_CSV)) libcsv  $(call mark,$(HAVE_GNUPLOT)) gnuplot  $(call mark,$(HAVE_CMOCKA)) cmocka  $(call mark,$(USE_CUDA)) CUDA backend (CUDA=$(CUDA), sm_$(CUDA_ARCH))  SAN=$(SAN))
 endif
 
 ifeq ($(SAN),1)
@@ -55,10 +55,10 @@ CFLAGS_OPT += -fopenmp
 LDLIBS_OMP := -fopenmp
 endif
 
-FEATURE_DEFS := -DHAVE_BLAS=$(HAVE_BLAS) -DHAVE_FFMPEG=$(HAVE_FFMPEG) -DHAVE_CSV=$(HAVE_CSV) \
+FEATURE_DEFS := -DHAVE_BLAS=$(HAVE_BLAS) -DHAVE_DNNL=$(HAVE_DNNL) -DHAVE_FFMPEG=$(HAVE_FFMPEG) -DHAVE_CSV=$(HAVE_CSV) \
                 -DHAVE_CUDA=$(USE_CUDA) -DHAVE_OPENMP=$(HAVE_OPENMP)
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(FEATURE_DEFS) $(BLAS_CFLAGS) $(FFMPEG_CFLAGS) $(CFLAGS_EXTRA)
-LDLIBS := $(BLAS_LIBS) $(FFMPEG_LIBS) $(CSV_LIBS) $(LDLIBS_OMP) -lm -lpthread
+LDLIBS := $(BLAS_LIBS) $(DNNL_LIBS) $(FFMPEG_LIBS) $(CSV_LIBS) $(LDLIBS_OMP) -lm -lpthread
 
 # ---- sources ------------------------------------------------------------------------------
 LIB_SRCS := $(wildcard kernels/*.c kernels/cpu/*.c impl/*.c baselines/*.c datasets/*.c) \

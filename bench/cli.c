@@ -19,6 +19,7 @@ static const Command COMMANDS[] = {
     {"bench-ops", cmd_bench_ops, "time the CPU conv/linear paths on ResNet-50 and MobileNetV2 layer shapes"},
     {"flops", cmd_flops, "a backbone's GFLOPs per stage (meta backend, the paper's convention)"},
     {"data", cmd_data, "data inspect: parse a benchmark list (8 formats) and open every video it names"},
+    {"infer", cmd_infer, "eval-mode Uni-AdaFocus on a clip tensor; dumps frame choices, boxes and exit logits"},
     {"gen-data", cmd_gen_data, "write the synthetic benchmark: encoded videos, list files, CSVs, ground truth"},
 };
 

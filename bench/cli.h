@@ -14,6 +14,9 @@ int cmd_version(int argc, char **argv);
 int cmd_bench_ops(int argc, char **argv);
 int cmd_flops(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+/* flops --preset P (bench/cmd_flops_model.c; cmd_flops hands over when it sees --preset) */
+int cmd_flops_model(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
 int cmd_gen_data(int argc, char **argv);
 
 #endif

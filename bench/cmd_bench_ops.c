@@ -14,6 +14,11 @@
  * --backward also tape_backward after an untimed forward), repeated until both --repeats runs and
  * --min-time seconds are reached. Reported: median, p25/p75 (IQR) and min of the runs.
  * GFLOP/s = 2 · MACs / median (the paper's MAC count: conv/linear, bias not counted).
+ *
+ * The FMA peak is measured before the first layer and again after the last one, on the same
+ * thread count; % of peak uses the higher of the two, and a gap > 10% between them is printed as
+ * a warning (the machine was busy). Progress goes to stderr per layer; the table, the group
+ * summary and the CSV (FILE.tmp, renamed when complete) are written at the end.
  */
 #include <errno.h>
 #include <math.h>

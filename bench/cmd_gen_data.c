@@ -40,7 +40,7 @@ static void print_usage(FILE *out)
             "  --codec NAME         encoder: libx264 (default when present) or mpeg4\n"
             "  --quality Q          libx264 CRF / mpeg4 qscale (default 18 / 3)\n"
             "  --gop N              keyframe interval in frames\n"
-            "  --threads N          videos encoded in parallel (default: one per CPU)\n"
+            "  --threads N          videos encoded in parallel (default: two per CPU)\n"
             "  --cache F            also write clip caches DIR/cache_train and DIR/cache_val with F frames per\n"
             "                       video (0: every frame), readable without FFmpeg (GPU machines)\n"
             "  --quiet              no progress lines\n"

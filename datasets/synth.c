@@ -692,7 +692,9 @@ bool synth_generate(const SynthConfig *c, const char *out_dir, SynthStats *stats
     }
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
-    int threads = c->threads > 0 ? c->threads : cpu_count();
+    /* Two per core by default: every finished video is fsynced, and the extra threads render
+     * and encode while others wait on the disk (synth-full: 12.6 s → 8.9 s per 200 videos). */
+    int threads = c->threads > 0 ? c->threads : 2 * cpu_count();
     if (threads > g.n_total)
         threads = g.n_total;
     if (threads > 64)

@@ -40,7 +40,7 @@ typedef struct {
     const char *codec;       /* encoder (NULL: libx264 if present, else mpeg4) */
     int quality;             /* libx264 CRF / mpeg4 qscale (0: default) */
     int gop;                 /* keyframe interval in frames */
-    int threads;             /* videos encoded in parallel (0: one per core) */
+    int threads;             /* videos encoded in parallel (0: two per core) */
     bool progress;           /* progress lines on stderr */
 } SynthConfig;
 

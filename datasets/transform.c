@@ -131,6 +131,17 @@ static bool axis_filter(double x0, double len, int n, int lo, int hi, AxisFilter
         }
         for (int j = 0; j < b - a; j++)
             wt[j] = (float)(wt[j] / sum);
+        /* Drop zero-weight taps at either end (a pixel exactly one support away): the sums do
+         * not change, and an unscaled axis becomes one tap of weight 1, a plain copy. */
+        int lead = 0;
+        while (b - a > 1 && wt[lead] == 0.0f) {
+            lead++;
+            a++;
+        }
+        if (lead)
+            memmove(wt, wt + lead, (size_t)(b - a) * sizeof *wt);
+        while (b - a > 1 && wt[b - a - 1] == 0.0f)
+            b--;
         f->start[i] = a;
         f->count[i] = b - a;
     }
@@ -145,9 +156,9 @@ static void axis_free(AxisFilter *f)
 }
 
 /* Shared by every entry point: resamples one frame with prepared filters. tmp holds
- * (rows needed, out_w, 3) floats. */
+ * (rows needed, out_w, 3) floats, acc (out_w, 3). */
 static void resample(const uint8_t *rgb, int w, const AxisFilter *fx, const AxisFilter *fy, int out_w, int out_h,
-                     int row0, int row1, bool flip, float *tmp, uint8_t *out)
+                     int row0, int row1, bool flip, float *tmp, float *acc, uint8_t *out)
 {
     /* Horizontal pass over rows [row0, row1): tmp (row1 − row0, out_w, 3). */
     for (int y = row0; y < row1; y++) {
@@ -168,17 +179,27 @@ static void resample(const uint8_t *rgb, int w, const AxisFilter *fx, const Axis
             dst[o * 3 + 2] = b;
         }
     }
-    /* Vertical pass: out (out_h, out_w, 3), rounded to uint8 as PIL does. */
+    /* Vertical pass: out (out_h, out_w, 3), rounded to uint8 as PIL does. Whole rows are
+     * accumulated tap by tap into acc (out_w·3) so the inner loop runs along memory (the
+     * compiler vectorises it); per element the sum is still taken in tap order. */
+    const int row = out_w * 3;
     for (int j = 0; j < out_h; j++) {
         const float *wt = fy->w + (size_t)j * fy->max_taps;
-        uint8_t *dst = out + (size_t)j * out_w * 3;
-        for (int x = 0; x < out_w * 3; x++) {
-            float v = 0;
-            const float *p = tmp + (size_t)(fy->start[j] - row0) * out_w * 3 + x;
-            for (int k = 0; k < fy->count[j]; k++, p += (size_t)out_w * 3)
-                v += wt[k] * *p;
-            int q = (int)lrintf(v);
-            dst[x] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+        const float *src = tmp + (size_t)(fy->start[j] - row0) * row;
+        for (int x = 0; x < row; x++)
+            acc[x] = wt[0] * src[x];
+        for (int k = 1; k < fy->count[j]; k++) {
+            const float *p = src + (size_t)k * row;
+            const float wk = wt[k];
+            for (int x = 0; x < row; x++)
+                acc[x] += wk * p[x];
+        }
+        uint8_t *dst = out + (size_t)j * row;
+        for (int x = 0; x < row; x++) {
+            /* Weights are >= 0 and sum to 1, so the value is in [0, 255] up to rounding: round
+             * half up (cheaper than lrintf, a libm call without -ffast-math). */
+            float v = acc[x] + 0.5f;
+            dst[x] = (uint8_t)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)v);
         }
     }
 }
@@ -200,13 +221,13 @@ static bool resample_frames(const uint8_t *frames, int n, int w, int h, const Tr
             if (fy.start[j] + fy.count[j] > row1)
                 row1 = fy.start[j] + fy.count[j];
         }
-        tmp = malloc((size_t)(row1 - row0) * out_w * 3 * sizeof *tmp); /* (rows, out_w, 3) */
+        tmp = malloc((size_t)(row1 - row0 + 1) * out_w * 3 * sizeof *tmp); /* (rows + acc, out_w, 3) */
         ok = tmp != NULL;
     }
     if (ok)
         for (int t = 0; t < n; t++)
             resample(frames + (size_t)t * w * h * 3, w, &fx, &fy, out_w, out_h, row0, row1, r->flip, tmp,
-                     out + (size_t)t * out_w * out_h * 3);
+                     tmp + (size_t)(row1 - row0) * out_w * 3, out + (size_t)t * out_w * out_h * 3);
     else
         memset(out, 0, (size_t)n * out_w * out_h * 3);
     free(tmp);

@@ -158,17 +158,11 @@ int uaf_config_override(UafConfig *cfg, const char *name, const char *value, cha
     return 0;
 }
 
-const char *uaf_config_override_help(void)
+bool uaf_config_knob(int i, const char **name, const char **help)
 {
-    static char buf[4096];
-    if (!buf[0]) {
-        size_t used = 0;
-        for (size_t i = 0; i < sizeof KNOBS / sizeof KNOBS[0] && used < sizeof buf; i++) {
-            int n = snprintf(buf + used, sizeof buf - used, "  --%-20s %s\n", KNOBS[i].name, KNOBS[i].help);
-            if (n < 0)
-                break;
-            used += (size_t)n;
-        }
-    }
-    return buf;
+    if (i < 0 || i >= (int)(sizeof KNOBS / sizeof KNOBS[0]))
+        return false;
+    *name = KNOBS[i].name;
+    *help = KNOBS[i].help;
+    return true;
 }

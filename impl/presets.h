@@ -58,7 +58,7 @@ char *uaf_preset_names(char *buf, size_t cap);
  * the name is not a knob, -1 on a bad value (message in err). The whole configuration is
  * checked later (uaf_config_check), once every knob is set. */
 int uaf_config_override(UafConfig *cfg, const char *name, const char *value, char *err, size_t err_cap);
-/* The knob names, one per line with what they set, for --help. */
-const char *uaf_config_override_help(void);
+/* Knob i's name and what it sets (for --help); false past the last knob. */
+bool uaf_config_knob(int i, const char **name, const char **help);
 
 #endif

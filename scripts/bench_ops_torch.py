@@ -245,7 +245,8 @@ def main():
         writer.writerow(["schema_version", "layer", "net", "group", "kind", "batch", "cin", "cout", "h", "w",
                          "ksize", "stride", "pad", "groups", "rows", "macs", "flop_convention", "pass", "path",
                          "threads", "runs", "median_ms", "p25_ms", "p75_ms", "iqr_ms", "min_ms", "gflops",
-                         "peak_gflops", "pct_of_peak", "peak_isa", "blas_core", "git_commit", "build_flags"])
+                         "peak_gflops", "pct_of_peak", "peak_start_gflops", "peak_end_gflops", "peak_isa", "blas_core",
+                         "git_commit", "build_flags"])
 
     groups = {}
     for i, L in enumerate(layers):
@@ -278,7 +279,7 @@ def main():
                                  macs, FLOP_NOTE, pname, f"pytorch-{torch.__version__}", threads, st["runs"],
                                  f"{st['median_ms']:.6f}", f"{st['p25_ms']:.6f}", f"{st['p75_ms']:.6f}",
                                  f"{st['p75_ms'] - st['p25_ms']:.6f}", f"{st['min_ms']:.6f}", f"{gflops:.3f}",
-                                 f"{peak:.3f}", f"{100 * gflops / peak:.3f}", peak_isa, os.environ.get("OPENBLAS_CORETYPE", ""),
+                                 f"{peak:.3f}", f"{100 * gflops / peak:.3f}", f"{peak:.3f}", f"{peak:.3f}", peak_isa, os.environ.get("OPENBLAS_CORETYPE", ""),
                                  "", f"torch={torch.__version__} mkldnn={int(torch.backends.mkldnn.is_available())}"])
 
     print("\nsummary (each group's layers run once: sum of 2 x MACs / sum of medians):")

@@ -7,7 +7,8 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config
-  libopenblas-dev          # CPU GEMM fast path (conv via im2col, linear)
+  libopenblas-openmp-dev   # CPU GEMM fast path (conv via im2col, linear), OpenMP threads
+  libdnnl-dev              # oneDNN: CPU dense-convolution fast path
   libcmocka-dev            # C test framework
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev   # FFmpeg video decoding
   libcsv-dev               # CSV output

@@ -18,6 +18,11 @@
     X(model)        \
     X(backbones)    \
     X(uniadafocus)  \
+    X(train)        \
+    X(exit)         \
+    X(csv)          \
+    X(plot)         \
+    X(regress)      \
     X(cli)          \
     X(json)         \
     X(safetensors)  \

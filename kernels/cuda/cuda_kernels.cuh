@@ -17,6 +17,7 @@
 
 #include <cuda_runtime.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/cuda/cuda_internal.h"
 
@@ -53,14 +54,14 @@ __device__ static inline double ck_block_sum(double v, double *sh)
 }
 
 /* IEEE single and double operations, each rounded on its own (no FMA contraction). */
-__device__ static inline float fadd(float a, float b) { return __fadd_rn(a, b); }
-__device__ static inline float fsub(float a, float b) { return __fsub_rn(a, b); }
-__device__ static inline float fmul(float a, float b) { return __fmul_rn(a, b); }
-__device__ static inline float fdiv(float a, float b) { return __fdiv_rn(a, b); }
-__device__ static inline double dadd(double a, double b) { return __dadd_rn(a, b); }
-__device__ static inline double dsub(double a, double b) { return __dsub_rn(a, b); }
-__device__ static inline double dmul(double a, double b) { return __dmul_rn(a, b); }
-__device__ static inline double ddiv(double a, double b) { return __ddiv_rn(a, b); }
+__device__ static inline float f_add(float a, float b) { return __fadd_rn(a, b); }
+__device__ static inline float f_sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ static inline float f_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ static inline float f_div(float a, float b) { return __fdiv_rn(a, b); }
+__device__ static inline double d_add(double a, double b) { return __dadd_rn(a, b); }
+__device__ static inline double d_sub(double a, double b) { return __dsub_rn(a, b); }
+__device__ static inline double d_mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ static inline double d_div(double a, double b) { return __ddiv_rn(a, b); }
 
 /* ---- Philox4x32-10, bit-identical to rng_philox / rng_uniform of kernels/rng.c ---------- */
 

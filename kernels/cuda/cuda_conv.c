@@ -1,0 +1,652 @@
+/* cuda_conv.c — convolutions on the GPU: cuDNN execution plans built with the backend graph API
+ * from C, cached per (operation, geometry, precision), and the dispatch between cuDNN and the
+ * direct kernels of cuda_conv_kernels.cu.
+ *
+ * A plan: tensor descriptors (dims in N, C, spatial order; strides of the physical layout), a
+ * convolution descriptor, one operation node (forward, backward-data or backward-filter), an
+ * operation graph, engine configs from the heuristics, and the first config whose execution
+ * plan finalizes, passes the numerical filter below and needs at most CONV_WS_LIMIT of
+ * workspace. Groups are not an attribute of the graph API: they follow from w's channel dim
+ * being C/groups. Plans are built on first use of a shape and reused; a variant pack (the data
+ * pointers) is built per call. Timing-based autotuning of the candidates is not done yet: the
+ * heuristics' first acceptable config runs.
+ *
+ * Numerical filter (engine notes), per precision:
+ *   FP32: no tensor-core (TF32) engines, no down-converted inputs, no reduced-precision
+ *         reductions, no FFT or Winograd (their fp32 error is ~1e-4, not ~1e-6);
+ *   TF32: tensor cores allowed; no down-conversion below TF32, no reduced-precision reductions;
+ *   BF16: bf16 data on tensor cores, fp32 accumulation (no reduced-precision reductions).
+ * First pass: deterministic engines without runtime compilation (NVRTC) only, heuristics mode A
+ * then FALLBACK; if none qualifies, a second pass allows nondeterministic and runtime-compiled
+ * engines (and says so on stderr); if still none, the direct kernels run (also said on stderr).
+ *
+ * Layouts: FP32 and TF32 run on the backend's own f32 NC(T)HW tensors. BF16 converts x, w and
+ * dy into bf16 channels-last copies in the per-op workspace (the layout cuDNN's bf16 tensor-core
+ * engines want), runs on those, and converts the result back into f32 (adding the bias, or
+ * accumulating into the gradient, in the same pass).
+ *
+ * The backward kernels accumulate: cuDNN writes (beta = 0) into workspace and the result is
+ * added to dx / dw, so a plan never depends on the blending support of an engine.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_internal.h"
+
+/* CUDNN_ATTR_OPERATIONGRAPH_HANDLE and CUDNN_ATTR_EXECUTION_PLAN_HANDLE are deprecated in the
+ * 9.19 headers (in favour of a device-property descriptor that the 9.14 runtime on the GPU
+ * machines lacks): this is the one file that silences cuDNN deprecations (DESIGN §9). */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+enum {
+    CONV_OP_FWD = 0,
+    CONV_OP_BWD_DATA,
+    CONV_OP_BWD_FILTER,
+    CONV_MAX_CFGS = 32,
+    CONV_KEEP = 10,
+};
+static const int64_t CONV_WS_LIMIT = (int64_t)256 << 20;
+static const char *const OP_NAMES[3] = {"fwd", "bwd-data", "bwd-filter"};
+
+/* Unique ids of the tensors in a graph and its variant pack. */
+enum { UID_X = 'x', UID_W = 'w', UID_Y = 'y' };
+
+typedef struct {
+    ConvGeom g;
+    int32_t op, precision;
+} ConvKey;
+
+typedef struct {
+    ConvKey key;
+    bool used;
+    bool cudnn; /* false: the direct kernels */
+    bool bf16;  /* runs on bf16 channels-last copies */
+    cudnnBackendDescriptor_t plan;
+    cudnnBackendDescriptor_t keep[CONV_KEEP]; /* graph pieces kept alive with the plan */
+    int n_keep;
+    int64_t ws;
+    char info[128];
+} ConvPlan;
+
+struct ConvPlanCache {
+    ConvPlan *slots;
+    int cap, n, n_cudnn;
+};
+
+ConvPlanCache *cuda_conv_cache_create(void)
+{
+    ConvPlanCache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->cap = 64;
+    c->slots = calloc((size_t)c->cap, sizeof *c->slots);
+    if (!c->slots) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void plan_release(ConvPlan *p)
+{
+    if (p->plan)
+        cudnnBackendDestroyDescriptor(p->plan);
+    for (int i = p->n_keep - 1; i >= 0; i--)
+        if (p->keep[i])
+            cudnnBackendDestroyDescriptor(p->keep[i]);
+    p->plan = NULL;
+    p->n_keep = 0;
+}
+
+void cuda_conv_cache_destroy(ConvPlanCache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->cap; i++)
+        if (c->slots[i].used)
+            plan_release(&c->slots[i]);
+    free(c->slots);
+    free(c);
+}
+
+void cuda_conv_cache_stats(const ConvPlanCache *c, int *plans, int *cudnn_plans)
+{
+    *plans = c ? c->n : 0;
+    *cudnn_plans = c ? c->n_cudnn : 0;
+}
+
+static uint64_t key_hash(const ConvKey *k)
+{
+    const unsigned char *p = (const unsigned char *)k;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < sizeof *k; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The slot of `key` or the empty slot where it belongs (grows at 50 % load). */
+static ConvPlan *cache_slot(ConvPlanCache *c, const ConvKey *key)
+{
+    if (2 * (c->n + 1) > c->cap) {
+        int cap = 2 * c->cap;
+        ConvPlan *slots = calloc((size_t)cap, sizeof *slots);
+        if (!slots)
+            return NULL;
+        for (int i = 0; i < c->cap; i++) {
+            if (!c->slots[i].used)
+                continue;
+            int j = (int)(key_hash(&c->slots[i].key) % (uint64_t)cap);
+            while (slots[j].used)
+                j = (j + 1) % cap;
+            slots[j] = c->slots[i];
+        }
+        free(c->slots);
+        c->slots = slots;
+        c->cap = cap;
+    }
+    int j = (int)(key_hash(key) % (uint64_t)c->cap);
+    while (c->slots[j].used && memcmp(&c->slots[j].key, key, sizeof *key) != 0)
+        j = (j + 1) % c->cap;
+    return &c->slots[j];
+}
+
+/* ================================ building a plan ======================================== */
+
+/* Plan construction collects the first cuDNN failure here instead of failing the op: a shape
+ * cuDNN cannot build is served by the direct kernels. */
+typedef struct {
+    char why[320];
+} BuildLog;
+
+static bool dnn_try(BuildLog *log, cudnnStatus_t s, const char *call, int line)
+{
+    if (s == CUDNN_STATUS_SUCCESS)
+        return true;
+    if (!log->why[0]) {
+        char detail[160] = "";
+        cudnnGetLastErrorString(detail, sizeof detail);
+        snprintf(log->why, sizeof log->why, "cuda_conv.c:%d: %s: %s%s%s", line, call, cudnnGetErrorString(s),
+                 detail[0] ? ": " : "", detail);
+    }
+    return false;
+}
+#define TRY(call) dnn_try(log, (call), #call, __LINE__)
+
+static bool keep(ConvPlan *p, cudnnBackendDescriptor_t d)
+{
+    if (p->n_keep == CONV_KEEP)
+        return false;
+    p->keep[p->n_keep++] = d;
+    return true;
+}
+
+/* Creates, fills and finalizes a tensor descriptor (dims in N, C, spatial order). */
+static cudnnBackendDescriptor_t make_tensor(BuildLog *log, ConvPlan *p, int64_t uid, cudnnDataType_t dt, int nd,
+                                            const int64_t *dims, bool channels_last)
+{
+    int64_t strides[5], s = 1;
+    if (channels_last) {
+        strides[1] = 1;
+        s = dims[1];
+        for (int i = nd - 1; i >= 2; i--) {
+            strides[i] = s;
+            s *= dims[i];
+        }
+        strides[0] = s;
+    } else {
+        for (int i = nd - 1; i >= 0; i--) {
+            strides[i] = s;
+            s *= dims[i];
+        }
+    }
+    int64_t align = 16;
+    cudnnBackendDescriptor_t t = NULL;
+    if (!TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &t)))
+        return NULL;
+    if (!keep(p, t)) {
+        cudnnBackendDestroyDescriptor(t);
+        return NULL;
+    }
+    if (!TRY(cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)) ||
+        !TRY(cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, nd, dims)) ||
+        !TRY(cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, nd, strides)) ||
+        !TRY(cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)) ||
+        !TRY(cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align)) ||
+        !TRY(cudnnBackendFinalize(t)))
+        return NULL;
+    return t;
+}
+
+/* 2-D when the time axis is trivial (conv1d and conv2d), else 3-D. */
+static int spatial_dims(const ConvGeom *g) { return (g->T == 1 && g->kt == 1 && g->pt == 0) ? 2 : 3; }
+
+/* The operation graph of one convolution op; NULL (reason in log) when cuDNN refuses it. */
+static cudnnBackendDescriptor_t build_graph(Ctx *ctx, BuildLog *log, ConvPlan *p)
+{
+    const ConvGeom *g = &p->key.g;
+    int op = p->key.op, nsp = spatial_dims(g), nd = nsp + 2;
+    int Cg = g->C / g->groups;
+    int64_t xd[5] = {g->N, g->C}, wd[5] = {g->K, Cg}, yd[5] = {g->N, g->K};
+    int64_t pad[3], str[3], dil[3];
+    const int in_sp[3] = {g->T, g->H, g->W}, k_sp[3] = {g->kt, g->kh, g->kw}, out_sp[3] = {g->To, g->Ho, g->Wo};
+    const int pd[3] = {g->pt, g->ph, g->pw}, sd[3] = {g->st, g->sh, g->sw}, dd[3] = {g->dt, g->dh, g->dw};
+    for (int i = 0; i < nsp; i++) {
+        int s = 3 - nsp + i;
+        xd[2 + i] = in_sp[s], wd[2 + i] = k_sp[s], yd[2 + i] = out_sp[s];
+        pad[i] = pd[s], str[i] = sd[s], dil[i] = dd[s];
+    }
+    cudnnDataType_t dt = p->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    cudnnBackendDescriptor_t tx = make_tensor(log, p, UID_X, dt, nd, xd, p->bf16);
+    cudnnBackendDescriptor_t tw = tx ? make_tensor(log, p, UID_W, dt, nd, wd, p->bf16) : NULL;
+    cudnnBackendDescriptor_t ty = tw ? make_tensor(log, p, UID_Y, dt, nd, yd, p->bf16) : NULL;
+    if (!ty)
+        return NULL;
+
+    cudnnBackendDescriptor_t conv = NULL, node = NULL, graph = NULL;
+    cudnnDataType_t comp = CUDNN_DATA_FLOAT; /* fp32 accumulation at every precision */
+    cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+    int64_t nsp64 = nsp;
+    if (!TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &conv)))
+        return NULL;
+    if (!keep(p, conv)) {
+        cudnnBackendDestroyDescriptor(conv);
+        return NULL;
+    }
+    if (!TRY(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp)) ||
+        !TRY(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode)) ||
+        !TRY(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nsp64)) ||
+        !TRY(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, nsp, dil)) ||
+        !TRY(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nsp, str)) ||
+        !TRY(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, nsp, pad)) ||
+        !TRY(cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, nsp, pad)) ||
+        !TRY(cudnnBackendFinalize(conv)))
+        return NULL;
+
+    static const cudnnBackendDescriptorType_t node_type[3] = {
+        CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
+        CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
+        CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,
+    };
+    /* per op: alpha, beta, conv desc, and the attribute of each of x, w, y */
+    static const cudnnBackendAttributeName_t attr[3][6] = {
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y},
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY},
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY},
+    };
+    float alpha = 1.0f, beta = 0.0f;
+    if (!TRY(cudnnBackendCreateDescriptor(node_type[op], &node)))
+        return NULL;
+    if (!keep(p, node)) {
+        cudnnBackendDestroyDescriptor(node);
+        return NULL;
+    }
+    if (!TRY(cudnnBackendSetAttribute(node, attr[op][0], CUDNN_TYPE_FLOAT, 1, &alpha)) ||
+        !TRY(cudnnBackendSetAttribute(node, attr[op][1], CUDNN_TYPE_FLOAT, 1, &beta)) ||
+        !TRY(cudnnBackendSetAttribute(node, attr[op][2], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv)) ||
+        !TRY(cudnnBackendSetAttribute(node, attr[op][3], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tx)) ||
+        !TRY(cudnnBackendSetAttribute(node, attr[op][4], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &tw)) ||
+        !TRY(cudnnBackendSetAttribute(node, attr[op][5], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &ty)) ||
+        !TRY(cudnnBackendFinalize(node)))
+        return NULL;
+
+    cudnnHandle_t handle = cuda_state(ctx)->cudnn;
+    if (!TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph)))
+        return NULL;
+    if (!keep(p, graph)) {
+        cudnnBackendDestroyDescriptor(graph);
+        return NULL;
+    }
+    if (!TRY(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &node)) ||
+        !TRY(cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle)) ||
+        !TRY(cudnnBackendFinalize(graph)))
+        return NULL;
+    return graph;
+}
+
+typedef struct {
+    bool strict; /* deterministic engines without runtime compilation only */
+    CudaPrecision precision;
+} EngineFilter;
+
+/* Whether the engine behind `cfg` passes the filter; its global index for logs. */
+static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *f, int64_t *engine_id,
+                              bool *nondeterministic)
+{
+    cudnnBackendDescriptor_t eng = NULL;
+    int64_t n = 0;
+    bool ok = true;
+    *engine_id = -1;
+    *nondeterministic = false;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) != CUDNN_STATUS_SUCCESS)
+        return false;
+    if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng) !=
+        CUDNN_STATUS_SUCCESS) {
+        cudnnBackendDestroyDescriptor(eng);
+        return false;
+    }
+    cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, engine_id);
+    cudnnBackendNumericalNote_t notes[32];
+    n = 0;
+    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE, 32, &n, notes) !=
+        CUDNN_STATUS_SUCCESS)
+        n = 0;
+    for (int64_t i = 0; i < n && i < 32; i++) {
+        switch (notes[i]) {
+        case CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC:
+            *nondeterministic = true;
+            ok = ok && !f->strict;
+            break;
+        case CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS:
+        case CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION: ok = false; break;
+        case CUDNN_NUMERICAL_NOTE_TENSOR_CORE: ok = ok && f->precision != CUDA_PRECISION_FP32; break;
+        case CUDNN_NUMERICAL_NOTE_FFT:
+        case CUDNN_NUMERICAL_NOTE_WINOGRAD:
+        case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4:
+        case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6:
+        case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13: ok = ok && f->precision != CUDA_PRECISION_FP32; break;
+        default: break;
+        }
+    }
+    cudnnBackendBehaviorNote_t behavior[32];
+    n = 0;
+    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE, 32, &n, behavior) !=
+        CUDNN_STATUS_SUCCESS)
+        n = 0;
+    for (int64_t i = 0; i < n && i < 32; i++)
+        if (behavior[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION && f->strict)
+            ok = false;
+    cudnnBackendDestroyDescriptor(eng);
+    return ok;
+}
+
+/* Tries the heuristic's configs of `mode` in order; on success p->plan is set. */
+static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDescriptor_t graph,
+                           cudnnBackendHeurMode_t mode, const EngineFilter *f)
+{
+    cudnnBackendDescriptor_t heur = NULL, cfgs[CONV_MAX_CFGS] = {NULL};
+    int64_t count = 0;
+    bool found = false;
+    cudnnHandle_t handle = cuda_state(ctx)->cudnn;
+    if (!TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur)))
+        return false;
+    if (!TRY(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                      &graph)) ||
+        !TRY(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode)) ||
+        !TRY(cudnnBackendFinalize(heur)) ||
+        !TRY(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                                      NULL))) {
+        cudnnBackendDestroyDescriptor(heur);
+        return false;
+    }
+    if (count > CONV_MAX_CFGS)
+        count = CONV_MAX_CFGS;
+    int64_t created = 0;
+    for (; created < count; created++)
+        if (!TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfgs[created])))
+            break;
+    int64_t got = 0;
+    if (created > 0 && TRY(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                                    CUDNN_TYPE_BACKEND_DESCRIPTOR, created, &got, cfgs))) {
+        if (got > created)
+            got = created;
+        for (int64_t i = 0; i < got && !found; i++) {
+            int64_t engine_id;
+            bool nondet;
+            if (!engine_acceptable(cfgs[i], f, &engine_id, &nondet))
+                continue;
+            cudnnBackendDescriptor_t plan = NULL;
+            if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS)
+                continue;
+            int64_t ws = 0, n = 0;
+            if (cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle) !=
+                    CUDNN_STATUS_SUCCESS ||
+                cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                         1, &cfgs[i]) != CUDNN_STATUS_SUCCESS ||
+                cudnnBackendFinalize(plan) != CUDNN_STATUS_SUCCESS ||
+                cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
+                                         &ws) != CUDNN_STATUS_SUCCESS ||
+                ws < 0 || ws > CONV_WS_LIMIT) {
+                cudnnBackendDestroyDescriptor(plan);
+                continue;
+            }
+            if (!keep(p, cfgs[i])) { /* the config stays alive as long as the plan made from it */
+                cudnnBackendDestroyDescriptor(plan);
+                break;
+            }
+            cfgs[i] = NULL;
+            p->plan = plan;
+            p->ws = ws;
+            snprintf(p->info, sizeof p->info, "cudnn %s engine %lld (heuristics %s, config %lld%s) %s",
+                     OP_NAMES[p->key.op], (long long)engine_id,
+                     mode == CUDNN_HEUR_MODE_A ? "A" : mode == CUDNN_HEUR_MODE_FALLBACK ? "fallback" : "?",
+                     (long long)i, nondet ? ", NONDETERMINISTIC" : "", cuda_precision_name(f->precision));
+            found = true;
+        }
+    }
+    for (int64_t i = 0; i < created; i++)
+        if (cfgs[i])
+            cudnnBackendDestroyDescriptor(cfgs[i]);
+    cudnnBackendDestroyDescriptor(heur);
+    return found;
+}
+
+static void describe_geom(const ConvGeom *g, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "x(%d,%d,%d,%d,%d) w(%d,%d,%d,%d,%d) stride(%d,%d,%d) pad(%d,%d,%d) groups %d", g->N, g->C,
+             g->T, g->H, g->W, g->K, g->C / g->groups, g->kt, g->kh, g->kw, g->st, g->sh, g->sw, g->pt, g->ph, g->pw,
+             g->groups);
+}
+
+/* Builds p (key already set): a cuDNN plan, or the direct kernels when cuDNN has none. */
+static void plan_build(Ctx *ctx, ConvPlan *p)
+{
+    CudaState *st = cuda_state(ctx);
+    BuildLog blog = {{0}}, *log = &blog;
+    p->bf16 = p->key.precision == CUDA_PRECISION_BF16;
+    EngineFilter f = {.strict = true, .precision = (CudaPrecision)p->key.precision};
+    cudnnBackendDescriptor_t graph = build_graph(ctx, log, p);
+    bool found = false, relaxed = false;
+    if (graph) {
+        found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f) ||
+                try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f);
+        if (!found) {
+            f.strict = false;
+            relaxed = found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f) ||
+                              try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f);
+        }
+    }
+    char geom[200];
+    describe_geom(&p->key.g, geom, sizeof geom);
+    if (found) {
+        p->cudnn = true;
+        st->conv->n_cudnn++;
+        if (st->verbose || relaxed)
+            fprintf(stderr, "focusbench cuda: conv %s %s: %s%s\n", OP_NAMES[p->key.op], geom, p->info,
+                    relaxed ? " (no deterministic engine without runtime compilation qualified)" : "");
+    } else {
+        plan_release(p);
+        p->cudnn = false;
+        p->bf16 = false;
+        snprintf(p->info, sizeof p->info, "direct %s (no cuDNN plan)", OP_NAMES[p->key.op]);
+        fprintf(stderr, "focusbench cuda: conv %s %s %s: no usable cuDNN plan (%s); using the direct kernel\n",
+                OP_NAMES[p->key.op], geom, cuda_precision_name((CudaPrecision)p->key.precision),
+                blog.why[0] ? blog.why : "no engine config passed the filter and finalized");
+    }
+}
+
+static ConvPlan *plan_get(Ctx *ctx, int op, const ConvGeom *g)
+{
+    CudaState *st = cuda_state(ctx);
+    ConvKey key;
+    memset(&key, 0, sizeof key); /* padding takes part in the hash */
+    key.g = *g;
+    key.op = op;
+    key.precision = (int32_t)st->precision;
+    ConvPlan *p = cache_slot(st->conv, &key);
+    if (!p) {
+        ctx_set_error(ctx, "conv: out of host memory growing the plan cache");
+        return NULL;
+    }
+    if (!p->used) {
+        memset(p, 0, sizeof *p);
+        p->key = key;
+        plan_build(ctx, p);
+        p->used = true;
+        st->conv->n++;
+    }
+    return p;
+}
+
+/* ================================ execution ============================================== */
+
+static bool plan_execute(Ctx *ctx, ConvPlan *p, void *x, void *w, void *y)
+{
+    CudaState *st = cuda_state(ctx);
+    void *ws = p->ws > 0 ? cuda_scratch(ctx, (size_t)p->ws, "cuDNN convolution workspace") : NULL;
+    if (p->ws > 0 && !ws)
+        return false;
+    cudnnBackendDescriptor_t vp = NULL;
+    int64_t uids[3] = {UID_X, UID_W, UID_Y};
+    void *ptrs[3] = {x, w, y};
+    bool ok = CUDNN_OK(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp)) &&
+              CUDNN_OK(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids)) &&
+              CUDNN_OK(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3,
+                                                     ptrs)) &&
+              CUDNN_OK(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1,
+                                                     &ws)) &&
+              CUDNN_OK(ctx, cudnnBackendFinalize(vp)) &&
+              CUDNN_OK(ctx, cudnnBackendExecute(st->cudnn, p->plan, vp));
+    if (vp)
+        cudnnBackendDestroyDescriptor(vp);
+    snprintf(st->last_conv, sizeof st->last_conv, "%s", p->info);
+    return ok && LAUNCH_OK(ctx, "cudnnBackendExecute");
+}
+
+static bool is_depthwise(const ConvGeom *g) { return g->groups == g->C && g->K == g->C && g->groups > 1; }
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+/* Which path this call takes: NULL = direct kernels, else the cuDNN plan to run. */
+static ConvPlan *choose(Ctx *ctx, int op, const ConvGeom *g, const void *a, const void *b, const void *c)
+{
+    CudaState *st = cuda_state(ctx);
+    const char *why = NULL;
+    if (st->conv_path == CUDA_CONV_DIRECT)
+        why = "forced";
+    else if (st->conv_path == CUDA_CONV_AUTO && st->depthwise_custom && is_depthwise(g))
+        why = "depthwise";
+    else if (!aligned16(a) || !aligned16(b) || !aligned16(c))
+        why = "pointers not 16-byte aligned";
+    if (!why) {
+        ConvPlan *p = plan_get(ctx, op, g);
+        if (!p)
+            return NULL;
+        if (p->cudnn)
+            return p;
+        why = "no cuDNN plan";
+    }
+    snprintf(st->last_conv, sizeof st->last_conv, "direct %s (%s)", OP_NAMES[op], why);
+    return NULL;
+}
+
+void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y)
+{
+    if (!cuda_ready(ctx) || g->N == 0)
+        return;
+    const float *px = tensor_f32(x), *pw = tensor_f32(w), *pb = b ? tensor_f32(b) : NULL; /* see ConvGeom */
+    float *py = tensor_f32(y);
+    int64_t Sin = (int64_t)g->T * g->H * g->W, Sout = (int64_t)g->To * g->Ho * g->Wo;
+    int64_t taps = (int64_t)g->kt * g->kh * g->kw, Cg = g->C / g->groups;
+    ConvPlan *p = choose(ctx, CONV_OP_FWD, g, px, pw, py);
+    if (!ctx_ok(ctx))
+        return;
+    if (!p) {
+        cuda_launch_conv_direct_forward(ctx, g, px, pw, pb, py);
+        return;
+    }
+    if (!p->bf16) {
+        if (plan_execute(ctx, p, (void *)px, (void *)pw, py) && pb)
+            cuda_launch_conv_bias_add(ctx, pb, py, g->N, g->K, Sout);
+        cuda_scratch_release(ctx);
+        return;
+    }
+    /* bf16: channels-last copies of x (N, T·H·W, C) and w (K, taps, C/groups), y (N, Sout, K) */
+    void *xb = cuda_scratch(ctx, (size_t)(g->N * g->C * Sin) * 2, "bf16 copy of x");
+    void *wb = xb ? cuda_scratch(ctx, (size_t)(g->K * Cg * taps) * 2, "bf16 copy of w") : NULL;
+    void *yb = wb ? cuda_scratch(ctx, (size_t)(g->N * g->K * Sout) * 2, "bf16 output") : NULL;
+    if (yb && cuda_launch_to_bf16_channels_last(ctx, px, xb, g->N, g->C, Sin) &&
+        cuda_launch_to_bf16_channels_last(ctx, pw, wb, g->K, Cg, taps) && plan_execute(ctx, p, xb, wb, yb))
+        cuda_launch_from_bf16_channels_last(ctx, yb, py, g->N, g->K, Sout, pb, false);
+    cuda_scratch_release(ctx);
+}
+
+void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
+                        Tensor *dx, Tensor *dw, Tensor *db)
+{
+    if (!cuda_ready(ctx) || g->N == 0)
+        return;
+    const float *px = tensor_f32(x), *pw = tensor_f32(w), *pdy = tensor_f32(dy); /* see ConvGeom */
+    int64_t Sin = (int64_t)g->T * g->H * g->W, Sout = (int64_t)g->To * g->Ho * g->Wo;
+    int64_t taps = (int64_t)g->kt * g->kh * g->kw, Cg = g->C / g->groups;
+    int64_t nx = (int64_t)g->N * g->C * Sin, nw = (int64_t)g->K * Cg * taps, ny = (int64_t)g->N * g->K * Sout;
+
+    if (db && !cuda_launch_conv_bias_grad(ctx, pdy, tensor_f32(db), g->N, g->K, Sout))
+        return;
+
+    if (dx) { /* dx (N, C, T, H, W) += convᵀ(dy, w) */
+        float *pdx = tensor_f32(dx);
+        ConvPlan *p = choose(ctx, CONV_OP_BWD_DATA, g, pdx, pw, pdy);
+        if (!ctx_ok(ctx))
+            return;
+        if (!p) {
+            if (!cuda_launch_conv_direct_backward_data(ctx, g, pw, pdy, pdx))
+                return;
+        } else if (!p->bf16) {
+            float *tmp = cuda_scratch(ctx, (size_t)nx * sizeof(float), "conv dx before accumulation");
+            if (tmp && plan_execute(ctx, p, tmp, (void *)pw, (void *)pdy))
+                cuda_launch_add(ctx, tmp, pdx, nx);
+            cuda_scratch_release(ctx);
+        } else {
+            void *dyb = cuda_scratch(ctx, (size_t)ny * 2, "bf16 copy of dy");
+            void *wb = dyb ? cuda_scratch(ctx, (size_t)nw * 2, "bf16 copy of w") : NULL;
+            void *dxb = wb ? cuda_scratch(ctx, (size_t)nx * 2, "bf16 dx") : NULL;
+            if (dxb && cuda_launch_to_bf16_channels_last(ctx, pdy, dyb, g->N, g->K, Sout) &&
+                cuda_launch_to_bf16_channels_last(ctx, pw, wb, g->K, Cg, taps) && plan_execute(ctx, p, dxb, wb, dyb))
+                cuda_launch_from_bf16_channels_last(ctx, dxb, pdx, g->N, g->C, Sin, NULL, true);
+            cuda_scratch_release(ctx);
+        }
+        if (!ctx_ok(ctx))
+            return;
+    }
+
+    if (dw) { /* dw (K, C/groups, kt, kh, kw) += Σ dy · x */
+        float *pdw = tensor_f32(dw);
+        ConvPlan *p = choose(ctx, CONV_OP_BWD_FILTER, g, px, pdw, pdy);
+        if (!ctx_ok(ctx))
+            return;
+        if (!p) {
+            cuda_launch_conv_direct_backward_filter(ctx, g, px, pdy, pdw);
+        } else if (!p->bf16) {
+            float *tmp = cuda_scratch(ctx, (size_t)nw * sizeof(float), "conv dw before accumulation");
+            if (tmp && plan_execute(ctx, p, (void *)px, tmp, (void *)pdy))
+                cuda_launch_add(ctx, tmp, pdw, nw);
+            cuda_scratch_release(ctx);
+        } else {
+            void *xb = cuda_scratch(ctx, (size_t)nx * 2, "bf16 copy of x");
+            void *dyb = xb ? cuda_scratch(ctx, (size_t)ny * 2, "bf16 copy of dy") : NULL;
+            void *dwb = dyb ? cuda_scratch(ctx, (size_t)nw * 2, "bf16 dw") : NULL;
+            if (dwb && cuda_launch_to_bf16_channels_last(ctx, px, xb, g->N, g->C, Sin) &&
+                cuda_launch_to_bf16_channels_last(ctx, pdy, dyb, g->N, g->K, Sout) &&
+                plan_execute(ctx, p, xb, dwb, dyb))
+                cuda_launch_from_bf16_channels_last(ctx, dwb, pdw, g->K, Cg, taps, NULL, true);
+            cuda_scratch_release(ctx);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+/* cuda_norm.cu — batch normalisation on the GPU (train and eval forward, backward): the CUDA
+ * version of kernels/cpu/cpu_norm.c with its formulas and its double-precision statistics.
+ *
+ * x is viewed as (N, C, S); channel c owns x[(n·C + c)·S + s]. Per-channel sums are split into
+ * fixed chunks (`chunks` blocks per channel, each a fixed-order tree sum in double), and one
+ * thread per channel adds its chunks in order: deterministic, no atomics, and equal to the
+ * CPU's sums up to the order of double additions. The statistics then go through exactly the
+ * CPU's double arithmetic (mean, two-pass biased variance, 1/sqrt(var + eps), the running-stat
+ * update with the unbiased variance, scale and shift), and y = (float)(x·scale + shift) in double.
+ */
+#include "kernels/cuda/cuda_kernels.cuh"
+
+enum { BN_CHUNK = 8192, BN_MAX_CHUNKS = 512 };
+
+typedef struct {
+    int64_t N, C, S;
+    int64_t m;          /* N·S values per channel */
+    int64_t chunk_len;  /* values per partial-sum block */
+    int chunks;         /* blocks per channel */
+} BnPlan;
+
+static BnPlan bn_plan(const NormGeom *g)
+{
+    BnPlan p;
+    p.N = g->N, p.C = g->C, p.S = g->S, p.m = g->N * g->S;
+    int64_t chunks = (p.m + BN_CHUNK - 1) / BN_CHUNK;
+    if (chunks > BN_MAX_CHUNKS)
+        chunks = BN_MAX_CHUNKS;
+    if (chunks < 1)
+        chunks = 1;
+    p.chunks = (int)chunks;
+    p.chunk_len = (p.m + chunks - 1) / chunks;
+    if (p.chunk_len < 1)
+        p.chunk_len = 1;
+    return p;
+}
+
+/* Element e (0 ≤ e < N·S) of channel c. */
+__device__ static inline int64_t bn_index(const BnPlan &p, int64_t c, int64_t e)
+{
+    return ((e / p.S) * p.C + c) * p.S + e % p.S;
+}
+
+/* Grid (C, chunks). partial[c·chunks + chunk] = Σ x (center == NULL) or Σ (x − center[c])². */
+__global__ static void bn_partial_kernel(BnPlan p, const float *x, const double *center, double *partial)
+{
+    __shared__ double sh[CK_THREADS];
+    int64_t c = blockIdx.x;
+    int64_t e0 = (int64_t)blockIdx.y * p.chunk_len, e1 = e0 + p.chunk_len < p.m ? e0 + p.chunk_len : p.m;
+    double mu = center ? center[c] : 0.0, acc = 0.0;
+    for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+        double v = (double)x[bn_index(p, c, e)];
+        if (center) {
+            double d = d_sub(v, mu);
+            acc = d_add(acc, d_mul(d, d));
+        } else {
+            acc = d_add(acc, v);
+        }
+    }
+    double total = ck_block_sum(acc, sh);
+    if (threadIdx.x == 0)
+        partial[c * p.chunks + blockIdx.y] = total;
+}
+
+__device__ static inline double bn_chunk_total(const BnPlan &p, const double *partial, int64_t c)
+{
+    double acc = 0.0;
+    for (int k = 0; k < p.chunks; k++)
+        acc = d_add(acc, partial[c * p.chunks + k]);
+    return acc;
+}
+
+__global__ static void bn_mean_kernel(BnPlan p, const double *partial, double *mean)
+{
+    CK_FOR(c, p.C) mean[c] = d_div(bn_chunk_total(p, partial, c), (double)p.m);
+}
+
+/* From the squared deviations: invstd, saved statistics, running statistics, scale and shift. */
+__global__ static void bn_train_stats_kernel(BnPlan p, const double *partial, const double *mean, float eps,
+                                             float momentum, const float *gamma, const float *beta, float *rmean,
+                                             float *rvar, float *save_mean, float *save_invstd, double *scale,
+                                             double *shift)
+{
+    CK_FOR(c, p.C)
+    {
+        double var = d_div(bn_chunk_total(p, partial, c), (double)p.m);
+        double invstd = d_div(1.0, sqrt(d_add(var, (double)eps)));
+        double mu = mean[c], mom = (double)momentum;
+        double unbias = d_div((double)p.m, (double)(p.m - 1));
+        save_mean[c] = (float)mu;
+        save_invstd[c] = (float)invstd;
+        rmean[c] = (float)d_add(d_mul(mom, mu), d_mul(d_sub(1.0, mom), (double)rmean[c]));
+        rvar[c] = (float)d_add(d_mul(d_mul(mom, var), unbias), d_mul(d_sub(1.0, mom), (double)rvar[c]));
+        double sc = d_mul(invstd, (double)gamma[c]);
+        scale[c] = sc;
+        shift[c] = d_sub((double)beta[c], d_mul(mu, sc));
+    }
+}
+
+__global__ static void bn_eval_stats_kernel(int64_t C, float eps, const float *gamma, const float *beta,
+                                            const float *rmean, const float *rvar, double *scale, double *shift)
+{
+    CK_FOR(c, C)
+    {
+        double invstd = d_div(1.0, sqrt(d_add((double)rvar[c], (double)eps)));
+        double sc = d_mul(invstd, (double)gamma[c]);
+        scale[c] = sc;
+        shift[c] = d_sub((double)beta[c], d_mul((double)rmean[c], sc));
+    }
+}
+
+/* y = (float)(x·scale[c] + shift[c]) in double, as channel_normalise. */
+__global__ static void bn_normalise_kernel(int64_t total, int64_t C, int64_t S, const float *x, const double *scale,
+                                           const double *shift, float *y)
+{
+    CK_FOR(k, total)
+    {
+        int64_t c = (k / S) % C;
+        y[k] = (float)d_add(d_mul((double)x[k], scale[c]), shift[c]);
+    }
+}
+
+extern "C" void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                              const Tensor *beta, Tensor *running_mean, Tensor *running_var,
+                                              Tensor *y, Tensor *save_mean, Tensor *save_invstd)
+{
+    if (!cuda_ready(ctx) || g->C == 0)
+        return;
+    BnPlan p = bn_plan(g);
+    cudaStream_t s = cuda_stream_of(ctx);
+    double *partial = (double *)cuda_scratch(ctx, (size_t)(p.C * p.chunks) * sizeof(double), "batch_norm partials");
+    double *stats = (double *)cuda_scratch(ctx, (size_t)(3 * p.C) * sizeof(double), "batch_norm statistics");
+    if (!partial || !stats) {
+        cuda_scratch_release(ctx);
+        return;
+    }
+    double *mean = stats, *scale = stats + p.C, *shift = stats + 2 * p.C; /* (C) each */
+    dim3 grid((unsigned)p.C, (unsigned)p.chunks);
+    unsigned cb = ck_blocks(p.C, 128);
+    bool ok = true;
+    bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), NULL, partial);
+    ok = ok && LAUNCH_OK(ctx, "bn_partial_kernel(sum)");
+    if (ok) {
+        bn_mean_kernel<<<cb, 128, 0, s>>>(p, partial, mean);
+        ok = LAUNCH_OK(ctx, "bn_mean_kernel");
+    }
+    if (ok) {
+        bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), mean, partial);
+        ok = LAUNCH_OK(ctx, "bn_partial_kernel(squared deviations)");
+    }
+    if (ok) {
+        bn_train_stats_kernel<<<cb, 128, 0, s>>>(p, partial, mean, g->eps, g->momentum, tensor_f32(gamma),
+                                                 tensor_f32(beta), tensor_f32(running_mean), tensor_f32(running_var),
+                                                 tensor_f32(save_mean), tensor_f32(save_invstd), scale, shift);
+        ok = LAUNCH_OK(ctx, "bn_train_stats_kernel");
+    }
+    int64_t total = p.N * p.C * p.S;
+    if (ok && total > 0) {
+        bn_normalise_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, p.C, p.S, tensor_f32(x), scale,
+                                                                               shift, tensor_f32(y));
+        LAUNCH_OK(ctx, "bn_normalise_kernel");
+    }
+    cuda_scratch_release(ctx);
+}
+
+extern "C" void cuda_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                             const Tensor *beta, const Tensor *running_mean,
+                                             const Tensor *running_var, Tensor *y)
+{
+    int64_t total = g->N * g->C * g->S;
+    if (!cuda_ready(ctx) || total == 0)
+        return;
+    cudaStream_t s = cuda_stream_of(ctx);
+    double *stats = (double *)cuda_scratch(ctx, (size_t)(2 * g->C) * sizeof(double), "batch_norm scale/shift");
+    if (!stats) {
+        cuda_scratch_release(ctx);
+        return;
+    }
+    double *scale = stats, *shift = stats + g->C; /* (C) each */
+    bn_eval_stats_kernel<<<ck_blocks(g->C, 128), 128, 0, s>>>(g->C, g->eps, tensor_f32(gamma), tensor_f32(beta),
+                                                             tensor_f32(running_mean), tensor_f32(running_var), scale,
+                                                             shift);
+    if (LAUNCH_OK(ctx, "bn_eval_stats_kernel")) {
+        bn_normalise_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, g->C, g->S, tensor_f32(x), scale,
+                                                                               shift, tensor_f32(y));
+        LAUNCH_OK(ctx, "bn_normalise_kernel");
+    }
+    cuda_scratch_release(ctx);
+}
+
+/* Grid (C, chunks): partial[(c·chunks + chunk)·2 + {0, 1}] = Σ dy, Σ dy·(x − mean)·invstd. */
+__global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, const float *dy, const float *mean,
+                                                  const float *invstd, double *partial)
+{
+    __shared__ double sh[CK_THREADS];
+    int64_t c = blockIdx.x;
+    int64_t e0 = (int64_t)blockIdx.y * p.chunk_len, e1 = e0 + p.chunk_len < p.m ? e0 + p.chunk_len : p.m;
+    double mu = mean[c], is = invstd[c], a = 0.0, b = 0.0;
+    for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+        int64_t k = bn_index(p, c, e);
+        double gr = (double)dy[k];
+        a = d_add(a, gr);
+        b = d_add(b, d_mul(d_mul(gr, d_sub((double)x[k], mu)), is));
+    }
+    double ta = ck_block_sum(a, sh);
+    double tb = ck_block_sum(b, sh);
+    if (threadIdx.x == 0) {
+        partial[(c * p.chunks + blockIdx.y) * 2] = ta;
+        partial[(c * p.chunks + blockIdx.y) * 2 + 1] = tb;
+    }
+}
+
+/* Per channel: the two sums in chunk order; dgamma/dbeta accumulated; sums kept for dx. */
+__global__ static void bn_backward_stats_kernel(BnPlan p, const double *partial, float *dgamma, float *dbeta,
+                                                double *sums)
+{
+    CK_FOR(c, p.C)
+    {
+        double a = 0.0, b = 0.0;
+        for (int k = 0; k < p.chunks; k++) {
+            a = d_add(a, partial[(c * p.chunks + k) * 2]);
+            b = d_add(b, partial[(c * p.chunks + k) * 2 + 1]);
+        }
+        sums[2 * c] = a;
+        sums[2 * c + 1] = b;
+        if (dbeta)
+            dbeta[c] = f_add(dbeta[c], (float)a);
+        if (dgamma)
+            dgamma[c] = f_add(dgamma[c], (float)b);
+    }
+}
+
+/* train: dx += (float)(k/m·(m·dy − Σdy − x̂·Σdy·x̂)), eval: dx += (float)(k·dy), k = γ·invstd. */
+__global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, const float *x, const float *dy,
+                                             const float *gamma, const float *mean, const float *invstd,
+                                             const double *sums, float *dx)
+{
+    double m = (double)p.m;
+    CK_FOR(k, p.N * p.C * p.S)
+    {
+        int64_t c = (k / p.S) % p.C;
+        double mu = mean[c], is = invstd[c], kk = d_mul((double)gamma[c], is);
+        double gr = (double)dy[k], v;
+        if (batch_stats) {
+            double xhat = d_mul(d_sub((double)x[k], mu), is);
+            v = d_mul(d_div(kk, m), d_sub(d_sub(d_mul(m, gr), sums[2 * c]), d_mul(xhat, sums[2 * c + 1])));
+        } else {
+            v = d_mul(kk, gr);
+        }
+        dx[k] = f_add(dx[k], (float)v);
+    }
+}
+
+extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x,
+                                         const Tensor *gamma, const Tensor *mean, const Tensor *invstd,
+                                         const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta)
+{
+    if (!cuda_ready(ctx) || g->C == 0)
+        return;
+    BnPlan p = bn_plan(g);
+    cudaStream_t s = cuda_stream_of(ctx);
+    bool need_sums = dgamma || dbeta || (dx && batch_stats);
+    bool ok = true;
+    double *sums = NULL; /* (C, 2) */
+    if (need_sums && p.m > 0) {
+        double *partial = (double *)cuda_scratch(ctx, (size_t)(p.C * p.chunks * 2) * sizeof(double),
+                                                 "batch_norm backward partials");
+        sums = (double *)cuda_scratch(ctx, (size_t)(2 * p.C) * sizeof(double), "batch_norm backward sums");
+        ok = partial && sums;
+        if (ok) {
+            dim3 grid((unsigned)p.C, (unsigned)p.chunks);
+            bn_backward_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean),
+                                                                   tensor_f32(invstd), partial);
+            ok = LAUNCH_OK(ctx, "bn_backward_partial_kernel");
+        }
+        if (ok) {
+            bn_backward_stats_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(
+                p, partial, dgamma ? tensor_f32(dgamma) : NULL, dbeta ? tensor_f32(dbeta) : NULL, sums);
+            ok = LAUNCH_OK(ctx, "bn_backward_stats_kernel");
+        }
+    }
+    int64_t total = p.N * p.C * p.S;
+    if (ok && dx && total > 0) {
+        bn_backward_dx_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(
+            p, batch_stats, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean), tensor_f32(invstd),
+            sums, tensor_f32(dx));
+        LAUNCH_OK(ctx, "bn_backward_dx_kernel");
+    }
+    cuda_scratch_release(ctx);
+}
