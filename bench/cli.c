@@ -21,6 +21,10 @@ static const Command COMMANDS[] = {
     {"data", cmd_data, "data inspect: parse a benchmark list (8 formats) and open every video it names"},
     {"infer", cmd_infer, "eval-mode Uni-AdaFocus on a clip tensor; dumps frame choices, boxes and exit logits"},
     {"gen-data", cmd_gen_data, "write the synthetic benchmark: encoded videos, list files, CSVs, ground truth"},
+    {"cache", cmd_cache, "build a clip cache from a benchmark list (readable without FFmpeg), or describe one"},
+    {"plot", cmd_plot, "a figure (PNG, SVG and its gnuplot script) from a result CSV: accuracy vs cost, bars, exits"},
+    {"regress", cmd_regress, "compare a latency/kernel CSV with a baseline, noise-aware; exit 1 on a regression"},
+    {"report", cmd_report, "regenerate the generated sections of REPORT.md from the CSVs under results/"},
 };
 
 static void print_help(FILE *out)

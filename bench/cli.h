@@ -18,5 +18,9 @@ int cmd_data(int argc, char **argv);
 int cmd_flops_model(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_gen_data(int argc, char **argv);
+int cmd_plot(int argc, char **argv);    /* bench/cmd_plot.c */
+int cmd_regress(int argc, char **argv); /* bench/cmd_regress.c */
+int cmd_report(int argc, char **argv);  /* bench/cmd_report.c */
+int cmd_cache(int argc, char **argv);
 
 #endif

@@ -143,7 +143,7 @@ int cmd_flops_model(int argc, char **argv)
 
     enum { MAX_ROWS = 8 + UAF_MAX_FOCUS + 1 };
     Row rows[MAX_ROWS];
-    char exit_names[UAF_MAX_FOCUS + 1][16];
+    char exit_names[UAF_MAX_FOCUS + 1][24];
     int n = 0;
     rows[n++] = (Row){"global_cnn", fl.global_cnn};
     rows[n++] = (Row){"global_cnn_per_frame", fl.glance_frame};

@@ -966,3 +966,48 @@ bool csv_table_number(const CsvTable *t, int row, int col, double *out)
 {
     return csv_parse_double(csv_table_cell(t, row, col), out);
 }
+
+/* "a, b, c" of the header, for messages that name a missing column. */
+void csv_table_list_columns(const CsvTable *t, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < t->n_cols && o + 1 < cap; i++) {
+        int k = snprintf(out + o, cap - o, "%s%s", i ? ", " : "", t->names[i]);
+        if (k < 0)
+            break;
+        o += (size_t)k < cap - o ? (size_t)k : cap - o - 1;
+    }
+}
+
+bool csv_table_filter(const CsvTable *t, const char *const *conds, int n_conds, bool *keep, char *err,
+                      size_t err_cap)
+{
+    for (int r = 0; r < t->n_rows; r++)
+        keep[r] = true;
+    for (int k = 0; k < n_conds; k++) {
+        const char *eq = strchr(conds[k], '=');
+        if (!eq || eq == conds[k]) {
+            set_err(err, err_cap, "filter '%s' is not of the form column=value", conds[k]);
+            return false;
+        }
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - conds[k]), conds[k]);
+        int c = csv_table_col(t, name);
+        if (c < 0) {
+            char cols[1024];
+            csv_table_list_columns(t, cols, sizeof cols);
+            set_err(err, err_cap, "filter '%s': %s has no column '%s' (columns: %s)", conds[k], t->source, name, cols);
+            return false;
+        }
+        const char *want = eq + 1;
+        double wv, cv;
+        bool want_num = csv_parse_double(want, &wv);
+        for (int r = 0; r < t->n_rows; r++) {
+            const char *cell = csv_table_cell(t, r, c);
+            bool match = want_num && csv_parse_double(cell, &cv) ? cv == wv : strcmp(cell, want) == 0;
+            keep[r] = keep[r] && match;
+        }
+    }
+    return true;
+}

@@ -142,4 +142,13 @@ const char *csv_table_cell(const CsvTable *t, int row, int col);
 /* The cell as a number (C locale); false when empty, missing or not a number. */
 bool csv_table_number(const CsvTable *t, int row, int col, double *out);
 
+/* "a, b, c": the header, for messages that name a missing column. */
+void csv_table_list_columns(const CsvTable *t, char *out, size_t cap);
+
+/* Row filter: keep[r] = every condition "col=value" holds for row r (values compare as numbers
+ * when both sides are numbers, so batch=1 matches "1.0", else as exact strings). False with a
+ * message (listing the file's columns) when a condition has no '=' or names a missing column. */
+bool csv_table_filter(const CsvTable *t, const char *const *conds, int n_conds, bool *keep, char *err,
+                      size_t err_cap);
+
 #endif

@@ -641,7 +641,9 @@ static bool write_sidecars(const GenState *g, char *err, size_t cap)
     fprintf(f, "contrast_easy %g..%g\ncontrast_hard %g..%g\ndistractors_hard %d..%d\nclutter %d\n", c->contrast_easy[0],
             c->contrast_easy[1], c->contrast_hard[0], c->contrast_hard[1], c->distractors_hard[0],
             c->distractors_hard[1], c->clutter);
-    fprintf(f, "codec %s\nquality %d\ngop %d\n", g->codec, c->quality, c->gop);
+    bool x264 = strcmp(g->codec, "libx264") == 0;
+    fprintf(f, "codec %s\nquality %d (%s)\ngop %d\n", g->codec, c->quality > 0 ? c->quality : x264 ? 18 : 3,
+            x264 ? "CRF, preset veryfast" : "qscale", c->gop);
     return finish_text(f, tmp, fin, err, cap);
 }
 
@@ -710,22 +712,39 @@ bool synth_generate(const SynthConfig *c, const char *out_dir, SynthStats *stats
         g.failed = true;
         snprintf(g.err, sizeof g.err, "gen-data: cannot start a worker thread");
     }
-    /* Progress: a plain line every few seconds (stderr may be a log file). */
+    /* Progress: on a terminal a bar redrawn in place every half second; otherwise (a log
+     * file) a plain line every few seconds. */
+    bool tty = isatty(fileno(stderr));
+    bool drew = false;
     pthread_mutex_lock(&g.mu);
     double last = now_s();
     while (started > 0 && g.done < g.n_total && !(g.failed && g.done >= g.next)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
+        ts.tv_nsec += 250000000L;
+        if (ts.tv_nsec >= 1000000000L)
+            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&g.cv, &g.mu, &ts);
         double t = now_s();
-        if (c->progress && t - last >= 3.0 && g.done < g.n_total) {
-            double rate = g.done / (t - t0);
-            fprintf(stderr, "gen-data: %d/%d videos, %.1f videos/s, ETA %.0f s\n", g.done, g.n_total, rate,
-                    rate > 0 ? (g.n_total - g.done) / rate : 0.0);
+        if (c->progress && t - last >= (tty ? 0.5 : 3.0) && g.done < g.n_total) {
+            double rate = g.done / (t - t0), eta = rate > 0 ? (g.n_total - g.done) / rate : 0.0;
+            if (tty) {
+                char bar[31];
+                int fill = (int)(30.0 * g.done / g.n_total);
+                for (int k = 0; k < 30; k++)
+                    bar[k] = k < fill ? '#' : '.';
+                bar[30] = '\0';
+                fprintf(stderr, "\rgen-data: [%s] %d/%d videos, %.1f videos/s, ETA %.0f s ", bar, g.done, g.n_total,
+                        rate, eta);
+                drew = true;
+            } else {
+                fprintf(stderr, "gen-data: %d/%d videos, %.1f videos/s, ETA %.0f s\n", g.done, g.n_total, rate, eta);
+            }
             last = t;
         }
     }
+    if (drew)
+        fputc('\n', stderr);
     pthread_mutex_unlock(&g.mu);
     for (int t = 0; t < started; t++)
         pthread_join(tid[t], NULL);

@@ -215,6 +215,41 @@ Tensor *uaf_index_tensor(Ctx *ctx, const int32_t *host, int64_t B, int64_t K)
     return ctx_ok(ctx) ? t : NULL;
 }
 
+Tensor *uaf_random_actions(Ctx *ctx, const UafModel *m, int64_t B, uint64_t step)
+{
+    if (!ctx_ok(ctx))
+        return NULL;
+    const UafConfig *c = &m->cfg;
+    int64_t T = c->frames;
+    Tensor *t = tensor_new(ctx, DTYPE_F32, 3, (int64_t[]){B, T, 4});
+    if (!t || !t->data)
+        return t; /* meta: shape only */
+    float *a = malloc((size_t)(B * T * 4) * sizeof *a); /* (B, T, 4) on the host */
+    if (!a) {
+        ctx_set_error(ctx, "uaf_random_actions: out of memory");
+        return NULL;
+    }
+    /* the official (P − 96)/(224 − 96), with the configured limits */
+    float size = (float)(((double)c->patch_size - c->box_min) / ((double)c->box_max - c->box_min));
+    for (int64_t b = 0; b < B; b++) {
+        RngStream s = frame_sampler_stream(ctx->seed, b, FRAME_SAMPLER_SLOT_RANDOM_PATCH, step);
+        for (int64_t j = 0; j < T; j++) {
+            float *aj = a + (b * T + j) * 4;
+            aj[0] = rng_uniform(&s, (uint64_t)(2 * j));
+            aj[1] = rng_uniform(&s, (uint64_t)(2 * j + 1));
+            aj[2] = aj[3] = size;
+        }
+    }
+    if (t->backend == BACKEND_CPU)
+        memcpy(t->data, a, tensor_bytes(t));
+    else if (ctx->ops && ctx->ops->copy_from_host)
+        ctx->ops->copy_from_host(ctx, t, a);
+    else
+        ctx_set_error(ctx, "uaf_random_actions: the %s backend cannot copy from the host", backend_name(t->backend));
+    free(a);
+    return ctx_ok(ctx) ? t : NULL;
+}
+
 /* The same data as t without its tape history (PyTorch's .detach()). */
 static Tensor *detach(Ctx *ctx, Tensor *t)
 {

@@ -28,10 +28,9 @@
  *
  * Cost (uaf_flops): the paper's per-video convention of research/paper.md §6a, every component
  * measured by running its real code on the meta backend on its unit of work (one frame, one
- * patch, one video's policy input), then composed: exit k = G·glance frame + (k ≥ 1)·(spatial +
- * temporal policy) + k·patch + G·(global MLP + head) + k·(local MLP + head). A whole batched
- * forward pass counts each batch norm's channels once per call instead of once per frame
- * (FLOP_CONVENTION), which is why the table is composed from per-unit runs.
+ * patch, one video's policy input), then composed as the official early-exit script does: exit
+ * k = G·glance frame + (k ≥ 1)·(spatial + temporal policy) + k·patch + G·(global MLP + head) +
+ * k·(local MLP + head). A whole eval forward of B videos counts exactly B·exit[F] (tested).
  */
 #ifndef FOCUSBENCH_UNIADAFOCUS_H
 #define FOCUSBENCH_UNIADAFOCUS_H
@@ -170,6 +169,12 @@ bool uaf_focus(Ctx *ctx, const UafModel *m, Tensor *video, Tensor *focus_idx, Te
  * glance_actions (B, G, 4) cropped from the detached glance maps at (P/32)², averaged over frames
  * and space, then aux_fc → (B, C). Gradients reach the actions (not the maps). */
 Tensor *uaf_spatial_aux_logits(Ctx *ctx, const UafModel *m, Tensor *glance_features, Tensor *glance_actions);
+
+/* The training's second patch set (the official actions_2): for every candidate a_y, a_x ~ U(0,1)
+ * and a fixed size a_h = a_w = (P − s_min)/(s_max − s_min) (a box of P pixels: no rescaling), as
+ * (B, T, 4). Draws from the RANDOM_PATCH slot of impl/frame_sampler.h, keyed by ctx->seed and
+ * step. Not differentiable (a constant of the step). */
+Tensor *uaf_random_actions(Ctx *ctx, const UafModel *m, int64_t B, uint64_t step);
 
 /* A (B, K) i32 index tensor of the context's backend from host values. */
 Tensor *uaf_index_tensor(Ctx *ctx, const int32_t *host, int64_t B, int64_t K);

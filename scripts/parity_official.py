@@ -15,12 +15,22 @@ or its "Uni-AdaFocus with Experiments on ActivityNet, FCVID and Mini-Kinetics" f
   3. runs the official eval-mode forward, recording what it decides through hooks (glance
      actions, temporal weights, focus indices, the patch actions);
   4. runs `focusbench infer --preset P --ckpt W --input X --dump OUT --dump-features`;
-  5. compares and prints a PASS/FAIL table:
-       focus_indices   identical (a flip counts only where the official position x·T is farther
-                       than 1e-4 from an integer: a tie within rounding is reported, not failed)
+  5. compares, in two stages, and prints a PASS/FAIL table:
+     end to end (each code decides on its own):
+       focus_indices   identical (a flip counts only where the official position x·T is within
+                       1e-4 of an integer: a rounding tie is reported, not failed)
+       temporal weights and pooled glance features within 1e-3 relative
+       glance actions, boxes, exit logits: reported ("info") with the fp32 floor they sit on —
+         the glance actions of BOTH codes are ~1e-5 from a float64 run of the same glance stage
+         (printed), which the 128 px box scale turns into ~1e-3 px, and which a random ResNet-50
+         amplifies in the exit logits; no fp32 implementation can meet ±1e-4 px end to end
+     replay (the official forward given focusbench's glance actions and focus indices, through
+     hooks, so the interpolation, the crop, the local CNN and the classifier are compared on the
+     same decisions):
        patch_boxes     within 1e-4 px of the official boxes (from the actions the official crop used)
+       focus actions   the G → T interpolation, within 1e-6
        exit_logits     within 1e-3 relative (each video's logit vector at each exit: ||diff|| / ||official||)
-     plus diagnostics (glance actions, temporal weights, pooled features, prediction).
+       and the local features, step logits and prediction within 1e-3 relative.
 Exit status 0 when everything passes, 1 on a mismatch, 2 on usage or setup errors.
 
 The official code is imported as it is and never modified. Shims applied at run time: the

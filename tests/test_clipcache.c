@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "datasets/clip_cache.h"
@@ -366,5 +367,58 @@ static void test_build_from_videos(void **state)
     free(dir);
 }
 
+static int run_cli(const char *args, char *out, size_t cap)
+{
+    const char *bin = getenv("FOCUSBENCH_BIN");
+    if (!bin || access(bin, X_OK) != 0) {
+        print_message("FOCUSBENCH_BIN not set (run through make test); skipping\n");
+        skip();
+    }
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cache_cli(void **state)
+{
+    if (!HAVE_FFMPEG)
+        skip();
+    char probe[16];
+    run_cli("--version", probe, sizeof probe); /* skips before any temporary file exists */
+    char *dir = vfix_tempdir(), p[4200], args[9000], out[8192];
+    snprintf(p, sizeof p, "%s/a.mkv", dir);
+    assert_true(vfix_write_video(p, "mpeg4", 6, 32, 16, 3, 0));
+    snprintf(p, sizeof p, "%s/b.mkv", dir);
+    assert_true(vfix_write_video(p, "mpeg4", 4, 32, 16, 3, 0));
+    snprintf(p, sizeof p, "%s/bad.mp4", dir);
+    vfix_write_text(p, "text");
+    snprintf(p, sizeof p, "%s/list.txt", dir);
+    vfix_write_text(p, "a.mkv 6 0\nbad.mp4 5 1\nb.mkv 4 1\n");
+    snprintf(args, sizeof args, "cache build --format list --list %s --root %s --out %s/c --size 16x8 --quiet", p,
+             dir, dir);
+    int st = run_cli(args, out, sizeof out);
+    if (st != 0)
+        fail_msg("cache build failed (%d): %s", st, out);
+    assert_non_null(strstr(out, "2 clips (1 skipped), 10 frames of 16x8"));
+    assert_non_null(strstr(out, "warning: skipping video 1"));
+    snprintf(args, sizeof args, "cache info %s/c", dir);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "clips    2 (1 videos skipped"));
+    snprintf(args, sizeof args, "cache info %s/nothing", dir);
+    assert_int_equal(run_cli(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "build the cache first"));
+    assert_int_equal(run_cli("cache", out, sizeof out), 2);
+    assert_int_equal(run_cli("cache build --format list", out, sizeof out), 2);
+    assert_int_equal(run_cli("cache build --format list --list x --out y --size 0", out, sizeof out), 2);
+    vfix_remove_tree(dir);
+    free(dir);
+}
+
 TEST_GROUP(clipcache, cmocka_unit_test(test_roundtrip), cmocka_unit_test(test_atomic_writes),
-           cmocka_unit_test(test_damaged_caches), cmocka_unit_test(test_build_from_videos))
+           cmocka_unit_test(test_damaged_caches), cmocka_unit_test(test_build_from_videos),
+           cmocka_unit_test(test_cache_cli))

@@ -310,6 +310,8 @@ static void test_gen_data_cli(void **state)
 {
     if (!HAVE_FFMPEG)
         skip();
+    char probe[16];
+    run_cli("--version", probe, sizeof probe); /* skips before any temporary file exists */
     char *dir = vfix_tempdir(), args[4400], out[8192];
     snprintf(args, sizeof args,
              "gen-data --out %s/d --seed 4 --videos-train 4 --videos-val 2 --size 32 --frames 6-8 --classes 2 "

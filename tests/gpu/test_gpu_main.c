@@ -1,7 +1,11 @@
-/* test_gpu_main.c — the GPU test binary (`make test-gpu`): CUDA groups of tests/gpu/. */
+/* test_gpu_main.c — the GPU test binary (`make test-gpu`): CUDA groups of tests/gpu/.
+ *   device     the GPU preflight (device, driver, sm_XX of this binary)
+ *   cuda_ops   every non-GEMM op of the CUDA table vs the CPU reference (test_cuda_ops.c)
+ *   cuda_gemm  convolutions and linear layers at fp32 / tf32 / bf16 (test_cuda_gemm.c)
+ *   cuda_pass  a training step and an eval pass through the op layer, planning (test_cuda_pass.c) */
 #include "tests/test_runner.h"
 
-#define GPU_TEST_GROUPS X(device)
+#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass)
 
 #define X(name) int test_group_##name(int *total) __attribute__((weak));
 GPU_TEST_GROUPS

@@ -1,0 +1,520 @@
+/* test_cuda_ops.c — every non-GEMM slot of the CUDA op table against the CPU reference kernels
+ * (group cuda_ops): memory ops, activations, broadcast binary ops, reductions, batch norm, max
+ * pooling, softmax and cross-entropy, gather, affine_grid / grid_sample, temporal shift,
+ * interpolation, and dropout (whose masks must equal the CPU's bit for bit).
+ *
+ * Pattern of every check: the same random inputs on both backends; device outputs poisoned
+ * with NaN first (forward outputs) or filled with the same random values as the CPU's
+ * (backward outputs, which accumulate: this also tests the +=); one line per comparison.
+ * Shapes are small and odd so edge handling is exercised; a few are large enough to take the
+ * multi-block paths of the reductions. Convolution and linear layers are in test_cuda_gemm.c.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "tests/gpu/gpu_test_util.h"
+
+#define CPU(slot, ...) e->cpu->ops->slot(e->cpu, __VA_ARGS__)
+#define GPU(slot, ...) e->gpu->ops->slot(e->gpu, __VA_ARGS__)
+
+/* ---- memory ----------------------------------------------------------------------------- */
+
+static void test_memory(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "fill, axpy, copy_block, permute");
+    Tensor *ref = gh(e, DTYPE_F32, DIMS(3, 5, 7));
+    Tensor *d = gd_nan_like(e, ref);
+    CPU(fill, ref, 1.25f);
+    GPU(fill, d, 1.25f);
+    gpu_expect_close(e, "fill (3,5,7)", d, ref, TOL_EXACTISH);
+
+    Tensor *x = gh_rand(e, 1, -2, 2, DIMS(1001)), *y = gh_rand(e, 2, -2, 2, DIMS(1001));
+    Tensor *dx = gd(e, x), *dy = gd(e, y);
+    CPU(axpy, -0.75f, x, y);
+    GPU(axpy, -0.75f, dx, dy);
+    gpu_expect_close(e, "axpy n=1001 alpha=-0.75", dy, y, TOL_EXACTISH);
+
+    for (int acc = 0; acc < 2; acc++) {
+        Tensor *src = gh_rand(e, 3, -1, 1, DIMS(7, 13)), *dst = gh_rand(e, 4, -1, 1, DIMS(9, 20));
+        Tensor *dsrc = gd(e, src), *ddst = gd(e, dst);
+        CPU(copy_block, src, 3, 13, dst, 7, 20, 5, 9, acc);
+        GPU(copy_block, dsrc, 3, 13, ddst, 7, 20, 5, 9, acc);
+        gpu_expect_close(e, acc ? "copy_block 5x9 accumulate" : "copy_block 5x9", ddst, dst, TOL_EXACTISH);
+    }
+
+    struct {
+        int nd;
+        int64_t shape[5];
+        int perm[5];
+        bool acc;
+    } cases[] = {
+        {4, {2, 3, 4, 5}, {3, 1, 0, 2}, false},
+        {3, {5, 7, 3}, {2, 0, 1}, true},
+        {5, {2, 3, 2, 3, 4}, {4, 2, 0, 3, 1}, false},
+        {2, {17, 9}, {1, 0}, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Tensor *s = gh_rand(e, 10 + i, -3, 3, cases[i].nd, cases[i].shape);
+        int64_t od[5];
+        for (int k = 0; k < cases[i].nd; k++)
+            od[k] = cases[i].shape[cases[i].perm[k]];
+        Tensor *o = gh_rand(e, 20 + i, -1, 1, cases[i].nd, od);
+        Tensor *ds = gd(e, s), *dout = cases[i].acc ? gd(e, o) : gd_nan_like(e, o);
+        CPU(permute, s, cases[i].perm, o, cases[i].acc);
+        GPU(permute, ds, cases[i].perm, dout, cases[i].acc);
+        char what[96];
+        snprintf(what, sizeof what, "permute %dD case %zu%s", cases[i].nd, i, cases[i].acc ? " accumulate" : "");
+        gpu_expect_close(e, what, dout, o, TOL_EXACTISH);
+    }
+    gpu_end(e);
+}
+
+/* ---- activations ------------------------------------------------------------------------ */
+
+static void test_unary(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "unary: relu, relu6, sigmoid, swish, scale (forward, backward)");
+    static const char *names[] = {"relu", "relu6", "sigmoid", "swish", "scale"};
+    Tensor *x = gh_rand(e, 31, -8, 8, DIMS(5, 7, 9, 11));
+    Tensor *dxx = gd(e, x);
+    for (int k = UNARY_RELU; k <= UNARY_SCALE; k++) {
+        float alpha = -0.37f;
+        char what[96];
+        Tensor *y = gh_like(e, x), *dy_out = gd_nan_like(e, x);
+        CPU(unary_forward, (UnaryKind)k, alpha, x, y);
+        GPU(unary_forward, (UnaryKind)k, alpha, dxx, dy_out);
+        snprintf(what, sizeof what, "%s forward (5,7,9,11)", names[k]);
+        gpu_expect_close(e, what, dy_out, y, TOL_EXACTISH);
+
+        Tensor *g = gh_rand(e, 40 + k, -1, 1, DIMS(5, 7, 9, 11));
+        Tensor *gx = gh_rand(e, 50 + k, -1, 1, DIMS(5, 7, 9, 11));
+        Tensor *dg = gd(e, g), *dgx = gd(e, gx), *dyy = gd(e, y); /* both backward passes read the CPU's y */
+        CPU(unary_backward, (UnaryKind)k, alpha, x, y, g, gx);
+        GPU(unary_backward, (UnaryKind)k, alpha, dxx, dyy, dg, dgx);
+        snprintf(what, sizeof what, "%s backward (accumulating)", names[k]);
+        gpu_expect_close(e, what, dgx, gx, TOL_EXACTISH);
+    }
+    gpu_end(e);
+}
+
+/* ---- binary with broadcast -------------------------------------------------------------- */
+
+static void quantize(Tensor *t, float step)
+{
+    float *p = tensor_f32(t);
+    for (int64_t i = 0; i < tensor_numel(t); i++)
+        p[i] = step * roundf(p[i] / step);
+}
+
+static void test_binary(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "binary add/mul/max with broadcast (forward, backward)");
+    static const char *names[] = {"add", "mul", "max"};
+    struct {
+        int nd;
+        int64_t a[4], b[4];
+    } cases[] = {
+        {4, {4, 6, 5, 7}, {4, 6, 5, 7}},
+        {4, {4, 6, 5, 7}, {1, 6, 1, 1}},
+        {4, {4, 6, 5, 7}, {4, 1, 5, 1}},
+        {4, {4, 6, 5, 7}, {1, 1, 1, 7}},
+        {4, {4, 6, 5, 7}, {4, 6, 5, 1}},
+        {2, {37, 1}, {1, 1}},
+        {4, {8, 16, 24, 24}, {1, 16, 1, 1}}, /* long per-channel reduction: the block path of db */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int k = BINARY_ADD; k <= BINARY_MAX; k++) {
+            Tensor *a = gh_rand(e, 100 + c, -2, 2, cases[c].nd, cases[c].a);
+            Tensor *b = gh_rand(e, 200 + c, -2, 2, cases[c].nd, cases[c].b);
+            if (k == BINARY_MAX) { /* many exact ties: the gradient must go to a on both backends */
+                quantize(a, 0.5f);
+                quantize(b, 0.5f);
+            }
+            Tensor *y = gh_like(e, a), *da_ = gd(e, a), *db_ = gd(e, b), *dy = gd_nan_like(e, a);
+            CPU(binary_forward, (BinaryKind)k, a, b, y);
+            GPU(binary_forward, (BinaryKind)k, da_, db_, dy);
+            char what[128];
+            snprintf(what, sizeof what, "%s forward a(%lld,%lld,%lld,%lld) b(%lld,%lld,%lld,%lld)", names[k],
+                     (long long)a->shape[0], (long long)(cases[c].nd > 1 ? a->shape[1] : 1),
+                     (long long)(cases[c].nd > 2 ? a->shape[2] : 1), (long long)(cases[c].nd > 3 ? a->shape[3] : 1),
+                     (long long)b->shape[0], (long long)(cases[c].nd > 1 ? b->shape[1] : 1),
+                     (long long)(cases[c].nd > 2 ? b->shape[2] : 1), (long long)(cases[c].nd > 3 ? b->shape[3] : 1));
+            gpu_expect_close(e, what, dy, y, TOL_EXACTISH);
+
+            Tensor *g = gh_rand(e, 300 + c, -1, 1, cases[c].nd, cases[c].a);
+            Tensor *ga = gh_rand(e, 400 + c, -1, 1, cases[c].nd, cases[c].a);
+            Tensor *gb = gh_rand(e, 500 + c, -1, 1, cases[c].nd, cases[c].b);
+            Tensor *dg = gd(e, g), *dga = gd(e, ga), *dgb = gd(e, gb);
+            CPU(binary_backward, (BinaryKind)k, a, b, g, ga, gb);
+            GPU(binary_backward, (BinaryKind)k, da_, db_, dg, dga, dgb);
+            snprintf(what, sizeof what, "%s backward da, case %zu", names[k], c);
+            gpu_expect_close(e, what, dga, ga, TOL_EXACTISH);
+            snprintf(what, sizeof what, "%s backward db (summed over broadcast dims), case %zu", names[k], c);
+            /* The CPU adds the terms one by one in float; the GPU does too (bitwise equal) except
+             * for the long per-channel sums of the last case, which it adds in double in a tree:
+             * there the CPU's own float rounding (~3e-6 relative for 4608 terms) is the difference. */
+            gpu_expect_close(e, what, dgb, gb, TOL_FP32_GEMM);
+        }
+    }
+    gpu_end(e);
+}
+
+/* ---- reductions ------------------------------------------------------------------------- */
+
+static void test_reduce(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "reduce (mean / global pool / sum) forward and backward");
+    ReduceGeom geoms[] = {
+        {.outer = 6, .n = 63, .inner = 1, .scale = 1.0f / 63},       /* global average pool */
+        {.outer = 3, .n = 37, .inner = 41, .scale = 1.0f / 37},      /* mean over a middle dim */
+        {.outer = 5, .n = 300, .inner = 3, .scale = 1.0f / 300},     /* chunked, strided */
+        {.outer = 2, .n = 70001, .inner = 1, .scale = 1.0f / 70001}, /* chunked, long */
+        {.outer = 1, .n = 123457, .inner = 1, .scale = 1.0f},        /* sum_all */
+        {.outer = 9000, .n = 300, .inner = 1, .scale = 1.0f / 300},  /* many outputs: one thread each */
+    };
+    for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++) {
+        ReduceGeom *g = &geoms[i];
+        Tensor *x = gh_rand(e, 600 + i, -1, 3, DIMS(g->outer, g->n, g->inner));
+        Tensor *y = gh(e, DTYPE_F32, DIMS(g->outer, g->inner));
+        Tensor *dxx = gd(e, x), *dyy = gd_nan_like(e, y);
+        CPU(reduce_forward, g, x, y);
+        GPU(reduce_forward, g, dxx, dyy);
+        char what[128];
+        snprintf(what, sizeof what, "reduce forward outer %lld n %lld inner %lld", (long long)g->outer,
+                 (long long)g->n, (long long)g->inner);
+        gpu_expect_close(e, what, dyy, y, TOL_EXACTISH);
+        Tensor *gy = gh_rand(e, 700 + i, -1, 1, DIMS(g->outer, g->inner));
+        Tensor *gx = gh_rand(e, 800 + i, -1, 1, DIMS(g->outer, g->n, g->inner));
+        Tensor *dgy = gd(e, gy), *dgx = gd(e, gx);
+        CPU(reduce_backward, g, gy, gx);
+        GPU(reduce_backward, g, dgy, dgx);
+        snprintf(what, sizeof what, "reduce backward case %zu (accumulating)", i);
+        gpu_expect_close(e, what, dgx, gx, TOL_EXACTISH);
+    }
+    gpu_end(e);
+}
+
+/* ---- batch norm ------------------------------------------------------------------------- */
+
+static void test_batch_norm(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "batch norm train/eval forward, backward (batch and fixed statistics)");
+    struct {
+        int nd;
+        int64_t shape[5];
+        float offset;
+    } cases[] = {
+        {4, {4, 6, 5, 7}, 0.0f},
+        {2, {8, 10}, 0.0f},            /* BN1d */
+        {4, {16, 3, 40, 40}, 0.0f},    /* 25600 values per channel: several partial-sum chunks */
+        {5, {2, 5, 3, 4, 6}, 100.0f},  /* |mean| >> std: the two-pass variance matters */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int nd = cases[i].nd;
+        const int64_t *sh = cases[i].shape;
+        int64_t C = sh[1], S = 1;
+        for (int k = 2; k < nd; k++)
+            S *= sh[k];
+        NormGeom g = {.N = sh[0], .C = C, .S = S, .eps = 1e-5f, .momentum = 0.1f};
+        Tensor *x = gh_rand(e, 900 + i, -2, 2, nd, sh);
+        for (int64_t k = 0; k < tensor_numel(x); k++)
+            tensor_f32(x)[k] += cases[i].offset;
+        Tensor *gamma = gh_rand(e, 910 + i, 0.5f, 1.5f, DIMS(C)), *beta = gh_rand(e, 920 + i, -0.5f, 0.5f, DIMS(C));
+        Tensor *rm = gh_rand(e, 930 + i, -0.2f, 0.2f, DIMS(C)), *rv = gh_rand(e, 940 + i, 0.5f, 2.0f, DIMS(C));
+        Tensor *rm0 = gh_copy(e, rm), *rv0 = gh_copy(e, rv);
+        Tensor *y = gh_like(e, x), *mean = gh(e, DTYPE_F32, DIMS(C)), *invstd = gh(e, DTYPE_F32, DIMS(C));
+        Tensor *dxx = gd(e, x), *dgamma = gd(e, gamma), *dbeta = gd(e, beta), *drm = gd(e, rm0), *drv = gd(e, rv0);
+        Tensor *dy = gd_nan_like(e, y), *dmean = gd_nan_like(e, mean), *dinv = gd_nan_like(e, invstd);
+        CPU(batch_norm_forward_train, &g, x, gamma, beta, rm, rv, y, mean, invstd);
+        GPU(batch_norm_forward_train, &g, dxx, dgamma, dbeta, drm, drv, dy, dmean, dinv);
+        char what[128];
+        snprintf(what, sizeof what, "bn train forward y, case %zu (N %lld C %lld S %lld)", i, (long long)g.N,
+                 (long long)C, (long long)S);
+        gpu_expect_close(e, what, dy, y, TOL_EXACTISH);
+        gpu_expect_close(e, "  saved mean", dmean, mean, TOL_EXACTISH);
+        gpu_expect_close(e, "  saved invstd", dinv, invstd, TOL_EXACTISH);
+        gpu_expect_close(e, "  running mean (updated)", drm, rm, TOL_EXACTISH);
+        gpu_expect_close(e, "  running var (updated, unbiased)", drv, rv, TOL_EXACTISH);
+
+        Tensor *ye = gh_like(e, x), *dye = gd_nan_like(e, x);
+        CPU(batch_norm_forward_eval, &g, x, gamma, beta, rm0, rv0, ye);
+        Tensor *drm0 = gd(e, rm0), *drv0 = gd(e, rv0);
+        GPU(batch_norm_forward_eval, &g, dxx, dgamma, dbeta, drm0, drv0, dye);
+        snprintf(what, sizeof what, "bn eval forward, case %zu", i);
+        gpu_expect_close(e, what, dye, ye, TOL_EXACTISH);
+
+        for (int batch = 1; batch >= 0; batch--) {
+            /* the statistics backward reads: the CPU's saved ones (train) or fixed ones (eval) */
+            Tensor *m = batch ? mean : rm0, *is = batch ? invstd : gh_copy(e, rv0);
+            if (!batch)
+                for (int64_t c = 0; c < C; c++)
+                    tensor_f32(is)[c] = (float)(1.0 / sqrt((double)tensor_f32(rv0)[c] + 1e-5));
+            Tensor *gy = gh_rand(e, 950 + i, -1, 1, nd, sh);
+            Tensor *gx = gh_rand(e, 960 + i, -1, 1, nd, sh);
+            Tensor *gg = gh_rand(e, 970 + i, -1, 1, DIMS(C)), *gb = gh_rand(e, 980 + i, -1, 1, DIMS(C));
+            Tensor *dm = gd(e, m), *dis = gd(e, is), *dgy = gd(e, gy), *dgx = gd(e, gx), *dgg = gd(e, gg),
+                   *dgb = gd(e, gb);
+            CPU(batch_norm_backward, &g, batch, x, gamma, m, is, gy, gx, gg, gb);
+            GPU(batch_norm_backward, &g, batch, dxx, dgamma, dm, dis, dgy, dgx, dgg, dgb);
+            snprintf(what, sizeof what, "bn backward (%s statistics) dx, case %zu", batch ? "batch" : "fixed", i);
+            gpu_expect_close(e, what, dgx, gx, TOL_EXACTISH);
+            gpu_expect_close(e, "  dgamma", dgg, gg, TOL_EXACTISH);
+            gpu_expect_close(e, "  dbeta", dgb, gb, TOL_EXACTISH);
+        }
+    }
+    gpu_end(e);
+}
+
+/* ---- max pool --------------------------------------------------------------------------- */
+
+static void test_max_pool(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "max pool 2d forward (values, argmax) and backward");
+    struct {
+        int N, C, H, W, k, s, p;
+        bool ties;
+    } cases[] = {
+        {2, 3, 11, 13, 3, 2, 1, false}, {1, 4, 8, 8, 2, 2, 0, false}, {2, 2, 9, 7, 3, 1, 1, true},
+        {3, 5, 15, 10, 3, 2, 0, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        PoolGeom g = {.N = cases[i].N, .C = cases[i].C, .H = cases[i].H, .W = cases[i].W, .kh = cases[i].k,
+                      .kw = cases[i].k, .sh = cases[i].s, .sw = cases[i].s, .ph = cases[i].p, .pw = cases[i].p};
+        g.Ho = (g.H + 2 * g.ph - g.kh) / g.sh + 1;
+        g.Wo = (g.W + 2 * g.pw - g.kw) / g.sw + 1;
+        Tensor *x = gh_rand(e, 1000 + i, -3, 3, DIMS(g.N, g.C, g.H, g.W));
+        if (cases[i].ties)
+            quantize(x, 1.0f);
+        Tensor *y = gh(e, DTYPE_F32, DIMS(g.N, g.C, g.Ho, g.Wo)), *am = gh(e, DTYPE_I32, DIMS(g.N, g.C, g.Ho, g.Wo));
+        Tensor *dxx = gd(e, x), *dy = gd_nan_like(e, y), *dam = gd_nan_like(e, am);
+        CPU(max_pool_forward, &g, x, y, am);
+        GPU(max_pool_forward, &g, dxx, dy, dam);
+        char what[128];
+        snprintf(what, sizeof what, "max_pool forward (%d,%d,%d,%d) k%d s%d p%d%s", g.N, g.C, g.H, g.W, g.kh, g.sh,
+                 g.ph, cases[i].ties ? " with ties" : "");
+        gpu_expect_close(e, what, dy, y, TOL_EXACTISH);
+        gpu_expect_equal(e, "  argmax", dam, am);
+        Tensor *gy = gh_rand(e, 1100 + i, -1, 1, DIMS(g.N, g.C, g.Ho, g.Wo));
+        Tensor *gx = gh_rand(e, 1200 + i, -1, 1, DIMS(g.N, g.C, g.H, g.W));
+        Tensor *dam_cpu = gd(e, am), *dgy = gd(e, gy), *dgx = gd(e, gx);
+        CPU(max_pool_backward, &g, am, gy, gx);
+        GPU(max_pool_backward, &g, dam_cpu, dgy, dgx);
+        gpu_expect_close(e, "  backward dx (gather in output order)", dgx, gx, TOL_EXACTISH);
+    }
+    gpu_end(e);
+}
+
+/* ---- softmax and cross-entropy ---------------------------------------------------------- */
+
+static void test_softmax(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "softmax, log-softmax, cross-entropy forward and backward");
+    struct {
+        int64_t rows, cols;
+        float offset;
+    } cases[] = {{7, 13, 0.0f}, {3, 1000, 0.0f}, {33, 5, 500.0f}, {24, 6, -30.0f}, {1, 1, 0.0f}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t R = cases[i].rows, Cc = cases[i].cols;
+        for (int lg = 0; lg < 2; lg++) {
+            Tensor *x = gh_rand(e, 1300 + i, -6, 6, DIMS(R, Cc));
+            for (int64_t k = 0; k < R * Cc; k++)
+                tensor_f32(x)[k] += cases[i].offset;
+            Tensor *y = gh_like(e, x), *dxx = gd(e, x), *dy = gd_nan_like(e, x);
+            CPU(softmax_forward, R, Cc, lg, x, y);
+            GPU(softmax_forward, R, Cc, lg, dxx, dy);
+            char what[128];
+            snprintf(what, sizeof what, "%s forward (%lld, %lld) offset %g", lg ? "log_softmax" : "softmax",
+                     (long long)R, (long long)Cc, cases[i].offset);
+            gpu_expect_close(e, what, dy, y, TOL_EXACTISH);
+            Tensor *gy = gh_rand(e, 1400 + i, -1, 1, DIMS(R, Cc)), *gx = gh_rand(e, 1500 + i, -1, 1, DIMS(R, Cc));
+            Tensor *dyc = gd(e, y), *dgy = gd(e, gy), *dgx = gd(e, gx);
+            CPU(softmax_backward, R, Cc, lg, y, gy, gx);
+            GPU(softmax_backward, R, Cc, lg, dyc, dgy, dgx);
+            gpu_expect_close(e, "  backward (from the CPU's output)", dgx, gx, TOL_EXACTISH);
+        }
+    }
+    int64_t R = 9, Cc = 17;
+    Tensor *logits = gh_rand(e, 1600, -4, 4, DIMS(R, Cc));
+    Tensor *labels = gh(e, DTYPE_I32, DIMS(R));
+    for (int64_t r = 0; r < R; r++)
+        tensor_i32(labels)[r] = (int32_t)((r * 7 + 3) % Cc);
+    Tensor *loss = gh(e, DTYPE_F32, 0, NULL), *probs = gh_like(e, logits);
+    Tensor *dl = gd(e, logits), *dlab = gd(e, labels), *dloss = gd_nan_like(e, loss), *dprobs = gd_nan_like(e, probs);
+    CPU(cross_entropy_forward, R, Cc, logits, labels, loss, probs);
+    GPU(cross_entropy_forward, R, Cc, dl, dlab, dloss, dprobs);
+    gpu_expect_close(e, "cross_entropy forward loss (9, 17)", dloss, loss, TOL_EXACTISH);
+    gpu_expect_close(e, "  probabilities", dprobs, probs, TOL_EXACTISH);
+    Tensor *seed = gh(e, DTYPE_F32, 0, NULL);
+    tensor_f32(seed)[0] = 0.7f;
+    Tensor *gl = gh_rand(e, 1700, -1, 1, DIMS(R, Cc));
+    Tensor *dseed = gd(e, seed), *dgl = gd(e, gl), *dpc = gd(e, probs);
+    CPU(cross_entropy_backward, R, Cc, probs, labels, seed, gl);
+    GPU(cross_entropy_backward, R, Cc, dpc, dlab, dseed, dgl);
+    gpu_expect_close(e, "cross_entropy backward dlogits (dloss 0.7)", dgl, gl, TOL_EXACTISH);
+    gpu_end(e);
+}
+
+/* ---- gather ----------------------------------------------------------------------------- */
+
+static void test_gather(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "gather rows forward, scatter-add backward with repeated indices");
+    int64_t B = 3, T = 10, F = 6, R = 20;
+    Tensor *x = gh_rand(e, 1800, -1, 1, DIMS(B, T, 4, 5));
+    Tensor *idx = gh(e, DTYPE_I32, DIMS(B, F));
+    static const int32_t pick[3][6] = {{0, 9, 4, 4, 4, 1}, {3, 3, 2, 7, 8, 3}, {9, 8, 7, 6, 5, 0}};
+    for (int b = 0; b < 3; b++)
+        for (int f = 0; f < 6; f++)
+            tensor_i32(idx)[b * F + f] = pick[b][f];
+    Tensor *y = gh(e, DTYPE_F32, DIMS(B, F, 4, 5));
+    Tensor *dxx = gd(e, x), *didx = gd(e, idx), *dy = gd_nan_like(e, y);
+    CPU(gather_forward, B, T, F, R, x, idx, y);
+    GPU(gather_forward, B, T, F, R, dxx, didx, dy);
+    gpu_expect_close(e, "gather forward (3,10,4,5) idx (3,6)", dy, y, TOL_EXACTISH);
+    Tensor *gy = gh_rand(e, 1810, -1, 1, DIMS(B, F, 4, 5)), *gx = gh_rand(e, 1820, -1, 1, DIMS(B, T, 4, 5));
+    Tensor *dgy = gd(e, gy), *dgx = gd(e, gx);
+    CPU(gather_backward, B, T, F, R, idx, gy, gx);
+    GPU(gather_backward, B, T, F, R, didx, dgy, dgx);
+    gpu_expect_close(e, "gather backward (repeats accumulate in index order)", dgx, gx, TOL_EXACTISH);
+    gpu_end(e);
+}
+
+/* ---- spatial sampling ------------------------------------------------------------------- */
+
+static void test_spatial(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "affine_grid and grid_sample forward and backward");
+    int N = 3, H = 9, W = 13;
+    Tensor *theta = gh_rand(e, 1900, -0.3f, 0.3f, DIMS(N, 2, 3));
+    for (int n = 0; n < N; n++) { /* near a zoomed identity, translated */
+        tensor_f32(theta)[n * 6 + 0] += 0.6f;
+        tensor_f32(theta)[n * 6 + 4] += 0.5f;
+    }
+    Tensor *grid = gh(e, DTYPE_F32, DIMS(N, H, W, 2));
+    Tensor *dth = gd(e, theta), *dgrid = gd_nan_like(e, grid);
+    CPU(affine_grid_forward, N, H, W, theta, grid);
+    GPU(affine_grid_forward, N, H, W, dth, dgrid);
+    gpu_expect_close(e, "affine_grid forward (3 thetas, 9x13)", dgrid, grid, TOL_EXACTISH);
+    Tensor *gg = gh_rand(e, 1910, -1, 1, DIMS(N, H, W, 2)), *gt = gh_rand(e, 1920, -1, 1, DIMS(N, 2, 3));
+    Tensor *dgg = gd(e, gg), *dgt = gd(e, gt);
+    CPU(affine_grid_backward, N, H, W, gg, gt);
+    GPU(affine_grid_backward, N, H, W, dgg, dgt);
+    gpu_expect_close(e, "affine_grid backward dtheta", dgt, gt, TOL_EXACTISH);
+
+    /* grid_sample on a random grid (points outside [-1, 1] too) and on the affine grid above */
+    for (int which = 0; which < 2; which++) {
+        int64_t Nn = which ? N : 2, C = 3, Hi = 10, Wi = 12, Ho = which ? H : 7, Wo = which ? W : 9;
+        Tensor *x = gh_rand(e, 2000 + which, -1, 1, DIMS(Nn, C, Hi, Wi));
+        Tensor *gr = which ? grid : gh_rand(e, 2010, -1.3f, 1.3f, DIMS(Nn, Ho, Wo, 2));
+        Tensor *y = gh(e, DTYPE_F32, DIMS(Nn, C, Ho, Wo));
+        Tensor *dxx = gd(e, x), *dgr = gd(e, gr), *dy = gd_nan_like(e, y);
+        CPU(grid_sample_forward, x, gr, y);
+        GPU(grid_sample_forward, dxx, dgr, dy);
+        gpu_expect_close(e, which ? "grid_sample forward on the affine grid (the patch crop)"
+                                  : "grid_sample forward, random grid incl. outside points",
+                         dy, y, TOL_EXACTISH);
+        Tensor *gy = gh_rand(e, 2020 + which, -1, 1, DIMS(Nn, C, Ho, Wo));
+        Tensor *gx = gh_rand(e, 2030 + which, -1, 1, DIMS(Nn, C, Hi, Wi));
+        Tensor *ggr = gh_rand(e, 2040 + which, -1, 1, DIMS(Nn, Ho, Wo, 2));
+        Tensor *dgy = gd(e, gy), *dgx = gd(e, gx), *dggr = gd(e, ggr);
+        CPU(grid_sample_backward, x, gr, gy, gx, ggr);
+        GPU(grid_sample_backward, dxx, dgr, dgy, dgx, dggr);
+        gpu_expect_close(e, "  backward dx (per-plane, CPU order)", dgx, gx, TOL_EXACTISH);
+        gpu_expect_close(e, "  backward dgrid", dggr, ggr, TOL_EXACTISH);
+    }
+    gpu_end(e);
+}
+
+/* ---- time ------------------------------------------------------------------------------- */
+
+static void test_time(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "temporal shift and linear interpolation along time");
+    int64_t N = 2, C = 8, HW = 15;
+    int T = 5, fold_div = 4;
+    Tensor *x = gh_rand(e, 2100, -1, 1, DIMS(N * T, C, 3, 5));
+    Tensor *y = gh_like(e, x), *dxx = gd(e, x), *dy = gd_nan_like(e, x);
+    CPU(temporal_shift_forward, N, T, C, HW, fold_div, x, y);
+    GPU(temporal_shift_forward, N, T, C, HW, fold_div, dxx, dy);
+    gpu_expect_close(e, "temporal_shift forward N2 T5 C8 fold_div 4", dy, y, TOL_EXACTISH);
+    Tensor *gy = gh_rand(e, 2110, -1, 1, DIMS(N * T, C, 3, 5)), *gx = gh_rand(e, 2120, -1, 1, DIMS(N * T, C, 3, 5));
+    Tensor *dgy = gd(e, gy), *dgx = gd(e, gx);
+    CPU(temporal_shift_backward, N, T, C, HW, fold_div, gy, gx);
+    GPU(temporal_shift_backward, N, T, C, HW, fold_div, dgy, dgx);
+    gpu_expect_close(e, "temporal_shift backward", dgx, gx, TOL_EXACTISH);
+
+    int lens[][2] = {{16, 48}, {48, 16}, {10, 10}, {5, 7}, {1, 4}};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        int Tin = lens[i][0], Tout = lens[i][1];
+        int64_t rows = 7;
+        Tensor *xi = gh_rand(e, 2200 + i, -1, 1, DIMS(rows, Tin)), *yi = gh(e, DTYPE_F32, DIMS(rows, Tout));
+        Tensor *dxi = gd(e, xi), *dyi = gd_nan_like(e, yi);
+        CPU(interp_linear_forward, rows, Tin, Tout, xi, yi);
+        GPU(interp_linear_forward, rows, Tin, Tout, dxi, dyi);
+        char what[96];
+        snprintf(what, sizeof what, "interp forward %d -> %d", Tin, Tout);
+        gpu_expect_close(e, what, dyi, yi, TOL_EXACTISH);
+        Tensor *gyi = gh_rand(e, 2300 + i, -1, 1, DIMS(rows, Tout)), *gxi = gh_rand(e, 2400 + i, -1, 1, DIMS(rows, Tin));
+        Tensor *dgyi = gd(e, gyi), *dgxi = gd(e, gxi);
+        CPU(interp_linear_backward, rows, Tin, Tout, gyi, gxi);
+        GPU(interp_linear_backward, rows, Tin, Tout, dgyi, dgxi);
+        snprintf(what, sizeof what, "interp backward %d -> %d", Tin, Tout);
+        gpu_expect_close(e, what, dgxi, gxi, TOL_EXACTISH);
+    }
+    gpu_end(e);
+}
+
+/* ---- dropout ---------------------------------------------------------------------------- */
+
+static void test_dropout_masks_bitwise(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "dropout: masks equal the CPU's bit for bit (same Philox stream)");
+    int64_t n = 100003;
+    float ps[] = {0.3f, 0.5f, 0.9f};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+        RngStream s = rng_stream(1234 + i, RNG_PURPOSE_DROPOUT, 7, 3);
+        Tensor *ones = gh(e, DTYPE_F32, DIMS(n));
+        for (int64_t k = 0; k < n; k++)
+            tensor_f32(ones)[k] = 1.0f;
+        Tensor *mask = gh_like(e, ones), *dones = gd(e, ones), *dmask = gd_nan_like(e, ones);
+        CPU(dropout_forward, ps[i], &s, ones, mask);
+        GPU(dropout_forward, ps[i], &s, dones, dmask);
+        char what[96];
+        snprintf(what, sizeof what, "dropout mask p=%.1f, %lld elements (forward of ones)", ps[i], (long long)n);
+        gpu_expect_equal(e, what, dmask, mask);
+        int64_t kept = 0;
+        for (int64_t k = 0; k < n; k++)
+            kept += tensor_f32(mask)[k] != 0.0f;
+        double frac = (double)kept / (double)n;
+        e->checks++;
+        bool sane = fabs(frac - (1.0 - ps[i])) < 0.01;
+        e->failures += !sane;
+        printf("  %s   kept fraction %.4f for p = %.1f\n", sane ? "ok  " : "FAIL", frac, ps[i]);
+
+        Tensor *x = gh_rand(e, 2500 + i, -2, 2, DIMS(n)), *y = gh_like(e, x), *dxx = gd(e, x), *dy = gd_nan_like(e, x);
+        CPU(dropout_forward, ps[i], &s, x, y);
+        GPU(dropout_forward, ps[i], &s, dxx, dy);
+        gpu_expect_equal(e, "  dropout forward of random x", dy, y);
+        Tensor *gy = gh_rand(e, 2600 + i, -1, 1, DIMS(n)), *gx = gh_rand(e, 2700 + i, -1, 1, DIMS(n));
+        Tensor *dgy = gd(e, gy), *dgx = gd(e, gx);
+        CPU(dropout_backward, ps[i], &s, gy, gx);
+        GPU(dropout_backward, ps[i], &s, dgy, dgx);
+        gpu_expect_equal(e, "  dropout backward (regenerated mask, accumulating)", dgx, gx);
+    }
+    gpu_end(e);
+}
+
+int test_group_cuda_ops(int *total)
+{
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory),         cmocka_unit_test(test_unary),
+        cmocka_unit_test(test_binary),         cmocka_unit_test(test_reduce),
+        cmocka_unit_test(test_batch_norm),     cmocka_unit_test(test_max_pool),
+        cmocka_unit_test(test_softmax),        cmocka_unit_test(test_gather),
+        cmocka_unit_test(test_spatial),        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_dropout_masks_bitwise),
+    };
+    return gpu_run_group("cuda_ops", tests, sizeof tests / sizeof tests[0], total);
+}
