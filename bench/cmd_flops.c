@@ -43,6 +43,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: focusbench flops --model NAME [--size N] [--width-mult W] [--base-width N] [--no-fc]\n"
+            "       focusbench flops --preset P [--csv FILE] ...   (a method's per-component and per-exit table;\n"
+            "                                                      see focusbench flops --preset P --help)\n"
             "                        [--num-classes K] [--tsm T] [--fold]\n\n"
             "Counts a backbone's cost on the meta backend (no data, the real model code) and prints the\n"
             "GFLOPs per stage of one frame in the paper's convention: %s.\n\n"
@@ -209,6 +211,10 @@ static bool run_meta(const FlopsArgs *a, int segments, int batch, FlopsRun *r, c
 
 int cmd_flops(int argc, char **argv)
 {
+    /* A whole method's cost table (Uni-AdaFocus presets) lives in cmd_flops_model.c. */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--preset") == 0 || strncmp(argv[i], "--preset=", 9) == 0)
+            return cmd_flops_model(argc, argv);
     FlopsArgs a;
     int rc = parse_args(argc, argv, &a);
     if (rc == -1) {

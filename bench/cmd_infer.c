@@ -36,7 +36,7 @@ static void usage(FILE *out)
     char names[512];
     fprintf(out,
             "usage: focusbench infer --preset NAME (--ckpt W.safetensors | --init-seed N) --input X.safetensors\n"
-            "                        [--dump OUT.safetensors] [--dump-features] [size overrides]\n\n"
+            "                        [--dump OUT.safetensors] [--dump-features] [--fold] [size overrides]\n\n"
             "Runs Uni-AdaFocus in eval mode (CPU) on the clip tensor `video` (B x T x 3 x S x S, normalised)\n"
             "of X and writes its decisions and outputs: glance_indices, glance_actions, actions,\n"
             "temporal_logits, temporal_weights, focus_indices, patch_boxes (y1, x1, h, w in pixels),\n"
@@ -46,7 +46,8 @@ static void usage(FILE *out)
             "  --init-seed N     no checkpoint: the model's random initial state from seed N\n"
             "  --input FILE      safetensors with the tensor `video`\n"
             "  --dump FILE       write the outputs there (atomically)\n"
-            "  --dump-features   also glance_pooled, local_pooled and the patches\n\n"
+            "  --dump-features   also glance_pooled, local_pooled and the patches\n"
+            "  --fold            fold the backbones' batch norms into their convs first (faster, same model)\n\n"
             "size overrides of the preset:\n",
             uaf_preset_names(names, sizeof names));
     const char *name, *help;
@@ -58,7 +59,7 @@ static void usage(FILE *out)
 
 typedef struct {
     const char *preset, *ckpt, *input, *dump;
-    bool have_seed, dump_features;
+    bool have_seed, dump_features, fold;
     unsigned long long seed;
     UafConfig cfg;
 } InferArgs;
@@ -88,8 +89,8 @@ static int parse_args(int argc, char **argv, InferArgs *a)
     char err[512];
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
-        if (strcmp(opt, "--dump-features") == 0) {
-            a->dump_features = true;
+        if (strcmp(opt, "--dump-features") == 0 || strcmp(opt, "--fold") == 0) {
+            *(strcmp(opt, "--fold") == 0 ? &a->fold : &a->dump_features) = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -231,6 +232,10 @@ int cmd_infer(int argc, char **argv)
         }
     } else {
         uaf_init(m, a.seed);
+    }
+    if (a.fold && !uaf_fold_batch_norm(ctx, m)) {
+        fprintf(stderr, "focusbench infer: %s\n", ctx_error_message(ctx));
+        goto done;
     }
     ctx_begin_pass(ctx);
     Tensor *video = load_video(ctx, a.input, c, err, sizeof err);

@@ -65,6 +65,19 @@ static int direction_from_name(const char *m)
     return 0;
 }
 
+/* Whether column cb of b and cc of c hold more than one distinct value between them. */
+static bool column_varies(const CsvTable *b, int cb, const CsvTable *c, int cc)
+{
+    const char *first = b->n_rows ? csv_table_cell(b, 0, cb) : c->n_rows ? csv_table_cell(c, 0, cc) : "";
+    for (int r = 0; r < b->n_rows; r++)
+        if (strcmp(csv_table_cell(b, r, cb), first) != 0)
+            return true;
+    for (int r = 0; r < c->n_rows; r++)
+        if (strcmp(csv_table_cell(c, r, cc), first) != 0)
+            return true;
+    return false;
+}
+
 /* The key columns: the given list (each must exist in both files), or the identifying columns
  * present in both. Returns the count, or -1 with err set. */
 static int resolve_keys(const CsvTable *b, const CsvTable *c, const char *list, int *kb, int *kc, char *desc,
@@ -103,15 +116,19 @@ static int resolve_keys(const CsvTable *b, const CsvTable *c, const char *list, 
         }
         return n;
     }
-    for (int i = 0; i < N_ID_COLUMNS && n < REGRESS_MAX_KEYS; i++) {
-        kb[n] = csv_table_col(b, ID_COLUMNS[i]);
-        kc[n] = csv_table_col(c, ID_COLUMNS[i]);
-        if (kb[n] >= 0 && kc[n] >= 0) {
+    /* The identifying columns present in both files; of those, only the ones that take more
+     * than one value (a device column that reads "cuda" on every row identifies nothing and
+     * would only clutter every key), unless none varies (then all of them). */
+    for (int pass = 0; pass < 2 && n == 0; pass++)
+        for (int i = 0; i < N_ID_COLUMNS && n < REGRESS_MAX_KEYS; i++) {
+            kb[n] = csv_table_col(b, ID_COLUMNS[i]);
+            kc[n] = csv_table_col(c, ID_COLUMNS[i]);
+            if (kb[n] < 0 || kc[n] < 0 || (pass == 0 && !column_varies(b, kb[n], c, kc[n])))
+                continue;
             size_t len = strlen(desc);
             snprintf(desc + len, desc_cap - len, "%s%s", n ? "," : "", ID_COLUMNS[i]);
             n++;
         }
-    }
     if (n == 0) {
         set_err(err, cap, "%s and %s share none of the usual key columns (method, layer, kernel, batch, ...): "
                           "name them with --key", b->source, c->source);
@@ -322,7 +339,7 @@ void regress_print(FILE *out, const RegressResult *r)
         if (!isnan(row->base) && !isnan(row->cur) && row->base != 0)
             snprintf(chg, sizeof chg, "%+.1f%%", 100 * (row->cur - row->base) / fabs(row->base));
         if (!isnan(row->threshold) && row->base != 0)
-            snprintf(thr, sizeof thr, "±%.1f%%", 100 * row->threshold / fabs(row->base));
+            snprintf(thr, sizeof thr, "%.1f%%", 100 * row->threshold / fabs(row->base));
         const char *v = regress_verdict_name(row->verdict);
         fprintf(out, "%-*.*s %11s %11s %9s %10s  %s%s%s\n", kw, kw, row->key, b, c, chg, thr,
                 row->verdict == REGRESS_REGRESSION ? "REGRESSION" : v, row->noisy ? " (noisy)" : "",

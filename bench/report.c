@@ -652,13 +652,22 @@ static bool gen_match_budget(Gen *g, const Spec *s, FILE *out)
                 bl[j] = i;
             }
         if (ok && nb == 0) {
-            fprintf(out, "*(No rows of %s in ", baseline);
+            fputs("*(No rows of ", out);
+            md_cell(out, baseline, false, digits);
+            fputs(" in ", out);
             md_code(out, shown);
             fputs(".)*\n", out);
         } else if (ok) {
-            fprintf(out, "| %s: %s | %s: %s | %s: best %s at ≤ that cost | %s: its %s | difference |\n"
-                         "|---:|---:|---:|---:|---:|\n",
-                    baseline, t.names[cx], baseline, t.names[cy], method, t.names[cy], method, t.names[cx]);
+            /* The header names the two methods (escaped: ids may hold any character). */
+            const char *who[4] = {baseline, baseline, method, method};
+            const char *what[4] = {": ", ": ", ": best ", ": its "};
+            const char *col[4] = {t.names[cx], t.names[cy], t.names[cy], t.names[cx]};
+            for (int h = 0; h < 4; h++) {
+                fputs("| ", out);
+                md_cell(out, who[h], false, digits);
+                fprintf(out, "%s%s%s ", what[h], col[h], h == 2 ? " at ≤ that cost" : "");
+            }
+            fputs("| difference |\n|---:|---:|---:|---:|---:|\n", out);
             int wins = 0, compared = 0;
             double sum = 0;
             for (int b = 0; b < nb; b++) {
@@ -687,8 +696,11 @@ static bool gen_match_budget(Gen *g, const Spec *s, FILE *out)
             }
             char mean[64];
             fmt_sig(compared ? sum / compared : 0, 3, mean, sizeof mean);
-            fprintf(out, "\nAt equal or lower %s, %s is more accurate than %s at %d of %d budgets", t.names[cx],
-                    method, baseline, wins, nb);
+            fprintf(out, "\nAt equal or lower %s, ", t.names[cx]);
+            md_cell(out, method, false, digits);
+            fputs(" is more accurate than ", out);
+            md_cell(out, baseline, false, digits);
+            fprintf(out, " at %d of %d budgets", wins, nb);
             if (compared)
                 fprintf(out, " (mean difference %s%s points of %s)", sum > 0 ? "+" : "", mean, t.names[cy]);
             if (compared < nb)

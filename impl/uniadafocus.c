@@ -166,6 +166,11 @@ void uaf_init(UafModel *m, uint64_t seed)
     exit_classifier_init(&m->classifier, seed);
 }
 
+bool uaf_fold_batch_norm(Ctx *ctx, UafModel *m)
+{
+    return mobilenet_v2_fold_batch_norm(ctx, m->global_cnn) && resnet_fold_batch_norm(ctx, m->local_cnn);
+}
+
 UafParamGroup uaf_param_group(const char *key)
 {
     static const struct {
@@ -293,9 +298,12 @@ static Tensor *gather_frames(Ctx *ctx, Tensor *video, Tensor *idx)
     return op_reshape(ctx, f, 4, (int64_t[]){f->shape[0] * f->shape[1], 3, f->shape[3], f->shape[4]});
 }
 
+static const UafForwardOptions NO_OPTIONS = {0};
+
 bool uaf_glance(Ctx *ctx, const UafModel *m, Tensor *video, const UafForwardOptions *opt, UafOutput *out)
 {
     memset(out, 0, sizeof *out);
+    opt = opt ? opt : &NO_OPTIONS;
     if (!check_video(ctx, m, video))
         return false;
     const UafConfig *c = &m->cfg;
@@ -349,6 +357,7 @@ bool uaf_policies(Ctx *ctx, const UafModel *m, UafOutput *out)
 
 bool uaf_select_focus(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt, UafOutput *out)
 {
+    opt = opt ? opt : &NO_OPTIONS;
     if (!ctx_ok(ctx))
         return false;
     const UafConfig *c = &m->cfg;
@@ -388,6 +397,7 @@ bool uaf_select_focus(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt,
 bool uaf_focus(Ctx *ctx, const UafModel *m, Tensor *video, Tensor *focus_idx, Tensor *const *actions_T, int n_sets,
                Tensor *glance_pooled, const UafForwardOptions *opt, UafFocusOutput *outs)
 {
+    opt = opt ? opt : &NO_OPTIONS;
     if (n_sets >= 1)
         memset(outs, 0, (size_t)n_sets * sizeof *outs);
     if (!check_video(ctx, m, video))
@@ -477,9 +487,6 @@ Tensor *uaf_spatial_aux_logits(Ctx *ctx, const UafModel *m, Tensor *glance_featu
 
 bool uaf_forward(Ctx *ctx, const UafModel *m, Tensor *video, const UafForwardOptions *opt, UafOutput *out)
 {
-    UafForwardOptions def = {0};
-    if (!opt)
-        opt = &def;
     if (!uaf_glance(ctx, m, video, opt, out) || !uaf_policies(ctx, m, out) || !uaf_select_focus(ctx, m, opt, out))
         return false;
     Tensor *acts[1] = {out->actions};

@@ -103,6 +103,11 @@ void uaf_destroy(UafModel *m);
  * backbones, PyTorch defaults of everything else (policies, heads, classifier). */
 void uaf_init(UafModel *m, uint64_t seed);
 
+/* Folds the backbones' batch norms into their convolutions (impl/backbone_common.h) for faster
+ * eval-mode inference; the policies and the classifier keep theirs (a negligible share). The
+ * counted MACs do not change. A folded model is for inference only: do not train or save it. */
+bool uaf_fold_batch_norm(Ctx *ctx, UafModel *m);
+
 /* Which learning-rate group a parameter belongs to (the official get_optim_policies). */
 typedef enum {
     UAF_GROUP_TEMPORAL_POLICY = 0, /* lr × temporal_lr_ratio (0.2) */
@@ -147,7 +152,8 @@ typedef struct {
     UafFocusOutput focus;     /* the policy's patch set */
 } UafOutput;
 
-/* video: (B, T, 3, S, S) normalised frames. Runs every stage; returns ctx_ok(ctx). */
+/* video: (B, T, 3, S, S) normalised frames. Runs every stage; returns ctx_ok(ctx). opt may be NULL
+ * (no aux logits, step 0) here and in every stage below. */
 bool uaf_forward(Ctx *ctx, const UafModel *m, Tensor *video, const UafForwardOptions *opt, UafOutput *out);
 
 /* Stage 1: glance frames → features, pooled, (aux) logits. Fills out->B, the glance indices and
@@ -158,7 +164,7 @@ bool uaf_policies(Ctx *ctx, const UafModel *m, UafOutput *out);
 /* Stage 4: focus indices from w_T on the host (uniform weights on the meta backend, which has no
  * data); fills focus_idx(_host). */
 bool uaf_select_focus(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt, UafOutput *out);
-/* Stage 5–6 for n_sets patch sets (1 at test; 2 in training: the policy's and the random one):
+/* Stage 5–6 for n_sets (1 … 8) patch sets (1 at test; 2 in training: the policy's and the random one):
  * the candidates focus_idx (B, F) cropped from video with each set's actions_T[s] (B, T, 4)
  * (detached here) → ONE local-CNN pass over all sets' patches (the official
  * `images[focus_indices].repeat(2)` batch, so training batch norms see both sets together) →

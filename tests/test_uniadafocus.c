@@ -716,6 +716,20 @@ static void test_tiny_model_forward(void **state)
     assert_memory_equal(first, tensor_f32(out.focus.cls.exit_logits), (size_t)B * (F + 1) * C * sizeof *first);
     free(first);
 
+    /* folding the backbones' batch norms changes neither the outputs (beyond rounding) nor the count */
+    float *unfolded = malloc((size_t)B * (F + 1) * C * sizeof *unfolded);
+    memcpy(unfolded, tensor_f32(out.focus.cls.exit_logits), (size_t)B * (F + 1) * C * sizeof *unfolded);
+    UafModel *folded = tiny_model(BACKEND_CPU, false, 5);
+    assert_true(uaf_fold_batch_norm(ctx, folded));
+    ctx_begin_pass(ctx);
+    ctx_reset_counters(ctx);
+    assert_true(uaf_forward(ctx, folded, video, NULL, &out));
+    tassert_close(tensor_f32(out.focus.cls.exit_logits), unfolded, (int64_t)B * (F + 1) * C, 1e-4, 1e-4,
+                  "BN-folded model");
+    assert_true(ctx_total_macs(ctx) == cpu_macs);
+    free(unfolded);
+    uaf_destroy(folded);
+
     /* the same code on the meta backend counts the same MACs */
     UafModel *mm = tiny_model(BACKEND_META, false, 5);
     Ctx *meta = ctx_create(BACKEND_META, 1);
@@ -796,7 +810,7 @@ static void test_tiny_model_training_tape(void **state)
     Tensor *rnd = uaf_random_actions(ctx, m, 2, 4);
     assert_non_null(rnd);
     const float *ra = tensor_f32(rnd);
-    float size = (float)((32.0 - m->cfg.box_min) / (m->cfg.box_max - m->cfg.box_min));
+    float size = (float)((32.0 - m->cfg.box_min) / ((double)m->cfg.box_max - m->cfg.box_min));
     for (int i = 0; i < 2 * m->cfg.frames; i++) {
         assert_true(ra[4 * i] >= 0 && ra[4 * i] < 1 && ra[4 * i + 1] >= 0 && ra[4 * i + 1] < 1);
         assert_true(ra[4 * i + 2] == size && ra[4 * i + 3] == size);

@@ -7,6 +7,9 @@
  * Reference (cpu_conv_*_ref): the definition written as direct loops, accumulating in double.
  *
  * Fast path (cpu_conv_forward/backward unless ctx->cpu_reference):
+ *  - forward of dense (non-depthwise) convs with more than one tap: oneDNN's direct convolution
+ *    on its blocked layout (cpu_conv_dnnl.c) in a build with oneDNN; the paths below otherwise,
+ *    and for the backward pass.
  *  - general: vol2col + GEMM per group. The columns of `nb` samples sit side by side,
  *    col (C/groups·kt·kh·kw, nb·P) with P = To·Ho·Wo, so small feature maps still give GEMMs
  *    wide enough to use the vector units; y_g = W_g · col. Backward: dW_g += dY_g · colᵀ (one
@@ -29,6 +32,7 @@
 #include <omp.h>
 #endif
 
+#include "cpu_conv_dnnl.h"
 #include "cpu_gemm.h"
 #include "cpu_kernels.h"
 
@@ -1133,6 +1137,10 @@ void cpu_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor
         return;
     }
     const float *pb = b ? tensor_f32(b) : NULL;
+    /* oneDNN first where it takes the geometry (dense, more than one tap; see cpu_conv_dnnl.h);
+     * it returns false, y untouched, where it declines */
+    if (cpu_conv_dnnl_suits(g) && cpu_conv_dnnl_forward(ctx, g, tensor_f32(x), tensor_f32(w), pb, tensor_f32(y)))
+        return;
     if (is_depthwise(g) && dwb_suits(g))
         dwb_forward(ctx, g, tensor_f32(x), tensor_f32(w), pb, tensor_f32(y));
     else if (is_depthwise(g))

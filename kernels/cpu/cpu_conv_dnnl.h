@@ -22,6 +22,7 @@
 #define FOCUSBENCH_CPU_CONV_DNNL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "../backend.h"
 
@@ -36,11 +37,12 @@ bool cpu_conv_dnnl_suits(const ConvGeom *g);
  * oneDNN call failing) then sets the context's error. */
 bool cpu_conv_dnnl_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b, float *y);
 
-/* oneDNN's implementation name for this geometry, e.g. "brgconv:avx512_core" (creating the
- * primitive if needed), or NULL when the path does not take it. For reports (bench-ops). */
-const char *cpu_conv_dnnl_impl(const ConvGeom *g, bool bias);
+/* Writes oneDNN's implementation name for this geometry into buf, e.g. "brgconv:avx512_core"
+ * (creating the primitive if needed) and returns true; false (buf "") when the path does not
+ * take the geometry. For reports (bench-ops, tests). */
+bool cpu_conv_dnnl_impl(const ConvGeom *g, bool bias, char *buf, size_t cap);
 
-/* "oneDNN 2.6.3", or NULL in a build without oneDNN. */
+/* "oneDNN 2.6.3" (the headers built against), or NULL in a build without oneDNN. */
 const char *cpu_conv_dnnl_version(void);
 
 #endif
