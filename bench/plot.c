@@ -757,8 +757,8 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
         fprintf(gp, " %d", b);
     }
     fprintf(gp, ") scale 0%s\n", longest * (size_t)n_bars > 90 ? " rotate by -30" : "");
-    if (n_segs > 1)
-        fprintf(gp, "set key outside right top box samplen 2 spacing 1.2\n");
+    if (n_segs > 1) /* stacked: the legend lists the segments top-down, as they are stacked */
+        fprintf(gp, "set key outside right top box samplen 2 spacing 1.2%s\n", stacked ? " invert" : "");
     else
         fprintf(gp, "unset key\n");
     write_styles(gp, n_segs);

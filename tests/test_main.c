@@ -20,6 +20,7 @@
     X(uniadafocus)  \
     X(train)        \
     X(exit)         \
+    X(baselines)    \
     X(csv)          \
     X(plot)         \
     X(regress)      \
