@@ -33,6 +33,7 @@
 #include "bench/cli.h"
 #include "bench/version_info.h"
 #include "kernels/context.h"
+#include "kernels/cpu/cpu_conv_dnnl.h"
 #include "kernels/cpu/cpu_peak.h"
 #include "kernels/ops.h"
 #include "kernels/tape.h"
@@ -578,6 +579,34 @@ typedef struct {
     double start, end, best;
 } Peak;
 
+/* Which kernel ran each conv layer's forward pass: oneDNN (its implementation name) where
+ * cpu_conv_dnnl takes the geometry, else cpu_conv.c's direct depthwise or im2col + GEMM paths
+ * (the dispatch order of cpu_conv_forward). The backward pass always runs cpu_conv.c. */
+static void print_conv_paths(const Options *o, const Result *res, int n)
+{
+    const char *dnnl = cpu_conv_dnnl_version();
+    printf("\nconv forward paths (%s; FOCUSBENCH_CONV_DNNL=0 turns oneDNN off):\n",
+           dnnl ? dnnl : "built without oneDNN");
+    for (int i = 0; i < n; i++) {
+        const LayerSpec *L = res[i].layer;
+        if (L->kind != LAYER_CONV || strcmp(res[i].pass, "fwd") != 0)
+            continue;
+        ConvGeom g = {.N = o->batch, .C = L->cin, .K = L->cout, .T = 1, .H = L->h, .W = L->w, .kt = 1,
+                      .kh = L->ksize, .kw = L->ksize, .To = 1, .Ho = conv_out_size(L->h, L->ksize, L->stride, L->pad),
+                      .Wo = conv_out_size(L->w, L->ksize, L->stride, L->pad), .st = 1, .sh = L->stride,
+                      .sw = L->stride, .ph = L->pad, .pw = L->pad, .dt = 1, .dh = 1, .dw = 1, .groups = L->groups};
+        char impl[64];
+        if (o->reference)
+            printf("  %-22s reference loops\n", L->name);
+        else if (cpu_conv_dnnl_impl(&g, true, impl, sizeof impl))
+            printf("  %-22s oneDNN %s (NCHW <-> blocked reorders included in the time)\n", L->name, impl);
+        else if (L->groups == L->cin && L->cout == L->cin)
+            printf("  %-22s direct depthwise kernel\n", L->name);
+        else
+            printf("  %-22s im2col + GEMM (%s)\n", L->name, blas_core_name());
+    }
+}
+
 static void print_table(const Options *o, const Result *res, int n, const Peak *peak)
 {
     printf(ROW_FMT_HEAD, "layer", "shape", "pass", "median_ms", "iqr_ms", "min_ms", "runs", "GFLOP/s", "%peak");
@@ -749,6 +778,7 @@ int cmd_bench_ops(int argc, char **argv)
     printf("timing: %d warm-up run(s), then >= %d runs and >= %.2f s per layer; arenas frozen while timing\n\n",
            o.warmup, o.repeats, o.min_time);
     print_table(&o, results, n_results, &peak);
+    print_conv_paths(&o, results, n_results);
     fflush(stdout);
 
     if (o.csv_path && !write_csv(o.csv_path, &o, results, n_results, &peak))

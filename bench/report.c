@@ -211,36 +211,37 @@ static void md_code(FILE *f, const char *s)
     fputc('`', f);
 }
 
-/* The distinct non-empty values of col among rows, joined by "; " (at most `max` listed). */
+/* The distinct non-empty values of col among rows, joined by "; " (at most `max` listed). Cost
+ * rows × distinct values, so a per-kernel CSV with one device in it stays cheap. */
 static void distinct_values(const CsvTable *t, const bool *keep, const char *col, int max, char *out, size_t cap)
 {
     out[0] = '\0';
-    int c = csv_table_col(t, col), shown = 0, more = 0;
-    if (c < 0)
+    int c = csv_table_col(t, col);
+    if (c < 0 || t->n_rows == 0)
         return;
+    const char **seen = malloc((size_t)t->n_rows * sizeof *seen);
+    if (!seen)
+        return;
+    int n_seen = 0;
     for (int r = 0; r < t->n_rows; r++) {
         if (keep && !keep[r])
             continue;
         const char *v = csv_table_cell(t, r, c);
-        if (!v[0])
-            continue;
-        bool seen = false;
-        for (int q = 0; q < r && !seen; q++)
-            seen = (!keep || keep[q]) && strcmp(csv_table_cell(t, q, c), v) == 0;
-        if (seen)
-            continue;
-        if (shown == max) {
-            more++;
-            continue;
-        }
-        size_t len = strlen(out);
-        snprintf(out + len, cap - len, "%s%s", shown ? "; " : "", v);
-        shown++;
+        bool dup = !v[0];
+        for (int q = 0; q < n_seen && !dup; q++)
+            dup = strcmp(seen[q], v) == 0;
+        if (!dup)
+            seen[n_seen++] = v;
     }
-    if (more) {
+    for (int q = 0; q < n_seen && q < max; q++) {
         size_t len = strlen(out);
-        snprintf(out + len, cap - len, " (and %d more)", more);
+        snprintf(out + len, cap - len, "%s%s", q ? "; " : "", seen[q]);
     }
+    if (n_seen > max) {
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, " (and %d more)", n_seen - max);
+    }
+    free(seen);
 }
 
 /* "*Source: `results/x.csv`, written by `focusbench ...` (focusbench git abc, device).*" */
@@ -514,11 +515,13 @@ static bool gen_env(Gen *g, const Spec *s, FILE *out)
         {"seed", "seed", false},
         {"command", "command", true},
     };
+    int listed = 0;
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
         char v[2400];
         distinct_values(&t, NULL, items[i].col, 4, v, sizeof v);
         if (!v[0])
             continue;
+        listed++;
         fprintf(out, "- %s: ", items[i].label);
         if (items[i].code)
             md_code(out, v);
@@ -526,6 +529,8 @@ static bool gen_env(Gen *g, const Spec *s, FILE *out)
             md_cell(out, v, false, 4);
         fputc('\n', out);
     }
+    if (!listed)
+        fputs("*(The file has no environment columns: it was not written by focusbench's CSV writer.)*\n", out);
     fputs("\n*Source: ", out);
     md_code(out, shown);
     fputs(".*\n", out);

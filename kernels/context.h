@@ -21,9 +21,10 @@ typedef struct BackendOps BackendOps;
 typedef struct Tape Tape;
 
 /* The FLOP convention of DESIGN.md §4: multiply-accumulates of every conv and linear layer (bias
- * not counted) plus one per batch-norm channel; everything else 0. Its name goes with every
- * figure printed or written. */
-#define FLOP_CONVENTION "paper-macs (conv/linear MACs, no bias, +1 per BN channel)"
+ * not counted) plus one per batch-norm channel per sample (N·C: that is how the official
+ * per-frame constants count it); everything else 0. Its name goes with every figure printed or
+ * written. */
+#define FLOP_CONVENTION "paper-macs (conv/linear MACs, no bias, +1 per BN channel per sample)"
 
 enum { CTX_MAX_SCOPES = 64, CTX_SCOPE_NAME = 48, CTX_SCOPE_DEPTH = 8, CTX_ERROR_LEN = 512 };
 

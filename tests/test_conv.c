@@ -1,8 +1,9 @@
-/* test_conv.c — conv1d/2d/3d: CPU fast paths (vol2col + GEMM, pointwise, depthwise) against the
- * reference loops, finite-difference gradients through the ops, MAC counts on the meta backend,
- * argument errors, scratch use and run-to-run bit-identity. */
+/* test_conv.c — conv1d/2d/3d: CPU fast paths (oneDNN, vol2col + GEMM, pointwise, depthwise)
+ * against the reference loops, finite-difference gradients through the ops, MAC counts on the
+ * meta backend, argument errors, scratch use and run-to-run bit-identity. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -11,6 +12,7 @@
 
 #include "kernels/arena.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_conv_dnnl.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "test_util.h"
 
@@ -423,8 +425,232 @@ static void test_conv_runs_are_bit_identical(void **state)
 #endif
 }
 
+/* ---- the oneDNN path (cpu_conv_dnnl.c) ---------------------------------------------------- */
+
+/* Dense geometries oneDNN takes: channel counts off its 16-channel blocks (padded blocks),
+ * strides, padding, dilation, groups, 1-D and 3-D, with and without bias.
+ *                name                              N  C   K  grp T  H   W  kt kh kw st sh sw pt ph pw dt dh dw bias */
+static const ConvCase DNNL_CASES[] = {
+    {"3x3 s1 p1, 20->24 ch (padded blocks)",   2, 20, 24, 1, 1, 13, 11, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"3x3 s2 p1 odd sizes, no bias",           3, 5,  6,  1, 1, 11, 10, 1, 3, 3, 1, 2, 2, 0, 1, 1, 1, 1, 1, false},
+    {"7x7 s2 p3 stem (3 ch)",                  2, 3,  16, 1, 1, 23, 21, 1, 7, 7, 1, 2, 2, 0, 3, 3, 1, 1, 1, true},
+    {"5x5 s1 p2, no bias",                     1, 8,  7,  1, 1, 9,  12, 1, 5, 5, 1, 1, 1, 0, 2, 2, 1, 1, 1, false},
+    {"3x3 p0, 16->32 ch (whole blocks)",       2, 16, 32, 1, 1, 8,  9,  1, 3, 3, 1, 1, 1, 0, 0, 0, 1, 1, 1, true},
+    {"3x3 dilation (2, 3) p(2, 3)",            2, 6,  5,  1, 1, 12, 13, 1, 3, 3, 1, 1, 1, 0, 2, 3, 1, 2, 3, true},
+    {"3x3 s2 dilation 2",                      1, 4,  4,  1, 1, 15, 14, 1, 3, 3, 1, 2, 2, 0, 2, 2, 1, 2, 2, false},
+    {"kernel covers the input (1x1 out)",      2, 5,  3,  1, 1, 7,  7,  1, 7, 7, 1, 1, 1, 0, 0, 0, 1, 1, 1, true},
+    {"3x3 p1 on a 1x1 map",                    2, 8,  8,  1, 1, 1,  1,  1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"1x3 kernel, stride (1, 2)",              2, 6,  10, 1, 1, 5,  12, 1, 1, 3, 1, 1, 2, 0, 0, 1, 1, 1, 1, true},
+    {"groups 2 (4 ch each)",                   2, 8,  12, 2, 1, 9,  10, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+    {"groups 4 s2, no bias",                   2, 16, 8,  4, 1, 10, 9,  1, 3, 3, 1, 2, 2, 0, 1, 1, 1, 1, 1, false},
+    {"1d k3 p1",                               2, 32, 16, 1, 1, 1,  20, 1, 1, 3, 1, 1, 1, 0, 0, 1, 1, 1, 1, true},
+    {"1d k5 s2 dilation 2",                    1, 7,  9,  1, 1, 1,  31, 1, 1, 5, 1, 1, 2, 0, 0, 3, 1, 1, 2, false},
+    {"3d 3x3x3 s(1,2,1) p(1,1,0)",             2, 4,  8,  1, 5, 6,  7,  3, 3, 3, 1, 2, 1, 1, 1, 0, 1, 1, 1, true},
+    {"3d (3,1,1) temporal, no bias",           2, 6,  4,  1, 6, 3,  4,  3, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, false},
+    {"3d (1,7,7) whole map",                   2, 16, 4,  1, 3, 7,  7,  1, 7, 7, 1, 1, 1, 0, 0, 0, 1, 1, 1, true},
+};
+enum { N_DNNL_CASES = sizeof DNNL_CASES / sizeof DNNL_CASES[0] };
+
+static void set_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+static int get_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Leaves ctx->scratch as one block of `bytes` whose contents are NaN: oneDNN's blocked copies
+ * and scratchpad then land on NaN, so padding it does not zero, or outputs it does not write,
+ * show up as NaN. Two rounds: the first reset replaces the growth block by a fresh one. */
+static void poison_scratch(Ctx *ctx, size_t bytes)
+{
+    for (int round = 0; round < 2; round++) {
+        void *p = arena_alloc(&ctx->scratch, bytes);
+        assert_non_null(p);
+        memset(p, 0xff, bytes); /* 0xffffffff is a NaN */
+        arena_reset(&ctx->scratch);
+    }
+}
+
+/* The oneDNN path against the reference on every DNNL_CASES geometry, on 1 and 2 threads (one
+ * primitive each). Tolerance 1e-5 absolute + 1e-5 relative, the fp32 forward tolerance of
+ * DESIGN §8: the reference sums in double, oneDNN in fp32 in its own order (at most 180 products
+ * of magnitude <= 0.5 here, so its rounding error stays near 1e-6). Also checks that the op
+ * dispatch (cpu_conv_forward) runs this path: its output is bit-identical. */
+static void test_conv_dnnl_matches_reference(void **state)
+{
+    if (!cpu_conv_dnnl_version())
+        skip(); /* a build without oneDNN (the GPU machines): the fallback test covers the dispatch */
+    int saved = get_threads();
+    Ctx *ctx = tctx(1);
+    for (int threads = 1; threads <= 2; threads++) {
+        set_threads(threads);
+        for (int i = 0; i < N_DNNL_CASES; i++) {
+            const ConvCase *c = &DNNL_CASES[i];
+            ConvGeom g = case_geom(c);
+            CaseData d = case_data(c, &g, 2000 + (uint64_t)i * 10);
+            Tensor *y_ref = TT(c->N, c->K, g.To, g.Ho, g.Wo), *y = TT(c->N, c->K, g.To, g.Ho, g.Wo);
+            Tensor *y_disp = TT(c->N, c->K, g.To, g.Ho, g.Wo);
+            char impl[64];
+            if (!cpu_conv_dnnl_impl(&g, c->bias, impl, sizeof impl))
+                fail_msg("%s: oneDNN declined a dense geometry (impl \"%s\")", c->name, impl);
+            cpu_conv_forward_ref(ctx, &g, d.x, d.w, d.b, y_ref);
+            poison_scratch(ctx, (size_t)1 << 22);
+            fill_nan(y);
+            assert_true(cpu_conv_dnnl_forward(ctx, &g, tensor_f32(d.x), tensor_f32(d.w),
+                                              d.b ? tensor_f32(d.b) : NULL, tensor_f32(y)));
+            if (!ctx_ok(ctx))
+                fail_msg("%s: %s", c->name, ctx_error_message(ctx));
+            assert_int_equal(ctx->scratch.used, 0);
+            char what[160];
+            snprintf(what, sizeof what, "oneDNN forward (%s, %d thread(s)), %s", impl, threads, c->name);
+            tassert_close(tensor_f32(y), tensor_f32(y_ref), tensor_numel(y_ref), 1e-5, 1e-5, what);
+            fill_nan(y_disp);
+            cpu_conv_forward(ctx, &g, d.x, d.w, d.b, y_disp);
+            assert_true(ctx_ok(ctx));
+            if (memcmp(y->data, y_disp->data, tensor_bytes(y)) != 0)
+                fail_msg("%s: cpu_conv_forward did not take the oneDNN path", c->name);
+            ttensor_free(y_ref);
+            ttensor_free(y);
+            ttensor_free(y_disp);
+            case_free(&d);
+        }
+    }
+    ctx_destroy(ctx);
+    set_threads(saved);
+}
+
+/* Depthwise and 1×1 convs stay on cpu_conv.c's kernels, and FOCUSBENCH_CONV_DNNL=0 turns the
+ * path off: the call then declines without touching y or setting an error. */
+static void test_conv_dnnl_declines(void **state)
+{
+    static const ConvCase declined[] = {
+        {"depthwise 3x3", 2, 8, 8, 8, 1, 9, 9, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+        {"1x1 pointwise", 2, 8, 16, 1, 1, 9, 9, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, true},
+        {"1x1 stride 2", 2, 8, 16, 1, 1, 9, 9, 1, 1, 1, 1, 2, 2, 0, 0, 0, 1, 1, 1, false},
+    };
+    Ctx *ctx = tctx(1);
+    for (size_t i = 0; i < sizeof declined / sizeof declined[0] + 1; i++) {
+        bool env_off = i == sizeof declined / sizeof declined[0]; /* last round: a dense 3x3, switched off */
+        const ConvCase *c = env_off ? &DNNL_CASES[0] : &declined[i];
+        if (env_off)
+            assert_int_equal(setenv("FOCUSBENCH_CONV_DNNL", "0", 1), 0);
+        ConvGeom g = case_geom(c);
+        CaseData d = case_data(c, &g, 3000);
+        Tensor *y = TT(c->N, c->K, g.To, g.Ho, g.Wo);
+        fill_nan(y);
+        char impl[64];
+        assert_false(cpu_conv_dnnl_suits(&g));
+        assert_false(cpu_conv_dnnl_impl(&g, c->bias, impl, sizeof impl));
+        assert_string_equal(impl, "");
+        assert_false(cpu_conv_dnnl_forward(ctx, &g, tensor_f32(d.x), tensor_f32(d.w), d.b ? tensor_f32(d.b) : NULL,
+                                           tensor_f32(y)));
+        assert_true(ctx_ok(ctx));
+        assert_true(isnan(tensor_f32(y)[0]) && isnan(tensor_f32(y)[tensor_numel(y) - 1]));
+        ttensor_free(y);
+        case_free(&d);
+    }
+    assert_int_equal(unsetenv("FOCUSBENCH_CONV_DNNL"), 0);
+    if (cpu_conv_dnnl_version()) {
+        ConvGeom g = case_geom(&DNNL_CASES[0]);
+        assert_true(cpu_conv_dnnl_suits(&g)); /* back on */
+    }
+    ctx_destroy(ctx);
+}
+
+/* With the oneDNN path switched off the dispatch falls back to im2col + GEMM (what a build
+ * without oneDNN runs), which must match the reference on the same geometries. */
+static void test_conv_dnnl_fallback_matches_reference(void **state)
+{
+    assert_int_equal(setenv("FOCUSBENCH_CONV_DNNL", "0", 1), 0);
+    Ctx *ctx = tctx(1);
+    for (int i = 0; i < N_DNNL_CASES; i++) {
+        const ConvCase *c = &DNNL_CASES[i];
+        ConvGeom g = case_geom(c);
+        CaseData d = case_data(c, &g, 4000 + (uint64_t)i * 10);
+        Tensor *y_ref = TT(c->N, c->K, g.To, g.Ho, g.Wo), *y = TT(c->N, c->K, g.To, g.Ho, g.Wo);
+        cpu_conv_forward_ref(ctx, &g, d.x, d.w, d.b, y_ref);
+        fill_nan(y);
+        cpu_conv_forward(ctx, &g, d.x, d.w, d.b, y);
+        assert_true(ctx_ok(ctx));
+        char what[160];
+        snprintf(what, sizeof what, "fallback forward, %s", c->name);
+        tassert_close(tensor_f32(y), tensor_f32(y_ref), tensor_numel(y_ref), 1e-5, 1e-5, what);
+        ttensor_free(y_ref);
+        ttensor_free(y);
+        case_free(&d);
+    }
+    ctx_destroy(ctx);
+    assert_int_equal(unsetenv("FOCUSBENCH_CONV_DNNL"), 0);
+}
+
+/* After the first call with a shape, the scratch arena is sized: frozen, further calls (2
+ * threads, so every parallel loop engages) succeed, allocate nothing from the system and give
+ * bit-identical outputs. A frozen arena too small for the blocked copies is a clear error. */
+static void test_conv_dnnl_plans_scratch_and_repeats_bitwise(void **state)
+{
+    if (!cpu_conv_dnnl_version())
+        skip();
+    int saved = get_threads();
+    set_threads(2);
+    static const ConvCase layers[] = {
+        {"3x3 s1 p1 48->64", 4, 48, 64, 1, 1, 14, 14, 1, 3, 3, 1, 1, 1, 0, 1, 1, 1, 1, 1, true},
+        {"7x7 s2 p3 3->32", 2, 3, 32, 1, 1, 40, 38, 1, 7, 7, 1, 2, 2, 0, 3, 3, 1, 1, 1, true},
+        {"3x3 groups 2 s2", 2, 32, 32, 2, 1, 17, 17, 1, 3, 3, 1, 2, 2, 0, 1, 1, 1, 1, 1, false},
+    };
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
+        const ConvCase *c = &layers[i];
+        ConvGeom g = case_geom(c);
+        CaseData d = case_data(c, &g, 5000 + i);
+        Tensor *y[3];
+        Ctx *ctx = tctx(1);
+        for (int run = 0; run < 3; run++) {
+            y[run] = TT(c->N, c->K, g.To, g.Ho, g.Wo);
+            fill_nan(y[run]);
+            size_t allocs = ctx->scratch.system_allocs;
+            cpu_conv_forward(ctx, &g, d.x, d.w, d.b, y[run]);
+            if (!ctx_ok(ctx))
+                fail_msg("%s, run %d: %s", c->name, run, ctx_error_message(ctx));
+            assert_int_equal(ctx->scratch.used, 0);
+            if (run == 0) {
+                arena_reset(&ctx->scratch); /* as ctx_begin_pass: one block of the high-water size */
+                arena_freeze(&ctx->scratch, true);
+            } else {
+                assert_int_equal(ctx->scratch.system_allocs, allocs);
+                if (memcmp(y[run]->data, y[0]->data, tensor_bytes(y[0])) != 0)
+                    fail_msg("%s: run %d differs from run 0", c->name, run);
+            }
+        }
+        ctx_destroy(ctx);
+        /* the same layer on a fresh context whose scratch is frozen empty */
+        ctx = tctx(1);
+        arena_freeze(&ctx->scratch, true);
+        cpu_conv_forward(ctx, &g, d.x, d.w, d.b, y[1]);
+        assert_false(ctx_ok(ctx));
+        if (!strstr(ctx_error_message(ctx), "oneDNN") || !strstr(ctx_error_message(ctx), "scratch arena frozen"))
+            fail_msg("error message \"%s\" lacks \"oneDNN\" or \"scratch arena frozen\"", ctx_error_message(ctx));
+        ctx_destroy(ctx);
+        for (int run = 0; run < 3; run++)
+            ttensor_free(y[run]);
+        case_free(&d);
+    }
+    set_threads(saved);
+}
+
 TEST_GROUP(conv, cmocka_unit_test(test_conv_fast_forward_matches_reference),
            cmocka_unit_test(test_conv_fast_backward_matches_reference), cmocka_unit_test(test_conv_known_values),
            cmocka_unit_test(test_conv_gradcheck), cmocka_unit_test(test_conv_meta_macs),
            cmocka_unit_test(test_conv_bad_arguments), cmocka_unit_test(test_conv_scratch_is_reused),
-           cmocka_unit_test(test_conv_runs_are_bit_identical))
+           cmocka_unit_test(test_conv_runs_are_bit_identical), cmocka_unit_test(test_conv_dnnl_matches_reference),
+           cmocka_unit_test(test_conv_dnnl_declines), cmocka_unit_test(test_conv_dnnl_fallback_matches_reference),
+           cmocka_unit_test(test_conv_dnnl_plans_scratch_and_repeats_bitwise))

@@ -29,7 +29,7 @@ static void net_init(Net *n)
     assert_non_null(n->ps);
     ParamSet *ps = n->ps;
     n->w1 = params_declare(ps, "conv1.weight", DTYPE_F32, 4, (int64_t[]){8, 3, 3, 3}, true);
-    n->b1 = params_declare(ps, "conv1.bias", DTYPE_F32, 1, (int64_t[]){8}, true);
+    n->b1 = params_declare(ps, "dw.bias", DTYPE_F32, 1, (int64_t[]){8}, true);
     n->g1 = params_declare(ps, "bn1.weight", DTYPE_F32, 1, (int64_t[]){8}, true);
     n->be1 = params_declare(ps, "bn1.bias", DTYPE_F32, 1, (int64_t[]){8}, true);
     n->m1 = params_declare(ps, "bn1.running_mean", DTYPE_F32, 1, (int64_t[]){8}, false);
@@ -51,12 +51,13 @@ static void net_init(Net *n)
     tfill_uniform(n->bl, 9, -0.1f, 0.1f);
 }
 
-/* conv 3×3 (+bias) → BN → swish → depthwise 3×3 s2 → sigmoid → GAP → dropout → fc → logits */
+/* conv 3×3 → BN → swish → depthwise 3×3 s2 (+bias) → sigmoid → GAP → dropout → fc → logits
+ * (no bias before the batch norm: its gradient would be zero up to rounding noise) */
 static Tensor *net_logits(Ctx *ctx, const Net *n, Tensor *x)
 {
-    Tensor *h = op_conv2d(ctx, x, n->w1, n->b1, 1, 1, 1);
+    Tensor *h = op_conv2d(ctx, x, n->w1, NULL, 1, 1, 1);
     h = op_swish(ctx, op_batch_norm(ctx, h, n->g1, n->be1, n->m1, n->v1, 0.1f, 1e-5f));
-    h = op_sigmoid(ctx, op_conv2d(ctx, h, n->wd, NULL, 2, 1, 8));
+    h = op_sigmoid(ctx, op_conv2d(ctx, h, n->wd, n->b1, 2, 1, 8));
     h = op_dropout(ctx, op_global_avg_pool(ctx, h), 0.2f);
     return op_linear(ctx, h, n->wl, n->bl);
 }
@@ -72,8 +73,8 @@ static void trainables(const Net *n, Tensor *out[7])
     Tensor *t[7] = {n->w1, n->b1, n->g1, n->be1, n->wd, n->wl, n->bl};
     memcpy(out, t, sizeof t);
 }
-static const char *const GRAD_NAMES[7] = {"conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias",
-                                          "dw.weight",    "fc.weight",  "fc.bias"};
+static const char *const GRAD_NAMES[7] = {"conv1.weight", "dw.bias",   "bn1.weight", "bn1.bias",
+                                          "dw.weight",    "fc.weight", "fc.bias"};
 
 /* One training step on the GPU; results downloaded into host tensors of `e`. */
 static bool gpu_step(GpuEnv *e, Net *n, const Tensor *x, const Tensor *labels, StepResult *r)
