@@ -18,7 +18,9 @@
  * The FMA peak is measured before the first layer and again after the last one, on the same
  * thread count; % of peak uses the higher of the two, and a gap > 10% between them is printed as
  * a warning (the machine was busy). Progress goes to stderr per layer; the table, the group
- * summary and the CSV (FILE.tmp, renamed when complete) are written at the end.
+ * summary and the CSV are written at the end. The CSV is a result file of bench/csv_out.h
+ * (schema_version 1: latency_ms_median/_iqr/..., gflops_per_s, the environment columns), so
+ * `focusbench regress --baseline A.csv --current B.csv` compares two runs with no flags.
  */
 #include <errno.h>
 #include <math.h>
@@ -31,6 +33,7 @@
 
 #include "bench/blas_select.h"
 #include "bench/cli.h"
+#include "bench/csv_out.h"
 #include "bench/version_info.h"
 #include "kernels/context.h"
 #include "kernels/cpu/cpu_conv_dnnl.h"
@@ -46,7 +49,7 @@
 #include <omp.h>
 #endif
 
-enum { CSV_SCHEMA_VERSION = 1, FRAMES_PER_SAMPLE = 16 };
+enum { FRAMES_PER_SAMPLE = 16 };
 
 /* ---- the layer table ---------------------------------------------------------------------- */
 
@@ -128,6 +131,8 @@ typedef struct {
     double min_time, peak_time;
     const char *csv_path;
     const char *filter; /* comma-separated substrings; NULL = all */
+    int argc;           /* the subcommand's argv, for the CSV's command column */
+    char **argv;
     bool reference, backward, list_layers, peak_only;
 } Options;
 
@@ -167,8 +172,10 @@ static void print_usage(FILE *out)
             "  --reference      time the plain reference kernels instead of the fast paths (slow: use a\n"
             "                   small --batch and --filter)\n"
             "  --peak-time S    seconds spent measuring the FMA peak                  [1.0]\n"
-            "  --csv FILE       also write the rows to FILE (CSV, C-locale numbers; written to FILE.tmp\n"
-            "                   and renamed when complete)\n"
+            "  --csv FILE       also write the rows to FILE: focusbench's result CSV (latency_ms_median,\n"
+            "                   latency_ms_iqr, gflops_per_s, pct_of_peak, ... and the environment;\n"
+            "                   C-locale numbers; written to FILE.tmp and renamed when complete).\n"
+            "                   `focusbench regress --baseline A.csv --current B.csv` compares two runs.\n"
             "  --list-layers    print the layer table as CSV and exit (read by scripts/bench_ops_torch.py)\n"
             "  --peak-only      measure and print only the FMA peak (\"peak_gflops=...\") and exit\n"
             "  --help           this text\n"
@@ -217,7 +224,7 @@ static int default_threads(void)
 static int parse_options(int argc, char **argv, Options *o)
 {
     *o = (Options){.batch = 16, .threads = default_threads(), .repeats = 10, .warmup = 2, .min_time = 0.5,
-                   .peak_time = 1.0};
+                   .peak_time = 1.0, .argc = argc, .argv = argv};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -638,44 +645,80 @@ static void print_table(const Options *o, const Result *res, int n, const Peak *
     }
 }
 
+/* The CSV's own columns (bench/csv_out.h adds schema_version before them and the environment,
+ * flop_convention and blas_core included, after them). scripts/bench_ops_torch.py writes the
+ * same list, so `--compare` and `focusbench regress` can read either file. */
+static const char *const CSV_COLUMNS[] = {
+    "layer", "net", "group", "kind",
+    "shape",                   /* layer_shape_str: "N16 64->64 56x56 k3 s1 g1" / "M256 2048->4096" */
+    "batch", "cin", "cout", "h", "w", "ksize", "stride", "pad", "groups",
+    "rows",                    /* linear: rows of x (batch x 16 frames); 0 for conv */
+    "macs",                    /* of this pass (backward: 2 x forward), bias not counted */
+    "pass", "path", "threads", "runs",
+    "latency_ms_median", "latency_ms_p25", "latency_ms_p75", "latency_ms_iqr", "latency_ms_min",
+    "gflops_per_s",            /* 2 x macs / latency_ms_median: 1 MAC = 2 FLOP */
+    "peak_gflops_per_s",       /* the higher of the two FMA peak measurements */
+    "pct_of_peak",             /* 100 x gflops_per_s / peak_gflops_per_s */
+    "peak_start_gflops_per_s", "peak_end_gflops_per_s",
+    "peak_isa",                /* cpu_fma_isa(): the FMA kernel's instruction set */
+};
+enum { N_CSV_COLUMNS = (int)(sizeof CSV_COLUMNS / sizeof CSV_COLUMNS[0]) };
+
+/* Writes the rows through bench/csv_out.h (atomically: FILE.tmp, renamed when complete). Called
+ * after set_threads, so the environment's cpu_threads is the thread count the layers ran on. The
+ * seed column stays empty: the inputs are a fixed pattern (host_tensor), not a seeded draw; the
+ * clock columns too: they are the GPU's SM/memory clocks, which a CPU run does not see. */
 static bool write_csv(const char *path, const Options *o, const Result *res, int n, const Peak *peak)
 {
-    char tmp_path[4096];
-    snprintf(tmp_path, sizeof tmp_path, "%s.tmp", path);
-    FILE *f = fopen(tmp_path, "w");
-    if (!f) {
-        fprintf(stderr, "bench-ops: cannot write %s: %s\n", tmp_path, strerror(errno));
+    CsvEnv env;
+    csv_env_init(&env, "cpu", o->argc, o->argv);
+    char err[CSV_ERR_LEN];
+    CsvOut *w = csv_out_open(path, CSV_COLUMNS, N_CSV_COLUMNS, &env, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "bench-ops: %s\n", err);
         return false;
     }
-    fprintf(f, "schema_version,layer,net,group,kind,batch,cin,cout,h,w,ksize,stride,pad,groups,rows,macs,"
-               "flop_convention,pass,path,threads,runs,median_ms,p25_ms,p75_ms,iqr_ms,min_ms,gflops,"
-               "peak_gflops,pct_of_peak,peak_start_gflops,peak_end_gflops,peak_isa,blas_core,git_commit,"
-               "build_flags\n");
     for (int i = 0; i < n; i++) {
         const LayerSpec *L = res[i].layer;
         const Stats *st = &res[i].st;
         double gf = result_gflops(&res[i]);
-        int rows = L->kind == LAYER_LINEAR ? o->batch * L->rows_per_sample : 0;
-        fprintf(f,
-                "%d,%s,%s,%s,%s,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%.0f,\"GFLOP/s = 2*MACs/median; %s\",%s,%s,%d,%d,"
-                "%.6f,%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%s,%s,%s\n",
-                CSV_SCHEMA_VERSION, L->name, L->net, L->group, L->kind == LAYER_CONV ? "conv2d" : "linear",
-                o->batch, L->cin, L->cout, L->h, L->w, L->ksize, L->stride, L->pad, L->groups, rows, res[i].macs,
-                FLOP_CONVENTION, res[i].pass, o->reference ? "reference" : "fast", o->threads, st->runs,
-                st->median_ms, st->p25_ms, st->p75_ms, st->p75_ms - st->p25_ms, st->min_ms, gf, peak->best,
-                100.0 * gf / peak->best, peak->start, peak->end, cpu_fma_isa(), blas_core_name(),
-                version_git_commit(), version_build_flags());
+        char shape[96];
+        layer_shape_str(L, o->batch, shape, sizeof shape);
+        csv_out_str(w, L->name);
+        csv_out_str(w, L->net);
+        csv_out_str(w, L->group);
+        csv_out_str(w, L->kind == LAYER_CONV ? "conv2d" : "linear");
+        csv_out_str(w, shape);
+        csv_out_int(w, o->batch);
+        csv_out_int(w, L->cin);
+        csv_out_int(w, L->cout);
+        csv_out_int(w, L->h);
+        csv_out_int(w, L->w);
+        csv_out_int(w, L->ksize);
+        csv_out_int(w, L->stride);
+        csv_out_int(w, L->pad);
+        csv_out_int(w, L->groups);
+        csv_out_int(w, L->kind == LAYER_LINEAR ? (long long)o->batch * L->rows_per_sample : 0);
+        csv_out_int(w, llround(res[i].macs)); /* an integer count, exact in a double */
+        csv_out_str(w, res[i].pass);
+        csv_out_str(w, o->reference ? "reference" : "fast");
+        csv_out_int(w, o->threads);
+        csv_out_int(w, st->runs);
+        csv_out_double(w, st->median_ms);
+        csv_out_double(w, st->p25_ms);
+        csv_out_double(w, st->p75_ms);
+        csv_out_double(w, st->p75_ms - st->p25_ms);
+        csv_out_double(w, st->min_ms);
+        csv_out_double(w, gf);
+        csv_out_double(w, peak->best);
+        csv_out_double(w, 100.0 * gf / peak->best);
+        csv_out_double(w, peak->start);
+        csv_out_double(w, peak->end);
+        csv_out_str(w, cpu_fma_isa());
+        csv_out_end_row(w); /* a wrong value count is sticky: commit reports it */
     }
-    bool ok = !ferror(f);
-    ok &= fclose(f) == 0;
-    if (!ok) {
-        fprintf(stderr, "bench-ops: writing %s failed: %s\n", tmp_path, strerror(errno));
-        remove(tmp_path);
-        return false;
-    }
-    if (rename(tmp_path, path) != 0) {
-        fprintf(stderr, "bench-ops: cannot rename %s to %s: %s\n", tmp_path, path, strerror(errno));
-        remove(tmp_path);
+    if (!csv_out_commit(w, err, sizeof err)) {
+        fprintf(stderr, "bench-ops: %s\n", err);
         return false;
     }
     return true;

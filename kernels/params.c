@@ -134,9 +134,13 @@ bool params_allocate(ParamSet *ps, BackendKind backend, bool with_grads, char *e
 
 void params_zero_grad(ParamSet *ps)
 {
-    for (int i = 0; i < ps->n; i++)
-        if (ps->items[i]->grad && ps->items[i]->grad->data)
-            memset(ps->items[i]->grad->data, 0, tensor_bytes(ps->items[i]->grad));
+    /* Host memory only: gradients uploaded to a device are zeroed by that backend
+     * (cuda_params_zero_grad); writing them from here would touch device pointers. */
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *g = ps->items[i]->grad;
+        if (g && g->data && g->backend == BACKEND_CPU)
+            memset(g->data, 0, tensor_bytes(g));
+    }
 }
 
 int64_t params_count_trainable(const ParamSet *ps)

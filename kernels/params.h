@@ -37,6 +37,7 @@ Tensor *params_declare(ParamSet *ps, const char *name, DType dtype, int ndim, co
 bool params_allocate(ParamSet *ps, BackendKind backend, bool with_grads, char *err, size_t err_cap);
 
 Tensor *params_find(const ParamSet *ps, const char *name);
+/* Zeroes host-memory gradients (device copies: the backend's own call, e.g. cuda_params_zero_grad). */
 void params_zero_grad(ParamSet *ps);
 /* Element count of trainable tensors (the "parameters" a paper quotes) and of everything. */
 int64_t params_count_trainable(const ParamSet *ps);

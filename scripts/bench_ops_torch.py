@@ -15,6 +15,12 @@ forward (dx, dw, db), counted as 2 x the forward MACs, as bench-ops does.
     build/focusbench bench-ops --batch 16 --threads 2 --csv /tmp/fb.csv
     /usr/bin/python3 scripts/bench_ops_torch.py --batch 16 --threads 2 --compare /tmp/fb.csv
 
+--csv writes focusbench's result-CSV schema (bench/csv_out.h, schema_version 1) with exactly
+bench-ops' columns (latency_ms_median, latency_ms_iqr, gflops_per_s = 2 x macs / median, ...,
+then the environment), so either file can be read by --compare, `focusbench report` or
+`focusbench regress` (its path column, "pytorch-<version>", keeps torch rows apart from
+focusbench's "fast"/"reference" ones).
+
 PyTorch comes from Debian (python3-torch 1.13): `scripts/install-deps.sh --torch`; run the
 script with Debian's /usr/bin/python3, which sees /usr/lib/python3/dist-packages.
 
@@ -27,12 +33,26 @@ import argparse
 import csv
 import math
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
 
-SCHEMA_VERSION = 1
-FLOP_NOTE = "GFLOP/s = 2*MACs/median; paper-macs (conv/linear MACs, no bias, +1 per BN channel)"
+SCHEMA_VERSION = 1  # bench/csv_out.h CSV_SCHEMA_VERSION
+
+# bench-ops' own columns (bench/cmd_bench_ops.c CSV_COLUMNS), in its order. gflops_per_s is
+# 2 x macs / latency_ms_median (1 MAC = 2 FLOP; conv/linear MACs, bias not counted).
+CSV_COLUMNS = ["layer", "net", "group", "kind", "shape", "batch", "cin", "cout", "h", "w", "ksize", "stride", "pad",
+               "groups", "rows", "macs", "pass", "path", "threads", "runs", "latency_ms_median", "latency_ms_p25",
+               "latency_ms_p75", "latency_ms_iqr", "latency_ms_min", "gflops_per_s", "peak_gflops_per_s",
+               "pct_of_peak", "peak_start_gflops_per_s", "peak_end_gflops_per_s", "peak_isa"]
+# The environment columns the writer appends (bench/csv_out.c CSV_ENV_COLUMNS), in its order.
+CSV_ENV_COLUMNS = ["flop_convention", "focusbench_version", "git_commit", "build_flags", "command", "device",
+                   "device_name", "cpu_model", "cpu_threads", "blas_core", "driver_version", "cuda_driver_version",
+                   "cuda_runtime_version", "cudnn_version", "cublas_version", "cupti_version", "clock_sm_mhz",
+                   "clock_mem_mhz", "seed"]
+TORCH_SEED = 1  # torch.Generator seed of every layer's inputs (the CSV's seed column)
 
 
 def fail(msg, code=1):
@@ -120,7 +140,7 @@ def percentile(sorted_v, q):
 
 def time_layer(torch, L, opts, backward):
     F = torch.nn.functional
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(TORCH_SEED)
     needs_grad = backward
     if L["kind"] == "conv2d":
         x = torch.rand(opts.batch, L["cin"], L["h"], L["w"], generator=g) * 2 - 1
@@ -163,20 +183,67 @@ def time_layer(torch, L, opts, backward):
     samples.sort()
     return {
         "runs": len(samples),
-        "min_ms": samples[0] * 1e3,
-        "p25_ms": percentile(samples, 0.25) * 1e3,
-        "median_ms": percentile(samples, 0.5) * 1e3,
-        "p75_ms": percentile(samples, 0.75) * 1e3,
+        "latency_ms_min": samples[0] * 1e3,
+        "latency_ms_p25": percentile(samples, 0.25) * 1e3,
+        "latency_ms_median": percentile(samples, 0.5) * 1e3,
+        "latency_ms_p75": percentile(samples, 0.75) * 1e3,
     }
 
 
 def read_compare(path):
-    """{(layer, pass): median_ms} from a `focusbench bench-ops --csv` file."""
+    """{(layer, pass): latency_ms_median} from a `focusbench bench-ops --csv` file."""
     try:
-        with open(path, newline="") as f:
-            return {(r["layer"], r["pass"]): float(r["median_ms"]) for r in csv.DictReader(f)}
-    except (OSError, KeyError, ValueError) as e:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
         fail(f"cannot read --compare {path}: {e}", 2)
+    if rows and not {"layer", "pass", "latency_ms_median"} <= rows[0].keys():
+        fail(f"--compare {path} is not a bench-ops CSV of schema_version {SCHEMA_VERSION}: it needs the columns "
+             f"layer, pass, latency_ms_median (columns: {', '.join(rows[0].keys())})", 2)
+    try:
+        return {(r["layer"], r["pass"]): float(r["latency_ms_median"]) for r in rows}
+    except ValueError as e:
+        fail(f"--compare {path}: latency_ms_median is not a number: {e}", 2)
+
+
+def flop_convention():
+    """FLOP_CONVENTION of kernels/context.h (the flop_convention column), read from the source
+    so the two CSVs say the same thing; "" if the source is not next to this script."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        with open(os.path.join(here, "..", "kernels", "context.h")) as f:
+            m = re.search(r'#define\s+FLOP_CONVENTION\s+"([^"]*)"', f.read())
+        return m.group(1) if m else ""
+    except OSError:
+        return ""
+
+
+def focusbench_version(binary):
+    """(version, git commit) of the focusbench binary that supplied the layer table and peak."""
+    try:
+        out = subprocess.run([binary, "version"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "", ""
+    m = re.match(r"focusbench (\S+) \(git (\S+)\)", out)
+    return (m.group(1), m.group(2)) if m else ("", "")
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def csv_number(x):
+    """A number as focusbench writes it: shortest round trip (Python's repr), NaN empty."""
+    if isinstance(x, float) and math.isnan(x):
+        return ""
+    return repr(x) if isinstance(x, float) else str(x)
 
 
 def main():
@@ -242,11 +309,15 @@ def main():
         tmp = opts.csv + ".tmp"
         csv_file = open(tmp, "w", newline="")
         writer = csv.writer(csv_file, lineterminator="\n")
-        writer.writerow(["schema_version", "layer", "net", "group", "kind", "batch", "cin", "cout", "h", "w",
-                         "ksize", "stride", "pad", "groups", "rows", "macs", "flop_convention", "pass", "path",
-                         "threads", "runs", "median_ms", "p25_ms", "p75_ms", "iqr_ms", "min_ms", "gflops",
-                         "peak_gflops", "pct_of_peak", "peak_start_gflops", "peak_end_gflops", "peak_isa", "blas_core",
-                         "git_commit", "build_flags"])
+        writer.writerow(["schema_version"] + CSV_COLUMNS + CSV_ENV_COLUMNS)
+        fb_version, fb_commit = focusbench_version(opts.bin)
+        model = cpu_model()
+        # The environment, the same on every row; the build_flags column says what timed the rows.
+        env_row = [flop_convention(), fb_version, fb_commit,
+                   f"torch={torch.__version__} mkldnn={int(torch.backends.mkldnn.is_available())}",
+                   shlex.join([sys.executable] + sys.argv), "cpu", model, model, torch.get_num_threads(),
+                   os.environ.get("OPENBLAS_CORETYPE", ""), "", "", "", "", "", "", "", "", TORCH_SEED]
+        assert len(env_row) == len(CSV_ENV_COLUMNS)
 
     groups = {}
     for i, L in enumerate(layers):
@@ -257,30 +328,31 @@ def main():
                   file=sys.stderr, flush=True)
             st = time_layer(torch, L, opts, backward)
             macs = layer_macs(L, opts.batch) * (2 if backward else 1)
-            gflops = 2.0 * macs / (st["median_ms"] * 1e-3) * 1e-9
-            print(f" {st['median_ms']:.3f} ms, {gflops:.1f} GFLOP/s", file=sys.stderr)
-            line = f"{L['name']:<22} {shape:<28} {pname:<4} {st['median_ms']:10.3f} " \
-                   f"{st['p75_ms'] - st['p25_ms']:10.3f} {st['min_ms']:9.3f} {st['runs']:5d} {gflops:9.1f} " \
+            gflops = 2.0 * macs / (st["latency_ms_median"] * 1e-3) * 1e-9
+            iqr = st["latency_ms_p75"] - st["latency_ms_p25"]
+            print(f" {st['latency_ms_median']:.3f} ms, {gflops:.1f} GFLOP/s", file=sys.stderr)
+            line = f"{L['name']:<22} {shape:<28} {pname:<4} {st['latency_ms_median']:10.3f} " \
+                   f"{iqr:10.3f} {st['latency_ms_min']:9.3f} {st['runs']:5d} {gflops:9.1f} " \
                    f"{100 * gflops / peak:6.1f}%"
             if compare is not None:
                 fb = compare.get((L["name"], pname))
-                line += f" {fb:10.3f} {st['median_ms'] / fb:8.2f}" if fb else f" {'-':>10} {'-':>8}"
+                line += f" {fb:10.3f} {st['latency_ms_median'] / fb:8.2f}" if fb else f" {'-':>10} {'-':>8}"
             print(line, flush=True)
             g = groups.setdefault((L["group"], pname), [0.0, 0.0, 0, 0.0])
             g[0] += 2.0 * macs
-            g[1] += st["median_ms"] * 1e-3
+            g[1] += st["latency_ms_median"] * 1e-3
             g[2] += 1
             if compare is not None and compare.get((L["name"], pname)):
                 g[3] += compare[(L["name"], pname)] * 1e-3
             if writer:
                 rows = opts.batch * L["rows_per_sample"] if L["kind"] == "linear" else 0
-                writer.writerow([SCHEMA_VERSION, L["name"], L["net"], L["group"], L["kind"], opts.batch, L["cin"],
-                                 L["cout"], L["h"], L["w"], L["ksize"], L["stride"], L["pad"], L["groups"], rows,
-                                 macs, FLOP_NOTE, pname, f"pytorch-{torch.__version__}", threads, st["runs"],
-                                 f"{st['median_ms']:.6f}", f"{st['p25_ms']:.6f}", f"{st['p75_ms']:.6f}",
-                                 f"{st['p75_ms'] - st['p25_ms']:.6f}", f"{st['min_ms']:.6f}", f"{gflops:.3f}",
-                                 f"{peak:.3f}", f"{100 * gflops / peak:.3f}", f"{peak:.3f}", f"{peak:.3f}", peak_isa, os.environ.get("OPENBLAS_CORETYPE", ""),
-                                 "", f"torch={torch.__version__} mkldnn={int(torch.backends.mkldnn.is_available())}"])
+                row = [L["name"], L["net"], L["group"], L["kind"], shape, opts.batch, L["cin"], L["cout"], L["h"],
+                       L["w"], L["ksize"], L["stride"], L["pad"], L["groups"], rows, macs, pname,
+                       f"pytorch-{torch.__version__}", threads, st["runs"], st["latency_ms_median"],
+                       st["latency_ms_p25"], st["latency_ms_p75"], iqr, st["latency_ms_min"], gflops, float(peak),
+                       100 * gflops / peak, float(peak), float(peak), peak_isa]
+                assert len(row) == len(CSV_COLUMNS)
+                writer.writerow([SCHEMA_VERSION] + [csv_number(v) for v in row] + env_row)
 
     print("\nsummary (each group's layers run once: sum of 2 x MACs / sum of medians):")
     for (group, pname), (flops, secs, n, fb_secs) in groups.items():

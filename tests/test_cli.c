@@ -1,6 +1,8 @@
 /* test_cli.c — the focusbench command line as a user runs it (the built binary, found through
  * FOCUSBENCH_BIN, which `make test` sets): help and exit codes, `version`, `bench-ops` argument
- * errors, a tiny real bench-ops run (table row and CSV), and the FMA peak probe it relies on. */
+ * errors, a tiny real bench-ops run (table row and its result CSV, read back with
+ * bench/csv_out.h's reader), `regress` on two bench-ops CSVs and on a copy with one layer made 2x
+ * slower, and the FMA peak probe bench-ops relies on. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/csv_out.h"
+#include "kernels/context.h"
 #include "kernels/cpu/cpu_peak.h"
 #include "test_util.h"
 
@@ -186,42 +190,228 @@ static double row_gflops(const char *out, const char *layer, const char *pass)
     return 0;
 }
 
-static void test_bench_ops_tiny_run(void **state)
+/* A temporary file name (the file exists, empty) in static storage of the caller's. */
+static void temp_csv(char *path, size_t cap, const char *tag)
 {
-    char csv_path[] = "/tmp/focusbench_test_cli_csv_XXXXXX";
-    int fd = mkstemp(csv_path);
+    snprintf(path, cap, "/tmp/focusbench_test_cli_%s_XXXXXX", tag);
+    int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
+}
+
+/* A small real bench-ops run of two layers (a depthwise conv and a linear layer) writing csv_path.
+ * Returns the captured output (see run_bin). */
+static CmdResult *run_tiny_bench_ops(const char *csv_path, int repeats, int warmup)
+{
     char args[512];
     snprintf(args, sizeof args,
-             "bench-ops --batch 1 --threads 1 --repeats 1 --min-time 0 --warmup 0 --peak-time 0.02 "
+             "bench-ops --batch 1 --threads 1 --repeats %d --min-time 0 --warmup %d --peak-time 0.02 "
              "--filter mbv2.dw960_7,fc.4096to200 --csv '%s'",
-             csv_path);
+             repeats, warmup, csv_path);
     CmdResult *r = run_bin(args);
     if (r->status != 0) {
         remove(csv_path);
         fail_msg("bench-ops tiny run exited %d; stderr:\n%s", r->status, r->err);
     }
+    return r;
+}
+
+static void read_csv_or_fail(const char *path, CsvTable *t)
+{
+    char err[CSV_ERR_LEN];
+    if (!csv_table_read(path, t, err, sizeof err))
+        fail_msg("reading the bench-ops CSV: %s", err);
+}
+
+/* The cell as a number; fails the test when it is not one. */
+static double cell_number(const CsvTable *t, int row, const char *col)
+{
+    double v;
+    if (!csv_table_number(t, row, csv_table_col(t, col), &v))
+        fail_msg("%s row %d: column '%s' is '%s', expected a number", t->source, row + 1, col,
+                 csv_table_cell(t, row, csv_table_col(t, col)));
+    return v;
+}
+
+static const char *cell(const CsvTable *t, int row, const char *col)
+{
+    if (csv_table_col(t, col) < 0)
+        fail_msg("%s has no column '%s'", t->source, col);
+    return csv_table_cell(t, row, csv_table_col(t, col));
+}
+
+/* a and b agree to a few ulps (both computed in double; the file holds every digit). */
+static void assert_rel_close(double a, double b, const char *what)
+{
+    if (!(fabs(a - b) <= 1e-13 * fabs(b)))
+        fail_msg("%s: %.17g, expected %.17g", what, a, b);
+}
+
+static void test_bench_ops_tiny_run(void **state)
+{
+    char csv_path[64];
+    temp_csv(csv_path, sizeof csv_path, "csv");
+    CmdResult *r = run_tiny_bench_ops(csv_path, 1, 0);
     assert_contains(r->out, "GFLOP/s", "bench-ops output");
     assert_contains(r->out, "fp32 FMA peak:", "bench-ops output");
     assert_true(row_gflops(r->out, "mbv2.dw960_7", "fwd") > 0);
     assert_true(row_gflops(r->out, "fc.4096to200", "fwd") > 0);
     assert_contains(r->err, "[1/2] mbv2.dw960_7", "bench-ops progress on stderr");
 
-    /* The CSV: header + one row per layer, renamed into place (no .tmp left behind). */
+    /* The file as text: the schema's header order and the writer's quoting (strings quoted,
+     * numbers not); renamed into place, no .tmp left behind. */
     FILE *f = fopen(csv_path, "r");
     assert_non_null(f);
     static char csv[OUT_CAP];
     read_all(f, csv, sizeof csv);
     fclose(f);
-    assert_int_equal(count_lines(csv), 3);
-    assert_true(strncmp(csv, "schema_version,layer,net,", 25) == 0);
-    assert_contains(csv, "\n1,mbv2.dw960_7,mobilenetv2,", "bench-ops CSV");
-    assert_contains(csv, ",fwd,fast,1,1,", "bench-ops CSV"); /* pass, path, threads, runs */
     char tmp_path[sizeof csv_path + 4];
     snprintf(tmp_path, sizeof tmp_path, "%s.tmp", csv_path);
     assert_int_not_equal(access(tmp_path, F_OK), 0);
+    assert_int_equal(count_lines(csv), 3); /* header + one row per layer */
+    assert_true(strncmp(csv, "schema_version,layer,net,group,kind,shape,batch,", 48) == 0);
+    assert_contains(csv, "\n1,\"mbv2.dw960_7\",\"mobilenetv2\",\"mobilenetv2 depthwise\",\"conv2d\","
+                         "\"N1 960->960 7x7 k3 s1 g960\",1,960,960,7,7,3,1,1,960,0,423360,\"fwd\",\"fast\",1,1,",
+                    "bench-ops CSV");
+    assert_contains(csv, "\n1,\"fc.4096to200\",\"adafocus-head\",\"linear\",\"linear\",\"M16 4096->200\","
+                         "1,4096,200,1,1,1,1,0,1,16,13107200,\"fwd\",\"fast\",1,1,",
+                    "bench-ops CSV");
+
+    /* The file through the reader: the renamed columns, the values' relations, the environment. */
+    CsvTable t;
+    read_csv_or_fail(csv_path, &t);
     remove(csv_path);
+    assert_int_equal(t.n_rows, 2);
+    static const char *const gone[] = {"median_ms", "p25_ms", "iqr_ms", "min_ms", "gflops", "peak_gflops"};
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++)
+        if (csv_table_col(&t, gone[i]) >= 0)
+            fail_msg("the bench-ops CSV still has the old column '%s'", gone[i]);
+    static const double macs[] = {960.0 * 7 * 7 * 9, 16.0 * 4096 * 200}; /* mbv2.dw960_7, fc.4096to200 */
+    for (int row = 0; row < 2; row++) {
+        assert_string_equal(cell(&t, row, "layer"), row == 0 ? "mbv2.dw960_7" : "fc.4096to200");
+        assert_string_equal(cell(&t, row, "schema_version"), "1");
+        assert_string_equal(cell(&t, row, "pass"), "fwd");
+        assert_string_equal(cell(&t, row, "path"), "fast");
+        assert_true(cell_number(&t, row, "threads") == 1 && cell_number(&t, row, "runs") == 1);
+        assert_true(cell_number(&t, row, "macs") == macs[row]);
+        double med = cell_number(&t, row, "latency_ms_median"), p25 = cell_number(&t, row, "latency_ms_p25"),
+               p75 = cell_number(&t, row, "latency_ms_p75"), iqr = cell_number(&t, row, "latency_ms_iqr"),
+               mn = cell_number(&t, row, "latency_ms_min");
+        assert_true(med > 0 && mn > 0 && mn <= p25 && p25 <= med && med <= p75);
+        assert_true(fabs(iqr - (p75 - p25)) <= 1e-12 * p75);
+        /* gflops_per_s = 2 x MACs / median, written with every digit. */
+        double gf = cell_number(&t, row, "gflops_per_s"), peak = cell_number(&t, row, "peak_gflops_per_s");
+        assert_rel_close(gf, 2.0 * macs[row] / (med * 1e-3) * 1e-9, "gflops_per_s");
+        assert_rel_close(cell_number(&t, row, "pct_of_peak"), 100.0 * gf / peak, "pct_of_peak");
+        assert_true(peak == fmax(cell_number(&t, row, "peak_start_gflops_per_s"),
+                                 cell_number(&t, row, "peak_end_gflops_per_s")));
+        assert_string_equal(cell(&t, row, "peak_isa"), cpu_fma_isa());
+        /* The environment the writer adds. */
+        assert_string_equal(cell(&t, row, "flop_convention"), FLOP_CONVENTION);
+        assert_string_equal(cell(&t, row, "device"), "cpu");
+        assert_true(cell_number(&t, row, "cpu_threads") == 1); /* bench-ops' --threads, not the default */
+        assert_true(strlen(cell(&t, row, "blas_core")) > 0);
+        assert_true(strncmp(cell(&t, row, "command"), "focusbench bench-ops --batch 1 ", 31) == 0);
+        assert_string_equal(cell(&t, row, "seed"), ""); /* the inputs are a fixed pattern, not a draw */
+    }
+    csv_table_free(&t);
+}
+
+/* Writes t to path with the latency columns of `row` multiplied by `factor` (and its GFLOP/s
+ * divided by it): a copy in which that layer ran `factor` times slower. Every field is quoted. */
+static void write_slowed_copy(const CsvTable *t, int row, double factor, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int r = -1; r < t->n_rows; r++) {
+        for (int c = 0; c < t->n_cols; c++) {
+            const char *name = t->names[c], *v = r < 0 ? name : csv_table_cell(t, r, c);
+            char num[64], quoted[4096];
+            double x;
+            bool latency = strncmp(name, "latency_ms_", 11) == 0, rate = strcmp(name, "gflops_per_s") == 0 ||
+                                                                          strcmp(name, "pct_of_peak") == 0;
+            if (r == row && (latency || rate) && csv_table_number(t, r, c, &x)) {
+                csv_format_double(latency ? x * factor : x / factor, num, sizeof num);
+                v = num;
+            }
+            assert_true(csv_quote_field(quoted, sizeof quoted, v) < sizeof quoted);
+            fprintf(f, "%s%s", c ? "," : "", quoted);
+        }
+        fputc('\n', f);
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The line of regress' table for `layer`. */
+static const char *regress_line(const char *out, const char *layer, char *line, size_t cap)
+{
+    char key[96];
+    snprintf(key, sizeof key, "\nlayer=%s ", layer);
+    const char *p = strstr(out, key);
+    if (!p)
+        fail_msg("no row for %s in regress' output:\n%s", layer, out);
+    p++;
+    snprintf(line, cap, "%.*s", (int)strcspn(p, "\n"), p);
+    return line;
+}
+
+/* Two bench-ops CSVs compare with `focusbench regress` and no flags: the default metric
+ * (latency_ms_median), its noise column (latency_ms_iqr) and the key columns are all there. */
+static void test_bench_ops_csv_regress(void **state)
+{
+    char a[64], b[64], slow[64];
+    temp_csv(a, sizeof a, "base");
+    temp_csv(b, sizeof b, "cur");
+    temp_csv(slow, sizeof slow, "slow");
+    /* 5 runs: p25 and p75 are the 2nd and 4th, so one preempted run does not move the IQR. */
+    run_tiny_bench_ops(a, 5, 1);
+    run_tiny_bench_ops(b, 5, 1);
+
+    char args[256];
+    snprintf(args, sizeof args, "regress --baseline '%s' --current '%s'", a, b);
+    CmdResult *r = run_bin(args);
+    /* Two runs of the same build: any verdict is possible on a busy machine, but both layers
+     * match and are numbers, so the exit status is 0, or 1 for a regression only. */
+    if (r->status != 0 && r->status != 1)
+        fail_msg("regress on two bench-ops CSVs exited %d; stderr:\n%s", r->status, r->err);
+    assert_contains(r->out, "regress: latency_ms_median (lower is better), key layer,", "regress");
+    assert_contains(r->out, "x mean latency_ms_iqr", "regress");
+    assert_contains(r->out, ", 0 missing, 0 new, 0 invalid (2 rows)", "regress");
+    char line[512];
+    regress_line(r->out, "mbv2.dw960_7", line, sizeof line);
+    regress_line(r->out, "fc.4096to200", line, sizeof line);
+    if (r->status == 1)
+        assert_contains(r->err, "regression(s), 0 invalid, 0 missing", "regress stderr");
+
+    /* A copy of the baseline with one layer 2x slower: that row (the one whose IQR is the smallest
+     * part of its median, so the noise threshold is furthest below 2x) is a regression, exit 1. */
+    CsvTable t;
+    read_csv_or_fail(a, &t);
+    int row = 0;
+    double best = INFINITY;
+    for (int i = 0; i < t.n_rows; i++) {
+        double ratio = cell_number(&t, i, "latency_ms_iqr") / cell_number(&t, i, "latency_ms_median");
+        if (ratio < best)
+            best = ratio, row = i;
+    }
+    char layer[64];
+    snprintf(layer, sizeof layer, "%s", cell(&t, row, "layer"));
+    const char *other = strcmp(layer, "mbv2.dw960_7") == 0 ? "fc.4096to200" : "mbv2.dw960_7";
+    write_slowed_copy(&t, row, 2.0, slow);
+    csv_table_free(&t);
+    snprintf(args, sizeof args, "regress --baseline '%s' --current '%s'", a, slow);
+    r = run_bin(args);
+    remove(a);
+    remove(b);
+    remove(slow);
+    if (r->status != 1)
+        fail_msg("regress with %s 2x slower exited %d, expected 1; stdout:\n%s\nstderr:\n%s", layer, r->status, r->out,
+                 r->err);
+    assert_contains(regress_line(r->out, layer, line, sizeof line), "+100.0%", "the slowed row");
+    assert_contains(line, "REGRESSION", "the slowed row");
+    assert_contains(regress_line(r->out, other, line, sizeof line), "same", "the unchanged row");
+    assert_contains(r->out, "summary: 1 regression(s), 0 improvement(s), 1 same, 0 missing", "regress");
+    assert_contains(r->err, "FAILED: 1 regression(s)", "regress stderr");
 }
 
 static void test_bench_ops_backward_row(void **state)
@@ -252,5 +442,6 @@ static void test_cpu_fma_peak_is_positive(void **state)
 TEST_GROUP(cli, cmocka_unit_test(test_help_lists_commands), cmocka_unit_test(test_unknown_command_exits_2),
            cmocka_unit_test(test_version_prints_features), cmocka_unit_test(test_bench_ops_help),
            cmocka_unit_test(test_bench_ops_bad_arguments_exit_2), cmocka_unit_test(test_bench_ops_list_layers),
-           cmocka_unit_test(test_bench_ops_tiny_run), cmocka_unit_test(test_bench_ops_backward_row),
+           cmocka_unit_test(test_bench_ops_tiny_run), cmocka_unit_test(test_bench_ops_csv_regress),
+           cmocka_unit_test(test_bench_ops_backward_row),
            cmocka_unit_test(test_cpu_fma_peak_is_positive))

@@ -77,6 +77,21 @@ bool cuda_check_launch(Ctx *ctx, const char *kernel, const char *file, int line)
     return true;
 }
 
+bool cuda_check_library(Ctx *ctx, const char *call, const char *file, int line)
+{
+    (void)cudaGetLastError();
+    CudaState *st = cuda_state(ctx);
+    if (st && st->sync_each_launch) {
+        cudaError_t e = cudaStreamSynchronize(st->stream);
+        if (e != cudaSuccess) {
+            ctx_set_error(ctx, "%s:%d: %s failed while running: %s (%s)", file, line, call, cudaGetErrorString(e),
+                          cudaGetErrorName(e));
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ================================ device arenas ========================================== */
 
 static size_t align_up(size_t n) { return (n + CUDA_ALIGN - 1) & ~(size_t)(CUDA_ALIGN - 1); }
@@ -390,6 +405,7 @@ static bool state_init(Ctx *ctx, CudaState *st)
         !CUBLAS_OK(ctx, cublasLtCreate(&st->lt)) || !CUDA_OK(ctx, cudaMalloc(&st->lt_ws, LT_WORKSPACE_BYTES)))
         return false;
     st->lt_ws_bytes = LT_WORKSPACE_BYTES;
+    (void)cudaGetLastError(); /* library initialisation may leave a benign error there */
     st->conv = cuda_conv_cache_create();
     st->gemm = cuda_gemm_cache_create();
     if (!st->conv || !st->gemm) {
@@ -580,13 +596,18 @@ bool cuda_params_upload(Ctx *ctx, ParamSet *ps)
         ctx_set_error(ctx, "cuda_params_upload: out of host memory");
         return false;
     }
+    /* On the backend's stream: it does not synchronise with the legacy default stream, so a
+     * plain cudaMemcpy could still be in flight when the first kernel reads the weights. */
     bool ok = true;
     if (up.data_bytes)
         ok = CUDA_OK(ctx, cudaMalloc(&up.d_data, up.data_bytes)) &&
-             CUDA_OK(ctx, cudaMemcpy(up.d_data, ps->data_block, up.data_bytes, cudaMemcpyHostToDevice));
+             CUDA_OK(ctx, cudaMemcpyAsync(up.d_data, ps->data_block, up.data_bytes, cudaMemcpyHostToDevice,
+                                          st->stream));
     if (ok && up.grad_bytes)
         ok = CUDA_OK(ctx, cudaMalloc(&up.d_grad, up.grad_bytes)) &&
-             CUDA_OK(ctx, cudaMemcpy(up.d_grad, ps->grad_block, up.grad_bytes, cudaMemcpyHostToDevice));
+             CUDA_OK(ctx, cudaMemcpyAsync(up.d_grad, ps->grad_block, up.grad_bytes, cudaMemcpyHostToDevice,
+                                          st->stream));
+    ok = ok && CUDA_OK(ctx, cudaStreamSynchronize(st->stream));
     if (!ok) {
         cudaFree(up.d_data);
         cudaFree(up.d_grad);

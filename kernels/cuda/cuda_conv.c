@@ -462,6 +462,7 @@ static void plan_build(Ctx *ctx, ConvPlan *p)
                               try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f);
         }
     }
+    (void)cudaGetLastError(); /* cuDNN's probing may leave a benign error there: not ours to report */
     char geom[200];
     describe_geom(&p->key.g, geom, sizeof geom);
     if (found) {
@@ -526,7 +527,7 @@ static bool plan_execute(Ctx *ctx, ConvPlan *p, void *x, void *w, void *y)
     if (vp)
         cudnnBackendDestroyDescriptor(vp);
     snprintf(st->last_conv, sizeof st->last_conv, "%s", p->info);
-    return ok && LAUNCH_OK(ctx, "cudnnBackendExecute");
+    return ok && LIBRARY_OK(ctx, "cudnnBackendExecute");
 }
 
 static bool is_depthwise(const ConvGeom *g) { return g->groups == g->C && g->K == g->C && g->groups > 1; }

@@ -105,6 +105,11 @@ bool cuda_check_launch(Ctx *ctx, const char *kernel, const char *file, int line)
 #define CUDNN_OK(ctx, call) cuda_check_dnn((ctx), (call), #call, __FILE__, __LINE__)
 #define CUBLAS_OK(ctx, call) cuda_check_blas((ctx), (call), #call, __FILE__, __LINE__)
 #define LAUNCH_OK(ctx, kernel) cuda_check_launch((ctx), (kernel), __FILE__, __LINE__)
+/* After a cuDNN / cuBLASLt call that returned success: libraries may leave a benign error of
+ * their own probing in the runtime's last-error slot, so it is cleared (not reported, and not
+ * blamed on our next kernel); with sync_each_launch the work is waited for and checked. */
+bool cuda_check_library(Ctx *ctx, const char *call, const char *file, int line);
+#define LIBRARY_OK(ctx, call) cuda_check_library((ctx), (call), __FILE__, __LINE__)
 
 /* ---- cuda_memory.cu ---------------------------------------------------------------------- */
 void cuda_fill(Ctx *ctx, Tensor *t, float value);

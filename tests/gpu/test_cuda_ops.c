@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kernels/cpu/cpu_kernels.h"
 #include "tests/gpu/gpu_test_util.h"
 
 #define CPU(slot, ...) e->cpu->ops->slot(e->cpu, __VA_ARGS__)
