@@ -150,6 +150,130 @@ Tensor *bl_linear(Ctx *ctx, const Linear *fc, Tensor *x, float dropout)
     return op_linear(ctx, x, fc->weight, fc->bias);
 }
 
+/* ---- the pooling classifier ------------------------------------------------------------------ */
+
+bool bl_pooling_declare(BlPoolingClassifier *pc, ParamSet *ps, const char *prefix, const char *heads_fmt, int in_dim,
+                        int width, int steps, int classes, float dropout, char *err, size_t err_cap)
+{
+    memset(pc, 0, sizeof *pc);
+    if (in_dim < 1 || width < 1 || steps < 1 || classes < 1) {
+        snprintf(err, err_cap, "pooling classifier: input %d, width %d, steps %d and classes %d must be >= 1", in_dim,
+                 width, steps, classes);
+        return false;
+    }
+    pc->in_dim = in_dim;
+    pc->width = width;
+    pc->steps = steps;
+    pc->classes = classes;
+    pc->dropout = dropout;
+    char name[BACKBONE_KEY_LEN], key[BACKBONE_KEY_LEN];
+    snprintf(name, sizeof name, "%smlp.layers.0", prefix ? prefix : "");
+    if (!linear_declare(&pc->mlp.fc, ps, NULL, name, in_dim, width, err, err_cap))
+        return false;
+    const char *bn[4] = {"weight", "bias", "running_mean", "running_var"};
+    Tensor **slot[4] = {&pc->mlp.gamma, &pc->mlp.beta, &pc->mlp.running_mean, &pc->mlp.running_var};
+    for (int i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "%smlp.layers.1.%s", prefix ? prefix : "", bn[i]);
+        if (!(*slot[i] = params_declare(ps, key, DTYPE_F32, 1, (int64_t[]){width}, i < 2))) {
+            snprintf(err, err_cap, "pooling classifier: cannot declare %s", key);
+            return false;
+        }
+    }
+    if (!(pc->heads = calloc((size_t)steps, sizeof *pc->heads))) {
+        snprintf(err, err_cap, "pooling classifier: out of memory");
+        return false;
+    }
+    for (int t = 0; t < steps; t++) {
+        char head[BACKBONE_KEY_LEN];
+        snprintf(head, sizeof head, heads_fmt, t);
+        snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", head);
+        if (!linear_declare(&pc->heads[t], ps, NULL, name, width, classes, err, err_cap))
+            return false;
+    }
+    return true;
+}
+
+void bl_pooling_destroy(BlPoolingClassifier *pc)
+{
+    if (!pc)
+        return;
+    free(pc->heads);
+    pc->heads = NULL;
+}
+
+void bl_pooling_init(const BlPoolingClassifier *pc, uint64_t seed)
+{
+    init_linear_default(&pc->mlp.fc, seed);
+    init_fill(pc->mlp.gamma, 1.0f);
+    init_fill(pc->mlp.beta, 0.0f);
+    init_fill(pc->mlp.running_mean, 0.0f);
+    init_fill(pc->mlp.running_var, 1.0f);
+    for (int t = 0; t < pc->steps; t++)
+        init_linear_default(&pc->heads[t], seed);
+}
+
+Tensor *bl_pooling_forward(Ctx *ctx, const BlPoolingClassifier *pc, Tensor *feat, int64_t B, Tensor **pooled)
+{
+    if (!ctx_ok(ctx) || !feat)
+        return NULL;
+    if (feat->ndim != 2 || feat->shape[1] != pc->in_dim || B < 1 || feat->shape[0] % B != 0 ||
+        feat->shape[0] / B > pc->steps) {
+        char s[96];
+        ctx_set_error(ctx, "pooling classifier: features must be (B·S, %d) with B = %lld and S <= %d, got %s",
+                      pc->in_dim, (long long)B, pc->steps, tensor_shape_str(feat, s, sizeof s));
+        return NULL;
+    }
+    const int64_t S = feat->shape[0] / B, W = pc->width;
+    ctx_scope_push(ctx, "mlp");
+    Tensor *z = exit_classifier_mlp(ctx, &pc->mlp, feat); /* (B·S, W) */
+    ctx_scope_pop(ctx);
+    z = op_reshape(ctx, z, 3, (int64_t[]){B, S, W}); /* (B, S, W) */
+    Tensor *run = NULL;
+    Tensor **logits = calloc((size_t)S, sizeof *logits); /* S × (B, 1, C) */
+    if (!logits) {
+        ctx_set_error(ctx, "pooling classifier: out of memory");
+        return NULL;
+    }
+    ctx_scope_push(ctx, "heads");
+    for (int64_t t = 0; t < S && ctx_ok(ctx); t++) {
+        Tensor *zt = op_reshape(ctx, op_slice(ctx, z, 1, t, 1), 2, (int64_t[]){B, W}); /* (B, W) */
+        run = t == 0 ? zt : op_maximum(ctx, zt, run);
+        if (pooled)
+            pooled[t] = run;
+        Tensor *l = bl_linear(ctx, &pc->heads[t], run, pc->dropout); /* (B, C) */
+        logits[t] = op_reshape(ctx, l, 3, (int64_t[]){B, 1, pc->classes});
+    }
+    ctx_scope_pop(ctx);
+    Tensor *out = ctx_ok(ctx) ? (S == 1 ? logits[0] : op_concat(ctx, logits, (int)S, 1)) : NULL; /* (B, S, C) */
+    free(logits);
+    return out;
+}
+
+Tensor *bl_pooling_final(Ctx *ctx, const BlPoolingClassifier *pc, Tensor *feat, int64_t B)
+{
+    if (!ctx_ok(ctx) || !feat)
+        return NULL;
+    if (feat->ndim != 2 || feat->shape[1] != pc->in_dim || B < 1 || feat->shape[0] % B != 0) {
+        char s[96];
+        ctx_set_error(ctx, "pooling classifier: features must be (B·S, %d) with B = %lld, got %s", pc->in_dim,
+                      (long long)B, tensor_shape_str(feat, s, sizeof s));
+        return NULL;
+    }
+    const int64_t S = feat->shape[0] / B, W = pc->width;
+    ctx_scope_push(ctx, "mlp");
+    Tensor *z = op_reshape(ctx, exit_classifier_mlp(ctx, &pc->mlp, feat), 3, (int64_t[]){B, S, W}); /* (B, S, W) */
+    ctx_scope_pop(ctx);
+    Tensor *run = NULL;
+    for (int64_t t = 0; t < S && ctx_ok(ctx); t++) {
+        Tensor *zt = op_reshape(ctx, op_slice(ctx, z, 1, t, 1), 2, (int64_t[]){B, W});
+        run = t == 0 ? zt : op_maximum(ctx, zt, run);
+    }
+    ctx_scope_push(ctx, "heads");
+    Tensor *y = bl_linear(ctx, &pc->heads[0], run, pc->dropout);
+    ctx_scope_pop(ctx);
+    return y;
+}
+
 /* ---- recurrent cells -------------------------------------------------------------------------- */
 
 static bool declare_rnn(Tensor **w_ih, Tensor **w_hh, Tensor **b_ih, Tensor **b_hh, int gates, ParamSet *ps,

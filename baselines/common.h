@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "impl/backbone_common.h"
+#include "impl/exit_classifier.h"
 #include "impl/method.h"
 #include "impl/mobilenet_v2.h"
 #include "impl/resnet.h"
@@ -109,6 +110,34 @@ char *bl_backbone_describe(const BlBackboneConfig *cfg, char *buf, size_t cap);
 
 /* x: (N, in) → dropout (training, p > 0) → linear → (N, out). */
 Tensor *bl_linear(Ctx *ctx, const Linear *fc, Tensor *x, float dropout);
+
+/* ---- the pooling classifier ------------------------------------------------------------------ */
+
+/* FrameExit's classifier, also AdaFocusV2's PoolingClassifier and OCSampler's FrameExit head: an
+ * MLP per frame (linear D → W, BN1d, ReLU: <prefix>mlp.layers.0/1), the running element-wise max
+ * over the frames in the order given, and one linear head per step (W → C) on the running max,
+ * dropout before each head in training. Step t's logits see frames 0 … t. */
+typedef struct {
+    int in_dim, width, steps, classes;
+    float dropout;
+    ExitMlp mlp;   /* the FrameExit MultiLayerPerceptron */
+    Linear *heads; /* [steps]: (C, W) */
+} BlPoolingClassifier;
+
+/* Declares <prefix>mlp.layers.{0,1}.* and the heads under heads_fmt, a printf format with one %d
+ * for the step ("classifiers.%d" in FrameExit, "classifiers.%d.1" in AdaFocusV2), behind prefix. */
+bool bl_pooling_declare(BlPoolingClassifier *pc, ParamSet *ps, const char *prefix, const char *heads_fmt, int in_dim,
+                        int width, int steps, int classes, float dropout, char *err, size_t err_cap);
+void bl_pooling_destroy(BlPoolingClassifier *pc);
+/* PyTorch's defaults: linear U(±1/√in) weight and bias, BN γ 1, β 0, statistics 0/1. */
+void bl_pooling_init(const BlPoolingClassifier *pc, uint64_t seed);
+/* feat: (B·S, D), S ≤ steps frames per video in processing order → step logits (B, S, C)
+ * (returned); pooled (may be NULL) receives the S running maxima (B, W) each. */
+Tensor *bl_pooling_forward(Ctx *ctx, const BlPoolingClassifier *pc, Tensor *feat, int64_t B, Tensor **pooled);
+
+/* One prediction from all S frames: the running max over every frame, then head 0 only (the
+ * FrameExit head OCSampler uses, and classifiers with a single exit). feat (B·S, D) → (B, C). */
+Tensor *bl_pooling_final(Ctx *ctx, const BlPoolingClassifier *pc, Tensor *feat, int64_t B);
 
 /* ---- recurrent cells (PyTorch's equations and key names, one layer) --------------------------- */
 

@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "baselines/adafocusv2.h"
+#include "baselines/arnet.h"
+#include "baselines/frameexit.h"
+#include "baselines/ocsampler.h"
 #include "baselines/tsn.h"
 
 /* One module: its preset list and constructor. */
@@ -16,6 +20,10 @@ typedef struct {
 
 static const MethodModule MODULES[] = {
     {tsn_preset_info, tsn_method_create},
+    {frameexit_preset_info, frameexit_method_create},
+    {adafocusv2_preset_info, adafocusv2_method_create},
+    {ocsampler_preset_info, ocsampler_method_create},
+    {arnet_preset_info, arnet_method_create},
 };
 enum { N_MODULES = (int)(sizeof MODULES / sizeof MODULES[0]) };
 
@@ -26,6 +34,10 @@ static const struct {
 } IDS[] = {
     {"tsn", "tsn-r50-8x224"},
     {"tsm", "tsm-r50-8x224"},
+    {"adafocusv2", "adafocusv2-actnet-p128"},
+    {"frameexit", "frameexit-r50-10x224"},
+    {"ocsampler", "ocsampler-actnet-10to6"},
+    {"arnet", "arnet-actnet-16"},
 };
 enum { N_IDS = (int)(sizeof IDS / sizeof IDS[0]) };
 

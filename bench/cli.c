@@ -20,6 +20,8 @@ static const Command COMMANDS[] = {
     {"flops", cmd_flops, "a backbone's GFLOPs per stage (meta backend, the paper's convention)"},
     {"data", cmd_data, "data inspect: parse a benchmark list (8 formats) and open every video it names"},
     {"infer", cmd_infer, "eval-mode Uni-AdaFocus on a clip tensor; dumps frame choices, boxes and exit logits"},
+    {"train", cmd_train, "train Uni-AdaFocus end to end (official losses and schedule); resumable checkpoints"},
+    {"eval", cmd_eval, "evaluate every exit, calibrate conditional-exit thresholds, sweep budgets (GFLOPs vs accuracy)"},
     {"gen-data", cmd_gen_data, "write the synthetic benchmark: encoded videos, list files, CSVs, ground truth"},
     {"cache", cmd_cache, "build a clip cache from a benchmark list (readable without FFmpeg), or describe one"},
     {"plot", cmd_plot, "a figure (PNG, SVG and its gnuplot script) from a result CSV: accuracy vs cost, bars, exits"},

@@ -17,6 +17,8 @@ int cmd_data(int argc, char **argv);
 /* flops --preset P (bench/cmd_flops_model.c; cmd_flops hands over when it sees --preset) */
 int cmd_flops_model(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
+int cmd_train(int argc, char **argv); /* bench/cmd_train.c */
+int cmd_eval(int argc, char **argv);  /* bench/cmd_eval.c */
 int cmd_gen_data(int argc, char **argv);
 int cmd_plot(int argc, char **argv);    /* bench/cmd_plot.c */
 int cmd_regress(int argc, char **argv); /* bench/cmd_regress.c */

@@ -39,6 +39,16 @@ bool patch_box_geom_check(const PatchBoxGeom *g, char *err, size_t err_cap)
 
 /* ---- the formula -------------------------------------------------------------------------- */
 
+/* patch_box_compute's constants, for a device backend's box_transform (kernels/backend.h). */
+static BoxGeom patch_box_device_geom(const PatchBoxGeom *g)
+{
+    return (BoxGeom){.span = (float)((double)g->box_max - (double)g->box_min),
+                     .offset = (float)((double)g->box_min / (double)g->in_patch_size),
+                     .in_size = (float)g->in_patch_size,
+                     .out_size = (float)g->out_size,
+                     .image = (float)g->image_size};
+}
+
 /* The official float32 steps, one operation per line so the rounding is PyTorch's:
  *   patch_scale = a[2:4] * (224 - 96) / P + 96 / P     (96 / P is a Python double, cast once)
  *   side        = P_out * patch_scale
@@ -159,7 +169,12 @@ static Tensor *box_op(Ctx *ctx, const char *op, Tensor *actions, const PatchBoxG
     if (!out)
         return NULL;
     ctx_count(ctx, 0, (double)tensor_bytes(actions) + (double)tensor_bytes(out));
-    if (actions->data && N > 0) {
+    if (actions->data && N > 0 && actions->backend != BACKEND_CPU && ctx->ops && ctx->ops->box_transform) {
+        /* A device backend computes the same float steps where the actions are: no host read,
+         * no synchronisation (a CUDA graph can capture the pass). */
+        BoxGeom bg = patch_box_device_geom(g);
+        ctx->ops->box_transform(ctx, &bg, N, actions, kind == PB_BOXES ? out : NULL, kind == PB_THETA ? out : NULL);
+    } else if (actions->data && N > 0) {
         float *a = malloc((size_t)N * 4 * sizeof *a);    /* (N, 4) */
         float *o = malloc((size_t)N * 6 * sizeof *o);    /* (N, 6) or (N, 4) */
         if (!a || !o) {

@@ -21,8 +21,10 @@
  *
  * patch_box_theta is a differentiable op (the spatial feature-crop loss trains the policy
  * through θ). It runs on the host: a few numbers per patch, computed with exactly the official
- * float32 operations; device tensors are copied through the backend's host copies. It counts
- * 0 MACs (DESIGN §4: crops are free).
+ * float32 operations. On a device backend with a box_transform slot (CUDA) the forward runs
+ * there instead, the same float steps bit for bit, so an inference pass never reads the device
+ * (and can be captured as a CUDA graph); the backward reads through the backend's host copies.
+ * It counts 0 MACs (DESIGN §4: crops are free).
  */
 #ifndef FOCUSBENCH_PATCH_BOX_H
 #define FOCUSBENCH_PATCH_BOX_H

@@ -268,7 +268,8 @@ Trainer *trainer_create(UafModel *m, const TrainConfig *cfg, char *err, size_t e
     tr->cfg.config_text = tr->config_text;
     tr->cfg.out_dir = tr->out_dir;
     SgdConfig sc = {.lr = cfg->lr, .momentum = cfg->momentum, .weight_decay = cfg->weight_decay,
-                    .schedule = cfg->schedule, .epochs = cfg->epochs};
+                    .schedule = cfg->schedule, .epochs = cfg->epochs, .n_lr_steps = cfg->n_lr_steps};
+    memcpy(sc.lr_steps, cfg->lr_steps, sizeof sc.lr_steps);
     SgdGroup groups[SGD_MAX_GROUPS];
     int n_groups = uaf_groups(cfg, groups);
     if (!(tr->opt = sgd_create(m->ps, &sc, groups, n_groups, err, err_cap))) {

@@ -74,6 +74,8 @@ typedef struct {
     /* optimisation (the official command line; presets.h has each data set's values) */
     double lr, momentum, weight_decay;
     SgdSchedule schedule;   /* cosine in every released command */
+    double lr_steps[SGD_MAX_LR_STEPS]; /* the step schedule's epochs (the official --lr_steps) */
+    int n_lr_steps;
     int epochs;
     double global_lr_ratio, stn_lr_ratio, temporal_lr_ratio, classifier_lr_ratio;
     float norm_ratio;       /* box-size regulariser weight */

@@ -203,7 +203,7 @@ bool uaf_read_host(Ctx *ctx, const Tensor *t, float *dst)
         return false;
     }
     ctx->ops->copy_to_host(ctx, dst, t);
-    return true;
+    return ctx_ok(ctx); /* a device fault during the copy leaves dst unwritten */
 }
 
 Tensor *uaf_index_tensor(Ctx *ctx, const int32_t *host, int64_t B, int64_t K)
@@ -355,6 +355,43 @@ bool uaf_policies(Ctx *ctx, const UafModel *m, UafOutput *out)
     return ctx_ok(ctx);
 }
 
+/* uaf_select_focus on a backend with a device sampler (CUDA): w_T is never read to the host, so
+ * the whole inference pass runs without a host synchronisation and can be captured as one CUDA
+ * graph. Training thresholds do not depend on data: they are drawn on the host from the same
+ * streams as frame_sampler_focus and uploaded. The indices are the host sampler's bit for bit. */
+static bool select_focus_device(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt, UafOutput *out)
+{
+    const UafConfig *c = &m->cfg;
+    int B = out->B, G = c->glance, F = c->focus;
+    const Tensor *w = out->temporal.weights_T;
+    if (w->dtype != DTYPE_F32 || w->ndim != 2 || w->shape[0] != B || w->shape[1] != G) {
+        char s[96];
+        ctx_set_error(ctx, "uaf_select_focus: temporal weights must be f32 (B = %d, G = %d), got %s %s", B, G,
+                      dtype_name(w->dtype), tensor_shape_str(w, s, sizeof s));
+        return false;
+    }
+    Tensor *u = NULL; /* (B, F) stratified thresholds in training; NULL: the test thresholds (i + 0.5)/F */
+    if (ctx->training) {
+        float *uh = host_alloc(ctx, (size_t)B * F * sizeof *uh); /* (B, F) */
+        if (!uh)
+            return false;
+        for (int b = 0; b < B; b++) {
+            RngStream s = frame_sampler_stream(ctx->seed, b, FRAME_SAMPLER_SLOT_FOCUS, opt->step);
+            frame_sampler_thresholds(F, &s, uh + (int64_t)b * F);
+        }
+        u = tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){B, F});
+        if (!u)
+            return false;
+        ctx->ops->copy_from_host(ctx, u, uh);
+    }
+    out->focus_idx_host = NULL; /* the indices exist on the device only */
+    out->focus_idx = tensor_new(ctx, DTYPE_I32, 2, (int64_t[]){B, F});
+    if (!out->focus_idx)
+        return false;
+    ctx->ops->quantile_sample(ctx, B, G, c->frames, F, w, u, out->focus_idx);
+    return ctx_ok(ctx);
+}
+
 bool uaf_select_focus(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt, UafOutput *out)
 {
     opt = opt ? opt : &NO_OPTIONS;
@@ -366,6 +403,9 @@ bool uaf_select_focus(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt,
         ctx_set_error(ctx, "uaf_select_focus: run uaf_glance and uaf_policies first (no temporal weights)");
         return false;
     }
+    if (out->temporal.weights_T->data && out->temporal.weights_T->backend != BACKEND_CPU && ctx->ops &&
+        ctx->ops->quantile_sample && ctx->ops->copy_from_host)
+        return select_focus_device(ctx, m, opt, out);
     float *w = malloc((size_t)B * G * sizeof *w); /* (B, G) w_T on the host */
     out->focus_idx_host = host_alloc(ctx, (size_t)B * F * sizeof(int32_t)); /* (B, F) */
     if (!w || !out->focus_idx_host) {

@@ -140,7 +140,7 @@ typedef struct {
 typedef struct {
     int B;
     int32_t *glance_idx_host; /* [B·G] in ctx->host */
-    int32_t *focus_idx_host;  /* [B·F] */
+    int32_t *focus_idx_host;  /* [B·F]; NULL when a device backend sampled them (read focus_idx) */
     Tensor *glance_idx;       /* (B, G) i32 */
     Tensor *focus_idx;        /* (B, F) i32 */
     Tensor *glance_features;  /* (B·G, D_g, S/32, S/32) */
@@ -162,7 +162,9 @@ bool uaf_glance(Ctx *ctx, const UafModel *m, Tensor *video, const UafForwardOpti
 /* Stage 2–3: both policies on the detached glance outputs; fills glance_actions, actions, temporal. */
 bool uaf_policies(Ctx *ctx, const UafModel *m, UafOutput *out);
 /* Stage 4: focus indices from w_T on the host (uniform weights on the meta backend, which has no
- * data); fills focus_idx(_host). */
+ * data); fills focus_idx(_host). A device backend with a sampler slot (CUDA) samples on the
+ * device instead, bit for bit the same indices, without reading w_T back (so the pass can be
+ * captured as a CUDA graph); focus_idx_host is then NULL. */
 bool uaf_select_focus(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt, UafOutput *out);
 /* Stage 5–6 for n_sets (1 … 8) patch sets (1 at test; 2 in training: the policy's and the random one):
  * the candidates focus_idx (B, F) cropped from video with each set's actions_T[s] (B, T, 4)

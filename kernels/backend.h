@@ -71,6 +71,20 @@ typedef struct {
     float scale;
 } ReduceGeom;
 
+/* An axis-aligned box and the affine crop matrix of a 4-vector a = (a_y, a_x, a_h, a_w) per row,
+ * in float32 with one rounding per step (impl/patch_box.h owns the formula; these are its
+ * constants, precomputed by the caller). Per axis (h with a_y, w with a_x):
+ *   side = out_size · ((a_size · span) / in_size + offset),  lo = a_pos · (image − side),
+ *   hi = lo + side;  box = (lo_y, lo_x, side_h, side_w);
+ *   theta = [[side_w/image, 0, (lo_x + hi_x)/image − 1], [0, side_h/image, (lo_y + hi_y)/image − 1]]. */
+typedef struct {
+    float span;     /* s_max − s_min */
+    float offset;   /* s_min / in_size */
+    float in_size;  /* the patch side the size formula is written against */
+    float out_size; /* the crop's side */
+    float image;    /* the side of the image the box lives in */
+} BoxGeom;
+
 struct BackendOps {
     const char *name;
 
@@ -179,6 +193,20 @@ struct BackendOps {
     void (*destroy)(Ctx *ctx);
     /* Waits for all queued device work; false (with the context's error set) on a device fault. */
     bool (*synchronize)(Ctx *ctx);
+
+    /* ---- appended for device backends (issue 6, a whole inference pass without host reads, so
+     * it can be captured as a CUDA graph); the CPU table leaves them NULL and the model code runs
+     * its host versions instead. Both are exact: the same float operations as the host code. ---- */
+    /* Quantile sampling of B piecewise-constant densities, frame_sampler_quantile of
+     * impl/frame_sampler.c bit for bit (double cumulative sum rounded to float at each step, the
+     * last forced to 1, float32 interpolation, floor, strictly increasing, cap T − F + i).
+     * w: (B, G) f32 weights; u: (B, F) f32 thresholds, or NULL for the test thresholds
+     * (i + 0.5)/F; idx: (B, F) i32 in [0, T). A row with a non-finite or negative weight, or
+     * whose weights are all 0 (the host version's errors), gets idx = −1 everywhere: the row
+     * gather gives zeros there, and the error cannot be reported without reading the device. */
+    void (*quantile_sample)(Ctx *ctx, int64_t B, int G, int T, int F, const Tensor *w, const Tensor *u, Tensor *idx);
+    /* a: (N, 4) f32 → boxes (N, 4) and/or theta (N, 2, 3) (either may be NULL), see BoxGeom. */
+    void (*box_transform)(Ctx *ctx, const BoxGeom *g, int64_t N, const Tensor *a, Tensor *boxes, Tensor *theta);
 };
 
 const BackendOps *cpu_backend_ops(void);

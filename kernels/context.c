@@ -112,6 +112,8 @@ void ctx_scope_push(Ctx *ctx, const char *name)
     int idx = counter_find_or_add(ctx, full);
     if (idx >= 0)
         ctx->scope_stack[ctx->scope_depth++] = idx;
+    if (idx >= 0 && ctx->on_scope_change)
+        ctx->on_scope_change(ctx, ctx->on_scope_change_user);
 }
 
 void ctx_scope_pop(Ctx *ctx)
@@ -121,6 +123,8 @@ void ctx_scope_pop(Ctx *ctx)
         return;
     }
     ctx->scope_depth--;
+    if (ctx->on_scope_change)
+        ctx->on_scope_change(ctx, ctx->on_scope_change_user);
 }
 
 void ctx_count(Ctx *ctx, double macs, double bytes)

@@ -59,6 +59,12 @@ typedef struct Ctx {
     int n_counters;
     int scope_stack[CTX_SCOPE_DEPTH];
     int scope_depth;
+
+    /* Called after every ctx_scope_push and ctx_scope_pop (NULL, the default: nothing). A
+     * profiler sets it to attribute time and kernels to the scope now running
+     * (bench/cmd_profile.c); the scope is counters[scope_stack[scope_depth - 1]].name. */
+    void (*on_scope_change)(struct Ctx *ctx, void *user);
+    void *on_scope_change_user;
 } Ctx;
 
 /* Creates a context for `backend` (CPU or META; CUDA through its own backend module). */

@@ -434,6 +434,10 @@ typedef struct {
 static const ContractCase CONTRACT[] = {
     {"tsn-tiny", false, {NULL}},
     {"tsm-tiny", false, {NULL}},
+    {"frameexit-tiny", false, {NULL}},
+    {"adafocusv2-tiny", false, {NULL}},
+    {"ocsampler-tiny", false, {NULL}},
+    {"arnet-tiny", true, {NULL}},
 };
 
 static void test_contract(void **state)

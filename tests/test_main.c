@@ -21,6 +21,7 @@
     X(train)        \
     X(exit)         \
     X(baselines)    \
+    X(profile)      \
     X(csv)          \
     X(plot)         \
     X(regress)      \

@@ -334,6 +334,8 @@ static const BackendOps CUDA_OPS = {
     .begin_pass = slot_begin_pass,
     .destroy = slot_destroy,
     .synchronize = slot_synchronize,
+    .quantile_sample = cuda_quantile_sample,
+    .box_transform = cuda_box_transform,
 };
 
 /* ================================ creation =============================================== */

@@ -178,6 +178,10 @@ void cuda_gather_forward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, c
 void cuda_gather_backward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *idx,
                           const Tensor *dy, Tensor *dx);
 
+/* ---- cuda_sampler.cu (the model's host steps on the device, for CUDA graphs) --------------- */
+void cuda_quantile_sample(Ctx *ctx, int64_t B, int G, int T, int F, const Tensor *w, const Tensor *u, Tensor *idx);
+void cuda_box_transform(Ctx *ctx, const BoxGeom *g, int64_t N, const Tensor *a, Tensor *boxes, Tensor *theta);
+
 /* ---- cuda_conv.c (cuDNN plans + dispatch) ------------------------------------------------ */
 void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y);
 void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,

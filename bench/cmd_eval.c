@@ -1,0 +1,569 @@
+/* cmd_eval.c — `focusbench eval`: every exit of a trained Uni-AdaFocus on the validation set, and
+ * conditional exit (sample-wise dynamic inference) across budgets, as the official
+ * test_early_exit_uni_adafocus.py does it.
+ *
+ * Owns: the command's options; running the model in eval mode over the validation split and
+ * over the training split (the calibration set: the official script runs the trained model in
+ * eval mode on its TRAINING loader, augmentation included), or reading those exit logits from a
+ * file written earlier (--logits-in); the accuracy/mAP of each fixed exit; for each exit score
+ * and budget knob p: thresholds calibrated on the training logits (impl/conditional_exit.h), the
+ * exits the validation videos take, the expected GFLOPs (impl/uniadafocus.h uaf_flops, the
+ * official per-exit costs), the metric, and the random-exit control with the same histogram.
+ *
+ * Metrics: top-1 on each video's first label; mAP (datasets/metrics.h) when the data is
+ * multi-label (ActivityNet, FCVID), ranked on raw logits as the official early_exit does
+ * (cal_map(outputs, …) on the chosen exits' logits). Printed in percent; the CSV has one row per
+ * fixed exit, per (score, budget) and per random control.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/cli.h"
+#include "bench/csv_out.h"
+#include "bench/train_data.h"
+#include "datasets/metrics.h"
+#include "impl/checkpoint.h"
+#include "impl/conditional_exit.h"
+#include "impl/presets.h"
+#include "impl/safetensors.h"
+#include "impl/train_loop.h"
+#include "impl/uniadafocus.h"
+
+enum { MAX_BUDGETS = 256 };
+
+static void usage(FILE *out)
+{
+    char names[512];
+    fprintf(out,
+            "usage: focusbench eval --preset NAME (--ckpt W.safetensors | --init-seed N | --logits-in F) (data)\n"
+            "                       [--budgets LIST] [--score LIST] [--csv FILE] [options] [size overrides]\n\n"
+            "Evaluates every exit of Uni-AdaFocus on the validation split, then conditional exit: for each budget\n"
+            "knob p the exit fractions q_k ~ p^k, thresholds calibrated on the training split's exit logits (eval\n"
+            "mode, training augmentation, as the official script), the exits the validation videos take, their\n"
+            "expected GFLOPs and accuracy (or mAP for multi-label data), and the random-exit control.\n\n"
+            "  --preset NAME         %s\n"
+            "  --ckpt FILE           trained weights (official keys; \"module.\" is stripped), e.g. RUN/model.safetensors\n"
+            "  --init-seed N         no checkpoint: the random initial model (smoke tests)\n"
+            "  --logits-in FILE      exit logits saved by --logits-out: no model run, no data needed\n"
+            "  --logits-out FILE     save the training and validation exit logits (safetensors)\n"
+            "  --budgets LIST        comma-separated knobs p > 0, or `official` (1/20 ... 19/20, the default)\n"
+            "  --score LIST          exit scores: max-logit (official), max-softmax, neg-entropy, or all (default)\n"
+            "  --calib-transform T   train (official: random augmentation) or test (centre crop) for calibration\n"
+            "  --batch-size B        clips per forward pass (default 8)\n"
+            "  --seed N              data augmentation and the random-exit control (0)\n"
+            "  --csv FILE            one row per fixed exit, per (score, budget) and per random control\n\n"
+            "%s\n"
+            "size overrides of the preset:\n",
+            uaf_preset_names(names, sizeof names), data_args_help());
+    const char *name, *help;
+    for (int i = 0; uaf_config_knob(i, &name, &help); i++)
+        fprintf(out, "  --%-20s %s\n", name, help);
+    fprintf(out, "\nexamples:\n"
+                 "  focusbench eval --preset synth-tiny --ckpt run1/model.safetensors --data synth --csv exits.csv\n"
+                 "  focusbench eval --preset actnet-p128 --logits-in actnet_logits.safetensors --score max-logit\n");
+}
+
+typedef struct {
+    const char *preset_name, *ckpt, *logits_in, *logits_out, *csv;
+    bool have_init_seed, calib_test_transform;
+    uint64_t init_seed, seed;
+    int batch_size;
+    double budgets[MAX_BUDGETS];
+    int n_budgets;
+    bool score_on[EXIT_SCORE_COUNT];
+    UafConfig cfg;
+    DataArgs data;
+} EvalArgs;
+
+static bool parse_budgets(const char *val, EvalArgs *a)
+{
+    if (strcmp(val, "official") == 0) {
+        a->n_budgets = exit_default_budgets(a->budgets, MAX_BUDGETS);
+        return true;
+    }
+    a->n_budgets = 0;
+    const char *q = val;
+    while (*q) {
+        char *end;
+        errno = 0;
+        double p = strtod(q, &end);
+        if (errno || end == q || !(p > 0.0) || !isfinite(p) || (*end && *end != ',') || a->n_budgets >= MAX_BUDGETS)
+            return false;
+        a->budgets[a->n_budgets++] = p;
+        q = *end ? end + 1 : end;
+    }
+    return a->n_budgets > 0;
+}
+
+static bool parse_scores(const char *val, EvalArgs *a)
+{
+    memset(a->score_on, 0, sizeof a->score_on);
+    if (strcmp(val, "all") == 0) {
+        for (int k = 0; k < EXIT_SCORE_COUNT; k++)
+            a->score_on[k] = true;
+        return true;
+    }
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", val);
+    bool any = false;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        ExitScoreKind k;
+        if (!exit_score_parse(tok, &k))
+            return false;
+        a->score_on[k] = any = true;
+    }
+    return any;
+}
+
+/* 0 parsed, 2 usage error (printed), −1 --help. */
+static int parse_args(int argc, char **argv, EvalArgs *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return -1;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--preset") == 0)
+            a->preset_name = argv[i + 1];
+    if (!a->preset_name) {
+        fprintf(stderr, "focusbench eval: --preset NAME is required (see focusbench eval --help)\n");
+        return 2;
+    }
+    const UafPreset *p = uaf_preset_find(a->preset_name);
+    if (!p) {
+        char names[512];
+        fprintf(stderr, "focusbench eval: unknown preset '%s' (known: %s)\n", a->preset_name,
+                uaf_preset_names(names, sizeof names));
+        return 2;
+    }
+    a->cfg = p->cfg;
+    a->batch_size = 8;
+    a->n_budgets = exit_default_budgets(a->budgets, MAX_BUDGETS);
+    for (int k = 0; k < EXIT_SCORE_COUNT; k++)
+        a->score_on[k] = true;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        int d = data_args_option(&a->data, opt, i + 1 < argc ? argv[i + 1] : NULL, err, sizeof err);
+        if (d == 2)
+            continue;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "focusbench eval: %s needs a value (see focusbench eval --help)\n", opt);
+            return 2;
+        }
+        const char *val = argv[++i];
+        if (d < 0) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            return 2;
+        }
+        if (d == 1 || strcmp(opt, "--preset") == 0)
+            continue;
+        bool ok = true;
+        char *end;
+        if (strcmp(opt, "--ckpt") == 0) {
+            a->ckpt = val;
+        } else if (strcmp(opt, "--logits-in") == 0) {
+            a->logits_in = val;
+        } else if (strcmp(opt, "--logits-out") == 0) {
+            a->logits_out = val;
+        } else if (strcmp(opt, "--csv") == 0) {
+            a->csv = val;
+        } else if (strcmp(opt, "--budgets") == 0) {
+            ok = parse_budgets(val, a);
+        } else if (strcmp(opt, "--score") == 0) {
+            ok = parse_scores(val, a);
+        } else if (strcmp(opt, "--calib-transform") == 0) {
+            ok = strcmp(val, "train") == 0 || strcmp(val, "test") == 0;
+            a->calib_test_transform = strcmp(val, "test") == 0;
+        } else if (strcmp(opt, "--init-seed") == 0 || strcmp(opt, "--seed") == 0) {
+            errno = 0;
+            unsigned long long v = strtoull(val, &end, 10);
+            ok = !errno && end != val && !*end && val[0] != '-';
+            if (strcmp(opt, "--seed") == 0)
+                a->seed = v;
+            else
+                a->init_seed = v, a->have_init_seed = true;
+        } else if (strcmp(opt, "--batch-size") == 0) {
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            ok = !errno && end != val && !*end && v >= 1 && v <= 100000;
+            a->batch_size = (int)v;
+        } else {
+            int r = uaf_config_override(&a->cfg, opt, val, err, sizeof err);
+            if (r < 0) {
+                fprintf(stderr, "focusbench eval: %s\n", err);
+                return 2;
+            }
+            if (r == 0) {
+                fprintf(stderr, "focusbench eval: unknown option '%s' (see focusbench eval --help)\n", opt);
+                return 2;
+            }
+        }
+        if (!ok) {
+            fprintf(stderr, "focusbench eval: bad value '%s' for %s (see focusbench eval --help)\n", val, opt);
+            return 2;
+        }
+    }
+    if ((a->ckpt != NULL) + a->have_init_seed + (a->logits_in != NULL) != 1) {
+        fprintf(stderr, "focusbench eval: give exactly one of --ckpt FILE, --init-seed N and --logits-in FILE\n");
+        return 2;
+    }
+    if (!a->logits_in && (!data_args_has(&a->data, DATA_SPLIT_TRAIN, err, sizeof err) ||
+                          !data_args_has(&a->data, DATA_SPLIT_VAL, err, sizeof err))) {
+        fprintf(stderr, "focusbench eval: %s (both splits are needed: validation to evaluate, training to calibrate "
+                "the thresholds)\n", err);
+        return 2;
+    }
+    if (!uaf_config_check(&a->cfg, err, sizeof err)) {
+        fprintf(stderr, "focusbench eval: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- exit logits of both splits -------------------------------------------------------------------- */
+
+typedef struct {
+    ExitLogits split[2];  /* train (calibration), val */
+    uint8_t *val_gt;      /* (n_val, C) multi-hot, or NULL when single-label */
+} EvalData;
+
+static void eval_data_free(EvalData *e)
+{
+    exit_logits_free(&e->split[0]);
+    exit_logits_free(&e->split[1]);
+    free(e->val_gt);
+}
+
+static bool run_split(const UafModel *m, const EvalArgs *a, int s, EvalData *e, char *err, size_t err_cap)
+{
+    bool calib = s == DATA_SPLIT_TRAIN;
+    DataLoadOptions lo = {.frames = a->cfg.frames, .frame_size = a->cfg.frame_size, .batch_size = a->batch_size,
+                          .train = calib && !a->calib_test_transform, .shuffle = false, .drop_last = false,
+                          .seed = a->seed};
+    TrainData *d = train_data_open(&a->data, s, &lo, err, err_cap);
+    if (!d)
+        return false;
+    printf("eval: %s split: %s%s\n", calib ? "calibration (training)" : "validation", train_data_describe(d),
+           calib ? (lo.train ? ", training augmentation" : ", test transform") : "");
+    fflush(stdout);
+    TrainDataSource src = train_data_source(d);
+    bool ok = collect_exit_logits(m, &src, 0, stdout, 50, &e->split[s], err, err_cap);
+    if (ok && !calib && train_data_multi_label(d)) {
+        int64_t n = e->split[s].n;
+        int C = e->split[s].C;
+        e->val_gt = calloc((size_t)(n * C), 1);
+        ok = e->val_gt != NULL;
+        for (int64_t i = 0; ok && i < n; i++) {
+            const int32_t *labels;
+            int nl = train_data_labels(d, e->split[s].videos[i], &labels);
+            for (int k = 0; k < nl; k++)
+                if (labels[k] >= 0 && labels[k] < C)
+                    e->val_gt[i * C + labels[k]] = 1;
+        }
+        if (!ok)
+            snprintf(err, err_cap, "out of memory");
+    }
+    if (ok)
+        train_data_print_summary(d);
+    train_data_close(d);
+    return ok;
+}
+
+static bool read_logits(const SafetensorsFile *f, const char *prefix, int K, int C, ExitLogits *out, char *err,
+                        size_t err_cap)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s_logits", prefix);
+    const SafetensorsTensor *l = safetensors_find(f, name);
+    snprintf(name, sizeof name, "%s_labels", prefix);
+    const SafetensorsTensor *y = safetensors_find(f, name);
+    if (!l || !y || l->ndim != 3 || l->shape[1] != K || l->shape[2] != C || y->ndim != 1 || y->shape[0] != l->shape[0]) {
+        snprintf(err, err_cap, "%s: needs %s_logits (n, K = %d, C = %d) and %s_labels (n), as --logits-out writes them "
+                 "for this preset", safetensors_path(f), prefix, K, C, prefix);
+        return false;
+    }
+    int64_t n = l->shape[0];
+    out->n = n, out->K = K, out->C = C;
+    out->exit_logits = malloc((size_t)(n * K * C) * sizeof(float));
+    out->labels = malloc((size_t)n * sizeof(int32_t));
+    out->videos = malloc((size_t)n * sizeof(int32_t));
+    int64_t *tmp = malloc((size_t)n * sizeof *tmp);
+    bool ok = out->exit_logits && out->labels && out->videos && tmp &&
+              safetensors_read_f32(l, out->exit_logits, n * K * C, err, err_cap) &&
+              safetensors_read_i64(y, tmp, n, err, err_cap);
+    for (int64_t i = 0; ok && i < n; i++)
+        out->labels[i] = (int32_t)tmp[i], out->videos[i] = (int32_t)i;
+    free(tmp);
+    return ok;
+}
+
+static bool load_logits(const char *path, int K, int C, EvalData *e, char *err, size_t err_cap)
+{
+    SafetensorsFile *f = safetensors_open(path, err, err_cap);
+    if (!f)
+        return false;
+    bool ok = read_logits(f, "train", K, C, &e->split[0], err, err_cap) &&
+              read_logits(f, "val", K, C, &e->split[1], err, err_cap);
+    const SafetensorsTensor *gt = ok ? safetensors_find(f, "val_targets") : NULL;
+    if (gt) {
+        int64_t n = e->split[1].n;
+        int64_t *tmp = malloc((size_t)(n * C) * sizeof *tmp);
+        e->val_gt = malloc((size_t)(n * C));
+        ok = tmp && e->val_gt && gt->ndim == 2 && gt->shape[0] == n && gt->shape[1] == C &&
+             safetensors_read_i64(gt, tmp, n * C, err, err_cap);
+        if (!ok && tmp && e->val_gt)
+            snprintf(err, err_cap, "%s: val_targets must be (n_val, C) multi-hot", path);
+        for (int64_t i = 0; ok && i < n * C; i++)
+            e->val_gt[i] = tmp[i] != 0;
+        free(tmp);
+    }
+    safetensors_close(f);
+    return ok;
+}
+
+static bool save_logits(const char *path, const EvalArgs *a, const EvalData *e, char *err, size_t err_cap)
+{
+    SafetensorsWriteTensor t[5];
+    int64_t shapes[5][3];
+    int n = 0;
+    for (int s = 0; s < 2; s++) {
+        const ExitLogits *x = &e->split[s];
+        const char *ln = s == 0 ? "train_logits" : "val_logits", *yn = s == 0 ? "train_labels" : "val_labels";
+        shapes[n][0] = x->n, shapes[n][1] = x->K, shapes[n][2] = x->C;
+        t[n] = (SafetensorsWriteTensor){ln, SAFETENSORS_F32, 3, shapes[n], x->exit_logits};
+        n++;
+        shapes[n][0] = x->n;
+        t[n] = (SafetensorsWriteTensor){yn, SAFETENSORS_I32, 1, shapes[n], x->labels};
+        n++;
+    }
+    if (e->val_gt) {
+        shapes[n][0] = e->split[1].n, shapes[n][1] = e->split[1].C;
+        t[n] = (SafetensorsWriteTensor){"val_targets", SAFETENSORS_U8, 2, shapes[n], e->val_gt};
+        n++;
+    }
+    SafetensorsMeta meta[] = {{"preset", a->preset_name}, {"what", "Uni-AdaFocus exit logits (n, F+1, C)"}};
+    return safetensors_write(path, t, n, meta, 2, err, err_cap);
+}
+
+/* ---- metrics ---------------------------------------------------------------------------------------- */
+
+typedef struct {
+    double top1, map; /* fractions; NaN when not computed */
+} Metric;
+
+static bool metric_of(const float *scores, int64_t n, int C, const int32_t *labels, const uint8_t *gt, Metric *m,
+                      char *err, size_t err_cap)
+{
+    m->top1 = m->map = NAN;
+    if (!metrics_topk(scores, n, C, labels, 1, &m->top1, err, err_cap))
+        return false;
+    if (gt && !metrics_mean_ap(scores, n, C, gt, &m->map, NULL, NULL, err, err_cap))
+        return false;
+    return true;
+}
+
+/* ---- the command ------------------------------------------------------------------------------------- */
+
+static const char *const COLUMNS[] = {"method", "preset", "mode", "score", "budget_p", "exit", "gflops_per_video",
+                                      "top1", "map", "exit_fractions", "n_val", "n_calib"};
+enum { N_COLUMNS = sizeof COLUMNS / sizeof COLUMNS[0] };
+
+static void csv_row(CsvOut *w, const EvalArgs *a, const char *mode, const char *score, double p, int exit_k,
+                    double gflops, const Metric *m, const char *fractions, int64_t n_val, int64_t n_calib)
+{
+    if (!w)
+        return;
+    csv_out_str(w, "uniadafocus");
+    csv_out_str(w, a->preset_name);
+    csv_out_str(w, mode);
+    csv_out_str(w, score);
+    csv_out_double(w, p);
+    if (exit_k >= 0)
+        csv_out_int(w, exit_k);
+    else
+        csv_out_empty(w);
+    csv_out_double(w, gflops);
+    csv_out_double(w, 100.0 * m->top1);
+    csv_out_double(w, 100.0 * m->map);
+    csv_out_str(w, fractions);
+    csv_out_int(w, n_val);
+    csv_out_int(w, n_calib);
+    csv_out_end_row(w);
+}
+
+static void print_metric(const Metric *m)
+{
+    printf("  %6.2f", 100.0 * m->top1);
+    if (!isnan(m->map))
+        printf("  %6.2f", 100.0 * m->map);
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    EvalArgs a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc == -1) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    char err[4096];
+    rc = 1;
+    const int K = a.cfg.focus + 1, C = a.cfg.num_classes;
+    EvalData e;
+    memset(&e, 0, sizeof e);
+    UafModel *m = NULL;
+    CsvOut *w = NULL;
+    float *scores[2] = {NULL, NULL}, *selected = NULL;
+    int32_t *exit_of = NULL;
+    UafFlops fl;
+    if (!uaf_flops(&a.cfg, &fl, err, sizeof err)) {
+        fprintf(stderr, "focusbench eval: %s\n", err);
+        return 1;
+    }
+    if (a.logits_in) {
+        if (!load_logits(a.logits_in, K, C, &e, err, sizeof err)) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+    } else {
+        if (!(m = uaf_create(&a.cfg, BACKEND_CPU, false, err, sizeof err))) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+        if (a.ckpt) {
+            CheckpointLoadOptions o = {.strip_prefix = "module."};
+            if (!checkpoint_load(m->ps, a.ckpt, &o, err, sizeof err)) {
+                fprintf(stderr, "focusbench eval: %s\n", err);
+                goto done;
+            }
+        } else {
+            uaf_init(m, a.init_seed);
+        }
+        if (!run_split(m, &a, DATA_SPLIT_VAL, &e, err, sizeof err) ||
+            !run_split(m, &a, DATA_SPLIT_TRAIN, &e, err, sizeof err)) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+    }
+    if (a.logits_out && !save_logits(a.logits_out, &a, &e, err, sizeof err)) {
+        fprintf(stderr, "focusbench eval: %s\n", err);
+        goto done;
+    }
+    const ExitLogits *cal = &e.split[0], *val = &e.split[1];
+    int64_t nv = val->n, nc = cal->n;
+    if (a.csv) {
+        CsvEnv env;
+        csv_env_init(&env, "cpu", argc, argv);
+        csv_env_set_seed(&env, a.seed);
+        if (!(w = csv_out_open(a.csv, COLUMNS, N_COLUMNS, &env, err, sizeof err))) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+    }
+    scores[0] = malloc((size_t)(nc * K) * sizeof(float));
+    scores[1] = malloc((size_t)(nv * K) * sizeof(float));
+    selected = malloc((size_t)(nv * C) * sizeof(float));
+    exit_of = malloc((size_t)nv * sizeof *exit_of);
+    if (!scores[0] || !scores[1] || !selected || !exit_of) {
+        fprintf(stderr, "focusbench eval: out of memory\n");
+        goto done;
+    }
+
+    printf("\neval: %s, %lld validation and %lld calibration clips, %d exits, %s\n", a.preset_name, (long long)nv,
+           (long long)nc, K, e.val_gt ? "top-1 and mAP (%)" : "top-1 (%)");
+    printf("\nfixed exits (validation):\n  exit   GFLOPs     top1%s\n", e.val_gt ? "     mAP" : "");
+    for (int k = 0; k < K; k++) {
+        for (int64_t i = 0; i < nv; i++)
+            exit_of[i] = k;
+        exit_select_logits(val->exit_logits, nv, K, C, exit_of, selected);
+        Metric mt;
+        if (!metric_of(selected, nv, C, val->labels, e.val_gt, &mt, err, sizeof err)) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+        printf("  %4d  %7.3f", k, fl.exit[k] / 1e9);
+        print_metric(&mt);
+        printf("\n");
+        csv_row(w, &a, "fixed", NULL, NAN, k, fl.exit[k] / 1e9, &mt, NULL, nv, nc);
+    }
+    double cost[EXIT_MAX_EXITS];
+    for (int k = 0; k < K; k++)
+        cost[k] = fl.exit[k] / 1e9;
+    for (int sk = 0; sk < EXIT_SCORE_COUNT; sk++) {
+        if (!a.score_on[sk])
+            continue;
+        if (!exit_scores(cal->exit_logits, nc, K, C, (ExitScoreKind)sk, scores[0], err, sizeof err) ||
+            !exit_scores(val->exit_logits, nv, K, C, (ExitScoreKind)sk, scores[1], err, sizeof err)) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+        printf("\nconditional exit, score %s (thresholds from the calibration split):\n", exit_score_name(sk));
+        printf("       p   GFLOPs     top1%s   random-exit top1%s   exits (%% of videos at exit 0..%d)\n",
+               e.val_gt ? "     mAP" : "", e.val_gt ? "     mAP" : "", K - 1);
+        for (int bi = 0; bi < a.n_budgets; bi++) {
+            float q[EXIT_MAX_EXITS], T[EXIT_MAX_EXITS];
+            int64_t hist[EXIT_MAX_EXITS];
+            if (!exit_budget_fractions(a.budgets[bi], K, q, err, sizeof err) ||
+                !exit_calibrate(scores[0], nc, K, q, T, NULL, err, sizeof err)) {
+                fprintf(stderr, "focusbench eval: %s\n", err);
+                goto done;
+            }
+            exit_assign(scores[1], nv, K, T, exit_of, hist);
+            double gflops = exit_expected_cost(hist, K, cost);
+            exit_select_logits(val->exit_logits, nv, K, C, exit_of, selected);
+            Metric md, mr;
+            bool ok = metric_of(selected, nv, C, val->labels, e.val_gt, &md, err, sizeof err) &&
+                      exit_random_assign(hist, K, nv, a.seed + (uint64_t)bi, exit_of, err, sizeof err);
+            if (ok) {
+                exit_select_logits(val->exit_logits, nv, K, C, exit_of, selected);
+                ok = metric_of(selected, nv, C, val->labels, e.val_gt, &mr, err, sizeof err);
+            }
+            if (!ok) {
+                fprintf(stderr, "focusbench eval: %s\n", err);
+                goto done;
+            }
+            char fr[EXIT_MAX_EXITS * 12] = "";
+            size_t len = 0;
+            for (int k = 0; k < K; k++)
+                len += (size_t)snprintf(fr + len, sizeof fr - len, "%s%.4g", k ? " " : "", (double)hist[k] / nv);
+            printf("  %6.3g  %7.3f", a.budgets[bi], gflops);
+            print_metric(&md);
+            printf("       ");
+            print_metric(&mr);
+            printf("        ");
+            for (int k = 0; k < K; k++)
+                printf("%s%.0f", k ? " " : "", 100.0 * hist[k] / nv);
+            printf("\n");
+            csv_row(w, &a, "dynamic", exit_score_name(sk), a.budgets[bi], -1, gflops, &md, fr, nv, nc);
+            csv_row(w, &a, "random", exit_score_name(sk), a.budgets[bi], -1, gflops, &mr, fr, nv, nc);
+        }
+    }
+    if (w) {
+        bool ok = csv_out_commit(w, err, sizeof err);
+        w = NULL;
+        if (!ok) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+        printf("\neval: wrote %s\n", a.csv);
+    }
+    rc = 0;
+done:
+    csv_out_abort(w);
+    free(scores[0]);
+    free(scores[1]);
+    free(selected);
+    free(exit_of);
+    eval_data_free(&e);
+    uaf_destroy(m);
+    return rc;
+}

@@ -1,0 +1,533 @@
+/* cmd_train.c — `focusbench train`: end-to-end training of Uni-AdaFocus (CPU), resumable.
+ *
+ * Owns: the command's options (the preset's official training settings, each overridable), the
+ * model's initial weights (random, a whole checkpoint, or ImageNet backbones), the training data
+ * (bench/train_data.h), the run directory and its per-epoch log, and handing everything to
+ * impl/train_loop.h, which writes OUT/train_state.safetensors and OUT/model.safetensors after
+ * every epoch. After a kill, the same command with --resume continues from the last epoch and
+ * ends with the weights an uninterrupted run would have had.
+ *
+ * OUT/train_log.csv gets one row per epoch (rewritten atomically after each one; a resumed run
+ * keeps the earlier epochs' rows).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bench/cli.h"
+#include "bench/csv_out.h"
+#include "bench/train_data.h"
+#include "impl/checkpoint.h"
+#include "impl/presets.h"
+#include "impl/train_loop.h"
+#include "impl/uniadafocus.h"
+
+static void usage(FILE *out)
+{
+    char names[512];
+    fprintf(out,
+            "usage: focusbench train --preset NAME --out DIR (data) [--resume] [options] [size overrides]\n\n"
+            "Trains Uni-AdaFocus end to end as the official main.py does (two patch sets, every loss with the\n"
+            "official weights, SGD with momentum, per-module learning-rate multipliers, cosine schedule), on the\n"
+            "CPU. After every epoch DIR/train_state.safetensors (everything a resume needs) and\n"
+            "DIR/model.safetensors (the model under the official keys, for `infer` and `eval`) are written\n"
+            "atomically, and DIR/train_log.csv gets the epoch's losses. After a kill, rerun with --resume.\n\n"
+            "  --preset NAME           %s\n"
+            "  --out DIR               run directory (created if missing)\n"
+            "  --resume                continue from DIR/train_state.safetensors (same options required)\n"
+            "  --epochs N              (preset: 50 for the paper's sets)\n"
+            "  --batch-size B          clips per step (preset: the official total batch)\n"
+            "  --lr X                  base learning rate (preset)\n"
+            "  --weight-decay X        (preset)\n"
+            "  --momentum X            (0.9)\n"
+            "  --lr-schedule S         cos (official), step, constant\n"
+            "  --lr-steps E1,E2,...    epochs where the step schedule divides the rate by 10\n"
+            "  --global-lr-ratio X     global CNN and its heads (0.5)\n"
+            "  --stn-lr-ratio X        spatial policy (0.2)\n"
+            "  --temporal-lr-ratio X   temporal policy (0.2)\n"
+            "  --classifier-lr-ratio X the classifier (20)\n"
+            "  --norm-ratio X          box-size regulariser weight (preset)\n"
+            "  --mc-samples N          Monte-Carlo samples of the temporal loss (128)\n"
+            "  --single-spatial-pass   run the spatial policy once per step (the official code runs it twice,\n"
+            "                          so its batch norms update their running statistics twice)\n"
+            "  --seed N                master seed of data order, augmentation and every draw (0)\n"
+            "  --init-seed N           seed of the random initial weights (default: --seed)\n"
+            "  --init FILE             initial weights: a whole model (official keys; \"module.\" is stripped)\n"
+            "  --pretrained-global F   ImageNet MobileNetV2 weights for global_CNN (keys without the prefix)\n"
+            "  --pretrained-local F    ImageNet ResNet weights for local_CNN\n"
+            "  --stop-after N          stop after N epochs of this invocation (resume later)\n"
+            "  --log-every N           a progress line every N steps (default 10; 0: epoch lines only)\n\n"
+            "%s\n"
+            "size overrides of the preset:\n",
+            uaf_preset_names(names, sizeof names), data_args_help());
+    const char *name, *help;
+    for (int i = 0; uaf_config_knob(i, &name, &help); i++)
+        fprintf(out, "  --%-20s %s\n", name, help);
+    fprintf(out, "\nexamples:\n"
+                 "  focusbench gen-data --out synth && focusbench train --preset synth-tiny --data synth --out run1\n"
+                 "  focusbench train --preset synth-tiny --synthetic 64 --epochs 5 --out run2\n"
+                 "  focusbench train --preset actnet-p128 --list train.txt --root frames --out run3 --resume\n");
+}
+
+typedef struct {
+    const char *preset_name, *out, *init, *pretrained_global, *pretrained_local;
+    bool resume, have_init_seed;
+    uint64_t init_seed;
+    int batch_size, log_every;
+    UafConfig cfg;
+    TrainConfig tc;
+    DataArgs data;
+} TrainArgs;
+
+/* A float preset value as the decimal the official command line writes (0.002f → 0.002), so the
+ * schedule is computed from the same double as Python's. */
+static double decimal_of(float f)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)f);
+    return strtod(buf, NULL);
+}
+
+static bool parse_double(const char *val, double lo, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || !isfinite(v) || v < lo)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_int(const char *val, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_u64(const char *val, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    if (errno || end == val || *end || val[0] == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* 0 parsed, 2 usage error (printed), −1 --help. */
+static int parse_args(int argc, char **argv, TrainArgs *a)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return -1;
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--preset") == 0)
+            a->preset_name = argv[i + 1];
+    if (!a->preset_name) {
+        fprintf(stderr, "focusbench train: --preset NAME is required (see focusbench train --help)\n");
+        return 2;
+    }
+    const UafPreset *p = uaf_preset_find(a->preset_name);
+    if (!p) {
+        char names[512];
+        fprintf(stderr, "focusbench train: unknown preset '%s' (known: %s)\n", a->preset_name,
+                uaf_preset_names(names, sizeof names));
+        return 2;
+    }
+    a->cfg = p->cfg;
+    TrainConfig *t = &a->tc;
+    *t = train_config_default();
+    t->lr = decimal_of(p->train.lr);
+    t->weight_decay = decimal_of(p->train.weight_decay);
+    t->momentum = decimal_of(p->train.momentum);
+    t->epochs = p->train.epochs;
+    t->norm_ratio = p->train.norm_ratio;
+    t->global_lr_ratio = decimal_of(p->train.global_lr_ratio);
+    t->stn_lr_ratio = decimal_of(p->train.stn_lr_ratio);
+    t->temporal_lr_ratio = decimal_of(p->train.temporal_lr_ratio);
+    t->classifier_lr_ratio = decimal_of(p->train.classifier_lr_ratio);
+    t->mc_samples = p->train.mc_samples;
+    a->batch_size = p->train.batch_size;
+    a->log_every = 10;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (strcmp(opt, "--resume") == 0) {
+            a->resume = true;
+            continue;
+        }
+        if (strcmp(opt, "--single-spatial-pass") == 0) {
+            t->single_spatial_pass = true;
+            continue;
+        }
+        int d = data_args_option(&a->data, opt, i + 1 < argc ? argv[i + 1] : NULL, err, sizeof err);
+        if (d == 2)
+            continue;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "focusbench train: %s needs a value (see focusbench train --help)\n", opt);
+            return 2;
+        }
+        const char *val = argv[++i];
+        if (d < 0) {
+            fprintf(stderr, "focusbench train: %s\n", err);
+            return 2;
+        }
+        if (d == 1 || strcmp(opt, "--preset") == 0)
+            continue;
+        bool ok = true;
+        long n;
+        double x;
+        if (strcmp(opt, "--out") == 0) {
+            a->out = val;
+        } else if (strcmp(opt, "--init") == 0) {
+            a->init = val;
+        } else if (strcmp(opt, "--pretrained-global") == 0) {
+            a->pretrained_global = val;
+        } else if (strcmp(opt, "--pretrained-local") == 0) {
+            a->pretrained_local = val;
+        } else if (strcmp(opt, "--epochs") == 0) {
+            ok = parse_int(val, 1, 1000000, &n) && (t->epochs = (int)n, true);
+        } else if (strcmp(opt, "--batch-size") == 0) {
+            ok = parse_int(val, 1, 1000000, &n) && (a->batch_size = (int)n, true);
+        } else if (strcmp(opt, "--lr") == 0) {
+            ok = parse_double(val, 0.0, &t->lr);
+        } else if (strcmp(opt, "--weight-decay") == 0) {
+            ok = parse_double(val, 0.0, &t->weight_decay);
+        } else if (strcmp(opt, "--momentum") == 0) {
+            ok = parse_double(val, 0.0, &t->momentum) && t->momentum < 1.0;
+        } else if (strcmp(opt, "--global-lr-ratio") == 0) {
+            ok = parse_double(val, 0.0, &t->global_lr_ratio);
+        } else if (strcmp(opt, "--stn-lr-ratio") == 0) {
+            ok = parse_double(val, 0.0, &t->stn_lr_ratio);
+        } else if (strcmp(opt, "--temporal-lr-ratio") == 0) {
+            ok = parse_double(val, 0.0, &t->temporal_lr_ratio);
+        } else if (strcmp(opt, "--classifier-lr-ratio") == 0) {
+            ok = parse_double(val, 0.0, &t->classifier_lr_ratio);
+        } else if (strcmp(opt, "--norm-ratio") == 0) {
+            ok = parse_double(val, 0.0, &x) && (t->norm_ratio = (float)x, true);
+        } else if (strcmp(opt, "--mc-samples") == 0) {
+            ok = parse_int(val, 1, 1000000, &n) && (t->mc_samples = (int)n, true);
+        } else if (strcmp(opt, "--seed") == 0) {
+            ok = parse_u64(val, &t->seed);
+        } else if (strcmp(opt, "--init-seed") == 0) {
+            ok = parse_u64(val, &a->init_seed) && (a->have_init_seed = true);
+        } else if (strcmp(opt, "--stop-after") == 0) {
+            ok = parse_int(val, 1, 1000000, &n) && (t->stop_after_epochs = (int)n, true);
+        } else if (strcmp(opt, "--log-every") == 0) {
+            ok = parse_int(val, 0, 1000000000, &n) && (a->log_every = (int)n, true);
+        } else if (strcmp(opt, "--lr-schedule") == 0) {
+            if (strcmp(val, "cos") == 0 || strcmp(val, "cosine") == 0)
+                t->schedule = SGD_SCHEDULE_COSINE;
+            else if (strcmp(val, "step") == 0)
+                t->schedule = SGD_SCHEDULE_STEP;
+            else if (strcmp(val, "constant") == 0)
+                t->schedule = SGD_SCHEDULE_CONSTANT;
+            else
+                ok = false;
+        } else if (strcmp(opt, "--lr-steps") == 0) {
+            t->n_lr_steps = 0;
+            const char *q = val;
+            while (ok && *q) {
+                char *end;
+                errno = 0;
+                double e = strtod(q, &end);
+                ok = !errno && end != q && e >= 0 && t->n_lr_steps < SGD_MAX_LR_STEPS && (*end == ',' || !*end);
+                if (ok) {
+                    t->lr_steps[t->n_lr_steps++] = e;
+                    q = *end ? end + 1 : end;
+                }
+            }
+        } else {
+            int r = uaf_config_override(&a->cfg, opt, val, err, sizeof err);
+            if (r < 0) {
+                fprintf(stderr, "focusbench train: %s\n", err);
+                return 2;
+            }
+            if (r == 0) {
+                fprintf(stderr, "focusbench train: unknown option '%s' (see focusbench train --help)\n", opt);
+                return 2;
+            }
+        }
+        if (!ok) {
+            fprintf(stderr, "focusbench train: bad value '%s' for %s (see focusbench train --help)\n", val, opt);
+            return 2;
+        }
+    }
+    if (!a->out) {
+        fprintf(stderr, "focusbench train: --out DIR is required (checkpoints and the log go there)\n");
+        return 2;
+    }
+    if (!data_args_has(&a->data, DATA_SPLIT_TRAIN, err, sizeof err)) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        return 2;
+    }
+    if (!uaf_config_check(&a->cfg, err, sizeof err)) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        return 2;
+    }
+    if (!a->have_init_seed)
+        a->init_seed = t->seed;
+    return 0;
+}
+
+/* Everything that decides the trained weights, as one line; a resume must match it. */
+static void config_text(const TrainArgs *a, const TrainData *d, char *buf, size_t cap)
+{
+    const UafConfig *c = &a->cfg;
+    const TrainConfig *t = &a->tc;
+    static const char *const schedules[] = {"cos", "step", "constant"};
+    snprintf(buf, cap,
+             "preset %s; T %d G %d F %d S %d P %d box %.9g..%.9g spatial %d temporal %d mlp %d classes %d "
+             "glance-width %.17g local-depth %d local-width %d fc %d dropout %.9g fc-dropout %.9g tau %.9g; "
+             "lr %.17g momentum %.17g wd %.17g schedule %s (%d steps) epochs %d ratios %.17g/%.17g/%.17g/%.17g norm %.9g mc %d "
+             "batch %d seed %" PRIu64 " spatial-passes %d; data %s flip %d",
+             a->preset_name, c->frames, c->glance, c->focus, c->frame_size, c->patch_size, (double)c->box_min,
+             (double)c->box_max, c->spatial_hidden, c->temporal_hidden, c->mlp_width, c->num_classes,
+             c->glance_width_mult, c->local_depth, c->local_base_width, c->backbone_fc_classes, (double)c->dropout,
+             (double)c->fc_dropout, (double)c->temperature, t->lr, t->momentum, t->weight_decay,
+             schedules[t->schedule], t->n_lr_steps, t->epochs, t->global_lr_ratio, t->stn_lr_ratio, t->temporal_lr_ratio,
+             t->classifier_lr_ratio, (double)t->norm_ratio, t->mc_samples, a->batch_size, t->seed,
+             t->single_spatial_pass ? 1 : 2, train_data_describe(d), !a->data.no_flip);
+}
+
+/* ---- the per-epoch log ------------------------------------------------------------------------ */
+
+static const char *const LOG_COLUMNS[] = {"epoch", "lr", "loss", "loss_cat", "loss_global", "loss_local",
+                                          "loss_temporal", "loss_spatial", "loss_norm", "train_top1", "steps",
+                                          "clips", "seconds"};
+enum { N_LOG_COLUMNS = sizeof LOG_COLUMNS / sizeof LOG_COLUMNS[0] };
+
+typedef struct {
+    double v[N_LOG_COLUMNS];
+} LogRow;
+
+typedef struct {
+    char path[4200];
+    LogRow *rows;
+    int n, cap;
+    CsvEnv env;
+    bool failed;
+} EpochLog;
+
+static bool log_add(EpochLog *l, const LogRow *r)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        LogRow *g = realloc(l->rows, (size_t)cap * sizeof *g);
+        if (!g)
+            return false;
+        l->rows = g;
+        l->cap = cap;
+    }
+    l->rows[l->n++] = *r;
+    return true;
+}
+
+/* Keeps the rows of epochs before `first_epoch` from an earlier run's log (a resume). */
+static void log_load_previous(EpochLog *l, int first_epoch)
+{
+    CsvTable t;
+    char err[512];
+    if (!csv_table_read(l->path, &t, err, sizeof err))
+        return; /* none yet */
+    int cols[N_LOG_COLUMNS];
+    for (int c = 0; c < N_LOG_COLUMNS; c++)
+        cols[c] = csv_table_col(&t, LOG_COLUMNS[c]);
+    for (int r = 0; r < t.n_rows; r++) {
+        LogRow row;
+        bool ok = true;
+        for (int c = 0; c < N_LOG_COLUMNS && ok; c++)
+            ok = csv_table_number(&t, r, cols[c], &row.v[c]);
+        if (ok && row.v[0] < first_epoch)
+            log_add(l, &row);
+    }
+    csv_table_free(&t);
+}
+
+static void log_write(EpochLog *l)
+{
+    char err[CSV_ERR_LEN];
+    CsvOut *w = csv_out_open(l->path, LOG_COLUMNS, N_LOG_COLUMNS, &l->env, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "focusbench train: warning: cannot write the epoch log: %s\n", err);
+        return;
+    }
+    for (int r = 0; r < l->n; r++) {
+        for (int c = 0; c < N_LOG_COLUMNS; c++) {
+            bool integer = c == 0 || c == 10 || c == 11; /* epoch, steps, clips */
+            if (integer)
+                csv_out_int(w, (long long)l->rows[r].v[c]);
+            else
+                csv_out_double(w, l->rows[r].v[c]);
+        }
+        csv_out_end_row(w);
+    }
+    if (!csv_out_commit(w, err, sizeof err))
+        fprintf(stderr, "focusbench train: warning: cannot write the epoch log: %s\n", err);
+}
+
+static void on_epoch(void *user, const TrainEpochStats *s)
+{
+    EpochLog *l = user;
+    LogRow r = {{s->epoch, s->lr, s->loss, s->cat, s->global, s->local, s->temporal, s->spatial, s->norm,
+                 100.0 * s->accuracy, (double)s->steps, (double)s->samples, s->seconds}};
+    if (!log_add(l, &r)) {
+        l->failed = true;
+        return;
+    }
+    log_write(l);
+}
+
+/* ---- the command ----------------------------------------------------------------------------- */
+
+static bool load_init(UafModel *m, const TrainArgs *a, char *err, size_t err_cap)
+{
+    uaf_init(m, a->init_seed);
+    if (a->init) {
+        CheckpointLoadOptions o = {.strip_prefix = "module."};
+        if (!checkpoint_load(m->ps, a->init, &o, err, err_cap))
+            return false;
+    }
+    if (a->pretrained_global) {
+        CheckpointLoadOptions o = {.strip_prefix = "module.", .model_prefix = "global_CNN."};
+        if (!checkpoint_load(m->ps, a->pretrained_global, &o, err, err_cap))
+            return false;
+    }
+    if (a->pretrained_local) {
+        CheckpointLoadOptions o = {.strip_prefix = "module.", .model_prefix = "local_CNN."};
+        if (!checkpoint_load(m->ps, a->pretrained_local, &o, err, err_cap))
+            return false;
+    }
+    return true;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    TrainArgs a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc == -1) {
+        usage(stdout);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    char err[4096];
+    rc = 1;
+    UafModel *m = NULL;
+    TrainData *data = NULL;
+    Trainer *tr = NULL;
+    EpochLog log = {.n = 0};
+    char *cfg_text = malloc(16384);
+    if (!cfg_text) {
+        fprintf(stderr, "focusbench train: out of memory\n");
+        return 1;
+    }
+    if (!(m = uaf_create(&a.cfg, BACKEND_CPU, true, err, sizeof err)) || !load_init(m, &a, err, sizeof err)) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        goto done;
+    }
+    DataLoadOptions lo = {.frames = a.cfg.frames, .frame_size = a.cfg.frame_size, .batch_size = a.batch_size,
+                          .train = true, .shuffle = true, .drop_last = true, .seed = a.tc.seed};
+    if (!(data = train_data_open(&a.data, DATA_SPLIT_TRAIN, &lo, err, sizeof err))) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        goto done;
+    }
+    int data_classes = train_data_classes(data);
+    if (data_classes > a.cfg.num_classes) {
+        fprintf(stderr, "focusbench train: the data has %d classes but the model %d (set --classes %d)\n",
+                data_classes, a.cfg.num_classes, data_classes);
+        goto done;
+    }
+    if (train_data_count(data) < a.batch_size) {
+        fprintf(stderr, "focusbench train: %d training videos, fewer than one batch of %d (the official loader drops "
+                "the last incomplete batch): lower --batch-size\n", train_data_count(data), a.batch_size);
+        goto done;
+    }
+    if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "focusbench train: cannot create the run directory %s: %s\n", a.out, strerror(errno));
+        goto done;
+    }
+    config_text(&a, data, cfg_text, 16384);
+    a.tc.out_dir = a.out;
+    a.tc.resume = a.resume;
+    a.tc.config_text = cfg_text;
+    a.tc.log = stdout;
+    a.tc.log_every = a.log_every;
+    if (!a.resume) {
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/train_state.safetensors", a.out);
+        FILE *f = fopen(probe, "rb");
+        if (f) {
+            fclose(f);
+            fprintf(stderr, "focusbench train: %s already holds a training run; continue it with --resume, or choose "
+                    "another --out\n", a.out);
+            goto done;
+        }
+    }
+    if (!(tr = trainer_create(m, &a.tc, err, sizeof err))) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        goto done;
+    }
+    snprintf(log.path, sizeof log.path, "%s/train_log.csv", a.out);
+    csv_env_init(&log.env, "cpu", argc, argv);
+    csv_env_set_seed(&log.env, a.tc.seed);
+    if (trainer_epoch(tr) > 0)
+        log_load_previous(&log, trainer_epoch(tr));
+
+    UafFlops fl;
+    bool have_flops = uaf_flops(&a.cfg, &fl, err, sizeof err);
+    printf("train: preset %s (T %d, G %d, F %d, S %d, P %d, %d classes), %.3f M trainable parameters%s%.3f GFLOPs "
+           "per video at test\n", a.preset_name, a.cfg.frames, a.cfg.glance, a.cfg.focus, a.cfg.frame_size,
+           a.cfg.patch_size, a.cfg.num_classes, params_count_trainable(m->ps) / 1e6, have_flops ? ", " : "",
+           have_flops ? fl.total / 1e9 : 0.0);
+    printf("train: data %s; batch %d, %d steps per epoch\n", train_data_describe(data), a.batch_size,
+           train_data_count(data) / a.batch_size);
+    printf("train: lr %g (%s), momentum %g, weight decay %g, ratios global %g spatial %g temporal %g classifier %g, "
+           "norm ratio %g, %d MC samples, seed %" PRIu64 "\n", a.tc.lr,
+           a.tc.schedule == SGD_SCHEDULE_COSINE ? "cosine" : a.tc.schedule == SGD_SCHEDULE_STEP ? "step" : "constant",
+           a.tc.momentum, a.tc.weight_decay, a.tc.global_lr_ratio, a.tc.stn_lr_ratio, a.tc.temporal_lr_ratio,
+           a.tc.classifier_lr_ratio, (double)a.tc.norm_ratio, a.tc.mc_samples, a.tc.seed);
+    if (trainer_epoch(tr) > 0)
+        printf("train: resumed %s at epoch %d of %d (step %" PRId64 ")\n", a.out, trainer_epoch(tr), a.tc.epochs,
+               trainer_steps(tr));
+    if (trainer_epoch(tr) >= a.tc.epochs) {
+        printf("train: all %d epochs are done; the model is %s/model.safetensors\n", a.tc.epochs, a.out);
+        rc = 0;
+        goto done;
+    }
+    fflush(stdout);
+    TrainDataSource src = train_data_source(data);
+    if (!trainer_run(tr, &src, on_epoch, &log, err, sizeof err)) {
+        fprintf(stderr, "focusbench train: %s (the last completed epoch's checkpoint is in %s; rerun with --resume)\n",
+                err, a.out);
+        goto done;
+    }
+    train_data_print_summary(data);
+    if (trainer_epoch(tr) < a.tc.epochs)
+        printf("train: stopped after epoch %d of %d as asked; continue with --resume\n", trainer_epoch(tr),
+               a.tc.epochs);
+    else
+        printf("train: done, %d epochs; model %s/model.safetensors, log %s\n", a.tc.epochs, a.out, log.path);
+    rc = 0;
+done:
+    trainer_destroy(tr);
+    train_data_close(data);
+    uaf_destroy(m);
+    free(log.rows);
+    free(cfg_text);
+    return rc;
+}

@@ -1,0 +1,294 @@
+/* cuda_timing.c — see cuda_timing.h. */
+#include "kernels/cuda/cuda_timing.h"
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_internal.h"
+
+struct CudaTimer {
+    cudaEvent_t start, stop;
+    bool started;
+};
+
+CudaTimer *cuda_timer_create(Ctx *ctx)
+{
+    if (!cuda_ready(ctx)) {
+        if (ctx_ok(ctx))
+            ctx_set_error(ctx, "cuda_timer_create: not a usable CUDA context");
+        return NULL;
+    }
+    CudaTimer *t = calloc(1, sizeof *t);
+    if (!t) {
+        ctx_set_error(ctx, "cuda_timer_create: out of host memory");
+        return NULL;
+    }
+    if (!CUDA_OK(ctx, cudaEventCreate(&t->start))) {
+        free(t);
+        return NULL;
+    }
+    if (!CUDA_OK(ctx, cudaEventCreate(&t->stop))) {
+        cudaEventDestroy(t->start);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void cuda_timer_destroy(CudaTimer *t)
+{
+    if (!t)
+        return;
+    cudaEventDestroy(t->start);
+    cudaEventDestroy(t->stop);
+    free(t);
+}
+
+bool cuda_timer_start(Ctx *ctx, CudaTimer *t)
+{
+    if (!cuda_ready(ctx))
+        return false;
+    t->started = CUDA_OK(ctx, cudaEventRecord(t->start, cuda_stream_of(ctx)));
+    return t->started;
+}
+
+bool cuda_timer_stop(Ctx *ctx, CudaTimer *t, double *ms)
+{
+    *ms = NAN;
+    if (!cuda_ready(ctx))
+        return false;
+    if (!t->started) {
+        ctx_set_error(ctx, "cuda_timer_stop: the timer was not started");
+        return false;
+    }
+    t->started = false;
+    float f = 0;
+    if (!CUDA_OK(ctx, cudaEventRecord(t->stop, cuda_stream_of(ctx))) || !CUDA_OK(ctx, cudaEventSynchronize(t->stop)) ||
+        !CUDA_OK(ctx, cudaEventElapsedTime(&f, t->start, t->stop)))
+        return false;
+    *ms = f;
+    return true;
+}
+
+/* ---- graphs --------------------------------------------------------------------------------- */
+
+struct CudaTimedGraph {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    size_t nodes;
+};
+
+CudaTimedGraph *cuda_timed_graph_capture(Ctx *ctx, CudaGraphBody body, void *user, char *err, size_t err_cap)
+{
+    if (!cuda_ready(ctx)) {
+        snprintf(err, err_cap, "graph capture: the CUDA context is not usable: %s", ctx_error_message(ctx));
+        return NULL;
+    }
+    CudaTimedGraph *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, err_cap, "graph capture: out of host memory");
+        return NULL;
+    }
+    cudaStream_t stream = cuda_stream_of(ctx);
+    cudaError_t e = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        snprintf(err, err_cap, "cudaStreamBeginCapture failed: %s", cudaGetErrorString(e));
+        cudaGetLastError();
+        free(g);
+        return NULL;
+    }
+    bool body_ok = body(ctx, user) && ctx_ok(ctx);
+    char body_err[CTX_ERROR_LEN];
+    snprintf(body_err, sizeof body_err, "%s", ctx_error_message(ctx));
+    cudaGraph_t graph = NULL;
+    e = cudaStreamEndCapture(stream, &graph); /* always end it, or the stream stays capturing */
+    if (!body_ok || e != cudaSuccess) {
+        if (body_ok)
+            snprintf(err, err_cap, "cudaStreamEndCapture failed: %s", cudaGetErrorString(e));
+        else
+            snprintf(err, err_cap, "the pass cannot be captured as a CUDA graph: %s",
+                     body_err[0] ? body_err : "the pass failed during capture");
+        if (graph)
+            cudaGraphDestroy(graph);
+        cudaGetLastError(); /* a capture violation is not a device fault: clear it */
+        ctx_clear_error(ctx);
+        free(g);
+        return NULL;
+    }
+    g->graph = graph;
+    if (cudaGraphGetNodes(graph, NULL, &g->nodes) != cudaSuccess)
+        g->nodes = 0;
+    e = cudaGraphInstantiate(&g->exec, graph, 0);
+    if (e != cudaSuccess) {
+        snprintf(err, err_cap, "cudaGraphInstantiate failed: %s", cudaGetErrorString(e));
+        cudaGetLastError();
+        cudaGraphDestroy(graph);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+bool cuda_timed_graph_launch(Ctx *ctx, CudaTimedGraph *g)
+{
+    if (!cuda_ready(ctx))
+        return false;
+    return CUDA_OK(ctx, cudaGraphLaunch(g->exec, cuda_stream_of(ctx)));
+}
+
+size_t cuda_timed_graph_nodes(const CudaTimedGraph *g) { return g ? g->nodes : 0; }
+
+void cuda_timed_graph_destroy(CudaTimedGraph *g)
+{
+    if (!g)
+        return;
+    if (g->exec)
+        cudaGraphExecDestroy(g->exec);
+    if (g->graph)
+        cudaGraphDestroy(g->graph);
+    free(g);
+}
+
+/* ---- NVML ------------------------------------------------------------------------------------- */
+
+/* The few NVML entry points used, declared by hand (nvml.h is not part of the toolkit here). */
+typedef int nvml_ret;
+typedef nvml_ret (*nvml_init_fn)(void);
+typedef nvml_ret (*nvml_shutdown_fn)(void);
+typedef nvml_ret (*nvml_by_pci_fn)(const char *pci_bus_id, void **device);
+typedef nvml_ret (*nvml_clock_fn)(void *device, int clock_type, unsigned int *mhz);
+typedef nvml_ret (*nvml_temp_fn)(void *device, int sensor, unsigned int *temp);
+typedef nvml_ret (*nvml_reasons_fn)(void *device, unsigned long long *reasons);
+typedef nvml_ret (*nvml_str_fn)(char *buf, unsigned int len);
+typedef nvml_ret (*nvml_name_fn)(void *device, char *buf, unsigned int len);
+typedef const char *(*nvml_err_fn)(nvml_ret r);
+
+enum { NVML_OK = 0, NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2, NVML_TEMPERATURE_GPU = 0 };
+
+static void *sym(void *lib, const char *a, const char *b)
+{
+    void *p = dlsym(lib, a);
+    return p || !b ? p : dlsym(lib, b);
+}
+
+void cuda_clocks_open(CudaClocks *c, Ctx *ctx)
+{
+    memset(c, 0, sizeof *c);
+    c->lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!c->lib) {
+        snprintf(c->reason, sizeof c->reason, "NVML (libnvidia-ml.so.1) not found: GPU clocks unknown");
+        return;
+    }
+    nvml_init_fn init = (nvml_init_fn)sym(c->lib, "nvmlInit_v2", "nvmlInit");
+    nvml_by_pci_fn by_pci = (nvml_by_pci_fn)sym(c->lib, "nvmlDeviceGetHandleByPciBusId_v2", "nvmlDeviceGetHandleByPciBusId");
+    nvml_str_fn drv = (nvml_str_fn)sym(c->lib, "nvmlSystemGetDriverVersion", NULL);
+    nvml_name_fn name = (nvml_name_fn)sym(c->lib, "nvmlDeviceGetName", NULL);
+    nvml_err_fn err_str = (nvml_err_fn)sym(c->lib, "nvmlErrorString", NULL);
+    if (!init || !by_pci) {
+        snprintf(c->reason, sizeof c->reason, "NVML lacks nvmlInit / nvmlDeviceGetHandleByPciBusId: GPU clocks unknown");
+        cuda_clocks_close(c);
+        return;
+    }
+    nvml_ret r = init();
+    if (r != NVML_OK) {
+        snprintf(c->reason, sizeof c->reason, "nvmlInit failed: %s: GPU clocks unknown", err_str ? err_str(r) : "?");
+        dlclose(c->lib);
+        c->lib = NULL;
+        return;
+    }
+    char bus[64] = "";
+    int dev = 0;
+    cudaError_t ce = cudaGetDevice(&dev);
+    if (ce == cudaSuccess)
+        ce = cudaDeviceGetPCIBusId(bus, (int)sizeof bus, dev);
+    if (ce != cudaSuccess) {
+        snprintf(c->reason, sizeof c->reason, "cudaDeviceGetPCIBusId failed: %s: GPU clocks unknown", cudaGetErrorString(ce));
+        cudaGetLastError(); /* not the context's error: the clocks are optional */
+        cuda_clocks_close(c);
+        return;
+    }
+    r = by_pci(bus, &c->device);
+    if (r != NVML_OK) {
+        snprintf(c->reason, sizeof c->reason, "NVML does not know the device at PCI %s (%s): GPU clocks unknown", bus,
+                 err_str ? err_str(r) : "?");
+        cuda_clocks_close(c);
+        return;
+    }
+    if (drv && drv(c->driver_version, sizeof c->driver_version) != NVML_OK)
+        c->driver_version[0] = '\0';
+    if (name && name(c->device, c->device_name, sizeof c->device_name) != NVML_OK)
+        c->device_name[0] = '\0';
+    (void)ctx;
+    c->available = true;
+}
+
+void cuda_clocks_close(CudaClocks *c)
+{
+    if (c->lib) {
+        nvml_shutdown_fn shut = (nvml_shutdown_fn)sym(c->lib, "nvmlShutdown", NULL);
+        if (shut)
+            shut();
+        dlclose(c->lib);
+    }
+    c->lib = NULL;
+    c->device = NULL;
+    c->available = false;
+}
+
+CudaClockSample cuda_clocks_read(const CudaClocks *c)
+{
+    CudaClockSample s = {NAN, NAN, NAN, 0, false};
+    if (!c->available)
+        return s;
+    nvml_clock_fn clock = (nvml_clock_fn)sym(c->lib, "nvmlDeviceGetClockInfo", NULL);
+    nvml_temp_fn temp = (nvml_temp_fn)sym(c->lib, "nvmlDeviceGetTemperature", NULL);
+    /* renamed from "throttle" to "clocks event" reasons in recent drivers; same bits */
+    nvml_reasons_fn reasons = (nvml_reasons_fn)sym(c->lib, "nvmlDeviceGetCurrentClocksEventReasons",
+                                                   "nvmlDeviceGetCurrentClocksThrottleReasons");
+    unsigned int v = 0;
+    if (clock && clock(c->device, NVML_CLOCK_SM, &v) == NVML_OK)
+        s.sm_mhz = v;
+    if (clock && clock(c->device, NVML_CLOCK_MEM, &v) == NVML_OK)
+        s.mem_mhz = v;
+    if (temp && temp(c->device, NVML_TEMPERATURE_GPU, &v) == NVML_OK)
+        s.temperature_c = v;
+    unsigned long long bits = 0;
+    if (reasons && reasons(c->device, &bits) == NVML_OK) {
+        s.reasons = bits;
+        s.reasons_known = true;
+    }
+    return s;
+}
+
+void cuda_clock_reasons_str(uint64_t reasons, char *out, size_t cap)
+{
+    static const struct {
+        uint64_t bit;
+        const char *name;
+    } names[] = {
+        {0x1, "gpu-idle"},          {0x2, "applications-clocks-setting"}, {0x4, "sw-power-cap"},
+        {0x8, "hw-slowdown"},       {0x10, "sync-boost"},                 {0x20, "sw-thermal-slowdown"},
+        {0x40, "hw-thermal-slowdown"}, {0x80, "hw-power-brake-slowdown"}, {0x100, "display-clock-setting"},
+    };
+    if (cap == 0)
+        return;
+    out[0] = '\0';
+    size_t n = 0;
+    uint64_t known = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        known |= names[i].bit;
+        if (reasons & names[i].bit) {
+            int w = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", names[i].name);
+            if (w < 0 || (size_t)w >= cap - n)
+                return;
+            n += (size_t)w;
+        }
+    }
+    if (reasons & ~known)
+        snprintf(out + n, cap - n, "%sother(0x%llx)", n ? ", " : "", (unsigned long long)(reasons & ~known));
+    else if (n == 0)
+        snprintf(out, cap, "none");
+}
