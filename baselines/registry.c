@@ -1,6 +1,7 @@
 /* registry.c — see registry.h. */
 #include "baselines/registry.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "baselines/frameexit.h"
 #include "baselines/ocsampler.h"
 #include "baselines/tsn.h"
+#include "baselines/uniadafocus_method.h"
 
 /* One module: its preset list and constructor. */
 typedef struct {
@@ -19,6 +21,7 @@ typedef struct {
 } MethodModule;
 
 static const MethodModule MODULES[] = {
+    {uniadafocus_preset_info, uniadafocus_method_create},
     {tsn_preset_info, tsn_method_create},
     {frameexit_preset_info, frameexit_method_create},
     {adafocusv2_preset_info, adafocusv2_method_create},
@@ -32,6 +35,11 @@ static const struct {
     const char *id;
     const char *preset;
 } IDS[] = {
+    {"uniadafocus", "uniadafocus-actnet-p128"},
+    {"uniadafocus-uniform", "uniadafocus-uniform-actnet-p128"},
+    {"uniadafocus-centre", "uniadafocus-centre-actnet-p128"},
+    {"uniadafocus-randombox", "uniadafocus-randombox-actnet-p128"},
+    {"uniadafocus-noexit", "uniadafocus-noexit-actnet-p128"},
     {"tsn", "tsn-r50-8x224"},
     {"tsm", "tsm-r50-8x224"},
     {"adafocusv2", "adafocusv2-actnet-p128"},
@@ -205,4 +213,31 @@ int method_sgd_groups(const Method *m, SgdGroup *groups, int cap, char *names, c
         n++;
     }
     return n;
+}
+
+double method_clip_grad_norm(const Method *m, double max_norm)
+{
+    double sq = 0;
+    for (int i = 0; i < m->ps->n; i++) {
+        const Tensor *t = m->ps->items[i];
+        if (!t->requires_grad || !t->grad)
+            continue;
+        if (t->grad->backend != BACKEND_CPU || !t->grad->data)
+            return -1.0;
+        const float *g = tensor_f32(t->grad);
+        for (int64_t j = 0; j < tensor_numel(t->grad); j++)
+            sq += (double)g[j] * g[j];
+    }
+    double norm = sqrt(sq);
+    double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0)
+        for (int i = 0; i < m->ps->n; i++) {
+            const Tensor *t = m->ps->items[i];
+            if (!t->requires_grad || !t->grad)
+                continue;
+            float *g = tensor_f32(t->grad);
+            for (int64_t j = 0; j < tensor_numel(t->grad); j++)
+                g[j] = (float)(g[j] * coef);
+        }
+    return norm;
 }

@@ -24,6 +24,7 @@ static const Command COMMANDS[] = {
     {"eval", cmd_eval, "evaluate every exit, calibrate conditional-exit thresholds, sweep budgets (GFLOPs vs accuracy)"},
     {"gen-data", cmd_gen_data, "write the synthetic benchmark: encoded videos, list files, CSVs, ground truth"},
     {"cache", cmd_cache, "build a clip cache from a benchmark list (readable without FFmpeg), or describe one"},
+    {"profile", cmd_profile, "latency, throughput and per-component / per-kernel time (CPU host clock, GPU events + CUPTI)"},
     {"plot", cmd_plot, "a figure (PNG, SVG and its gnuplot script) from a result CSV: accuracy vs cost, bars, exits"},
     {"regress", cmd_regress, "compare a latency/kernel CSV with a baseline, noise-aware; exit 1 on a regression"},
     {"report", cmd_report, "regenerate the generated sections of REPORT.md from the CSVs under results/"},

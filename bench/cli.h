@@ -24,5 +24,6 @@ int cmd_plot(int argc, char **argv);    /* bench/cmd_plot.c */
 int cmd_regress(int argc, char **argv); /* bench/cmd_regress.c */
 int cmd_report(int argc, char **argv);  /* bench/cmd_report.c */
 int cmd_cache(int argc, char **argv);
+int cmd_profile(int argc, char **argv); /* bench/cmd_profile.c */
 
 #endif

@@ -18,7 +18,8 @@
  * The FMA peak is measured before the first layer and again after the last one, on the same
  * thread count; % of peak uses the higher of the two, and a gap > 10% between them is printed as
  * a warning (the machine was busy). Progress goes to stderr per layer; the table, the group
- * summary and the CSV are written at the end. The CSV is a result file of bench/csv_out.h
+ * summary, the kernel that ran each conv's forward pass (oneDNN with its implementation name,
+ * the direct depthwise kernel, or im2col + GEMM) and the CSV are written at the end. The CSV is a result file of bench/csv_out.h
  * (schema_version 1: latency_ms_median/_iqr/..., gflops_per_s, the environment columns), so
  * `focusbench regress --baseline A.csv --current B.csv` compares two runs with no flags.
  */

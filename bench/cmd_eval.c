@@ -10,6 +10,10 @@
  * exits the validation videos take, the expected GFLOPs (impl/uniadafocus.h uaf_flops, the
  * official per-exit costs), the metric, and the random-exit control with the same histogram.
  *
+ * With --real it also EXECUTES conditional exit (impl/exit_runtime.h) on the validation split for
+ * every budget of the first score, and reports measured model time per video next to the full
+ * model's, the computed saving, and how many videos took the computed exit.
+ *
  * Metrics: top-1 on each video's first label; mAP (datasets/metrics.h) when the data is
  * multi-label (ActivityNet, FCVID), ranked on raw logits as the official early_exit does
  * (cal_map(outputs, …) on the chosen exits' logits). Printed in percent; the CSV has one row per
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench/cli.h"
 #include "bench/csv_out.h"
@@ -30,6 +35,7 @@
 #include "datasets/metrics.h"
 #include "impl/checkpoint.h"
 #include "impl/conditional_exit.h"
+#include "impl/exit_runtime.h"
 #include "impl/presets.h"
 #include "impl/safetensors.h"
 #include "impl/train_loop.h"
@@ -57,7 +63,10 @@ static void usage(FILE *out)
             "  --calib-transform T   train (official: random augmentation) or test (centre crop) for calibration\n"
             "  --batch-size B        clips per forward pass (default 8)\n"
             "  --seed N              data augmentation and the random-exit control (0)\n"
-            "  --csv FILE            one row per fixed exit, per (score, budget) and per random control\n\n"
+            "  --csv FILE            one row per fixed exit, per (score, budget) and per random control\n"
+            "  --real                also EXECUTE conditional exit on the validation split for every budget of the\n"
+            "                        first score (focus frames in steps, exited videos leave the batch) and report\n"
+            "                        measured time per video next to the full model's and the computed saving\n\n"
             "%s\n"
             "size overrides of the preset:\n",
             uaf_preset_names(names, sizeof names), data_args_help());
@@ -71,7 +80,7 @@ static void usage(FILE *out)
 
 typedef struct {
     const char *preset_name, *ckpt, *logits_in, *logits_out, *csv;
-    bool have_init_seed, calib_test_transform;
+    bool have_init_seed, calib_test_transform, real;
     uint64_t init_seed, seed;
     int batch_size;
     double budgets[MAX_BUDGETS];
@@ -153,6 +162,10 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
         int d = data_args_option(&a->data, opt, i + 1 < argc ? argv[i + 1] : NULL, err, sizeof err);
         if (d == 2)
             continue;
+        if (strcmp(opt, "--real") == 0) {
+            a->real = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "focusbench eval: %s needs a value (see focusbench eval --help)\n", opt);
             return 2;
@@ -212,6 +225,11 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
     }
     if ((a->ckpt != NULL) + a->have_init_seed + (a->logits_in != NULL) != 1) {
         fprintf(stderr, "focusbench eval: give exactly one of --ckpt FILE, --init-seed N and --logits-in FILE\n");
+        return 2;
+    }
+    if (a->real && a->logits_in) {
+        fprintf(stderr, "focusbench eval: --real runs the model; it needs --ckpt or --init-seed and data, not "
+                "--logits-in\n");
         return 2;
     }
     if (!a->logits_in && (!data_args_has(&a->data, DATA_SPLIT_TRAIN, err, sizeof err) ||
@@ -369,14 +387,140 @@ static bool metric_of(const float *scores, int64_t n, int C, const int32_t *labe
     return true;
 }
 
+/* ---- real execution (--real) --------------------------------------------------------------------------- */
+
+typedef struct {
+    double ms_per_video;   /* model time only (data loading excluded) */
+    double agreement;      /* fraction of videos whose executed exit equals the computed one */
+    double patches_per_video;
+    Metric metric;         /* of the executed exits' logits */
+} RealResult;
+
+typedef struct {
+    double p, gflops;
+    RealResult r;
+} RealRow;
+
+static double now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static Tensor *batch_video(Ctx *ctx, const UafConfig *c, const TrainBatch *b)
+{
+    Tensor *v = tensor_new(ctx, DTYPE_F32, 5, (int64_t[]){b->size, c->frames, 3, c->frame_size, c->frame_size});
+    if (v && v->data)
+        memcpy(v->data, b->video, tensor_bytes(v));
+    return v;
+}
+
+/* Model time per video of the full eval-mode forward pass over the validation split. */
+static bool time_full(const UafModel *m, TrainData *d, double *ms, char *err, size_t err_cap)
+{
+    Ctx *ctx = ctx_create(BACKEND_CPU, 0);
+    TrainDataSource src = train_data_source(d);
+    bool ok = ctx && src.start_epoch(src.user, 0, err, err_cap);
+    double secs = 0.0;
+    int64_t n = 0;
+    while (ok) {
+        TrainBatch b;
+        int r = src.next_batch(src.user, &b, err, err_cap);
+        if (r <= 0) {
+            ok = r == 0;
+            break;
+        }
+        UafOutput o;
+        UafForwardOptions fo = {0};
+        /* the first batch once untimed: arena growth and kernel set-up are not the model's time */
+        for (int rep = n == 0 ? 0 : 1; ok && rep < 2; rep++) {
+            ctx_begin_pass(ctx);
+            Tensor *v = batch_video(ctx, &m->cfg, &b);
+            double t0 = now_seconds();
+            ok = v && uaf_forward(ctx, m, v, &fo, &o);
+            if (rep == 1)
+                secs += now_seconds() - t0;
+        }
+        n += b.size;
+        if (!ok)
+            snprintf(err, err_cap, "%s", ctx_error_message(ctx));
+    }
+    ctx_destroy(ctx);
+    *ms = n > 0 ? 1e3 * secs / (double)n : NAN;
+    return ok;
+}
+
+/* Executes conditional exit with thresholds T over the validation split (same order as `val`). */
+static bool run_real(const UafModel *m, const EvalArgs *a, TrainData *d, const float *T, ExitScoreKind kind,
+                     const int32_t *computed, const ExitLogits *val, const uint8_t *gt, RealResult *res, char *err,
+                     size_t err_cap)
+{
+    const int C = a->cfg.num_classes;
+    const int64_t nv = val->n;
+    float *logits = malloc((size_t)(nv * C) * sizeof *logits);  /* (n_val, C) */
+    int32_t *exits = malloc((size_t)nv * sizeof *exits);         /* (n_val) */
+    Ctx *ctx = ctx_create(BACKEND_CPU, 0);
+    TrainDataSource src = train_data_source(d);
+    bool ok = logits && exits && ctx && src.start_epoch(src.user, 0, err, err_cap);
+    if (!logits || !exits || !ctx)
+        snprintf(err, err_cap, "out of memory");
+    double secs = 0.0;
+    int64_t n = 0, patches = 0, agree = 0;
+    while (ok) {
+        TrainBatch b;
+        int r = src.next_batch(src.user, &b, err, err_cap);
+        if (r <= 0) {
+            ok = r == 0;
+            break;
+        }
+        if (n + b.size > nv) {
+            snprintf(err, err_cap, "the validation split gave more clips than the first pass (%lld)", (long long)nv);
+            ok = false;
+            break;
+        }
+        ExitRunStats st;
+        for (int rep = n == 0 ? 0 : 1; ok && rep < 2; rep++) { /* the first batch once untimed, as above */
+            ctx_begin_pass(ctx);
+            Tensor *v = batch_video(ctx, &m->cfg, &b);
+            ok = v && exit_run_batch(ctx, m, v, T, kind, exits + n, logits + n * C, &st);
+        }
+        if (!ok) {
+            snprintf(err, err_cap, "%s", ctx_error_message(ctx));
+            break;
+        }
+        secs += st.seconds;
+        patches += st.patches;
+        n += b.size;
+    }
+    if (ok && n != nv) {
+        snprintf(err, err_cap, "the validation split gave %lld clips, the first pass %lld", (long long)n, (long long)nv);
+        ok = false;
+    }
+    for (int64_t i = 0; ok && i < nv; i++)
+        agree += exits[i] == computed[i];
+    if (ok) {
+        res->ms_per_video = 1e3 * secs / (double)nv;
+        res->agreement = (double)agree / (double)nv;
+        res->patches_per_video = (double)patches / (double)nv;
+        ok = metric_of(logits, nv, C, val->labels, gt, &res->metric, err, err_cap);
+    }
+    ctx_destroy(ctx);
+    free(logits);
+    free(exits);
+    return ok;
+}
+
 /* ---- the command ------------------------------------------------------------------------------------- */
 
 static const char *const COLUMNS[] = {"method", "preset", "mode", "score", "budget_p", "exit", "gflops_per_video",
-                                      "top1", "map", "exit_fractions", "n_val", "n_calib"};
+                                      "top1", "map", "exit_fractions", "n_val", "n_calib", "ms_per_video",
+                                      "exit_agreement"};
 enum { N_COLUMNS = sizeof COLUMNS / sizeof COLUMNS[0] };
 
 static void csv_row(CsvOut *w, const EvalArgs *a, const char *mode, const char *score, double p, int exit_k,
-                    double gflops, const Metric *m, const char *fractions, int64_t n_val, int64_t n_calib)
+                    double gflops, const Metric *m, const char *fractions, int64_t n_val, int64_t n_calib,
+                    double ms_per_video, double agreement)
 {
     if (!w)
         return;
@@ -395,6 +539,8 @@ static void csv_row(CsvOut *w, const EvalArgs *a, const char *mode, const char *
     csv_out_str(w, fractions);
     csv_out_int(w, n_val);
     csv_out_int(w, n_calib);
+    csv_out_double(w, ms_per_video);
+    csv_out_double(w, agreement);
     csv_out_end_row(w);
 }
 
@@ -424,6 +570,10 @@ int cmd_eval(int argc, char **argv)
     CsvOut *w = NULL;
     float *scores[2] = {NULL, NULL}, *selected = NULL;
     int32_t *exit_of = NULL;
+    TrainData *real_data = NULL;
+    RealRow real_rows[MAX_BUDGETS];
+    int n_real = 0, first_score = -1;
+    double full_ms = NAN;
     UafFlops fl;
     if (!uaf_flops(&a.cfg, &fl, err, sizeof err)) {
         fprintf(stderr, "focusbench eval: %s\n", err);
@@ -493,11 +643,25 @@ int cmd_eval(int argc, char **argv)
         printf("  %4d  %7.3f", k, fl.exit[k] / 1e9);
         print_metric(&mt);
         printf("\n");
-        csv_row(w, &a, "fixed", NULL, NAN, k, fl.exit[k] / 1e9, &mt, NULL, nv, nc);
+        csv_row(w, &a, "fixed", NULL, NAN, k, fl.exit[k] / 1e9, &mt, NULL, nv, nc, NAN, NAN);
     }
     double cost[EXIT_MAX_EXITS];
     for (int k = 0; k < K; k++)
         cost[k] = fl.exit[k] / 1e9;
+    for (int sk = EXIT_SCORE_COUNT - 1; sk >= 0; sk--)
+        if (a.score_on[sk])
+            first_score = sk;
+    if (a.real) {
+        DataLoadOptions lo = {.frames = a.cfg.frames, .frame_size = a.cfg.frame_size, .batch_size = a.batch_size,
+                              .train = false, .shuffle = false, .drop_last = false, .seed = a.seed};
+        if (!(real_data = train_data_open(&a.data, DATA_SPLIT_VAL, &lo, err, sizeof err)) ||
+            !time_full(m, real_data, &full_ms, err, sizeof err)) {
+            fprintf(stderr, "focusbench eval: --real: %s\n", err);
+            goto done;
+        }
+        Metric none = {NAN, NAN};
+        csv_row(w, &a, "full", NULL, NAN, K - 1, cost[K - 1], &none, NULL, nv, nc, full_ms, NAN);
+    }
     for (int sk = 0; sk < EXIT_SCORE_COUNT; sk++) {
         if (!a.score_on[sk])
             continue;
@@ -543,8 +707,34 @@ int cmd_eval(int argc, char **argv)
             for (int k = 0; k < K; k++)
                 printf("%s%.0f", k ? " " : "", 100.0 * hist[k] / nv);
             printf("\n");
-            csv_row(w, &a, "dynamic", exit_score_name(sk), a.budgets[bi], -1, gflops, &md, fr, nv, nc);
-            csv_row(w, &a, "random", exit_score_name(sk), a.budgets[bi], -1, gflops, &mr, fr, nv, nc);
+            csv_row(w, &a, "dynamic", exit_score_name(sk), a.budgets[bi], -1, gflops, &md, fr, nv, nc, NAN, NAN);
+            csv_row(w, &a, "random", exit_score_name(sk), a.budgets[bi], -1, gflops, &mr, fr, nv, nc, NAN, NAN);
+            if (real_data && sk == first_score) {
+                /* the computed exits again (exit_of now holds the random control's) */
+                exit_assign(scores[1], nv, K, T, exit_of, NULL);
+                RealResult rr;
+                if (!run_real(m, &a, real_data, T, (ExitScoreKind)sk, exit_of, val, e.val_gt, &rr, err, sizeof err)) {
+                    fprintf(stderr, "focusbench eval: --real: %s\n", err);
+                    goto done;
+                }
+                real_rows[n_real++] = (RealRow){a.budgets[bi], gflops, rr};
+                csv_row(w, &a, "real", exit_score_name(sk), a.budgets[bi], -1, gflops, &rr.metric, fr, nv, nc,
+                        rr.ms_per_video, rr.agreement);
+            }
+        }
+    }
+    if (n_real > 0) {
+        printf("\nexecuted conditional exit, score %s (validation; model time only, CPU, batch %d):\n",
+               exit_score_name(first_score), a.batch_size);
+        printf("  full model: %.2f ms/video, %.3f GFLOPs\n", full_ms, cost[K - 1]);
+        printf("       p   GFLOPs  computed-saving   ms/video  measured-saving  patches/video  same-exit   top1%s\n",
+               e.val_gt ? "     mAP" : "");
+        for (int r = 0; r < n_real; r++) {
+            const RealRow *x = &real_rows[r];
+            printf("  %6.3g  %7.3f  %14.2fx  %9.2f  %14.2fx  %13.2f  %8.1f%%", x->p, x->gflops, cost[K - 1] / x->gflops,
+                   x->r.ms_per_video, full_ms / x->r.ms_per_video, x->r.patches_per_video, 100.0 * x->r.agreement);
+            print_metric(&x->r.metric);
+            printf("\n");
         }
     }
     if (w) {
@@ -558,6 +748,7 @@ int cmd_eval(int argc, char **argv)
     }
     rc = 0;
 done:
+    train_data_close(real_data);
     csv_out_abort(w);
     free(scores[0]);
     free(scores[1]);

@@ -2,10 +2,19 @@
  * calibration on constructed score matrices (known thresholds and histograms, ties, p = 1),
  * assignment, expected cost, the seeded random-exit control, and bad arguments. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "bench/cli.h"
+#include "bench/csv_out.h"
 #include "impl/conditional_exit.h"
+#include "impl/exit_runtime.h"
+#include "impl/presets.h"
+#include "impl/uniadafocus.h"
+#include "impl/safetensors.h"
 #include "test_util.h"
 
 static void test_scores_known_rows(void **state)
@@ -311,7 +320,187 @@ static void test_bad_arguments(void **state)
     assert_float_equal(exit_expected_cost(empty, 2, cost), 0.0, 0.0);
 }
 
+/* `focusbench eval --logits-in` on constructed logits with known per-exit accuracy: sample i turns
+ * right at exit i mod 5 (before that it predicts the next class with the same logit), so fixed exit
+ * k is right on (k + 1)/5 of the samples. */
+static void test_cmd_eval_from_logits(void **state)
+{
+    (void)state;
+    enum { N = 40, K = 5, C = 10 }; /* synth-tiny: F = 4 focus frames, 10 classes */
+    char dir[] = "/tmp/focusbench_cmdeval_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char logits_path[128], csv[128];
+    snprintf(logits_path, sizeof logits_path, "%s/logits.safetensors", dir);
+    snprintf(csv, sizeof csv, "%s/eval.csv", dir);
+    float *l = calloc(N * K * C, sizeof *l);
+    int32_t labels[N];
+    for (int i = 0; i < N; i++) {
+        labels[i] = i % C;
+        for (int k = 0; k < K; k++) {
+            int cls = k >= i % K ? labels[i] : (labels[i] + 1) % C;
+            l[(i * K + k) * C + cls] = 5.0f + 0.01f * (float)i;
+        }
+    }
+    int64_t ls[3] = {N, K, C}, ys[1] = {N};
+    SafetensorsWriteTensor t[4] = {{"train_logits", SAFETENSORS_F32, 3, ls, l},
+                                   {"train_labels", SAFETENSORS_I32, 1, ys, labels},
+                                   {"val_logits", SAFETENSORS_F32, 3, ls, l},
+                                   {"val_labels", SAFETENSORS_I32, 1, ys, labels}};
+    char err[512];
+    assert_true(safetensors_write(logits_path, t, 4, NULL, 0, err, sizeof err));
+    const char *argv[] = {"eval", "--preset", "synth-tiny", "--logits-in", logits_path, "--budgets", "0.5,1,2",
+                          "--score", "max-logit,neg-entropy", "--csv", csv, "--seed", "3"};
+    fflush(stdout);
+    assert_int_equal(cmd_eval((int)(sizeof argv / sizeof argv[0]), (char **)argv), 0);
+    CsvTable tab;
+    if (!csv_table_read(csv, &tab, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(tab.n_rows, K + 2 * 3 * 2);
+    int top1 = csv_table_col(&tab, "top1"), gf = csv_table_col(&tab, "gflops_per_video");
+    int fr = csv_table_col(&tab, "exit_fractions"), mode = csv_table_col(&tab, "mode");
+    double v, g_first = 0, g_last = 0;
+    for (int k = 0; k < K; k++) {
+        assert_true(csv_table_number(&tab, k, top1, &v));
+        assert_float_equal(v, 100.0 * (k + 1) / K, 1e-9);
+        assert_true(csv_table_number(&tab, k, gf, &v));
+        if (k == 0)
+            g_first = v;
+        g_last = v;
+    }
+    for (int r = K; r < tab.n_rows; r++) {
+        /* each dynamic row is followed by its random control with the same histogram and cost */
+        assert_string_equal(csv_table_cell(&tab, r, mode), (r - K) % 2 ? "random" : "dynamic");
+        assert_true(csv_table_number(&tab, r, gf, &v));
+        assert_true(v >= g_first - 1e-12 && v <= g_last + 1e-12);
+        if ((r - K) % 2)
+            assert_string_equal(csv_table_cell(&tab, r, fr), csv_table_cell(&tab, r - 1, fr));
+        double sum = 0.0;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", csv_table_cell(&tab, r, fr));
+        for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
+            sum += atof(tok);
+        assert_float_equal(sum, 1.0, 1e-3);
+    }
+    csv_table_free(&tab);
+    /* logits of another model size are refused with the expected shape */
+    const char *bad[] = {"eval", "--preset", "synth-tiny", "--focus", "3", "--logits-in", logits_path};
+    assert_int_equal(cmd_eval(7, (char **)bad), 1);
+    const char *bad_budget[] = {"eval", "--preset", "synth-tiny", "--logits-in", logits_path, "--budgets", "0,1"};
+    assert_int_equal(cmd_eval(7, (char **)bad_budget), 2);
+    const char *bad_score[] = {"eval", "--preset", "synth-tiny", "--logits-in", logits_path, "--score", "confidence"};
+    assert_int_equal(cmd_eval(7, (char **)bad_score), 2);
+    unlink(csv);
+    unlink(logits_path);
+    rmdir(dir);
+    free(l);
+}
+
+/* ---- real execution ------------------------------------------------------------------------------- */
+
+/* The stepped pass agrees with the full forward pass: the same exits under the same thresholds, and
+ * each video's logits equal the full pass's exit logits at its exit. */
+static void test_real_execution_matches_full_pass(void **state)
+{
+    (void)state;
+    const UafPreset *pre = uaf_preset_find("synth-tiny");
+    char err[512];
+    UafModel *m = uaf_create(&pre->cfg, BACKEND_CPU, false, err, sizeof err);
+    assert_non_null(m);
+    uaf_init(m, 17);
+    const UafConfig *c = &m->cfg;
+    enum { B = 7 };
+    const int K = c->focus + 1, C = c->num_classes;
+    Tensor *video = TT(B, c->frames, 3, c->frame_size, c->frame_size);
+    tfill_normal(video, 5, 0.5f);
+    /* videos that differ (i.i.d. noise clips all look alike to a glance): a colour per video */
+    int64_t plane = (int64_t)c->frame_size * c->frame_size, per_video = (int64_t)c->frames * 3 * plane;
+    for (int64_t i = 0; i < tensor_numel(video); i++)
+        tensor_f32(video)[i] += sinf(1.3f * (float)(i / per_video + 1) * (float)((i / plane) % 3 + 1));
+    Ctx *ctx = tctx(1);
+    /* a freshly initialised model in eval mode (running statistics 0 and 1) saturates its ReLU6s
+     * and scores every video the same; a few training-mode passes give it usable statistics */
+    ctx_set_training(ctx, true);
+    for (int it = 0; it < 12; it++) {
+        ctx_begin_pass(ctx);
+        UafOutput warm;
+        UafForwardOptions wo = {.step = (uint64_t)it};
+        assert_true(uaf_forward(ctx, m, video, &wo, &warm));
+    }
+    ctx_set_training(ctx, false);
+    ctx_begin_pass(ctx);
+    UafOutput full;
+    UafForwardOptions fo = {0};
+    assert_true(uaf_forward(ctx, m, video, &fo, &full));
+    float *exit_logits = malloc(sizeof(float) * B * K * C), *scores = malloc(sizeof(float) * B * K);
+    assert_true(uaf_read_host(ctx, full.focus.cls.exit_logits, exit_logits));
+    assert_true(exit_scores(exit_logits, B, K, C, EXIT_SCORE_MAX_SOFTMAX, scores, err, sizeof err));
+    float q[EXIT_MAX_EXITS], T[EXIT_MAX_EXITS];
+    /* nobody at the glance (an untrained glance scores every video alike; the all-at-the-glance case
+     * is below), the rest spread over the focus exits */
+    assert_int_equal(K, 5);
+    q[0] = 0.0f, q[1] = 0.3f, q[2] = 0.3f, q[3] = 0.2f, q[4] = 0.2f;
+    assert_true(exit_calibrate(scores, B, K, q, T, NULL, err, sizeof err));
+    /* a calibration sample's score IS its threshold; lower the thresholds a little so float rounding
+     * of the differently batched pass cannot flip that comparison */
+    for (int k = 0; k < K - 1; k++)
+        if (T[k] != EXIT_THRESHOLD_NONE)
+            T[k] -= 1e-5f;
+    int32_t expect[B], got[B];
+    int64_t hist[EXIT_MAX_EXITS];
+    exit_assign(scores, B, K, T, expect, hist);
+    float *real = malloc(sizeof(float) * B * C);
+    ExitRunStats st;
+    ctx_begin_pass(ctx);
+    if (!exit_run_batch(ctx, m, video, T, EXIT_SCORE_MAX_SOFTMAX, got, real, &st))
+        fail_msg("%s", ctx_error_message(ctx));
+    int64_t patches = 0;
+    for (int b = 0; b < B; b++) {
+        assert_int_equal(got[b], expect[b]);
+        patches += got[b];
+        tassert_close(real + b * C, exit_logits + ((int64_t)b * K + got[b]) * C, C, 1e-5, 1e-4,
+                      "stepped vs full exit logits");
+    }
+    assert_int_equal(st.patches, patches); /* a video that leaves at exit k ran k patches */
+    int used = 0;
+    for (int k = 0; k < K; k++)
+        used += hist[k] > 0;
+    printf("    exits used: %d (histogram", used);
+    for (int k = 0; k < K; k++)
+        printf(" %lld", (long long)hist[k]);
+    printf(")\n");
+    assert_true(used >= 3); /* a real mix of exits, not everyone at one */
+
+    /* nobody leaves early: every video runs every focus frame and ends at the last exit */
+    for (int k = 0; k < K - 1; k++)
+        T[k] = EXIT_THRESHOLD_NONE;
+    ctx_begin_pass(ctx);
+    assert_true(exit_run_batch(ctx, m, video, T, EXIT_SCORE_MAX_LOGIT, got, real, &st));
+    assert_int_equal(st.patches, (int64_t)B * c->focus);
+    for (int b = 0; b < B; b++) {
+        assert_int_equal(got[b], K - 1);
+        tassert_close(real + b * C, exit_logits + ((int64_t)b * K + K - 1) * C, C, 1e-5, 1e-4, "last exit");
+    }
+    /* everybody leaves at the glance: no patch runs */
+    T[0] = -INFINITY;
+    ctx_begin_pass(ctx);
+    assert_true(exit_run_batch(ctx, m, video, T, EXIT_SCORE_NEG_ENTROPY, got, real, &st));
+    assert_int_equal(st.patches, 0);
+    for (int b = 0; b < B; b++)
+        assert_int_equal(got[b], 0);
+    /* training mode is refused */
+    ctx_set_training(ctx, true);
+    assert_false(exit_run_batch(ctx, m, video, T, EXIT_SCORE_MAX_LOGIT, got, real, &st));
+    assert_non_null(strstr(ctx_error_message(ctx), "eval mode"));
+    ctx_destroy(ctx);
+    free(exit_logits);
+    free(scores);
+    free(real);
+    ttensor_free(video);
+    uaf_destroy(m);
+}
+
 TEST_GROUP(exit, cmocka_unit_test(test_scores_known_rows), cmocka_unit_test(test_budget_fractions),
            cmocka_unit_test(test_calibrate_known_thresholds), cmocka_unit_test(test_calibrate_ties),
            cmocka_unit_test(test_calibrate_uniform_and_edges), cmocka_unit_test(test_calibrate_matches_slow_reference),
-           cmocka_unit_test(test_random_control), cmocka_unit_test(test_bad_arguments))
+           cmocka_unit_test(test_random_control), cmocka_unit_test(test_bad_arguments),
+           cmocka_unit_test(test_cmd_eval_from_logits), cmocka_unit_test(test_real_execution_matches_full_pass))

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/cli.h"
+#include "bench/csv_out.h"
 #include "impl/checkpoint.h"
 #include "impl/frame_sampler.h"
 #include "impl/losses.h"
@@ -825,7 +827,7 @@ static void remove_run_dir(const char *dir)
 {
     char path[512];
     const char *files[] = {"train_state.safetensors", "model.safetensors", "train_state.safetensors.tmp",
-                           "model.safetensors.tmp"};
+                           "model.safetensors.tmp", "train_log.csv"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         unlink(path);
@@ -982,6 +984,65 @@ static void test_trainer_bad_arguments(void **state)
     uaf_destroy(m);
 }
 
+/* ---- the commands ---------------------------------------------------------------------------------- */
+
+static int run_cmd(int (*cmd)(int, char **), int argc, const char **argv)
+{
+    fflush(stdout);
+    return cmd(argc, (char **)argv);
+}
+
+/* `focusbench train` on synthetic clips, its refusals, then `focusbench eval` on its model. */
+static void test_cmd_train_and_eval(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/focusbench_cmdtrain_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char run[128], csv[160], model[160];
+    snprintf(run, sizeof run, "%s/run", dir);
+    snprintf(csv, sizeof csv, "%s/eval.csv", dir);
+    snprintf(model, sizeof model, "%s/model.safetensors", run);
+    const char *train[] = {"train", "--preset", "synth-tiny", "--synthetic", "8", "--epochs", "1", "--batch-size", "8",
+                           "--mc-samples", "4", "--log-every", "0", "--out", run};
+    int n_train = (int)(sizeof train / sizeof train[0]);
+    assert_int_equal(run_cmd(cmd_train, n_train, train), 0);
+    assert_int_equal(access(model, R_OK), 0);
+    /* the same run again without --resume: refused, nothing overwritten */
+    assert_int_equal(run_cmd(cmd_train, n_train, train), 1);
+    /* --resume of a finished run: nothing to do */
+    const char *resume[] = {"train", "--preset", "synth-tiny", "--synthetic", "8", "--epochs", "1", "--batch-size", "8",
+                            "--mc-samples", "4", "--log-every", "0", "--out", run, "--resume"};
+    assert_int_equal(run_cmd(cmd_train, (int)(sizeof resume / sizeof resume[0]), resume), 0);
+    /* usage errors */
+    const char *bad1[] = {"train", "--preset", "synth-tiny", "--synthetic", "8", "--out", run, "--lr", "-1"};
+    assert_int_equal(run_cmd(cmd_train, 9, bad1), 2);
+    const char *bad2[] = {"train", "--preset", "synth-tiny", "--out", run};
+    assert_int_equal(run_cmd(cmd_train, 5, bad2), 2);
+    const char *bad3[] = {"train", "--preset", "nope", "--synthetic", "8", "--out", run};
+    assert_int_equal(run_cmd(cmd_train, 7, bad3), 2);
+    const char *help[] = {"train", "--help"};
+    assert_int_equal(run_cmd(cmd_train, 2, help), 0);
+
+    const char *eval[] = {"eval", "--preset", "synth-tiny", "--ckpt", model, "--synthetic", "8", "--budgets", "0.5,1",
+                          "--score", "max-logit", "--csv", csv};
+    assert_int_equal(run_cmd(cmd_eval, (int)(sizeof eval / sizeof eval[0]), eval), 0);
+    CsvTable t;
+    char err[512];
+    if (!csv_table_read(csv, &t, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(t.n_rows, 5 + 2 * 2); /* 5 fixed exits, 2 budgets × (dynamic, random) */
+    int mode = csv_table_col(&t, "mode"), n_val = csv_table_col(&t, "n_val");
+    assert_true(mode >= 0 && n_val >= 0);
+    assert_string_equal(csv_table_cell(&t, 0, mode), "fixed");
+    assert_string_equal(csv_table_cell(&t, 5, mode), "dynamic");
+    assert_string_equal(csv_table_cell(&t, 6, mode), "random");
+    assert_string_equal(csv_table_cell(&t, 0, n_val), "8");
+    csv_table_free(&t);
+    unlink(csv);
+    remove_run_dir(run);
+    rmdir(dir);
+}
+
 TEST_GROUP(train, cmocka_unit_test(test_sgd_hand_steps), cmocka_unit_test(test_sgd_momentum_recurrence),
            cmocka_unit_test(test_sgd_schedules_and_groups), cmocka_unit_test(test_official_groups),
            cmocka_unit_test(test_mc_matches_reference), cmocka_unit_test(test_mc_hand_values),
@@ -989,4 +1050,5 @@ TEST_GROUP(train, cmocka_unit_test(test_sgd_hand_steps), cmocka_unit_test(test_s
            cmocka_unit_test(test_feature_crop), cmocka_unit_test(test_feature_crop_matches_model),
            cmocka_unit_test(test_box_regulariser), cmocka_unit_test(test_loss_total),
            cmocka_unit_test(test_overfit_eight_clips),
-           cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_trainer_bad_arguments))
+           cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_trainer_bad_arguments),
+           cmocka_unit_test(test_cmd_train_and_eval))

@@ -5,7 +5,6 @@
  *     enqueued work; the elapsed time is the device's, not the host's (a host clock around
  *     asynchronous work would time the launches). Every CUDA call is checked: a failure becomes
  *     the context's sticky error naming the call, file and line.
- *   - CudaTimedGraph: a pass captured as a CUDA graph and replayed (eager vs graph timing).
  *   - CudaClocks: the SM and memory clocks, temperature and clock-event (throttle) reasons from
  *     NVML, loaded at run time with dlopen("libnvidia-ml.so.1") so the binary neither links
  *     against NVML nor needs it: without it every reading says "unknown" with the reason. The
@@ -34,23 +33,6 @@ bool cuda_timer_start(Ctx *ctx, CudaTimer *t);
  * between the two events in *ms. False with the context's error on any failure (a device fault
  * in the timed work shows up here). */
 bool cuda_timer_stop(Ctx *ctx, CudaTimer *t, double *ms);
-
-/* ---- CUDA graphs of a pass ------------------------------------------------------------------- */
-
-/* The work `body` enqueues on ctx's stream, captured once (cudaStreamBeginCapture, thread-local
- * mode) and instantiated, to be replayed with one launch. The body must not synchronise, read
- * device memory back or allocate (plan and freeze the arenas first); if it does, capture fails,
- * the context's error is cleared again and err says what the body tried (e.g. "operation not
- * permitted when stream is capturing" from a host read). Replays write the same device
- * addresses the captured pass used, so the pass's output tensors hold the replay's results. */
-typedef struct CudaTimedGraph CudaTimedGraph;
-typedef bool (*CudaGraphBody)(Ctx *ctx, void *user);
-CudaTimedGraph *cuda_timed_graph_capture(Ctx *ctx, CudaGraphBody body, void *user, char *err, size_t err_cap);
-/* Enqueues one replay on ctx's stream. */
-bool cuda_timed_graph_launch(Ctx *ctx, CudaTimedGraph *g);
-/* Nodes (kernels, copies, memsets) in the captured graph. */
-size_t cuda_timed_graph_nodes(const CudaTimedGraph *g);
-void cuda_timed_graph_destroy(CudaTimedGraph *g);
 
 /* ---- clocks (NVML) ---------------------------------------------------------------------------- */
 

@@ -112,12 +112,13 @@ void cupti_kernel_display_name(const char *raw, char *out, size_t cap)
     }
     int status = -1;
     char *dem = strncmp(raw, "_Z", 2) == 0 ? __cxa_demangle(raw, NULL, NULL, &status) : NULL;
-    const char *s = status == 0 && dem ? dem : raw;
-    if (s == dem && strncmp(s, "void ", 5) == 0) /* a template function's return type */
+    bool demangled = status == 0 && dem;
+    const char *s = demangled ? dem : raw;
+    if (demangled && strncmp(s, "void ", 5) == 0) /* a template function's return type */
         s += 5;
     size_t n = strlen(s);
     /* Cut the parameter list: the '(' matching the final ')' (names may hold "(anonymous namespace)"). */
-    if (s == dem && n > 0 && s[n - 1] == ')') {
+    if (demangled && n > 0 && s[n - 1] == ')') {
         int depth = 0;
         for (size_t i = n; i-- > 0;) {
             if (s[i] == ')')

@@ -2,10 +2,13 @@
  *   device     the GPU preflight (device, driver, sm_XX of this binary)
  *   cuda_ops   every non-GEMM op of the CUDA table vs the CPU reference (test_cuda_ops.c)
  *   cuda_gemm  convolutions and linear layers at fp32 / tf32 / bf16 (test_cuda_gemm.c)
- *   cuda_pass  a training step and an eval pass through the op layer, planning (test_cuda_pass.c) */
+ *   cuda_pass  a training step and an eval pass through the op layer, planning (test_cuda_pass.c)
+ *   cuda_models  backbones vs PyTorch fixtures, Uni-AdaFocus CPU vs GPU (inference, a training step), the
+ *              device frame sampler and patch boxes bit for bit (test_cuda_models.c)
+ *   cuda_graph   inference captured as a CUDA graph: replay == eager, no allocation, latency (test_cuda_models.c) */
 #include "tests/test_runner.h"
 
-#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass)
+#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass) X(profile_gpu) X(cuda_models) X(cuda_graph)
 
 #define X(name) int test_group_##name(int *total) __attribute__((weak));
 GPU_TEST_GROUPS

@@ -1,0 +1,234 @@
+/* test_profile_gpu.c — the GPU side of `focusbench profile` (group profile_gpu):
+ *   - CudaTimer: a misuse is an error, an empty region times ~0, and event time never exceeds
+ *     the host's synchronised wall time around the same work;
+ *   - CUPTI Activity: kernels (ours and cuBLASLt's), copies and their attribution to the label
+ *     set when they were launched; no record dropped;
+ *   - NVML clocks: read when NVML is there (otherwise the reason is printed);
+ *   - the command end to end on synth-tiny: eager and graph rows (kernels/cuda/cuda_graph.h; the
+ *     replay bit-identical to the eager pass), the CUPTI component split with every kernel
+ *     attributed, kernel rows, environment columns.
+ * Every check prints one line, so the log read on the lent machine says what was measured.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/cli.h"
+#include "bench/csv_out.h"
+#include "bench/latency.h"
+#include "kernels/cuda/cuda_timing.h"
+#include "kernels/cuda/cupti_activity.h"
+#include "tests/gpu/gpu_test_util.h"
+
+static void check(GpuEnv *e, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void check(GpuEnv *e, bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("  %s ", ok ? "ok  " : "FAIL");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    e->checks++;
+    e->failures += !ok;
+}
+
+/* relu(x·wᵀ + b) for x (N, K), w (M, K): a cuBLASLt GEMM and one of our kernels. */
+static Tensor *small_pass(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b) { return op_relu(ctx, op_linear(ctx, x, w, b)); }
+
+static void test_timer(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "CudaTimer: events on the backend's stream");
+    Ctx *g = e->gpu;
+    cuda_set_debug(g, false, false);
+    CudaTimer *t = cuda_timer_create(g);
+    if (!t)
+        fail_msg("cuda_timer_create: %s", ctx_error_message(g));
+    double ms = 0;
+    bool refused = !cuda_timer_stop(g, t, &ms);
+    check(e, refused && strstr(ctx_error_message(g), "not started") && isnan(ms),
+          "stop without start is an error: \"%s\"", ctx_error_message(g));
+    ctx_clear_error(g);
+
+    check(e, cuda_timer_start(g, t) && cuda_timer_stop(g, t, &ms) && ms >= 0 && ms < 1.0,
+          "an empty region takes %.4f ms (>= 0, < 1)", ms);
+
+    Tensor *x = gd(e, gh_rand(e, 1, -1, 1, DIMS(2048, 2048)));
+    Tensor *w = gd(e, gh_rand(e, 2, -0.05f, 0.05f, DIMS(2048, 2048)));
+    Tensor *b = gd(e, gh_rand(e, 3, -0.1f, 0.1f, DIMS(2048)));
+    small_pass(g, x, w, b); /* plans the GEMM, warms up */
+    cuda_synchronize(g);
+    double h0 = latency_host_now();
+    bool ok = cuda_timer_start(g, t);
+    for (int i = 0; i < 10 && ok; i++)
+        ok = small_pass(g, x, w, b) != NULL;
+    ok = ok && cuda_timer_stop(g, t, &ms);
+    double host_ms = (latency_host_now() - h0) * 1e3;
+    check(e, ok && ms > 0.05 && ms <= host_ms * 1.02 + 0.05,
+          "10 x (2048^3 GEMM + relu): events %.3f ms, host wall (synchronised) %.3f ms; events <= wall", ms, host_ms);
+    cuda_timer_destroy(t);
+    cuda_set_debug(g, true, true);
+    gpu_end(e);
+}
+
+static void test_cupti_attribution(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "CUPTI Activity: kernels and copies attributed to the label of their launch");
+    Ctx *g = e->gpu;
+    cuda_set_debug(g, false, false);
+    uint32_t rt = 0, ct = 0;
+    char err[1024] = "";
+    check(e, cupti_version(&rt, &ct, err, sizeof err), "CUPTI API version %u (built with %u) %s", rt, ct, err);
+    Tensor *hx = gh_rand(e, 7, -1, 1, DIMS(512, 256));
+    Tensor *x = gd(e, hx);
+    Tensor *w = gd(e, gh_rand(e, 8, -0.1f, 0.1f, DIMS(384, 256)));
+    small_pass(g, x, w, NULL); /* plans outside the trace */
+    cuda_synchronize(g);
+    if (!cupti_activity_start(err, sizeof err)) {
+        printf("  CUPTI refused here: %s\n", err);
+        cuda_set_debug(g, true, true);
+        if (strstr(err, "administrators") || strstr(err, "another profiler"))
+            skip(); /* a machine policy, not a bug */
+        fail_msg("cupti_activity_start: %s", err);
+    }
+    cupti_activity_set_pass(0);
+    cupti_activity_set_label("relu", "relu");
+    Tensor *r = op_relu(g, x);
+    cupti_activity_set_label("gemm", "gemm/linear");
+    Tensor *y = op_linear(g, r, w, NULL);
+    cupti_activity_set_label("copy", "copy");
+    g->ops->copy_from_host(g, x, hx->data);
+    cupti_activity_set_pass(-1);
+    bool ok = y && cuda_synchronize(g) && cupti_activity_flush(err, sizeof err);
+    check(e, ok, "ran and flushed: %s", ok ? "ok" : (err[0] ? err : ctx_error_message(g)));
+    int n_relu = 0, n_gemm = 0, n_copy = 0, n_bad = 0, n_unlabelled = 0;
+    const CuptiRecord *rec = cupti_activity_records();
+    for (int i = 0; i < cupti_activity_count(); i++) {
+        const CuptiRecord *q = &rec[i];
+        const char *label = q->label >= 0 ? cupti_activity_label(q->label) : "(none)";
+        printf("       %-6s %-6s %8.3f us  %s\n", q->kind == CUPTI_REC_KERNEL ? "kernel" : q->kind == CUPTI_REC_MEMCPY ? "memcpy" : "memset",
+               label, (double)(q->end_ns - q->start_ns) * 1e-3, cupti_activity_name(q->name));
+        n_bad += q->end_ns < q->start_ns || q->start_ns == 0;
+        if (q->pass != 0) {
+            n_unlabelled++;
+            continue;
+        }
+        n_relu += q->kind == CUPTI_REC_KERNEL && strcmp(label, "relu") == 0;
+        n_gemm += q->kind == CUPTI_REC_KERNEL && strcmp(label, "gemm") == 0;
+        n_copy += q->kind == CUPTI_REC_MEMCPY && strcmp(label, "copy") == 0 && q->bytes == tensor_bytes(hx);
+    }
+    check(e, n_relu >= 1, "%d kernel(s) under 'relu'", n_relu);
+    check(e, n_gemm >= 1, "%d kernel(s) under 'gemm' (cuBLASLt launches its own)", n_gemm);
+    check(e, n_copy == 1, "%d host-to-device copy of %zu bytes under 'copy'", n_copy, tensor_bytes(hx));
+    check(e, n_unlabelled == 0, "%d record(s) outside the labelled pass", n_unlabelled);
+    check(e, n_bad == 0, "%d record(s) with bad timestamps", n_bad);
+    check(e, cupti_activity_dropped() == 0, "%llu record(s) dropped", (unsigned long long)cupti_activity_dropped());
+    cupti_activity_stop();
+    check(e, !cupti_activity_active() && cupti_activity_count() == 0, "stopped and cleared");
+    cuda_set_debug(g, true, true);
+    gpu_end(e);
+}
+
+static void test_clocks(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "NVML clocks (read only)");
+    CudaClocks c;
+    cuda_clocks_open(&c, e->gpu);
+    if (!c.available) {
+        printf("  NVML unavailable: %s (profile then reports the clocks as unknown)\n", c.reason);
+    } else {
+        CudaClockSample s = cuda_clocks_read(&c);
+        char reasons[160];
+        cuda_clock_reasons_str(s.reasons, reasons, sizeof reasons);
+        check(e, s.sm_mhz > 100 && s.mem_mhz > 100, "%s, driver %s: SM %.0f MHz, memory %.0f MHz, %.0f C, reasons: %s",
+              c.device_name, c.driver_version, s.sm_mhz, s.mem_mhz, s.temperature_c, reasons);
+        cuda_clocks_close(&c);
+    }
+    gpu_end(e);
+}
+
+static double cell_num(const CsvTable *t, int r, const char *col)
+{
+    double v = NAN;
+    csv_table_number(t, r, csv_table_col(t, col), &v);
+    return v;
+}
+
+static const char *cell_str(const CsvTable *t, int r, const char *col) { return csv_table_cell(t, r, csv_table_col(t, col)); }
+
+static void test_profile_command(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "focusbench profile --device cuda on synth-tiny (eager, graph, CUPTI split)");
+    char path[] = "/tmp/focusbench_profile_gpu_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[] = {"profile", "--device", "cuda", "--preset", "synth-tiny", "--batch", "1,4", "--repeats", "10",
+                    "--min-time", "0", "--split-repeats", "3", "--precision", "tf32", "--csv", path, NULL};
+    int rc = cmd_profile((int)(sizeof argv / sizeof argv[0]) - 1, argv);
+    fflush(stdout);
+    check(e, rc == 0, "the command exited %d", rc);
+    CsvTable t;
+    char err[512];
+    if (rc != 0 || !csv_table_read(path, &t, err, sizeof err)) {
+        remove(path);
+        gpu_end(e);
+        return;
+    }
+    remove(path);
+    int eager = 0, graph = 0, graph_measured = 0, kernels = 0;
+    double comp_ms[5] = {0}, other_ms = 0, all_ms = 0;
+    static const char *const comps[5] = {"glance", "policies", "crop", "focus", "classifier"};
+    for (int r = 0; r < t.n_rows; r++) {
+        const char *level = cell_str(&t, r, "level"), *mode = cell_str(&t, r, "mode");
+        if (strcmp(level, "pass") == 0) {
+            bool is_graph = strcmp(mode, "graph") == 0;
+            double med = cell_num(&t, r, "latency_ms_median");
+            eager += !is_graph && med > 0;
+            graph += is_graph;
+            graph_measured += is_graph && med > 0;
+            if (is_graph)
+                check(e, med > 0 && strstr(cell_str(&t, r, "note"), "bit-identical"), "graph row, batch %s: %s",
+                      cell_str(&t, r, "batch"), cell_str(&t, r, "note"));
+        } else if (strcmp(level, "component") == 0 && strcmp(cell_str(&t, r, "batch"), "4") == 0) {
+            double ms = cell_num(&t, r, "time_ms_median");
+            all_ms += ms;
+            int k = 0;
+            while (k < 5 && strcmp(comps[k], cell_str(&t, r, "component")) != 0)
+                k++;
+            if (k < 5)
+                comp_ms[k] = ms;
+            else
+                other_ms += ms;
+        } else if (strcmp(level, "kernel") == 0) {
+            kernels++;
+        }
+    }
+    check(e, eager == 2, "%d eager rows with a latency (want 2)", eager);
+    check(e, graph == 2 && graph_measured == 2, "%d graph rows, %d measured (want 2; the notes above say why not)",
+          graph, graph_measured);
+    check(e, comp_ms[0] > 0 && comp_ms[1] > 0 && comp_ms[2] > 0 && comp_ms[3] > 0 && comp_ms[4] > 0,
+          "batch 4 per component (CUPTI): glance %.3f, policies %.3f, crop %.3f, focus %.3f, classifier %.3f ms",
+          comp_ms[0], comp_ms[1], comp_ms[2], comp_ms[3], comp_ms[4]);
+    check(e, other_ms <= 0.01 * all_ms, "unattributed device time %.4f ms of %.3f ms (<= 1%%)", other_ms, all_ms);
+    check(e, kernels >= 10, "%d kernel rows", kernels);
+    check(e, csv_table_col(&t, "cupti_version") >= 0 && cell_str(&t, 0, "cupti_version")[0] != '\0',
+          "environment: cupti_version %s, cudnn %s, driver %s, SM clock %s MHz", cell_str(&t, 0, "cupti_version"),
+          cell_str(&t, 0, "cudnn_version"), cell_str(&t, 0, "driver_version"), cell_str(&t, 0, "clock_sm_mhz"));
+    csv_table_free(&t);
+    gpu_end(e);
+}
+
+int test_group_profile_gpu(int *total)
+{
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timer),
+        cmocka_unit_test(test_cupti_attribution),
+        cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_profile_command),
+    };
+    return gpu_run_group("profile_gpu", tests, sizeof tests / sizeof tests[0], total);
+}
