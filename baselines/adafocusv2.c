@@ -423,7 +423,7 @@ static Tensor *v2_m_train_loss(Ctx *ctx, Method *m, Tensor *clips, Tensor *label
     if (!bl_check_clips(ctx, m, clips))
         return NULL;
     const int64_t B = clips->shape[0];
-    int32_t *lab = malloc((size_t)B * sizeof *lab);
+    int32_t *lab = malloc((size_t)B * sizeof *lab); /* (B) labels on the host */
     if (!lab) {
         ctx_set_error(ctx, "adafocusv2: out of memory");
         return NULL;

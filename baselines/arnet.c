@@ -134,7 +134,7 @@ static Tensor *scatter_rows(Ctx *ctx, Tensor *rows, const int32_t *slot, int64_t
     const int64_t n = rows->shape[0], D = rows->shape[1];
     Tensor *parts[2] = {rows, tensor_new_zeros(ctx, DTYPE_F32, 2, (int64_t[]){1, D})};
     Tensor *all = op_reshape(ctx, op_concat(ctx, parts, 2, 0), 3, (int64_t[]){1, n + 1, D}); /* (1, n+1, D) */
-    int32_t *idx = malloc((size_t)B * sizeof *idx);
+    int32_t *idx = malloc((size_t)B * sizeof *idx); /* (B) row of each video */
     if (!idx) {
         ctx_set_error(ctx, "arnet: out of memory");
         return NULL;
@@ -173,9 +173,9 @@ bool arnet_forward(Ctx *ctx, const ArNetModel *m, Tensor *clips, uint64_t step, 
     const int64_t B = clips->shape[0], T = c->frames, S = c->frame_size;
     const int A = arnet_actions(c), K = c->n_branches, C = c->classes;
     const bool train = ctx->training;
-    out->actions = malloc((size_t)(B * T) * sizeof *out->actions);
-    out->cost = calloc((size_t)B, sizeof *out->cost);
-    out->policy_logits = calloc((size_t)(B * T * A), sizeof *out->policy_logits);
+    out->actions = malloc((size_t)(B * T) * sizeof *out->actions);           /* (B, T) */
+    out->cost = calloc((size_t)B, sizeof *out->cost);                        /* (B) */
+    out->policy_logits = calloc((size_t)(B * T * A), sizeof *out->policy_logits); /* (B, T, A) */
     int32_t *remaining = calloc((size_t)B, sizeof *remaining); /* frames still to skip */
     int32_t *slot = malloc((size_t)B * sizeof *slot);          /* row of each video among the visited */
     int32_t *vis_idx = malloc((size_t)B * sizeof *vis_idx);    /* flat frame index of each visited video */
@@ -318,7 +318,7 @@ bool arnet_forward(Ctx *ctx, const ArNetModel *m, Tensor *clips, uint64_t step, 
         Tensor *rows[ARNET_MAX_BRANCHES + 1];
         int n_rows = 0;
         int32_t *where = malloc((size_t)(B * T) * sizeof *where); /* row of frame (b, t) or −1 */
-        int32_t *list = malloc((size_t)(B * T) * sizeof *list);
+        int32_t *list = malloc((size_t)(B * T) * sizeof *list);   /* frames of one branch */
         if (!where || !list) {
             free(where);
             free(list);
@@ -540,7 +540,7 @@ static Tensor *arn_m_train_loss(Ctx *ctx, Method *m, Tensor *clips, Tensor *labe
     if (!bl_check_clips(ctx, m, clips))
         return NULL;
     const int64_t B = clips->shape[0];
-    int32_t *lab = malloc((size_t)B * sizeof *lab);
+    int32_t *lab = malloc((size_t)B * sizeof *lab); /* (B) labels on the host */
     if (!lab) {
         ctx_set_error(ctx, "arnet: out of memory");
         return NULL;

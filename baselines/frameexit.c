@@ -342,7 +342,7 @@ Tensor *frameexit_loss(Ctx *ctx, const FrameExitModel *m, Tensor *clips, const i
         /* binary cross-entropy of σ(a) as a two-class cross-entropy on logits (0, a) */
         Tensor *two[2] = {tensor_new_zeros(ctx, DTYPE_F32, 2, (int64_t[]){B, 1}), out.gate_logit[t]};
         Tensor *pair = op_concat(ctx, two, 2, 1); /* (B, 2) */
-        int32_t *lab = malloc((size_t)B * sizeof *lab);
+        int32_t *lab = malloc((size_t)B * sizeof *lab); /* (B) continue labels of step t */
         if (!lab) {
             ctx_set_error(ctx, "frameexit: out of memory");
             break;
@@ -424,7 +424,7 @@ static Tensor *fe_m_train_loss(Ctx *ctx, Method *m, Tensor *clips, Tensor *label
     if (!bl_check_clips(ctx, m, clips))
         return NULL;
     const int64_t B = clips->shape[0];
-    int32_t *lab = malloc((size_t)B * sizeof *lab);
+    int32_t *lab = malloc((size_t)B * sizeof *lab); /* (B) labels on the host */
     if (!lab) {
         ctx_set_error(ctx, "frameexit: out of memory");
         return NULL;

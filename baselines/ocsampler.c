@@ -248,8 +248,8 @@ Tensor *ocsampler_loss(Ctx *ctx, const OcSamplerModel *m, Tensor *clips, const i
     int32_t *base = malloc((size_t)(B * k) * sizeof *base);     /* (B, k) the TSN baseline clip */
     float *p = malloc((size_t)(B * T) * sizeof *p);             /* (B, T) */
     float *reward = calloc((size_t)B, sizeof *reward);          /* (B) */
-    float *lp = malloc((size_t)(B * C) * sizeof *lp), *lb = malloc((size_t)(B * C) * sizeof *lb);
-    float *mp = malloc((size_t)B * sizeof *mp), *mb = malloc((size_t)B * sizeof *mb);
+    float *lp = malloc((size_t)(B * C) * sizeof *lp), *lb = malloc((size_t)(B * C) * sizeof *lb); /* (B, C) logits */
+    float *mp = malloc((size_t)B * sizeof *mp), *mb = malloc((size_t)B * sizeof *mb);             /* (B) max prob */
     Tensor *loss = NULL;
     if (!draws || !sorted || !base || !p || !reward || !lp || !lb || !mp || !mb) {
         ctx_set_error(ctx, "ocsampler: out of memory");
@@ -423,7 +423,7 @@ static Tensor *ocs_m_train_loss(Ctx *ctx, Method *m, Tensor *clips, Tensor *labe
     if (!bl_check_clips(ctx, m, clips))
         return NULL;
     const int64_t B = clips->shape[0];
-    int32_t *lab = malloc((size_t)B * sizeof *lab);
+    int32_t *lab = malloc((size_t)B * sizeof *lab); /* (B) labels on the host */
     if (!lab) {
         ctx_set_error(ctx, "ocsampler: out of memory");
         return NULL;

@@ -321,7 +321,7 @@ static Tensor *uaf_m_train_loss(Ctx *ctx, Method *mm, Tensor *clips, Tensor *lab
     if (!bl_check_clips(ctx, mm, clips))
         return NULL;
     const int64_t B = clips->shape[0];
-    int32_t *lab = malloc((size_t)B * sizeof *lab);
+    int32_t *lab = malloc((size_t)B * sizeof *lab); /* (B) labels on the host */
     if (!lab) {
         ctx_set_error(ctx, "uniadafocus: out of memory");
         return NULL;

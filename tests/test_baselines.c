@@ -888,6 +888,24 @@ static void test_adafocusv2_crop(void **state)
     ttensor_free(in[0]);
     ttensor_free(in[1]);
     adafocusv2_model_destroy(m);
+    /* in training the policy reads detached maps: the classification loss reaches it only through
+     * the crop, and it does */
+    Method *mm = make_method("adafocusv2-tiny", BACKEND_CPU, true);
+    Tensor *clips = random_clips(mm, 2, 33), *labels = random_labels(2, mm->classes, 34);
+    check_train(mm, clips, labels, 2, NULL);
+    const char *policy[] = {"policy_stn.encoder.0.weight", "policy_stn.gru.weight_hh_l0", "policy_stn.fc.0.weight"};
+    for (int i = 0; i < 3; i++) {
+        const Tensor *t = params_find(mm->ps, policy[i]);
+        assert_non_null(t);
+        double g = 0;
+        for (int64_t j = 0; j < tensor_numel(t); j++)
+            g += fabs(tensor_f32(t->grad)[j]);
+        if (!(g > 0))
+            fail_msg("no gradient reached %s through the crop", policy[i]);
+    }
+    ttensor_free(clips);
+    ttensor_free(labels);
+    method_destroy(mm);
 }
 
 static void test_adafocusv2_order_and_flops(void **state)
