@@ -298,7 +298,9 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
     if (!mode)
         a->modes = cuda ? MODE_EAGER | MODE_GRAPH : MODE_EAGER;
     else
-        a->modes = strcmp(mode, "eager") == 0 ? MODE_EAGER : strcmp(mode, "graph") == 0 ? MODE_GRAPH : MODE_EAGER | MODE_GRAPH;
+        a->modes = strcmp(mode, "eager") == 0   ? MODE_EAGER
+                   : strcmp(mode, "graph") == 0 ? MODE_GRAPH
+                                                : MODE_EAGER | MODE_GRAPH;
     if (!cuda && (a->modes & MODE_GRAPH))
         USAGE_ERR("--mode %s needs --device cuda (CUDA graphs)", mode);
     if (a->plan.max_repeats < a->plan.min_repeats)
@@ -1084,6 +1086,9 @@ static void print_split(const SplitResult *s, const Model *m, const TimingResult
                total > 0 ? 100 * s->st[c].median / total : 0.0, rate);
     }
     printf("  %-12s  %12.4f  %10.3f\n", "sum", m->gflops_total, total);
+    if (!gpu && eager && eager->measured)
+        printf("  the components add up to %.3f ms against the eager median of %.3f ms (timed separately: a large gap\n"
+               "  means the machine was busy with something else)\n", total, eager->st.median);
     if (gpu && eager && eager->measured)
         printf("  the GPU was busy %.3f ms of the eager pass's %.3f ms median latency (%.0f%%); the rest is launch\n"
                "  gaps, host work and synchronisation (CUPTI's own overhead inflates short kernels)\n",
@@ -1186,6 +1191,8 @@ int cmd_profile(int argc, char **argv)
     int bmax = 0;
     for (int i = 0; i < a.n_batches; i++)
         bmax = a.batches[i] > bmax ? a.batches[i] : bmax;
+    fprintf(stderr, "profile: %d random clips of %d x 3 x %d x %d (%.0f MB) ...\n", bmax, model.frames, model.frame_size,
+            model.frame_size, (double)bmax * model.frames * 3 * model.frame_size * model.frame_size * 4 / 1e6);
     clips = make_clips(&model, bmax, a.seed, err, sizeof err);
     if (!clips) {
         fprintf(stderr, "focusbench profile: the clip batch (%d x %d x 3 x %d x %d floats): %s\n", bmax, model.frames,

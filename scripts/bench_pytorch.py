@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import types
+import warnings
 
 SUBDIR = "Uni-AdaFocus with Experiments on ActivityNet, FCVID and Mini-Kinetics"
 SCHEMA_VERSION = 1  # bench/csv_out.h CSV_SCHEMA_VERSION
@@ -327,7 +328,8 @@ def compare(path, rows):
         fail(f"--compare: cannot read {path}: {e}")
     if not fb:
         fail(f"--compare: {path} has no pass rows with a latency (is it a `focusbench profile` CSV?)")
-    print(f"\nside by side with {path} (videos/s; speed-up = focusbench / PyTorch)")
+    devs = sorted({f"{r.get('device', '?')} {r.get('device_name', '?')}" for r in fb})
+    print(f"\nside by side with {path} ({', '.join(devs)}; speed-up = focusbench videos/s / PyTorch videos/s)")
     print(f"  {'precision':9}  {'batch':>5}  {'PyTorch ms':>10}  {'videos/s':>9}  {'fb eager ms':>11}  {'videos/s':>9}"
           f"  {'x':>5}  {'fb graph ms':>11}  {'videos/s':>9}  {'x':>5}")
     for r in rows:
@@ -377,6 +379,9 @@ def main():
         fail(f"--precision wants a list of fp32, tf32, bf16, got '{a.precision}'", 2)
     if a.repeats < 1 or a.min_time < 0 or a.warmup < 0:
         fail("--repeats must be >= 1, --min-time and --warmup >= 0", 2)
+    # the official crop calls affine_grid / grid_sample without align_corners (the default, False, is meant)
+    warnings.filterwarnings("ignore", message="Default grid_sample and affine_grid behavior")
+    root, ua = import_official(a.official)
     cuda = a.device == "cuda"
     if cuda and not torch.cuda.is_available():
         fail("no CUDA device visible to PyTorch (this script times the official code on the GPU; --device cpu only "
@@ -384,7 +389,6 @@ def main():
     if not cuda and precs != ["fp32"]:
         fail("--device cpu runs fp32 only (give --precision fp32)", 2)
 
-    root, ua = import_official(a.official)
     device = torch.device(a.device)
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(a.seed)

@@ -126,7 +126,8 @@ void cuda_clocks_open(CudaClocks *c, Ctx *ctx)
     if (ce == cudaSuccess)
         ce = cudaDeviceGetPCIBusId(bus, (int)sizeof bus, dev);
     if (ce != cudaSuccess) {
-        snprintf(c->reason, sizeof c->reason, "cudaDeviceGetPCIBusId failed: %s: GPU clocks unknown", cudaGetErrorString(ce));
+        snprintf(c->reason, sizeof c->reason, "cudaDeviceGetPCIBusId failed: %s: GPU clocks unknown",
+                 cudaGetErrorString(ce));
         cudaGetLastError(); /* not the context's error: the clocks are optional */
         cuda_clocks_close(c);
         return;

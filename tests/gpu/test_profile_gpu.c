@@ -109,8 +109,9 @@ static void test_cupti_attribution(void **state)
     for (int i = 0; i < cupti_activity_count(); i++) {
         const CuptiRecord *q = &rec[i];
         const char *label = q->label >= 0 ? cupti_activity_label(q->label) : "(none)";
-        printf("       %-6s %-6s %8.3f us  %s\n", q->kind == CUPTI_REC_KERNEL ? "kernel" : q->kind == CUPTI_REC_MEMCPY ? "memcpy" : "memset",
-               label, (double)(q->end_ns - q->start_ns) * 1e-3, cupti_activity_name(q->name));
+        const char *kind = q->kind == CUPTI_REC_KERNEL ? "kernel" : q->kind == CUPTI_REC_MEMCPY ? "memcpy" : "memset";
+        printf("       %-6s %-6s %8.3f us  %s\n", kind, label, (double)(q->end_ns - q->start_ns) * 1e-3,
+               cupti_activity_name(q->name));
         n_bad += q->end_ns < q->start_ns || q->start_ns == 0;
         if (q->pass != 0) {
             n_unlabelled++;
@@ -157,7 +158,10 @@ static double cell_num(const CsvTable *t, int r, const char *col)
     return v;
 }
 
-static const char *cell_str(const CsvTable *t, int r, const char *col) { return csv_table_cell(t, r, csv_table_col(t, col)); }
+static const char *cell_str(const CsvTable *t, int r, const char *col)
+{
+    return csv_table_cell(t, r, csv_table_col(t, col));
+}
 
 static void test_profile_command(void **state)
 {
