@@ -38,7 +38,9 @@ VARIANT := san
 else
 VARIANT := rel
 endif
-OBJ := $(BUILD)/$(VARIANT)
+# Objects depend on the feature set (HAVE_CUDA is compiled in), so a CUDA and a CPU-only build
+# never share a directory.
+OBJ := $(BUILD)/$(VARIANT)$(if $(filter 1,$(USE_CUDA)),-cuda,)
 
 CFLAGS_BASE := -std=c11 -g -Wall -Wextra -Wshadow -Wno-unused-parameter -D_GNU_SOURCE -MMD -MP -I.
 ifeq ($(SAN),1)

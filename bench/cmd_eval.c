@@ -18,6 +18,11 @@
  * multi-label (ActivityNet, FCVID), ranked on raw logits as the official early_exit does
  * (cal_map(outputs, …) on the chosen exits' logits). Printed in percent; the CSV has one row per
  * fixed exit, per (score, budget) and per random control.
+ *
+ * With --method ID_OR_PRESET any method of the registry (baselines/registry.h) is evaluated the
+ * same way (its m->n_exits exits through m->ops->forward_exits, bench/train_data.h); its costs are
+ * the method's exit_gflops, except AR-Net, whose expected GFLOPs are the mean of the per-video
+ * costs forward_exits reports. The CSV's method column is the method's id.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +37,7 @@
 #include "bench/cli.h"
 #include "bench/csv_out.h"
 #include "bench/train_data.h"
+#include "baselines/registry.h"
 #include "datasets/metrics.h"
 #include "impl/checkpoint.h"
 #include "impl/conditional_exit.h"
@@ -68,12 +74,18 @@ static void usage(FILE *out)
             "                        first score (focus frames in steps, exited videos leave the batch) and report\n"
             "                        measured time per video next to the full model's and the computed saving\n\n"
             "%s\n"
+            "any method of the registry (TSN, TSM, ...; --method replaces --preset; no --real, no --logits-in):\n"
+            "  --method ID_OR_PRESET  with --ckpt FILE or --init-seed N; size overrides --frames --frame-size\n"
+            "                         --classes --glance --focus --patch-size\n\n"
             "size overrides of the preset:\n",
             uaf_preset_names(names, sizeof names), data_args_help());
     const char *name, *help;
     for (int i = 0; uaf_config_knob(i, &name, &help); i++)
         fprintf(out, "  --%-20s %s\n", name, help);
+    fprintf(out, "\nmethods and presets for --method:\n");
+    method_print_help(out);
     fprintf(out, "\nexamples:\n"
+                 "  focusbench eval --method tsn-mbv2-synth --ckpt tsn1/model.safetensors --data synth --csv tsn.csv\n"
                  "  focusbench eval --preset synth-tiny --ckpt run1/model.safetensors --data synth --csv exits.csv\n"
                  "  focusbench eval --preset actnet-p128 --logits-in actnet_logits.safetensors --score max-logit\n");
 }
@@ -88,6 +100,10 @@ typedef struct {
     bool score_on[EXIT_SCORE_COUNT];
     UafConfig cfg;
     DataArgs data;
+    const char *method;   /* --method: a registry method instead of Uni-AdaFocus (NULL: none) */
+    MethodOverrides ov;   /* its size overrides */
+    const char *method_id;/* the CSV's method column */
+    int frames, frame_size; /* the clips the model takes */
 } EvalArgs;
 
 static bool parse_budgets(const char *val, EvalArgs *a)
@@ -137,14 +153,33 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return -1;
-    for (int i = 1; i + 1 < argc; i++)
+    for (int i = 1; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--preset") == 0)
             a->preset_name = argv[i + 1];
+        if (strcmp(argv[i], "--method") == 0)
+            a->method = argv[i + 1];
+    }
+    a->method_id = "uniadafocus";
+    if (a->method) {
+        const MethodPresetInfo *mp = method_preset_find(a->method);
+        if (!mp) {
+            char ids[512];
+            fprintf(stderr, "focusbench eval: unknown method or preset '%s' (ids: %s; presets: focusbench eval "
+                    "--help)\n", a->method, method_id_list(ids, sizeof ids));
+            return 2;
+        }
+        if (a->preset_name) {
+            fprintf(stderr, "focusbench eval: give --method or --preset, not both\n");
+            return 2;
+        }
+        a->preset_name = mp->name;
+        a->method_id = mp->id;
+    }
     if (!a->preset_name) {
         fprintf(stderr, "focusbench eval: --preset NAME is required (see focusbench eval --help)\n");
         return 2;
     }
-    const UafPreset *p = uaf_preset_find(a->preset_name);
+    const UafPreset *p = a->method ? uaf_preset_find("synth-tiny") : uaf_preset_find(a->preset_name);
     if (!p) {
         char names[512];
         fprintf(stderr, "focusbench eval: unknown preset '%s' (known: %s)\n", a->preset_name,
@@ -175,10 +210,19 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
             fprintf(stderr, "focusbench eval: %s\n", err);
             return 2;
         }
-        if (d == 1 || strcmp(opt, "--preset") == 0)
+        if (d == 1 || strcmp(opt, "--preset") == 0 || strcmp(opt, "--method") == 0)
             continue;
         bool ok = true;
         char *end;
+        int *size_knob = NULL;
+        if (a->method) {
+            const char *knobs[] = {"--frames", "--frame-size", "--classes", "--glance", "--focus", "--patch-size"};
+            int *dst[] = {&a->ov.frames, &a->ov.frame_size, &a->ov.classes, &a->ov.glance, &a->ov.focus,
+                          &a->ov.patch_size};
+            for (int k = 0; k < 6; k++)
+                if (strcmp(opt, knobs[k]) == 0)
+                    size_knob = dst[k];
+        }
         if (strcmp(opt, "--ckpt") == 0) {
             a->ckpt = val;
         } else if (strcmp(opt, "--logits-in") == 0) {
@@ -207,6 +251,14 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
             long v = strtol(val, &end, 10);
             ok = !errno && end != val && !*end && v >= 1 && v <= 100000;
             a->batch_size = (int)v;
+        } else if (size_knob) {
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            ok = !errno && end != val && !*end && v >= 1 && v <= 1000000;
+            *size_knob = (int)v;
+        } else if (a->method) {
+            fprintf(stderr, "focusbench eval: unknown option '%s' with --method (see focusbench eval --help)\n", opt);
+            return 2;
         } else {
             int r = uaf_config_override(&a->cfg, opt, val, err, sizeof err);
             if (r < 0) {
@@ -223,6 +275,11 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
             return 2;
         }
     }
+    if (a->method && (a->real || a->logits_in || a->logits_out)) {
+        fprintf(stderr, "focusbench eval: --real, --logits-in and --logits-out are Uni-AdaFocus's (--preset); with "
+                "--method give --ckpt or --init-seed and data\n");
+        return 2;
+    }
     if ((a->ckpt != NULL) + a->have_init_seed + (a->logits_in != NULL) != 1) {
         fprintf(stderr, "focusbench eval: give exactly one of --ckpt FILE, --init-seed N and --logits-in FILE\n");
         return 2;
@@ -238,10 +295,12 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
                 "the thresholds)\n", err);
         return 2;
     }
-    if (!uaf_config_check(&a->cfg, err, sizeof err)) {
+    if (!a->method && !uaf_config_check(&a->cfg, err, sizeof err)) {
         fprintf(stderr, "focusbench eval: %s\n", err);
         return 2;
     }
+    a->frames = a->cfg.frames;
+    a->frame_size = a->cfg.frame_size;
     return 0;
 }
 
@@ -259,10 +318,12 @@ static void eval_data_free(EvalData *e)
     free(e->val_gt);
 }
 
-static bool run_split(const UafModel *m, const EvalArgs *a, int s, EvalData *e, char *err, size_t err_cap)
+/* One split's exit logits: Uni-AdaFocus (m) or a registry method (mm). */
+static bool run_split(const UafModel *m, Method *mm, const EvalArgs *a, int s, EvalData *e, char *err,
+                      size_t err_cap)
 {
     bool calib = s == DATA_SPLIT_TRAIN;
-    DataLoadOptions lo = {.frames = a->cfg.frames, .frame_size = a->cfg.frame_size, .batch_size = a->batch_size,
+    DataLoadOptions lo = {.frames = a->frames, .frame_size = a->frame_size, .batch_size = a->batch_size,
                           .train = calib && !a->calib_test_transform, .shuffle = false, .drop_last = false,
                           .seed = a->seed};
     TrainData *d = train_data_open(&a->data, s, &lo, err, err_cap);
@@ -272,7 +333,8 @@ static bool run_split(const UafModel *m, const EvalArgs *a, int s, EvalData *e, 
            calib ? (lo.train ? ", training augmentation" : ", test transform") : "");
     fflush(stdout);
     TrainDataSource src = train_data_source(d);
-    bool ok = collect_exit_logits(m, &src, 0, stdout, 50, &e->split[s], err, err_cap);
+    bool ok = mm ? method_collect_exit_logits(mm, &src, 0, stdout, 50, &e->split[s], err, err_cap)
+                 : collect_exit_logits(m, &src, 0, stdout, 50, &e->split[s], err, err_cap);
     if (ok && !calib && train_data_multi_label(d)) {
         int64_t n = e->split[s].n;
         int C = e->split[s].C;
@@ -524,7 +586,7 @@ static void csv_row(CsvOut *w, const EvalArgs *a, const char *mode, const char *
 {
     if (!w)
         return;
-    csv_out_str(w, "uniadafocus");
+    csv_out_str(w, a->method_id);
     csv_out_str(w, a->preset_name);
     csv_out_str(w, mode);
     csv_out_str(w, score);
@@ -542,6 +604,18 @@ static void csv_row(CsvOut *w, const EvalArgs *a, const char *mode, const char *
     csv_out_double(w, ms_per_video);
     csv_out_double(w, agreement);
     csv_out_end_row(w);
+}
+
+/* Mean GFLOPs per video when video i exits at exit_of[i], from the per-video costs forward_exits
+ * reported (AR-Net's depend on each video's decisions). */
+static double sample_cost_mean(const ExitLogits *v, const int32_t *exit_of)
+{
+    if (!v->sample_gflops || v->n == 0)
+        return NAN;
+    double sum = 0.0;
+    for (int64_t i = 0; i < v->n; i++)
+        sum += v->sample_gflops[i * v->K + exit_of[i]];
+    return sum / (double)v->n;
 }
 
 static void print_metric(const Metric *m)
@@ -563,7 +637,7 @@ int cmd_eval(int argc, char **argv)
         return rc;
     char err[4096];
     rc = 1;
-    const int K = a.cfg.focus + 1, C = a.cfg.num_classes;
+    int K = a.cfg.focus + 1, C = a.cfg.num_classes;
     EvalData e;
     memset(&e, 0, sizeof e);
     UafModel *m = NULL;
@@ -574,13 +648,48 @@ int cmd_eval(int argc, char **argv)
     RealRow real_rows[MAX_BUDGETS];
     int n_real = 0, first_score = -1;
     double full_ms = NAN;
-    UafFlops fl;
-    if (!uaf_flops(&a.cfg, &fl, err, sizeof err)) {
-        fprintf(stderr, "focusbench eval: %s\n", err);
-        return 1;
+    Method *mm = NULL;
+    double cost[EXIT_MAX_EXITS]; /* (K) GFLOPs per video at each exit */
+    bool per_sample = false;     /* AR-Net: expected cost = the mean of the per-video costs */
+    if (a.method) {
+        if (!(mm = method_create(a.method, &a.ov, BACKEND_CPU, false, a.init_seed, err, sizeof err))) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            return 1;
+        }
+        K = mm->n_exits;
+        C = mm->classes;
+        a.frames = method_frames(mm);
+        a.frame_size = method_frame_size(mm);
+        a.preset_name = mm->preset;
+        a.method_id = mm->id;
+        per_sample = strcmp(mm->id, "arnet") == 0;
+        if (K > EXIT_MAX_EXITS || !mm->ops->exit_gflops(mm, cost, err, sizeof err)) {
+            if (K > EXIT_MAX_EXITS)
+                snprintf(err, sizeof err, "%s has %d exits, more than the %d conditional exit handles", mm->id, K,
+                         (int)EXIT_MAX_EXITS);
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            method_destroy(mm);
+            return 1;
+        }
+    } else {
+        UafFlops fl;
+        if (!uaf_flops(&a.cfg, &fl, err, sizeof err)) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            return 1;
+        }
+        for (int k = 0; k < K; k++)
+            cost[k] = fl.exit[k] / 1e9;
     }
     if (a.logits_in) {
         if (!load_logits(a.logits_in, K, C, &e, err, sizeof err)) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+    } else if (mm) {
+        CheckpointLoadOptions o = {.strip_prefix = "module."};
+        if ((a.ckpt && !checkpoint_load(mm->ps, a.ckpt, &o, err, sizeof err)) ||
+            !run_split(NULL, mm, &a, DATA_SPLIT_VAL, &e, err, sizeof err) ||
+            !run_split(NULL, mm, &a, DATA_SPLIT_TRAIN, &e, err, sizeof err)) {
             fprintf(stderr, "focusbench eval: %s\n", err);
             goto done;
         }
@@ -598,8 +707,8 @@ int cmd_eval(int argc, char **argv)
         } else {
             uaf_init(m, a.init_seed);
         }
-        if (!run_split(m, &a, DATA_SPLIT_VAL, &e, err, sizeof err) ||
-            !run_split(m, &a, DATA_SPLIT_TRAIN, &e, err, sizeof err)) {
+        if (!run_split(m, NULL, &a, DATA_SPLIT_VAL, &e, err, sizeof err) ||
+            !run_split(m, NULL, &a, DATA_SPLIT_TRAIN, &e, err, sizeof err)) {
             fprintf(stderr, "focusbench eval: %s\n", err);
             goto done;
         }
@@ -640,14 +749,12 @@ int cmd_eval(int argc, char **argv)
             fprintf(stderr, "focusbench eval: %s\n", err);
             goto done;
         }
-        printf("  %4d  %7.3f", k, fl.exit[k] / 1e9);
+        double gk = per_sample ? sample_cost_mean(val, exit_of) : cost[k];
+        printf("  %4d  %7.3f", k, gk);
         print_metric(&mt);
         printf("\n");
-        csv_row(w, &a, "fixed", NULL, NAN, k, fl.exit[k] / 1e9, &mt, NULL, nv, nc, NAN, NAN);
+        csv_row(w, &a, "fixed", NULL, NAN, k, gk, &mt, NULL, nv, nc, NAN, NAN);
     }
-    double cost[EXIT_MAX_EXITS];
-    for (int k = 0; k < K; k++)
-        cost[k] = fl.exit[k] / 1e9;
     for (int sk = EXIT_SCORE_COUNT - 1; sk >= 0; sk--)
         if (a.score_on[sk])
             first_score = sk;
@@ -682,7 +789,7 @@ int cmd_eval(int argc, char **argv)
                 goto done;
             }
             exit_assign(scores[1], nv, K, T, exit_of, hist);
-            double gflops = exit_expected_cost(hist, K, cost);
+            double gflops = per_sample ? sample_cost_mean(val, exit_of) : exit_expected_cost(hist, K, cost);
             exit_select_logits(val->exit_logits, nv, K, C, exit_of, selected);
             Metric md, mr;
             bool ok = metric_of(selected, nv, C, val->labels, e.val_gt, &md, err, sizeof err) &&
@@ -756,5 +863,6 @@ done:
     free(exit_of);
     eval_data_free(&e);
     uaf_destroy(m);
+    method_destroy(mm);
     return rc;
 }

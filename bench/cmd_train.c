@@ -9,6 +9,10 @@
  *
  * OUT/train_log.csv gets one row per epoch (rewritten atomically after each one; a resumed run
  * keeps the earlier epochs' rows).
+ *
+ * With --method ID_OR_PRESET any method of the registry (baselines/registry.h: TSN, TSM, the
+ * ablations, ...) is trained instead, through the generic loop of bench/train_data.h, with the
+ * preset's training settings; the Uni-AdaFocus command lines (--preset) are unchanged.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +27,7 @@
 #include "bench/cli.h"
 #include "bench/csv_out.h"
 #include "bench/train_data.h"
+#include "baselines/registry.h"
 #include "impl/checkpoint.h"
 #include "impl/presets.h"
 #include "impl/train_loop.h"
@@ -64,15 +69,24 @@ static void usage(FILE *out)
             "  --stop-after N          stop after N epochs of this invocation (resume later)\n"
             "  --log-every N           a progress line every N steps (default 10; 0: epoch lines only)\n\n"
             "%s\n"
+            "any method of the registry (TSN, TSM, ...; --method replaces --preset):\n"
+            "  focusbench train --method ID_OR_PRESET --out DIR (data) [--resume] [--epochs N] [--batch-size B]\n"
+            "                   [--lr X] [--weight-decay X] [--momentum X] [--grad-clip X] [--seed N] [--init-seed N]\n"
+            "                   [--init FILE] [--stop-after N] [--log-every N] [--frames T] [--frame-size S]\n"
+            "                   [--classes C] [--glance G] [--focus F] [--patch-size P]\n"
+            "  (defaults: the preset's training settings; cosine schedule)\n\n"
             "size overrides of the preset:\n",
             uaf_preset_names(names, sizeof names), data_args_help());
     const char *name, *help;
     for (int i = 0; uaf_config_knob(i, &name, &help); i++)
         fprintf(out, "  --%-20s %s\n", name, help);
+    fprintf(out, "\nmethods and presets for --method:\n");
+    method_print_help(out);
     fprintf(out, "\nexamples:\n"
                  "  focusbench gen-data --out synth && focusbench train --preset synth-tiny --data synth --out run1\n"
                  "  focusbench train --preset synth-tiny --synthetic 64 --epochs 5 --out run2\n"
-                 "  focusbench train --preset actnet-p128 --list train.txt --root frames --out run3 --resume\n");
+                 "  focusbench train --preset actnet-p128 --list train.txt --root frames --out run3 --resume\n"
+                 "  focusbench train --method tsn-mbv2-synth --data synth --out tsn1\n");
 }
 
 typedef struct {
@@ -350,8 +364,14 @@ static void log_load_previous(EpochLog *l, int first_epoch)
     for (int r = 0; r < t.n_rows; r++) {
         LogRow row;
         bool ok = true;
-        for (int c = 0; c < N_LOG_COLUMNS && ok; c++)
-            ok = csv_table_number(&t, r, cols[c], &row.v[c]);
+        for (int c = 0; c < N_LOG_COLUMNS && ok; c++) {
+            if (csv_table_number(&t, r, cols[c], &row.v[c]))
+                continue;
+            /* an empty cell is a term the method does not have (--method runs) */
+            const char *cell = c > 0 && cols[c] >= 0 ? csv_table_cell(&t, r, cols[c]) : NULL;
+            ok = cell && !*cell;
+            row.v[c] = NAN;
+        }
         if (ok && row.v[0] < first_epoch)
             log_add(l, &row);
     }
@@ -415,8 +435,258 @@ static bool load_init(UafModel *m, const TrainArgs *a, char *err, size_t err_cap
     return true;
 }
 
+/* ---- --method: any registry method ------------------------------------------------------------- */
+
+typedef struct {
+    const char *method, *out, *init;
+    bool resume, have_init_seed;
+    uint64_t init_seed;
+    int batch_size, log_every;
+    MethodOverrides ov;
+    MethodTrainConfig tc;
+    DataArgs data;
+} MethodArgs;
+
+/* 0 parsed, 2 usage error (printed). The preset's training settings are filled in later (they
+ * need the method's preset). lr etc. < 0 mean "the preset's". */
+static int parse_method_args(int argc, char **argv, MethodArgs *a)
+{
+    memset(a, 0, sizeof *a);
+    a->tc = (MethodTrainConfig){.lr = -1, .momentum = -1, .weight_decay = -1, .grad_clip = -1, .epochs = 0};
+    a->batch_size = 0;
+    a->log_every = 10;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        if (strcmp(opt, "--resume") == 0) {
+            a->resume = true;
+            continue;
+        }
+        int d = data_args_option(&a->data, opt, i + 1 < argc ? argv[i + 1] : NULL, err, sizeof err);
+        if (d == 2)
+            continue;
+        if (i + 1 >= argc) {
+            fprintf(stderr, "focusbench train: %s needs a value (see focusbench train --help)\n", opt);
+            return 2;
+        }
+        const char *val = argv[++i];
+        if (d < 0) {
+            fprintf(stderr, "focusbench train: %s\n", err);
+            return 2;
+        }
+        if (d == 1)
+            continue;
+        bool ok = true;
+        long n;
+        MethodTrainConfig *t = &a->tc;
+        if (strcmp(opt, "--method") == 0)
+            a->method = val;
+        else if (strcmp(opt, "--out") == 0)
+            a->out = val;
+        else if (strcmp(opt, "--init") == 0)
+            a->init = val;
+        else if (strcmp(opt, "--epochs") == 0)
+            ok = parse_int(val, 1, 1000000, &n) && (t->epochs = (int)n, true);
+        else if (strcmp(opt, "--batch-size") == 0)
+            ok = parse_int(val, 1, 1000000, &n) && (a->batch_size = (int)n, true);
+        else if (strcmp(opt, "--lr") == 0)
+            ok = parse_double(val, 0.0, &t->lr);
+        else if (strcmp(opt, "--weight-decay") == 0)
+            ok = parse_double(val, 0.0, &t->weight_decay);
+        else if (strcmp(opt, "--momentum") == 0)
+            ok = parse_double(val, 0.0, &t->momentum) && t->momentum < 1.0;
+        else if (strcmp(opt, "--grad-clip") == 0)
+            ok = parse_double(val, 0.0, &t->grad_clip);
+        else if (strcmp(opt, "--seed") == 0)
+            ok = parse_u64(val, &t->seed);
+        else if (strcmp(opt, "--init-seed") == 0)
+            ok = parse_u64(val, &a->init_seed) && (a->have_init_seed = true);
+        else if (strcmp(opt, "--stop-after") == 0)
+            ok = parse_int(val, 1, 1000000, &n) && (t->stop_after_epochs = (int)n, true);
+        else if (strcmp(opt, "--log-every") == 0)
+            ok = parse_int(val, 0, 1000000000, &n) && (a->log_every = (int)n, true);
+        else if (strcmp(opt, "--frames") == 0)
+            ok = parse_int(val, 1, 100000, &n) && (a->ov.frames = (int)n, true);
+        else if (strcmp(opt, "--frame-size") == 0)
+            ok = parse_int(val, 1, 100000, &n) && (a->ov.frame_size = (int)n, true);
+        else if (strcmp(opt, "--classes") == 0)
+            ok = parse_int(val, 1, 1000000, &n) && (a->ov.classes = (int)n, true);
+        else if (strcmp(opt, "--glance") == 0)
+            ok = parse_int(val, 1, 100000, &n) && (a->ov.glance = (int)n, true);
+        else if (strcmp(opt, "--focus") == 0)
+            ok = parse_int(val, 1, 100000, &n) && (a->ov.focus = (int)n, true);
+        else if (strcmp(opt, "--patch-size") == 0)
+            ok = parse_int(val, 1, 100000, &n) && (a->ov.patch_size = (int)n, true);
+        else {
+            fprintf(stderr, "focusbench train: unknown option '%s' with --method (see focusbench train --help)\n", opt);
+            return 2;
+        }
+        if (!ok) {
+            fprintf(stderr, "focusbench train: bad value '%s' for %s (see focusbench train --help)\n", val, opt);
+            return 2;
+        }
+    }
+    if (!a->method) {
+        fprintf(stderr, "focusbench train: --method needs an id or a preset (see focusbench train --help)\n");
+        return 2;
+    }
+    if (!method_preset_find(a->method)) {
+        char ids[512];
+        fprintf(stderr, "focusbench train: unknown method or preset '%s' (ids: %s; presets: focusbench train --help)\n",
+                a->method, method_id_list(ids, sizeof ids));
+        return 2;
+    }
+    if (!a->out) {
+        fprintf(stderr, "focusbench train: --out DIR is required (checkpoints and the log go there)\n");
+        return 2;
+    }
+    if (!data_args_has(&a->data, DATA_SPLIT_TRAIN, err, sizeof err)) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        return 2;
+    }
+    if (!a->have_init_seed)
+        a->init_seed = a->tc.seed;
+    return 0;
+}
+
+static int cmd_train_method(int argc, char **argv)
+{
+    MethodArgs a;
+    int rc = parse_method_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    rc = 1;
+    char err[4096], cfg_text[2048];
+    Method *m = NULL;
+    TrainData *data = NULL;
+    MethodTrainer *tr = NULL;
+    EpochLog log = {.n = 0};
+    if (!(m = method_create(a.method, &a.ov, BACKEND_CPU, true, a.init_seed, err, sizeof err))) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        goto done;
+    }
+    if (a.init) {
+        CheckpointLoadOptions o = {.strip_prefix = "module."};
+        if (!checkpoint_load(m->ps, a.init, &o, err, sizeof err)) {
+            fprintf(stderr, "focusbench train: %s\n", err);
+            goto done;
+        }
+    }
+    /* the preset's settings where the command line gave none */
+    MethodTrainConfig tc = method_train_config(m);
+    const MethodPresetInfo *pi = method_preset_find(m->preset);
+    int batch = a.batch_size > 0 ? a.batch_size : pi ? pi->train.batch_size : 8;
+    if (a.tc.lr >= 0)
+        tc.lr = a.tc.lr;
+    if (a.tc.momentum >= 0)
+        tc.momentum = a.tc.momentum;
+    if (a.tc.weight_decay >= 0)
+        tc.weight_decay = a.tc.weight_decay;
+    if (a.tc.grad_clip >= 0)
+        tc.grad_clip = a.tc.grad_clip;
+    if (a.tc.epochs > 0)
+        tc.epochs = a.tc.epochs;
+    tc.seed = a.tc.seed;
+    tc.stop_after_epochs = a.tc.stop_after_epochs;
+    DataLoadOptions lo = {.frames = method_frames(m), .frame_size = method_frame_size(m), .batch_size = batch,
+                          .train = true, .shuffle = true, .drop_last = true, .seed = tc.seed};
+    if (!(data = train_data_open(&a.data, DATA_SPLIT_TRAIN, &lo, err, sizeof err))) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        goto done;
+    }
+    if (train_data_classes(data) > m->classes) {
+        fprintf(stderr, "focusbench train: the data has %d classes but the method %d (set --classes %d)\n",
+                train_data_classes(data), m->classes, train_data_classes(data));
+        goto done;
+    }
+    if (train_data_count(data) < batch) {
+        fprintf(stderr, "focusbench train: %d training videos, fewer than one batch of %d: lower --batch-size\n",
+                train_data_count(data), batch);
+        goto done;
+    }
+    if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "focusbench train: cannot create the run directory %s: %s\n", a.out, strerror(errno));
+        goto done;
+    }
+    snprintf(cfg_text, sizeof cfg_text,
+             "method %s preset %s; T %d S %d classes %d exits %d overrides %d/%d/%d/%d/%d/%d; lr %.17g momentum %.17g "
+             "wd %.17g clip %.17g schedule cos epochs %d batch %d seed %" PRIu64 "; data %s flip %d",
+             m->id, m->preset, m->frames, m->frame_size, m->classes, m->n_exits, a.ov.frames, a.ov.frame_size,
+             a.ov.classes, a.ov.glance, a.ov.focus, a.ov.patch_size, tc.lr, tc.momentum, tc.weight_decay, tc.grad_clip,
+             tc.epochs, batch, tc.seed, train_data_describe(data), !a.data.no_flip);
+    tc.out_dir = a.out;
+    tc.resume = a.resume;
+    tc.config_text = cfg_text;
+    tc.log = stdout;
+    tc.log_every = a.log_every;
+    if (!a.resume) {
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/train_state.safetensors", a.out);
+        FILE *f = fopen(probe, "rb");
+        if (f) {
+            fclose(f);
+            fprintf(stderr, "focusbench train: %s already holds a training run; continue it with --resume, or choose "
+                    "another --out\n", a.out);
+            goto done;
+        }
+    }
+    if (!(tr = method_trainer_create(m, &tc, err, sizeof err))) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        goto done;
+    }
+    snprintf(log.path, sizeof log.path, "%s/train_log.csv", a.out);
+    csv_env_init(&log.env, "cpu", argc, argv);
+    csv_env_set_seed(&log.env, tc.seed);
+    if (method_trainer_epoch(tr) > 0)
+        log_load_previous(&log, method_trainer_epoch(tr));
+    double g[METHOD_MAX_EXITS];
+    bool have_g = m->ops->exit_gflops(m, g, err, sizeof err);
+    printf("train: method %s, preset %s (T %d, S %d, %d classes, %d exits), %.3f M trainable parameters%s%.3f "
+           "GFLOPs per video (full)\n", m->id, m->preset, m->frames, m->frame_size, m->classes, m->n_exits,
+           params_count_trainable(m->ps) / 1e6, have_g ? ", " : "", have_g ? g[m->n_exits - 1] : 0.0);
+    printf("train: data %s; batch %d, %d steps per epoch\n", train_data_describe(data), batch,
+           train_data_count(data) / batch);
+    printf("train: lr %g (cosine), momentum %g, weight decay %g, grad clip %g, seed %" PRIu64 "\n", tc.lr,
+           tc.momentum, tc.weight_decay, tc.grad_clip, tc.seed);
+    if (method_trainer_epoch(tr) > 0)
+        printf("train: resumed %s at epoch %d of %d (step %" PRId64 ")\n", a.out, method_trainer_epoch(tr),
+               tc.epochs, method_trainer_steps(tr));
+    if (method_trainer_epoch(tr) >= tc.epochs) {
+        printf("train: all %d epochs are done; the model is %s/model.safetensors\n", tc.epochs, a.out);
+        rc = 0;
+        goto done;
+    }
+    fflush(stdout);
+    TrainDataSource src = train_data_source(data);
+    if (!method_trainer_run(tr, &src, on_epoch, &log, err, sizeof err)) {
+        fprintf(stderr, "focusbench train: %s (the last completed epoch's checkpoint is in %s; rerun with --resume)\n",
+                err, a.out);
+        goto done;
+    }
+    train_data_print_summary(data);
+    if (method_trainer_epoch(tr) < tc.epochs)
+        printf("train: stopped after epoch %d of %d as asked; continue with --resume\n", method_trainer_epoch(tr),
+               tc.epochs);
+    else
+        printf("train: done, %d epochs; model %s/model.safetensors, log %s\n", tc.epochs, a.out, log.path);
+    rc = 0;
+done:
+    method_trainer_destroy(tr);
+    train_data_close(data);
+    method_destroy(m);
+    free(log.rows);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
+    bool help = false, method = false;
+    for (int i = 1; i < argc; i++) {
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+        method |= strcmp(argv[i], "--method") == 0;
+    }
+    if (method && !help)
+        return cmd_train_method(argc, argv);
     TrainArgs a;
     int rc = parse_args(argc, argv, &a);
     if (rc == -1) {

@@ -2,9 +2,12 @@
 #include "bench/train_data.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "datasets/clip_cache.h"
 #include "datasets/formats.h"
@@ -13,7 +16,13 @@
 #include "datasets/transform.h"
 #include "datasets/video.h"
 #include "datasets/video_list.h"
+#include "baselines/registry.h"
+#include "impl/checkpoint.h"
+#include "impl/safetensors.h"
+#include "kernels/backend.h"
+#include "kernels/ops.h"
 #include "kernels/rng.h"
+#include "kernels/tape.h"
 
 /* ---- options -------------------------------------------------------------------------------- */
 
@@ -374,4 +383,410 @@ void train_data_print_summary(const TrainData *d)
 {
     if (d->loader)
         loader_print_summary(d->loader, stdout);
+}
+
+/* ---- any registry method: training and eval-mode exit logits ------------------------------------ */
+
+#define METHOD_STATE_FORMAT "focusbench-method-train-state-v1"
+
+struct MethodTrainer {
+    Method *m;
+    MethodTrainConfig cfg;
+    char *config_text, *out_dir; /* owned copies (out_dir may be NULL) */
+    char *group_names;           /* (SGD_MAX_GROUPS × SGD_GROUP_NAME_LEN) the groups' strings; outlives opt */
+    Ctx *ctx;
+    Sgd *opt;
+    int epoch;                   /* next epoch to run */
+    int64_t step;                /* steps done: the key of the next step's draws */
+};
+
+static double mt_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static char *mt_dup(const char *s)
+{
+    size_t n = strlen(s ? s : "") + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s ? s : "", n);
+    return d;
+}
+
+/* A preset's float as the decimal it was written as (0.01f → 0.01). */
+static double mt_decimal(float f)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)f);
+    return strtod(buf, NULL);
+}
+
+MethodTrainConfig method_train_config(const Method *m)
+{
+    MethodTrainConfig c = {.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4, .epochs = 1};
+    const MethodPresetInfo *p = m ? method_preset_find(m->preset) : NULL;
+    if (p) {
+        c.lr = mt_decimal(p->train.lr);
+        c.weight_decay = mt_decimal(p->train.weight_decay);
+        if (p->train.momentum > 0.0f)
+            c.momentum = mt_decimal(p->train.momentum);
+        c.epochs = p->train.epochs;
+        c.grad_clip = mt_decimal(p->train.grad_clip);
+    }
+    return c;
+}
+
+void method_trainer_destroy(MethodTrainer *t)
+{
+    if (!t)
+        return;
+    sgd_destroy(t->opt);
+    ctx_destroy(t->ctx);
+    free(t->group_names);
+    free(t->config_text);
+    free(t->out_dir);
+    free(t);
+}
+
+int method_trainer_epoch(const MethodTrainer *t) { return t->epoch; }
+int64_t method_trainer_steps(const MethodTrainer *t) { return t->step; }
+Sgd *method_trainer_optimizer(MethodTrainer *t) { return t->opt; }
+
+bool method_trainer_save(MethodTrainer *t, int epochs_done, char *err, size_t err_cap)
+{
+    if (!t->out_dir)
+        return true;
+    const ParamSet *ps = t->m->ps, *mom = t->opt->state;
+    int n = ps->n + mom->n;
+    SafetensorsWriteTensor *w = calloc((size_t)n, sizeof *w);
+    char **names = calloc((size_t)n, sizeof *names);
+    bool ok = w && names;
+    for (int i = 0; ok && i < n; i++) {
+        const Tensor *x = i < ps->n ? ps->items[i] : mom->items[i - ps->n];
+        const char *prefix = i < ps->n ? "model." : "momentum.";
+        size_t len = strlen(prefix) + strlen(x->name) + 1;
+        if (!(names[i] = malloc(len))) {
+            ok = false;
+            break;
+        }
+        snprintf(names[i], len, "%s%s", prefix, x->name);
+        w[i] = (SafetensorsWriteTensor){names[i], safetensors_from_dtype(x->dtype), x->ndim, x->shape, x->data};
+    }
+    char epoch_s[32], step_s[32], sgd_s[32], seed_s[32], path[4096];
+    snprintf(epoch_s, sizeof epoch_s, "%d", epochs_done);
+    snprintf(step_s, sizeof step_s, "%" PRId64, t->step);
+    snprintf(sgd_s, sizeof sgd_s, "%" PRId64, t->opt->steps);
+    snprintf(seed_s, sizeof seed_s, "%" PRIu64, t->cfg.seed);
+    SafetensorsMeta meta[] = {{"format", METHOD_STATE_FORMAT}, {"method", t->m->id}, {"preset", t->m->preset},
+                              {"epoch", epoch_s}, {"step", step_s}, {"sgd_steps", sgd_s}, {"seed", seed_s},
+                              {"config", t->config_text}};
+    if (!ok)
+        snprintf(err, err_cap, "train: out of memory writing a checkpoint");
+    if (ok) {
+        snprintf(path, sizeof path, "%s/train_state.safetensors", t->out_dir);
+        ok = safetensors_write(path, w, n, meta, (int)(sizeof meta / sizeof meta[0]), err, err_cap);
+    }
+    if (ok) { /* the model alone, after the state: a kill between the two leaves a state never behind it */
+        snprintf(path, sizeof path, "%s/model.safetensors", t->out_dir);
+        SafetensorsMeta mmeta[] = {{"method", t->m->id}, {"preset", t->m->preset}, {"epoch", epoch_s},
+                                   {"step", step_s}, {"config", t->config_text}};
+        ok = checkpoint_save(ps, path, mmeta, 5, err, err_cap);
+    }
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+    free(w);
+    return ok;
+}
+
+static bool mt_meta_i64(const SafetensorsFile *f, const char *key, int64_t *out, char *err, size_t err_cap)
+{
+    const char *v = safetensors_metadata_get(f, key);
+    char *end = NULL;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || end == v || *end || x < 0) {
+        snprintf(err, err_cap, "%s: metadata \"%s\" is %s (expected a non-negative integer); not a focusbench "
+                 "training state", safetensors_path(f), key, v ? v : "missing");
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static bool mt_load(MethodTrainer *t, char *err, size_t err_cap)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/train_state.safetensors", t->out_dir);
+    FILE *probe = fopen(path, "rb");
+    if (!probe)
+        return true; /* a fresh run */
+    fclose(probe);
+    SafetensorsFile *f = safetensors_open(path, err, err_cap);
+    if (!f)
+        return false;
+    const char *format = safetensors_metadata_get(f, "format"), *id = safetensors_metadata_get(f, "method"),
+               *preset = safetensors_metadata_get(f, "preset"), *config = safetensors_metadata_get(f, "config");
+    int64_t epoch = 0, step = 0, sgd_steps = 0, seed = 0;
+    bool ok = false;
+    if (!format || strcmp(format, METHOD_STATE_FORMAT) != 0)
+        snprintf(err, err_cap, "%s: not a focusbench method training state (format \"%s\", expected \"%s\")", path,
+                 format ? format : "missing", METHOD_STATE_FORMAT);
+    else if (!id || !preset || strcmp(id, t->m->id) != 0 || strcmp(preset, t->m->preset) != 0)
+        snprintf(err, err_cap, "%s holds a run of %s (preset %s), not of %s (preset %s); use another output directory",
+                 path, id ? id : "?", preset ? preset : "?", t->m->id, t->m->preset);
+    else if (!config || strcmp(config, t->config_text) != 0)
+        snprintf(err, err_cap, "%s was written by a run with another configuration; resume with the same options, or "
+                 "use another output directory.\n  saved: %s\n  now:   %s", path, config ? config : "(none)",
+                 t->config_text);
+    else if (mt_meta_i64(f, "epoch", &epoch, err, err_cap) && mt_meta_i64(f, "step", &step, err, err_cap) &&
+             mt_meta_i64(f, "sgd_steps", &sgd_steps, err, err_cap) && mt_meta_i64(f, "seed", &seed, err, err_cap)) {
+        if ((uint64_t)seed != t->cfg.seed)
+            snprintf(err, err_cap, "%s was written with seed %lld, this run has seed %" PRIu64, path, (long long)seed,
+                     t->cfg.seed);
+        else
+            ok = true;
+    }
+    if (ok) {
+        CheckpointLoadOptions mo = {.file_prefix = "model."}, so = {.file_prefix = "momentum."};
+        ok = checkpoint_load_file(t->m->ps, f, &mo, err, err_cap) &&
+             checkpoint_load_file(t->opt->state, f, &so, err, err_cap);
+    }
+    safetensors_close(f);
+    if (!ok)
+        return false;
+    t->epoch = (int)epoch;
+    t->step = step;
+    t->opt->steps = sgd_steps;
+    sgd_set_epoch(t->opt, t->epoch);
+    return true;
+}
+
+MethodTrainer *method_trainer_create(Method *m, const MethodTrainConfig *cfg, char *err, size_t err_cap)
+{
+    if (!m || m->ps->backend != BACKEND_CPU || !m->ops->train_loss) {
+        snprintf(err, err_cap, "train: the method must be allocated on the CPU backend and trainable");
+        return NULL;
+    }
+    if (cfg->epochs < 1 || cfg->stop_after_epochs < 0 || !(cfg->lr >= 0.0)) {
+        snprintf(err, err_cap, "train: need epochs >= 1, lr >= 0 and stop-after >= 0, got %d, %g, %d", cfg->epochs,
+                 cfg->lr, cfg->stop_after_epochs);
+        return NULL;
+    }
+    for (int i = 0; i < m->ps->n; i++)
+        if (m->ps->items[i]->requires_grad && !m->ps->items[i]->grad) {
+            snprintf(err, err_cap, "train: the method was created without gradients (method_create with with_grads)");
+            return NULL;
+        }
+    MethodTrainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, err_cap, "train: out of memory");
+        return NULL;
+    }
+    t->m = m;
+    t->cfg = *cfg;
+    t->config_text = mt_dup(cfg->config_text);
+    t->out_dir = cfg->out_dir ? mt_dup(cfg->out_dir) : NULL;
+    t->group_names = calloc((size_t)SGD_MAX_GROUPS * SGD_GROUP_NAME_LEN, 1);
+    t->ctx = ctx_create(BACKEND_CPU, cfg->seed);
+    if (!t->config_text || (cfg->out_dir && !t->out_dir) || !t->group_names || !t->ctx) {
+        snprintf(err, err_cap, "train: out of memory");
+        method_trainer_destroy(t);
+        return NULL;
+    }
+    t->cfg.config_text = t->config_text;
+    t->cfg.out_dir = t->out_dir;
+    SgdGroup groups[SGD_MAX_GROUPS];
+    int n_groups = method_sgd_groups(m, groups, SGD_MAX_GROUPS, t->group_names, err, err_cap);
+    SgdConfig sc = {.lr = cfg->lr, .momentum = cfg->momentum, .weight_decay = cfg->weight_decay,
+                    .schedule = SGD_SCHEDULE_COSINE, .epochs = cfg->epochs};
+    if (n_groups < 0 || !(t->opt = sgd_create(m->ps, &sc, groups, n_groups, err, err_cap)) ||
+        (cfg->resume && t->out_dir && !mt_load(t, err, err_cap))) {
+        method_trainer_destroy(t);
+        return NULL;
+    }
+    return t;
+}
+
+bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss, char *err, size_t err_cap)
+{
+    Method *m = t->m;
+    Ctx *ctx = t->ctx;
+    const int B = batch->size, T = method_frames(m), S = method_frame_size(m);
+    *loss = NAN;
+    if (B < 1 || !batch->video || !batch->labels) {
+        snprintf(err, err_cap, "train: empty batch (size %d)", B);
+        return false;
+    }
+    for (int b = 0; b < B; b++)
+        if (batch->labels[b] < 0 || batch->labels[b] >= m->classes) {
+            snprintf(err, err_cap, "train: clip %d of the batch has label %d, outside the method's %d classes (an "
+                     "unlabelled video, or --classes smaller than the data set's)", b, (int)batch->labels[b],
+                     m->classes);
+            return false;
+        }
+    ctx_clear_error(ctx);
+    ctx_begin_pass(ctx);
+    ctx_set_training(ctx, true);
+    ctx->step = (uint64_t)t->step;
+    Tensor *clips = tensor_new(ctx, DTYPE_F32, 5, (int64_t[]){B, T, 3, S, S});   /* (B, T, 3, S, S) */
+    Tensor *labels = tensor_new(ctx, DTYPE_I32, 1, (int64_t[]){B});             /* (B) */
+    if (clips && clips->data && labels && labels->data) {
+        memcpy(clips->data, batch->video, tensor_bytes(clips));
+        memcpy(labels->data, batch->labels, tensor_bytes(labels));
+    }
+    params_zero_grad(m->ps);
+    Tensor *l = clips && labels ? m->ops->train_loss(ctx, m, clips, labels, (uint64_t)t->step) : NULL;
+    if (!l || !l->data || !tape_backward(ctx, l)) {
+        snprintf(err, err_cap, "train step %" PRId64 ": %s", t->step, ctx_error_message(ctx));
+        return false;
+    }
+    *loss = (double)tensor_f32(l)[0];
+    if (!isfinite(*loss)) {
+        snprintf(err, err_cap, "train step %" PRId64 ": the loss is %g (diverged; lower --lr)", t->step, *loss);
+        return false;
+    }
+    if (t->cfg.grad_clip > 0.0 && method_clip_grad_norm(m, t->cfg.grad_clip) < 0.0) {
+        snprintf(err, err_cap, "train step %" PRId64 ": the gradients are not on the host", t->step);
+        return false;
+    }
+    if (!sgd_step(t->opt, err, err_cap))
+        return false;
+    t->step++;
+    return true;
+}
+
+bool method_trainer_run(MethodTrainer *t, TrainDataSource *src, TrainEpochFn on_epoch, void *user, char *err,
+                        size_t err_cap)
+{
+    FILE *log = t->cfg.log;
+    for (int ran = 0; t->epoch < t->cfg.epochs; ran++) {
+        if (t->cfg.stop_after_epochs > 0 && ran >= t->cfg.stop_after_epochs)
+            return true;
+        int e = t->epoch;
+        sgd_set_epoch(t->opt, e);
+        if (!src->start_epoch(src->user, e, err, err_cap))
+            return false;
+        TrainEpochStats es = {.epoch = e, .lr = sgd_schedule_lr(&t->opt->cfg, e)};
+        double t0 = mt_now();
+        for (;;) {
+            TrainBatch b;
+            int r = src->next_batch(src->user, &b, err, err_cap);
+            if (r < 0)
+                return false;
+            if (r == 0)
+                break;
+            double loss;
+            if (!method_trainer_step(t, &b, &loss, err, err_cap))
+                return false;
+            es.loss += b.size * loss;
+            es.samples += b.size;
+            es.steps++;
+            if (log && t->cfg.log_every > 0 && es.steps % t->cfg.log_every == 0) {
+                fprintf(log, "epoch %d step %" PRId64 " (%" PRId64 " this epoch), lr %.6g: loss %.4f\n", e, t->step,
+                        es.steps, es.lr, loss);
+                fflush(log);
+            }
+        }
+        if (es.steps == 0) {
+            snprintf(err, err_cap, "train: the data source gave no batch in epoch %d (empty data set, or every batch "
+                     "dropped)", e);
+            return false;
+        }
+        es.loss /= (double)es.samples;
+        /* train_loss gives no predictions and no Uni-AdaFocus terms: empty cells in the epoch log */
+        es.accuracy = es.cat = es.global = es.local = es.temporal = es.spatial = es.norm = NAN;
+        t->epoch = e + 1;
+        if (!method_trainer_save(t, t->epoch, err, err_cap))
+            return false;
+        es.seconds = mt_now() - t0;
+        if (log) {
+            fprintf(log, "epoch %d done: %" PRId64 " steps, %" PRId64 " clips, lr %.6g, loss %.4f, %.1f s%s\n", e,
+                    es.steps, es.samples, es.lr, es.loss, es.seconds, t->out_dir ? ", checkpoint written" : "");
+            fflush(log);
+        }
+        if (on_epoch)
+            on_epoch(user, &es);
+    }
+    return true;
+}
+
+bool method_collect_exit_logits(Method *m, TrainDataSource *src, int epoch, FILE *progress, int every,
+                                ExitLogits *out, char *err, size_t err_cap)
+{
+    memset(out, 0, sizeof *out);
+    const int K = m->n_exits, C = m->classes, T = method_frames(m), S = method_frame_size(m);
+    out->K = K;
+    out->C = C;
+    Ctx *ctx = ctx_create(BACKEND_CPU, 0);
+    if (!ctx) {
+        snprintf(err, err_cap, "eval: out of memory");
+        return false;
+    }
+    ctx_set_training(ctx, false);
+    int64_t cap = 0;
+    bool ok = src->start_epoch(src->user, epoch, err, err_cap);
+    for (int64_t batches = 0; ok; batches++) {
+        TrainBatch b;
+        int r = src->next_batch(src->user, &b, err, err_cap);
+        if (r <= 0) {
+            ok = r == 0;
+            break;
+        }
+        if (out->n + b.size > cap) {
+            int64_t ncap = cap ? cap * 2 : 256;
+            while (ncap < out->n + b.size)
+                ncap *= 2;
+            float *l = realloc(out->exit_logits, (size_t)ncap * K * C * sizeof *l); /* (n, K, C) */
+            if (l)
+                out->exit_logits = l;
+            int32_t *y = realloc(out->labels, (size_t)ncap * sizeof *y);
+            if (y)
+                out->labels = y;
+            int32_t *v = realloc(out->videos, (size_t)ncap * sizeof *v);
+            if (v)
+                out->videos = v;
+            double *g = realloc(out->sample_gflops, (size_t)ncap * K * sizeof *g); /* (n, K) */
+            if (g)
+                out->sample_gflops = g;
+            if (!l || !y || !v || !g) {
+                snprintf(err, err_cap, "eval: out of memory for %lld clips' exit logits", (long long)ncap);
+                ok = false;
+                break;
+            }
+            cap = ncap;
+        }
+        ctx_clear_error(ctx);
+        ctx_begin_pass(ctx);
+        ctx->step = 0; /* eval draws (none for most methods) do not depend on the batch number */
+        Tensor *clips = tensor_new(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}); /* (B, T, 3, S, S) */
+        if (clips && clips->data)
+            memcpy(clips->data, b.video, tensor_bytes(clips));
+        Tensor *lg = clips ? m->ops->forward_exits(ctx, m, clips, out->sample_gflops + out->n * K) : NULL;
+        if (!lg || !lg->data || tensor_numel(lg) != (int64_t)b.size * K * C) {
+            snprintf(err, err_cap, "eval: %s", ctx_error_message(ctx));
+            ok = false;
+            break;
+        }
+        memcpy(out->exit_logits + out->n * K * C, tensor_f32(lg), (size_t)b.size * K * C * sizeof(float));
+        for (int i = 0; i < b.size; i++) {
+            out->labels[out->n + i] = b.labels ? b.labels[i] : -1;
+            out->videos[out->n + i] = b.videos ? b.videos[i] : -1;
+        }
+        out->n += b.size;
+        if (progress && every > 0 && (batches + 1) % every == 0) {
+            fprintf(progress, "  %lld clips\n", (long long)out->n);
+            fflush(progress);
+        }
+    }
+    ctx_destroy(ctx);
+    if (ok && out->n == 0) {
+        snprintf(err, err_cap, "eval: the data source gave no clip");
+        ok = false;
+    }
+    if (!ok)
+        exit_logits_free(out);
+    return ok;
 }

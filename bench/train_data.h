@@ -3,7 +3,9 @@
  * impl/train_loop.h's TrainDataSource (impl/ knows nothing about files).
  *
  * Owns: the data options both commands share, opening one split (train or val) as a source of
- * normalised clips (B, T, 3, S, S) with labels, and each video's full label set (for mAP).
+ * normalised clips (B, T, 3, S, S) with labels, and each video's full label set (for mAP); and
+ * the generic training / eval loop of any registry method (impl/method.h), which lives here
+ * because impl/ must not include baselines/ (the registry's SGD groups and gradient clipping).
  *
  *   --data DIR            DIR/train_list.txt and DIR/val_list.txt in the official list format,
  *                         paths under DIR (what `focusbench gen-data` writes)
@@ -25,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "impl/method.h"
 #include "impl/train_loop.h"
 
 enum { DATA_SPLIT_TRAIN = 0, DATA_SPLIT_VAL = 1 };
@@ -76,5 +79,53 @@ int train_data_labels(const TrainData *d, int v, const int32_t **labels);
 const char *train_data_describe(const TrainData *d);
 /* The loader's one-line data summary (nothing for synthetic data). */
 void train_data_print_summary(const TrainData *d);
+
+/* ---- any registry method: training and eval-mode exit logits ------------------------------------
+ *
+ * One step: clips (B, method_frames, 3, S, S), S = method_frame_size → ctx in training mode →
+ * m->ops->train_loss(…, step) → backward → method_clip_grad_norm when grad_clip > 0 → SGD with the
+ * registry's per-prefix groups (baselines/registry.h method_sgd_groups), cosine schedule per epoch.
+ * Checkpoints (out_dir set) after every epoch, atomically: OUT/train_state.safetensors ("model.<key>",
+ * "momentum.<key>", __metadata__ format "focusbench-method-train-state-v1", method, preset, epoch,
+ * step, sgd_steps, seed, config) and OUT/model.safetensors (the model alone, written after the
+ * state). A resume reproduces the uninterrupted run bit for bit, as impl/train_loop.h's does. */
+
+typedef struct {
+    double lr, momentum, weight_decay, grad_clip; /* grad_clip <= 0: none */
+    int epochs;
+    uint64_t seed;           /* keys every random draw of training (the step number too) */
+    const char *out_dir;     /* NULL: no checkpoints */
+    bool resume;
+    const char *config_text; /* stored; a resume with other text is refused (NULL: "") */
+    int stop_after_epochs;   /* > 0: return after this many epochs of this call */
+    FILE *log;               /* NULL: silent */
+    int log_every;
+} MethodTrainConfig;
+
+/* The preset's training settings (baselines/registry.h method_preset_find(m->preset)->train),
+ * momentum 0.9 when the preset gives none, no checkpoints. */
+MethodTrainConfig method_train_config(const Method *m);
+
+typedef struct MethodTrainer MethodTrainer;
+
+/* m must be on the CPU with gradients (method_create(…, BACKEND_CPU, true, …)). Resumes from
+ * OUT/train_state.safetensors when cfg->resume and it exists. */
+MethodTrainer *method_trainer_create(Method *m, const MethodTrainConfig *cfg, char *err, size_t err_cap);
+void method_trainer_destroy(MethodTrainer *t);
+int method_trainer_epoch(const MethodTrainer *t);
+int64_t method_trainer_steps(const MethodTrainer *t);
+Sgd *method_trainer_optimizer(MethodTrainer *t);
+/* One step with the current epoch's rates; *loss gets the batch's loss. */
+bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss, char *err, size_t err_cap);
+/* Epochs method_trainer_epoch … epochs − 1 (or stop_after_epochs of them), a checkpoint after each;
+ * on_epoch gets loss, lr, steps, clips and seconds (the Uni-AdaFocus terms stay 0). */
+bool method_trainer_run(MethodTrainer *t, TrainDataSource *src, TrainEpochFn on_epoch, void *user, char *err,
+                        size_t err_cap);
+bool method_trainer_save(MethodTrainer *t, int epochs_done, char *err, size_t err_cap);
+
+/* m->ops->forward_exits in eval mode (ctx->step 0) over epoch `epoch` of src: out->K = m->n_exits,
+ * out->sample_gflops filled (n, K). */
+bool method_collect_exit_logits(Method *m, TrainDataSource *src, int epoch, FILE *progress, int every,
+                                ExitLogits *out, char *err, size_t err_cap);
 
 #endif

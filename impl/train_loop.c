@@ -486,6 +486,7 @@ void exit_logits_free(ExitLogits *e)
     free(e->exit_logits);
     free(e->labels);
     free(e->videos);
+    free(e->sample_gflops);
     memset(e, 0, sizeof *e);
 }
 

@@ -154,6 +154,7 @@ typedef struct {
     float *exit_logits; /* (n, K, C) */
     int32_t *labels;    /* (n) */
     int32_t *videos;    /* (n), −1 when the source gives no index */
+    double *sample_gflops; /* (n, K) per-video cost at each exit, or NULL (collect_exit_logits) */
 } ExitLogits;
 
 /* Runs m in eval mode over epoch `epoch` of src (batch by batch, CPU), keeping every exit's

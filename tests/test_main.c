@@ -22,6 +22,7 @@
     X(exit)         \
     X(baselines)    \
     X(profile)      \
+    X(reproduce)    \
     X(csv)          \
     X(plot)         \
     X(regress)      \

@@ -11,7 +11,10 @@
  *   2. the arenas become one block each of the planned size and are frozen (an allocation beyond
  *      the plan is an error, never a cudaMalloc inside the capture), debugging's sync-after-launch
  *      is suspended, and the pass runs again under stream capture on the context's stream:
- *      nothing executes, every kernel, library call, memset and copy becomes a graph node;
+ *      nothing executes, every kernel, library call, memset and copy becomes a graph node. The
+ *      capture mode is thread-local (an unsafe CUDA call from this thread breaks the capture);
+ *      should a library call inside the pass break it, the capture is retried once in relaxed
+ *      mode, with a note on stderr and CudaGraphInfo.relaxed set;
  *   3. the graph is instantiated and uploaded, and it takes over the arena blocks its nodes point
  *      into: later eager passes on the context get new blocks, so they can neither overwrite nor
  *      free the graph's memory, and a replay never overwrites an eager pass's outputs.
@@ -88,6 +91,8 @@ const Tensor *cuda_graph_output(const CudaGraph *g, int i);
 
 typedef struct {
     bool captured;
+    bool relaxed;            /* the thread-local capture failed inside a library call and the relaxed
+                                one succeeded (a note on stderr says why) */
     size_t nodes;            /* nodes of the captured graph (kernels, library calls, memsets, copies) */
     size_t activation_bytes; /* the activation block the graph owns */
     size_t workspace_bytes;  /* the per-op workspace block it owns */

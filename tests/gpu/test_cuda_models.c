@@ -13,7 +13,10 @@
  *                     Σ logits·R) at fp32; error max |got − want| / max |want| as test_backbones.c
  *   uaf_eval_tiny     Uni-AdaFocus synth-tiny, CPU vs GPU on the same weights and clip, at fp32,
  *                     tf32 and bf16: every stage's tensors, the focus indices (DESIGN §8: a flip
- *                     fails only where the CPU's margin exceeds the tolerance), the exit logits
+ *                     fails only where the CPU's margin exceeds the tolerance), the exit logits; at
+ *                     tf32/bf16 (and after an allowed flip) the focus stage is compared on the CPU's
+ *                     frames and boxes, since a crop of white-noise frames turns sub-pixel box
+ *                     differences into O(1) patch differences
  *   uaf_eval_mid      the same at synth-small (S 128, P 64, T 16, G 8, F 8) in fp32
  *   uaf_train_step    one training step of synth-tiny with both patch sets and every loss of
  *                     impl/losses.h (the official main.py step, as impl/train_loop.c runs it):
@@ -78,8 +81,10 @@ static const double BACKBONE_TOL[3] = {1e-4, 2e-2, 1e-1};
  * that is 0 up to rounding (a bias followed by batch norm) does not divide noise by noise. */
 #define TOL_GRAD ((Tol){1e-3, 2e-2})
 #define TOL_LOSS 1e-4
-/* The focus-index margin rule: how far the GPU's cumulative sums of w_T may lie from the CPU's. */
-static const double CDF_DELTA[3] = {1e-4, 5e-3, 5e-2};
+/* The focus-index margin rule: how far the GPU's cumulative sums of w_T may lie from the CPU's
+ * (the norm bound of the precision's model tolerance: w_T errors are those of the temporal
+ * policy's logits, and the cumulative sum of a probability vector moves by at most their max). */
+static const double CDF_DELTA[3] = {1e-4, 2e-2, 1e-1};
 
 static const CudaPrecision ALL_PRECISIONS[3] = {CUDA_PRECISION_FP32, CUDA_PRECISION_TF32, CUDA_PRECISION_BF16};
 
@@ -899,11 +904,17 @@ static void check_uaf_eval(GpuEnv *e, const char *preset, int B, int n_prec)
         CMP("w_T", go.temporal.weights_T, co.temporal.weights_T);
         bool same = check_focus(e, g, what, c, B, false, 1, 0, go.focus_idx, go.temporal.weights_T,
                                 co.focus_idx_host, tensor_f32(co.temporal.weights_T), CDF_DELTA[p]);
+        /* The later stages, on the same frames and boxes as the CPU wherever the comparison would
+         * otherwise measure the crop's sensitivity instead of the GPU's arithmetic: after an allowed
+         * index flip, and at tf32/bf16, whose action errors (~1e-3..1e-2) move every crop sample
+         * by a fraction of a pixel of white noise (an O(1) change of the patches). */
+        bool lower = prec != CUDA_PRECISION_FP32;
         UafFocusOutput *fo = &go.focus, rerun;
-        if (!same) { /* a flip within the margin: the later stages compare on the CPU's frames */
-            info("%s: later stages re-run on the GPU with the CPU's focus indices", what);
+        if (!same || lower) {
+            info("%s: the focus stage re-run on the GPU with the CPU's focus indices%s", what,
+                 lower ? " and actions" : "");
             Tensor *idx = uaf_index_tensor(g, co.focus_idx_host, B, c->focus);
-            Tensor *acts[1] = {go.actions};
+            Tensor *acts[1] = {lower ? cuda_tensor_from_host(g, co.actions) : go.actions};
             if (!uaf_focus(g, mg, dv, idx, acts, 1, go.glance_pooled, &opt, &rerun)) {
                 report(e, false, "%s: re-run of the focus stage failed: %s", what, ctx_error_message(g));
                 ctx_clear_error(g);
@@ -1233,10 +1244,10 @@ static void test_graph_tiny(void **state)
     CudaGraphInfo gi;
     cuda_graph_get_info(cg, &gi);
     report(e, captured && gi.nodes > 0 && gi.staged_copies == 1,
-           "capture: %s; %zu nodes, activation block %zu bytes, workspace %zu bytes, %d host copies captured as "
+           "capture: %s%s; %zu nodes, activation block %zu bytes, workspace %zu bytes, %d host copies captured as "
            "constants (%zu bytes; expected 1: the glance indices)",
-           captured ? "ok" : ctx_error_message(g), gi.nodes, gi.activation_bytes, gi.workspace_bytes, gi.staged_copies,
-           gi.staged_bytes);
+           captured ? "ok" : ctx_error_message(g), gi.relaxed ? " (in RELAXED mode, see the note on stderr)" : "",
+           gi.nodes, gi.activation_bytes, gi.workspace_bytes, gi.staged_copies, gi.staged_bytes);
     if (!captured) {
         ctx_clear_error(g);
         cuda_graph_destroy(cg);
@@ -1412,9 +1423,9 @@ static void test_graph_paper(void **state)
         bool captured = in && cuda_graph_capture(cg, uaf_graph_pass, &u);
         CudaGraphInfo gi;
         cuda_graph_get_info(cg, &gi);
-        report(e, captured, "%s capture: %s; %zu nodes, activation block %.1f MiB, workspace %.1f MiB", what,
-               captured ? "ok" : ctx_error_message(g), gi.nodes, gi.activation_bytes / 1048576.0,
-               gi.workspace_bytes / 1048576.0);
+        report(e, captured, "%s capture: %s%s; %zu nodes, activation block %.1f MiB, workspace %.1f MiB", what,
+               captured ? "ok" : ctx_error_message(g), gi.relaxed ? " (in RELAXED mode, see the note on stderr)" : "",
+               gi.nodes, gi.activation_bytes / 1048576.0, gi.workspace_bytes / 1048576.0);
         if (captured) {
             Tensor *r[N_OUT];
             const Tensor *eg[N_OUT];
