@@ -1204,6 +1204,16 @@ int cmd_profile(int argc, char **argv)
         fprintf(stderr, "focusbench profile: uploading the weights and clips: %s\n", ctx_error_message(ctx));
         goto done;
     }
+    /* Folding put the backbones' new conv biases in sets of their own: they travel too. */
+    if (cuda && model.uaf) {
+        ParamSet *folds[2] = {model.uaf->global_cnn->fold_ps, model.uaf->local_cnn->fold_ps};
+        for (int i = 0; i < 2; i++) {
+            if (folds[i] && !cuda_params_upload(ctx, folds[i])) {
+                fprintf(stderr, "focusbench profile: uploading the folded biases: %s\n", ctx_error_message(ctx));
+                goto done;
+            }
+        }
+    }
 #endif
     CsvEnv env;
     csv_env_init(&env, a.device, argc, argv);
