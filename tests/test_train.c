@@ -2,15 +2,19 @@
  * schedules, the losses (temporal MC average, spatial feature crop, box-size regulariser, the
  * weighted total) against hand values and slow references with finite-difference gradient
  * checks, a tiny training run that overfits 8 clips, and checkpoint-resume bit-identical to an
- * uninterrupted run. */
+ * uninterrupted run; the same for any registry method through bench/train_data.h's generic loop
+ * (tsn-tiny: its loss drops, resume is bit-identical, `train --method` + `eval --method`). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "bench/cli.h"
 #include "bench/csv_out.h"
+#include "bench/train_data.h"
+#include "baselines/registry.h"
 #include "impl/checkpoint.h"
 #include "impl/frame_sampler.h"
 #include "impl/losses.h"
@@ -1043,6 +1047,243 @@ static void test_cmd_train_and_eval(void **state)
     rmdir(dir);
 }
 
+/* ---- any registry method: the generic loop (tsn-tiny) ---------------------------------------------- */
+
+static Method *tsn_tiny(uint64_t seed)
+{
+    char err[1024];
+    Method *m = method_create("tsn-tiny", NULL, BACKEND_CPU, true, seed, err, sizeof err);
+    if (!m)
+        fail_msg("method_create: %s", err);
+    return m;
+}
+
+/* The clips the method takes (T, S) with its classes, for synth_init. */
+static UafConfig method_clip_cfg(const Method *m)
+{
+    UafConfig c = tiny_cfg();
+    c.frames = method_frames(m);
+    c.frame_size = method_frame_size(m);
+    c.num_classes = m->classes;
+    return c;
+}
+
+static void test_method_tsn_tiny_trains(void **state)
+{
+    (void)state;
+    Method *m = tsn_tiny(11);
+    assert_string_equal(m->id, "tsn");
+    UafConfig cc = method_clip_cfg(m);
+    SynthSource s;
+    synth_init(&s, &cc, 8, 8);
+    TrainDataSource src = synth_source(&s);
+    MethodTrainConfig tc = method_train_config(m);
+    tc.epochs = 12; /* one step per epoch */
+    tc.seed = 3;
+    char err[1024];
+    MethodTrainer *tr = method_trainer_create(m, &tc, err, sizeof err);
+    if (!tr)
+        fail_msg("%s", err);
+    EpochLog log = {0};
+    if (!method_trainer_run(tr, &src, on_epoch, &log, err, sizeof err))
+        fail_msg("%s", err);
+    printf("    tsn-tiny: loss %.4f -> %.4f over %d steps (%.3f s/step)\n", log.first, log.last, log.epochs,
+           log.seconds / log.epochs);
+    assert_int_equal(log.epochs, 12);
+    assert_int_equal(method_trainer_steps(tr), 12);
+    assert_true(isfinite(log.first) && log.last < 0.7 * log.first);
+    /* eval-mode exit logits through forward_exits: K = n_exits, per-video costs = exit_gflops */
+    ExitLogits el;
+    if (!method_collect_exit_logits(m, &src, 0, NULL, 0, &el, err, sizeof err))
+        fail_msg("%s", err);
+    assert_int_equal(el.n, 8);
+    assert_int_equal(el.K, m->n_exits);
+    assert_int_equal(el.C, m->classes);
+    double g[METHOD_MAX_EXITS];
+    assert_true(m->ops->exit_gflops(m, g, err, sizeof err));
+    for (int64_t i = 0; i < el.n; i++)
+        for (int k = 0; k < el.K; k++)
+            assert_true(el.sample_gflops[i * el.K + k] == g[k]);
+    exit_logits_free(&el);
+    /* bad labels are refused with a message */
+    TrainBatch b;
+    assert_true(src.start_epoch(src.user, 0, err, sizeof err));
+    assert_int_equal(src.next_batch(src.user, &b, err, sizeof err), 1);
+    s.batch_labels[1] = (int32_t)m->classes;
+    double loss;
+    assert_false(method_trainer_step(tr, &b, &loss, err, sizeof err));
+    assert_non_null(strstr(err, "label"));
+    method_trainer_destroy(tr);
+    /* a method without gradients is refused */
+    Method *ng = method_create("tsn-tiny", NULL, BACKEND_CPU, false, 1, err, sizeof err);
+    assert_non_null(ng);
+    assert_null(method_trainer_create(ng, &tc, err, sizeof err));
+    assert_non_null(strstr(err, "without gradients"));
+    method_destroy(ng);
+    synth_free(&s);
+    method_destroy(m);
+}
+
+typedef struct {
+    char dir[64];
+    MethodTrainConfig tc;
+    SynthSource src;
+} MethodResumeRun;
+
+static bool method_resume_phase(MethodResumeRun *r, uint64_t init_seed, int stop_after, int kill_epoch,
+                                void *params_out, void *momentum_out, char *err, size_t err_cap)
+{
+    Method *m = tsn_tiny(init_seed);
+    MethodTrainConfig tc = r->tc;
+    tc.stop_after_epochs = stop_after;
+    MethodTrainer *tr = method_trainer_create(m, &tc, err, err_cap);
+    if (!tr)
+        fail_msg("method_trainer_create: %s", err);
+    r->src.fail_epoch = kill_epoch;
+    r->src.fail_after = 1;
+    TrainDataSource src = synth_source(&r->src);
+    bool ok = method_trainer_run(tr, &src, NULL, NULL, err, err_cap);
+    if (params_out)
+        memcpy(params_out, m->ps->data_block, m->ps->data_bytes);
+    if (momentum_out)
+        memcpy(momentum_out, method_trainer_optimizer(tr)->state->data_block,
+               method_trainer_optimizer(tr)->state->data_bytes);
+    method_trainer_destroy(tr);
+    method_destroy(m);
+    return ok;
+}
+
+static void test_method_resume_bit_identical(void **state)
+{
+    (void)state;
+    char err[2048];
+    Method *probe = tsn_tiny(1);
+    size_t pbytes = probe->ps->data_bytes;
+    UafConfig cc = method_clip_cfg(probe);
+    MethodTrainConfig base = method_train_config(probe);
+    method_destroy(probe);
+    unsigned char *pa = malloc(pbytes), *pb = malloc(pbytes), *ma = malloc(pbytes), *mb = malloc(pbytes);
+    MethodResumeRun a, b;
+    for (int i = 0; i < 2; i++) {
+        MethodResumeRun *r = i == 0 ? &a : &b;
+        strcpy(r->dir, "/tmp/focusbench_mtrain_XXXXXX");
+        assert_non_null(mkdtemp(r->dir));
+        r->tc = base;
+        r->tc.epochs = 3;
+        r->tc.seed = 5;
+        r->tc.grad_clip = 1.0; /* the clipping path too */
+        r->tc.out_dir = r->dir;
+        r->tc.resume = true;
+        r->tc.config_text = "tsn-tiny test";
+        synth_init(&r->src, &cc, 8, 4); /* two steps per epoch */
+    }
+    assert_true(method_resume_phase(&a, 21, 0, -1, pa, ma, err, sizeof err));
+    assert_true(method_resume_phase(&b, 21, 1, -1, NULL, NULL, err, sizeof err));
+    assert_false(method_resume_phase(&b, 900, 0, 1, NULL, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "simulated kill"));
+    assert_true(method_resume_phase(&b, 901, 0, -1, pb, mb, err, sizeof err));
+    assert_memory_equal(pa, pb, pbytes);
+    Method *m = tsn_tiny(1);
+    MethodTrainer *tr = method_trainer_create(m, &a.tc, err, sizeof err); /* resumes the finished run */
+    assert_non_null(tr);
+    assert_int_equal(method_trainer_epoch(tr), 3);
+    assert_int_equal(method_trainer_steps(tr), 6);
+    size_t mbytes = method_trainer_optimizer(tr)->state->data_bytes;
+    assert_memory_equal(m->ps->data_block, pa, pbytes);
+    assert_memory_equal(ma, mb, mbytes);
+    method_trainer_destroy(tr);
+    /* the model file alone loads */
+    char path[256];
+    snprintf(path, sizeof path, "%s/model.safetensors", b.dir);
+    Method *m2 = tsn_tiny(5);
+    if (!checkpoint_load(m2->ps, path, NULL, err, sizeof err))
+        fail_msg("%s", err);
+    assert_memory_equal(m2->ps->data_block, pa, pbytes);
+    /* another configuration, another seed, or a Uni-AdaFocus trainer on this state: refused */
+    MethodTrainConfig other = a.tc;
+    other.config_text = "something else";
+    assert_null(method_trainer_create(m2, &other, err, sizeof err));
+    assert_non_null(strstr(err, "another configuration"));
+    other = a.tc;
+    other.seed = 4;
+    assert_null(method_trainer_create(m2, &other, err, sizeof err));
+    assert_non_null(strstr(err, "seed"));
+    UafModel *u = tiny_model(1);
+    TrainConfig utc = tiny_train_config();
+    utc.out_dir = a.dir;
+    utc.resume = true;
+    assert_null(trainer_create(u, &utc, err, sizeof err));
+    assert_non_null(strstr(err, "not a focusbench Uni-AdaFocus training state"));
+    uaf_destroy(u);
+    method_destroy(m2);
+    method_destroy(m);
+    for (int i = 0; i < 2; i++) {
+        MethodResumeRun *r = i == 0 ? &a : &b;
+        synth_free(&r->src);
+        remove_run_dir(r->dir);
+    }
+    free(pa);
+    free(pb);
+    free(ma);
+    free(mb);
+}
+
+/* `focusbench train --method tsn-tiny` then `focusbench eval --method tsn-tiny` (the binary). */
+static void test_cmd_method_round_trip(void **state)
+{
+    (void)state;
+    const char *bin = getenv("FOCUSBENCH_BIN");
+    if (!bin || !*bin || access(bin, X_OK) != 0) {
+        print_message("FOCUSBENCH_BIN is not set to an executable (run through `make test`); skipping\n");
+        skip();
+    }
+    char dir[] = "/tmp/focusbench_cmdmethod_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cmd[2048], run[128], csv[160];
+    snprintf(run, sizeof run, "%s/run", dir);
+    snprintf(csv, sizeof csv, "%s/eval.csv", dir);
+    /* the synthetic benchmark's classes may exceed the preset's 5: --classes 16 covers them */
+    snprintf(cmd, sizeof cmd, "'%s' train --method tsn-tiny --synthetic 8 --classes 16 --epochs 2 --batch-size 4 "
+             "--log-every 0 --out '%s' >/dev/null", bin, run);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/model.safetensors", run);
+    assert_int_equal(access(cmd, R_OK), 0);
+    /* again without --resume: refused; with --resume: nothing left to do */
+    snprintf(cmd, sizeof cmd, "'%s' train --method tsn-tiny --synthetic 8 --classes 16 --epochs 2 --batch-size 4 "
+             "--log-every 0 --out '%s' >/dev/null 2>&1", bin, run);
+    assert_int_not_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' train --method tsn-tiny --synthetic 8 --classes 16 --epochs 2 --batch-size 4 "
+             "--log-every 0 --out '%s' --resume >/dev/null", bin, run);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' train --method no-such-method --synthetic 8 --out '%s' >/dev/null 2>&1", bin, run);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 2);
+    snprintf(cmd, sizeof cmd, "'%s' train --help | grep -q tsn-mbv2-synth", bin);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' eval --method tsn-tiny --classes 16 --ckpt '%s/model.safetensors' --synthetic 8 "
+             "--budgets 0.5,1 --score max-logit --csv '%s' >/dev/null", bin, run, csv);
+    assert_int_equal(system(cmd), 0);
+    CsvTable t;
+    char err[512];
+    if (!csv_table_read(csv, &t, err, sizeof err))
+        fail_msg("%s", err);
+    int method = csv_table_col(&t, "method"), preset = csv_table_col(&t, "preset"), mode = csv_table_col(&t, "mode");
+    int gcol = csv_table_col(&t, "gflops_per_video"), n_val = csv_table_col(&t, "n_val");
+    assert_true(method >= 0 && preset >= 0 && mode >= 0 && gcol >= 0 && n_val >= 0);
+    assert_true(t.n_rows >= 1 + 2 * 2); /* ≥ 1 fixed exit, 2 budgets × (dynamic, random) */
+    for (int r = 0; r < t.n_rows; r++) {
+        assert_string_equal(csv_table_cell(&t, r, method), "tsn");
+        assert_string_equal(csv_table_cell(&t, r, preset), "tsn-tiny");
+        double g;
+        assert_true(csv_table_number(&t, r, gcol, &g) && g > 0.0);
+    }
+    assert_string_equal(csv_table_cell(&t, 0, mode), "fixed");
+    assert_string_equal(csv_table_cell(&t, 0, n_val), "8");
+    csv_table_free(&t);
+    unlink(csv);
+    remove_run_dir(run);
+    rmdir(dir);
+}
+
 TEST_GROUP(train, cmocka_unit_test(test_sgd_hand_steps), cmocka_unit_test(test_sgd_momentum_recurrence),
            cmocka_unit_test(test_sgd_schedules_and_groups), cmocka_unit_test(test_official_groups),
            cmocka_unit_test(test_mc_matches_reference), cmocka_unit_test(test_mc_hand_values),
@@ -1051,4 +1292,5 @@ TEST_GROUP(train, cmocka_unit_test(test_sgd_hand_steps), cmocka_unit_test(test_s
            cmocka_unit_test(test_box_regulariser), cmocka_unit_test(test_loss_total),
            cmocka_unit_test(test_overfit_eight_clips),
            cmocka_unit_test(test_resume_bit_identical), cmocka_unit_test(test_trainer_bad_arguments),
-           cmocka_unit_test(test_cmd_train_and_eval))
+           cmocka_unit_test(test_cmd_train_and_eval), cmocka_unit_test(test_method_tsn_tiny_trains),
+           cmocka_unit_test(test_method_resume_bit_identical), cmocka_unit_test(test_cmd_method_round_trip))
