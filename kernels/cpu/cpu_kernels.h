@@ -28,7 +28,8 @@ void cpu_reduce_backward(Ctx *ctx, const ReduceGeom *g, const Tensor *dy, Tensor
 void cpu_dropout_forward(Ctx *ctx, float p, const RngStream *stream, const Tensor *x, Tensor *y);
 void cpu_dropout_backward(Ctx *ctx, float p, const RngStream *stream, const Tensor *dy, Tensor *dx);
 
-/* cpu_conv.c: reference = direct loops; fast = im2col/vol2col + BLAS sgemm, direct depthwise */
+/* cpu_conv.c: reference = direct loops; fast = oneDNN (dense forward, cpu_conv_dnnl.c), im2col/vol2col
+ * + BLAS sgemm otherwise, direct depthwise kernels */
 void cpu_conv_forward_ref(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
                           Tensor *y);
 void cpu_conv_backward_ref(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
