@@ -12,6 +12,8 @@
 #include "baselines/ocsampler.h"
 #include "baselines/tsn.h"
 #include "baselines/uniadafocus_method.h"
+#include "baselines/uniadafocus_x3d_method.h"
+#include "baselines/uniadafocus_tsm_method.h"
 
 /* One module: its preset list and constructor. */
 typedef struct {
@@ -27,6 +29,8 @@ static const MethodModule MODULES[] = {
     {adafocusv2_preset_info, adafocusv2_method_create},
     {ocsampler_preset_info, ocsampler_method_create},
     {arnet_preset_info, arnet_method_create},
+    {uniadafocus_x3d_preset_info, uniadafocus_x3d_method_create},
+    {uniadafocus_tsm_preset_info, uniadafocus_tsm_method_create},
 };
 enum { N_MODULES = (int)(sizeof MODULES / sizeof MODULES[0]) };
 
@@ -46,6 +50,8 @@ static const struct {
     {"frameexit", "frameexit-r50-10x224"},
     {"ocsampler", "ocsampler-actnet-10to6"},
     {"arnet", "arnet-actnet-16"},
+    {"uniadafocus-x3d", "uniadafocus-x3d-k400-x3d"},
+    {"uniadafocus-tsm", "sthv1-p128-8x12"},
 };
 enum { N_IDS = (int)(sizeof IDS / sizeof IDS[0]) };
 

@@ -22,7 +22,12 @@
 
 #include "bench/cli.h"
 #include "impl/presets.h"
+#include "impl/uniadafocus_tsm.h"
+#include "impl/uniadafocus_x3d.h"
 #include "kernels/context.h"
+
+int cmd_flops_tsm(int argc, char **argv); /* bench/cmd_flops_tsm.c: the Uni-AdaFocus-TSM presets */
+int cmd_flops_x3d(int argc, char **argv); /* bench/cmd_flops_x3d.c: the Uni-AdaFocus-X3D presets */
 
 static void usage(FILE *out)
 {
@@ -88,6 +93,12 @@ static bool write_csv(const char *path, const Row *rows, int n)
 int cmd_flops_model(int argc, char **argv)
 {
     const char *preset = NULL, *csv = NULL;
+    for (int i = 1; i + 1 < argc; i++) /* a Uni-AdaFocus-TSM preset has its own table */
+        if (strcmp(argv[i], "--preset") == 0 && uaf_tsm_preset_find(argv[i + 1]))
+            return cmd_flops_tsm(argc, argv);
+    for (int i = 1; i + 1 < argc; i++) /* a Uni-AdaFocus-X3D preset has its own table */
+        if (strcmp(argv[i], "--preset") == 0 && uafx3d_preset_find(argv[i + 1]))
+            return cmd_flops_x3d(argc, argv);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);

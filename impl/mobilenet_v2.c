@@ -119,9 +119,13 @@ MobileNetV2 *mobilenet_v2_create(const MobileNetV2Config *cfg, ParamSet *ps, cha
             int stride = i == 0 ? stride0 : 1;
             int hidden = in * t; /* int(round(inp·t)) in torchvision, int(inp·t) officially: t is integral */
             bool has_expand = t != 1;
-            char conv[64], bn[64];
+            b->residual = stride == 1 && in == out;
+            b->shift = cfg->tsm_segments > 0 && has_expand && b->residual;
+            char conv[72], bn[72];
             if (has_expand) {
-                block_names(cfg->keys, f, true, 0, conv, bn, sizeof conv);
+                block_names(cfg->keys, f, true, 0, conv, bn, sizeof conv - 4); /* room for ".net" */
+                if (b->shift && cfg->tsm_net_keys) /* TemporalShift(conv[0]).net */
+                    strcat(conv, ".net");
                 if (!conv_bn_declare(&b->expand, ps, pre, conv, bn, in, hidden, 1, 1, 1, err, err_cap))
                     goto fail;
                 m->layers[m->n_layers++] = &b->expand;
@@ -134,8 +138,6 @@ MobileNetV2 *mobilenet_v2_create(const MobileNetV2Config *cfg, ParamSet *ps, cha
             if (!conv_bn_declare(&b->project, ps, pre, conv, bn, hidden, out, 1, 1, 1, err, err_cap))
                 goto fail;
             m->layers[m->n_layers++] = &b->project;
-            b->residual = stride == 1 && in == out;
-            b->shift = cfg->tsm_segments > 0 && has_expand && b->residual;
             in = out;
         }
     }

@@ -53,6 +53,8 @@ typedef struct {
     float dropout;       /* before the classifier, torchvision layout only (torchvision: 0.2) */
     int tsm_segments;    /* 0: no temporal shift; T frames per clip otherwise */
     int tsm_fold_div;    /* 8 in TSM: 1/8 of the channels each way */
+    bool tsm_net_keys;   /* name a shifted block's expansion conv "….conv.0.net.weight", as the official
+                          * TSM code's TemporalShift wrapper does (false: "….conv.0.weight") */
     MobileNetV2Keys keys;
     const char *prefix;  /* before every key, e.g. "global_CNN."; NULL or "" for none */
 } MobileNetV2Config;

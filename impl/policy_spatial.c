@@ -68,12 +68,16 @@ bool policy_spatial_declare(SpatialPolicy *sp, const SpatialPolicyConfig *cfg, P
                             char *err, size_t err_cap)
 {
     memset(sp, 0, sizeof *sp);
-    if (cfg->in_channels < 1 || cfg->hidden < 1 || cfg->glance < 1 || cfg->feat_side < 1) {
+    if (cfg->in_channels < 1 || cfg->hidden < 1 || cfg->glance < 1 || cfg->feat_side < 1 || cfg->head_frames < 0 ||
+        cfg->head_frames > cfg->glance) {
         snprintf(err, err_cap, "spatial policy: in_channels %d, hidden %d, glance %d and feature side %d must all be "
-                 ">= 1", cfg->in_channels, cfg->hidden, cfg->glance, cfg->feat_side);
+                 ">= 1, head frames %d in [0, glance]", cfg->in_channels, cfg->hidden, cfg->glance, cfg->feat_side,
+                 cfg->head_frames);
         return false;
     }
     sp->cfg = *cfg;
+    if (sp->cfg.head_frames == 0)
+        sp->cfg.head_frames = 1;
     int64_t D = cfg->in_channels, H = cfg->hidden, s = cfg->feat_side;
     static const char *const names[3][2] = {{"encoder.0", "encoder.1"}, {"encoder.3", "encoder.4"},
                                             {"encoder.6", "encoder.7"}};
@@ -81,7 +85,8 @@ bool policy_spatial_declare(SpatialPolicy *sp, const SpatialPolicyConfig *cfg, P
     for (int i = 0; i < 3; i++)
         if (!policy_conv_bn_declare(&sp->conv[i], ps, prefix, names[i][0], names[i][1], 5, dims[i], err, err_cap))
             return false;
-    sp->head = declare(ps, prefix, "encoder.9", ".weight", 5, (int64_t[]){4, H, 1, s, s}, true, err, err_cap);
+    sp->head = declare(ps, prefix, "encoder.9", ".weight", 5, (int64_t[]){4, H, sp->cfg.head_frames, s, s}, true, err,
+                       err_cap);
     return sp->head != NULL;
 }
 
@@ -117,7 +122,8 @@ Tensor *policy_spatial_forward(Ctx *ctx, const SpatialPolicy *sp, Tensor *featur
     x = policy_bn_relu(ctx, &sp->conv[0], op_conv3d(ctx, x, sp->conv[0].weight, NULL, one, zero, 1)); /* (B, H, G, h, w) */
     x = policy_bn_relu(ctx, &sp->conv[1], op_conv3d(ctx, x, sp->conv[1].weight, NULL, one, one, 1));
     x = policy_bn_relu(ctx, &sp->conv[2], op_conv3d(ctx, x, sp->conv[2].weight, NULL, one, one, 1));
-    x = op_sigmoid(ctx, op_conv3d(ctx, x, sp->head, NULL, one, zero, 1)); /* (B, 4, G, 1, 1) */
-    x = op_reshape(ctx, x, 3, (int64_t[]){B, 4, G});
-    return op_permute(ctx, x, (int[]){0, 2, 1}); /* (B, G, 4) */
+    int64_t Go = G - c->head_frames + 1; /* G per frame, 1 with a whole-sequence head */
+    x = op_sigmoid(ctx, op_conv3d(ctx, x, sp->head, NULL, one, zero, 1)); /* (B, 4, Go, 1, 1) */
+    x = op_reshape(ctx, x, 3, (int64_t[]){B, 4, Go});
+    return op_permute(ctx, x, (int[]){0, 2, 1}); /* (B, Go, 4) */
 }

@@ -6,6 +6,8 @@
  *     encoder.3  conv3d 3×3×3 pad 1 hidden → hidden    encoder.4  BN3d, ReLU
  *     encoder.6  conv3d 3×3×3 pad 1 hidden → hidden    encoder.7  BN3d, ReLU
  *     encoder.9  conv3d (1, h, w) no padding → 4       sigmoid
+ * The TSM and X3D variants' head spans the whole sequence instead, kernel (G, h, w) (config
+ * head_frames = G): one action per video, output (B, 1, 4).
  * (the official Sequential's indices, so the checkpoint keys are "spatial_policy.encoder.0.weight",
  * "spatial_policy.encoder.1.running_mean", …). The caller detaches the feature maps.
  *
@@ -53,12 +55,14 @@ typedef struct {
     int hidden;      /* 128 */
     int glance;      /* G: glance frames per video */
     int feat_side;   /* h = w: 7 (S/32) */
+    int head_frames; /* the head's kernel depth along time: 0 or 1 per frame (ActivityNet variant);
+                      * G: one action per video (TSM/X3D variants); must be <= G */
 } SpatialPolicyConfig;
 
 typedef struct {
     SpatialPolicyConfig cfg;
     PolicyConvBn conv[3]; /* encoder.0/1, encoder.3/4, encoder.6/7 */
-    Tensor *head;         /* encoder.9.weight (4, hidden, 1, h, w) */
+    Tensor *head;         /* encoder.9.weight (4, hidden, head_frames, h, w) */
 } SpatialPolicy;
 
 /* Declares the parameters under prefix ("spatial_policy."). False with a message in err. */
@@ -66,7 +70,8 @@ bool policy_spatial_declare(SpatialPolicy *sp, const SpatialPolicyConfig *cfg, P
                             char *err, size_t err_cap);
 void policy_spatial_init(const SpatialPolicy *sp, uint64_t seed);
 
-/* features: (B·G, D, h, w), G consecutive maps per video → actions (B, G, 4) in [0, 1].
+/* features: (B·G, D, h, w), G consecutive maps per video → actions (B, G − head_frames + 1, 4) in
+ * [0, 1]: (B, G, 4) per frame, (B, 1, 4) with a whole-sequence head.
  * NULL with the context's error on a shape mismatch. */
 Tensor *policy_spatial_forward(Ctx *ctx, const SpatialPolicy *sp, Tensor *features);
 

@@ -66,8 +66,9 @@ static int declare_block(ResNet *r, ResNetBlock *blk, int stage, int b, int in, 
 #define NAMES(c, n)                                                   \
     snprintf(conv, sizeof conv, "layer%d.%d.%s", stage + 1, b, (c)); \
     snprintf(bn, sizeof bn, "layer%d.%d.%s", stage + 1, b, (n))
+    const char *conv1 = blk->shift && r->cfg.tsm_net_keys ? "conv1.net" : "conv1"; /* TemporalShift(conv1).net */
     if (r->bottleneck) {
-        NAMES("conv1", "bn1");
+        NAMES(conv1, "bn1");
         if (!conv_bn_declare(&blk->conv1, r->ps, pre, conv, bn, in, planes, 1, 1, 1, err, err_cap))
             return -1;
         NAMES("conv2", "bn2");
@@ -77,7 +78,7 @@ static int declare_block(ResNet *r, ResNetBlock *blk, int stage, int b, int in, 
         if (!conv_bn_declare(&blk->conv3, r->ps, pre, conv, bn, planes, out, 1, 1, 1, err, err_cap))
             return -1;
     } else {
-        NAMES("conv1", "bn1");
+        NAMES(conv1, "bn1");
         if (!conv_bn_declare(&blk->conv1, r->ps, pre, conv, bn, in, planes, 3, stride, 1, err, err_cap))
             return -1;
         NAMES("conv2", "bn2");
@@ -125,10 +126,10 @@ ResNet *resnet_create(const ResNetConfig *cfg, ParamSet *ps, char *err, size_t e
     for (int s = 0; s < 4; s++) {
         for (int b = 0; b < r->stage_blocks[s]; b++, k++) {
             ResNetBlock *blk = &r->blocks[k];
+            blk->shift = cfg->tsm_segments > 0 && b % n_round == 0;
             in = declare_block(r, blk, s, b, in, err, err_cap);
             if (in < 0)
                 goto fail;
-            blk->shift = cfg->tsm_segments > 0 && b % n_round == 0;
             ConvBn *all[4] = {&blk->conv1, &blk->conv2, &blk->conv3, &blk->downsample};
             for (int j = 0; j < 4; j++)
                 if (all[j]->weight)

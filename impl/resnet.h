@@ -21,8 +21,8 @@
  * channels from the next frame, 1/fold_div from the previous one; the identity path is not
  * shifted) — the official TSM code's "blockres" placement. As there, when stage 3 has 23 or more
  * blocks (ResNet-101/152) only every second block of each stage shifts (n_round = 2). The shift
- * costs 0 MACs. (The official TSM checkpoints name a shifted conv "layer1.0.conv1.net.weight";
- * strip the ".net" when converting.)
+ * costs 0 MACs. (The official TSM checkpoints name a shifted conv "layer1.0.conv1.net.weight":
+ * tsm_net_keys declares those names; otherwise strip the ".net" when converting.)
  *
  * Cost scopes: "stem", "layer1" … "layer4", "pool", "fc".
  */
@@ -43,6 +43,8 @@ typedef struct {
     int num_classes;  /* 0: no fc (features and pooled vector only) */
     int tsm_segments; /* 0: no temporal shift; T frames per clip otherwise */
     int tsm_fold_div; /* 8 in TSM */
+    bool tsm_net_keys; /* name a shifted conv1 "layerS.B.conv1.net.weight", as the official TSM code's
+                        * TemporalShift wrapper does (false: "…conv1.weight") */
     const char *prefix; /* before every key, e.g. "local_CNN."; NULL or "" for none */
 } ResNetConfig;
 

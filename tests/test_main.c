@@ -35,7 +35,9 @@
     X(loader)       \
     X(metrics)      \
     X(synth)        \
-    X(datacli)
+    X(datacli)      \
+    X(tsm_variant)  \
+    X(x3d)
 
 /* Weak: a group whose file is not linked shows up as a failure, not a link error. */
 #define X(name) int test_group_##name(int *total) __attribute__((weak));
