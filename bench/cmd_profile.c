@@ -52,9 +52,11 @@
 #include "impl/method.h"
 #include "impl/presets.h"
 #include "impl/uniadafocus.h"
+#include "kernels/backend.h"
 #include "kernels/context.h"
 #include "kernels/params.h"
 #include "kernels/rng.h"
+#include "kernels/tape.h"
 #if HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_device.h"
@@ -63,7 +65,7 @@
 #include "kernels/cuda/cupti_activity.h"
 #endif
 
-enum { MAX_BATCHES = 16, MODE_EAGER = 1, MODE_GRAPH = 2, MAX_KERNEL_KEYS = 4096, NOTE_LEN = CTX_ERROR_LEN + 256 };
+enum { MAX_BATCHES = 16, MODE_EAGER = 1, MODE_GRAPH = 2, MODE_TRAIN = 4, MAX_KERNEL_KEYS = 4096, NOTE_LEN = CTX_ERROR_LEN + 256 };
 
 static const char *const KNOWN_COMPONENTS[] = {"glance", "policies", "crop", "focus", "classifier"};
 enum { N_KNOWN = 5 };
@@ -76,6 +78,7 @@ typedef struct {
     int n_batches;
     int modes;
     bool no_cupti, no_fold;
+    bool train; /* --train: time training steps (forward + backward of the training loss) */
     unsigned long long seed;
     LatencyPlan plan;
     int split_repeats, top_kernels;
@@ -90,7 +93,8 @@ static void usage(FILE *out)
             "usage: focusbench profile --preset P [--method M] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
             "                          [--batch 1,8,32] [--mode eager|graph|both] [--no-cupti] [--repeats N]\n"
             "                          [--min-time S] [--max-time S] [--warmup N] [--split-repeats N]\n"
-            "                          [--top-kernels N] [--no-fold] [--seed N] [--csv FILE] [size overrides]\n\n"
+            "                          [--top-kernels N] [--no-fold] [--train] [--seed N] [--csv FILE]\n"
+            "                          [size overrides]\n\n"
             "Latency and throughput of a method in eval mode with random weights, on a random normalised clip\n"
             "batch already on the device, with the arenas planned and frozen (nothing is allocated while\n"
             "timing). For each batch size: the forward pass's latency (median, p90, p99, IQR) and throughput\n"
@@ -113,6 +117,10 @@ static void usage(FILE *out)
             "  --split-repeats N passes for the per-component split (median over them; default 5)\n"
             "  --top-kernels N   kernels listed per batch size (default 10; all are in the CSV)\n"
             "  --no-fold         keep the backbones' batch norms (default: folded into the convs for inference)\n"
+            "  --train           time training steps instead: the method's training loss (train mode: batch-norm\n"
+            "                    batch statistics, dropout, every training branch) and its backward pass, gradients\n"
+            "                    zeroed before each step (not timed), no optimizer update; eager only, no CUPTI\n"
+            "                    split, unfolded model, the preset's sizes (size overrides are not applied)\n"
             "  --seed N          weights and clip seed (default 0)\n"
             "  --csv FILE        write every measurement as CSV (schema v1, written atomically)\n\n"
             "Uni-AdaFocus size overrides of the preset:\n",
@@ -233,6 +241,10 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
             a->no_fold = true;
             continue;
         }
+        if (strcmp(opt, "--train") == 0) {
+            a->train = true;
+            continue;
+        }
         if (strncmp(opt, "--", 2) != 0)
             USAGE_ERR("unexpected argument '%s'", opt);
         if (i + 1 >= argc)
@@ -303,6 +315,13 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
                                                 : MODE_EAGER | MODE_GRAPH;
     if (!cuda && (a->modes & MODE_GRAPH))
         USAGE_ERR("--mode %s needs --device cuda (CUDA graphs)", mode);
+    if (a->train) {
+        if (mode && strcmp(mode, "eager") != 0)
+            USAGE_ERR("--train times eager training steps; --mode %s is not available with it", mode);
+        a->modes = MODE_EAGER;
+        a->no_fold = true; /* training needs the batch norms */
+        a->no_cupti = true;
+    }
     if (a->plan.max_repeats < a->plan.min_repeats)
         a->plan.max_repeats = a->plan.min_repeats;
     if (a->is_uaf && !uaf_config_check(&a->cfg, err, sizeof err))
@@ -396,7 +415,7 @@ static bool meta_components(const char *name, uint64_t seed, Model *m, char *err
 static bool model_build(const ProfileArgs *a, Model *m, char *err, size_t cap)
 {
     memset(m, 0, sizeof *m);
-    if (a->is_uaf) {
+    if (a->is_uaf && !a->train) {
         const UafConfig *c = &a->cfg;
         m->is_uaf = true;
         UafFlops fl;
@@ -435,9 +454,18 @@ static bool model_build(const ProfileArgs *a, Model *m, char *err, size_t cap)
         return true;
     }
     const char *name = a->preset ? a->preset : a->method;
-    m->method = method_create(name, NULL, BACKEND_CPU, false, a->seed, err, cap);
+    char uaf_name[96];
+    if (a->is_uaf && a->preset) { /* --train: Uni-AdaFocus through the Method registry ("uniadafocus-<preset>") */
+        snprintf(uaf_name, sizeof uaf_name, "uniadafocus-%s", a->preset);
+        name = uaf_name;
+    }
+    m->method = method_create(name, NULL, BACKEND_CPU, a->train, a->seed, err, cap);
     if (!m->method)
         return false;
+    if (a->train && !m->method->ops->train_loss) {
+        snprintf(err, cap, "method '%s' has no training loss to time (--train)", m->method->id);
+        return false;
+    }
     if (strcmp(m->method->id, a->method) != 0) {
         snprintf(err, cap, "preset '%s' builds method '%s', not '%s'", name, m->method->id, a->method);
         return false;
@@ -608,6 +636,7 @@ typedef struct {
     Model *model;
     Tensor video; /* a view of the first `batch` clips of the uploaded clip set */
     Tensor *last_out;
+    uint64_t step; /* --train: the training step number (part of the RNG keys) */
 #if HAVE_CUDA
     CudaTimer *timer;
     CudaGraph *graph;
@@ -641,6 +670,73 @@ static bool run_eager(void *user, double *ms, char *err, size_t cap)
         ok = false;
 #endif
     }
+    if (!ok)
+        snprintf(err, cap, "%s", ctx_error_message(r->ctx));
+    return ok;
+}
+
+/* --train: labels (B) i32 (0, 1, 2, ... mod classes) in this pass's arena. */
+static Tensor *train_labels(Ctx *ctx, int64_t B, int classes)
+{
+    Tensor *t = tensor_new(ctx, DTYPE_I32, 1, (int64_t[]){B});
+    if (!t || !t->data)
+        return t;
+    int32_t host[4096];
+    if (B > 4096) {
+        ctx_set_error(ctx, "profile --train: batch %lld is beyond 4096", (long long)B);
+        return NULL;
+    }
+    for (int64_t i = 0; i < B; i++)
+        host[i] = (int32_t)(i % classes);
+    if (t->backend == BACKEND_CPU)
+        memcpy(t->data, host, (size_t)B * sizeof *host);
+    else if (ctx->ops && ctx->ops->copy_from_host)
+        ctx->ops->copy_from_host(ctx, t, host);
+    return ctx_ok(ctx) ? t : NULL;
+}
+
+/* One training step: gradients zeroed and labels uploaded first (untimed), then the training loss
+ * in train mode and its backward pass (timed); the loss is last_out. */
+static bool train_step(Runner *r, double *ms)
+{
+    Ctx *ctx = r->ctx;
+    Method *mm = r->model->method;
+    ctx_begin_pass(ctx);
+#if HAVE_CUDA
+    if (r->cuda)
+        cuda_params_zero_grad(ctx, mm->ps);
+    else
+#endif
+        params_zero_grad(mm->ps);
+    Tensor *labels = train_labels(ctx, r->video.shape[0], mm->classes);
+    if (!labels)
+        return false;
+    double t0 = 0;
+    bool ok = true;
+#if HAVE_CUDA
+    if (r->cuda)
+        ok = cuda_timer_start(ctx, r->timer);
+    else
+#endif
+        t0 = latency_host_now();
+    ctx_set_training(ctx, true);
+    Tensor *loss = ok ? mm->ops->train_loss(ctx, mm, &r->video, labels, ++r->step) : NULL;
+    ok = loss && tape_backward(ctx, loss);
+    ctx_set_training(ctx, false);
+#if HAVE_CUDA
+    if (r->cuda)
+        ok = ok && cuda_timer_stop(ctx, r->timer, ms);
+    else
+#endif
+        *ms = (latency_host_now() - t0) * 1e3;
+    r->last_out = ok ? loss : NULL;
+    return ok && ctx_ok(ctx);
+}
+
+static bool run_train(void *user, double *ms, char *err, size_t cap)
+{
+    Runner *r = user;
+    bool ok = train_step(r, ms);
     if (!ok)
         snprintf(err, cap, "%s", ctx_error_message(r->ctx));
     return ok;
@@ -689,12 +785,12 @@ static void measure(Runner *r, int mode, TimingResult *t, double *samples, int c
 {
     memset(t, 0, sizeof *t);
     t->batch = (int)r->video.shape[0];
-    t->mode = mode;
+    t->mode = r->a->train ? MODE_TRAIN : mode; /* a training step is an eager pass, reported as "train" */
     t->clk_min = t->clk_max = t->mem_clk = NAN;
     t->graph_matches = -1;
     snprintf(t->reasons, sizeof t->reasons, "%s", r->cuda ? "none" : "");
     char err[CTX_ERROR_LEN];
-    LatencyRunFn fn = run_eager;
+    LatencyRunFn fn = r->a->train ? run_train : run_eager;
 #if HAVE_CUDA
     if (mode == MODE_GRAPH)
         fn = run_graph;
@@ -726,9 +822,15 @@ static void measure(Runner *r, int mode, TimingResult *t, double *samples, int c
 static bool plan_pass(Runner *r, char *err, size_t cap)
 {
     arenas_freeze(r->ctx, false);
-    ctx_begin_pass(r->ctx);
-    r->last_out = model_forward(r->ctx, r->model, &r->video, NULL);
-    bool ok = r->last_out != NULL;
+    bool ok;
+    if (r->a->train) {
+        double ms;
+        ok = train_step(r, &ms);
+    } else {
+        ctx_begin_pass(r->ctx);
+        r->last_out = model_forward(r->ctx, r->model, &r->video, NULL);
+        ok = r->last_out != NULL;
+    }
 #if HAVE_CUDA
     if (ok && r->cuda)
         ok = cuda_synchronize(r->ctx);
@@ -955,7 +1057,7 @@ static void csv_row(CsvOut *w, const ProfileArgs *a, const Model *m, const CsvRo
     csv_out_end_row(w);
 }
 
-static const char *mode_name(int mode) { return mode == MODE_GRAPH ? "graph" : "eager"; }
+static const char *mode_name(int mode) { return mode == MODE_GRAPH ? "graph" : mode == MODE_TRAIN ? "train" : "eager"; }
 
 static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, const TimingResult *tr, int n_tr,
                       const SplitResult *sr, int n_sr, bool cuda, char *err, size_t cap)
@@ -1234,8 +1336,11 @@ int cmd_profile(int argc, char **argv)
     }
 
     /* ---- header ---- */
-    printf("focusbench profile — %s, preset %s (%s), random weights (seed %llu), eval mode%s\n", model.id, model.preset,
-           model.describe, a.seed, model.folded ? ", backbone batch norms folded into the convs" : "");
+    printf("focusbench profile — %s, preset %s (%s), random weights (seed %llu), %s%s\n", model.id, model.preset,
+           model.describe, a.seed,
+           a.train ? "TRAINING steps (training loss forward + backward, train mode, no optimizer update)"
+                   : "eval mode",
+           model.folded ? ", backbone batch norms folded into the convs" : "");
     printf("analytic cost: %.4f GFLOPs per video (%s)\n", model.gflops_total, FLOP_CONVENTION);
     double clk_sum = 0, mem_sum = 0;
     int clk_n = 0, mem_n = 0;
@@ -1291,7 +1396,17 @@ int cmd_profile(int argc, char **argv)
         fprintf(stderr, "profile: batch %d: planning the arenas ...\n", B);
         if (!plan_pass(&r, err, sizeof err)) {
             fprintf(stderr, "focusbench profile: batch %d: %s\n", B, err);
-            goto done;
+            if (!a.train)
+                goto done;
+            /* --train: a batch that does not fit is reported as not measured; the smaller ones stand */
+            TimingResult *t = &tr[n_tr++];
+            memset(t, 0, sizeof *t);
+            t->batch = B;
+            t->mode = MODE_TRAIN;
+            t->clk_min = t->clk_max = t->mem_clk = NAN;
+            snprintf(t->note, sizeof t->note, "%s", err);
+            ctx_clear_error(ctx);
+            continue;
         }
         float *eager_out = NULL; /* (B, C) prediction of the last eager pass, for the graph check */
         if (a.modes & MODE_EAGER) {
@@ -1358,7 +1473,7 @@ int cmd_profile(int argc, char **argv)
         }
 #endif
         free(eager_out);
-        if (!cuda) {
+        if (!cuda && !a.train) {
             fprintf(stderr, "profile: batch %d: per-component split ...\n", B);
             split_cpu(&r, &sr[n_sr++]);
         }

@@ -207,6 +207,14 @@ struct BackendOps {
     void (*quantile_sample)(Ctx *ctx, int64_t B, int G, int T, int F, const Tensor *w, const Tensor *u, Tensor *idx);
     /* a: (N, 4) f32 → boxes (N, 4) and/or theta (N, 2, 3) (either may be NULL), see BoxGeom. */
     void (*box_transform)(Ctx *ctx, const BoxGeom *g, int64_t N, const Tensor *a, Tensor *boxes, Tensor *theta);
+
+    /* ---- appended (issue 6, fused conv epilogues) ---- */
+    /* y = act(conv(x, w) + b + residual): the sum rounded as (conv + b) + residual, then act, an
+     * OpAct value of ops.h (0 none, 1 ReLU, 2 ReLU6). b and residual (N, K, To, Ho, Wo) may be
+     * NULL. Forward only: while the tape records, the op layer runs the unfused ops instead. A
+     * table that leaves it NULL gets the unfused ops too. */
+    void (*conv_bias_act_forward)(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                                  const Tensor *residual, int act, Tensor *y);
 };
 
 const BackendOps *cpu_backend_ops(void);

@@ -28,6 +28,17 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 Tensor *op_conv3d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, const int stride[3], const int pad[3],
                   int groups);
 
+/* Fused forward: y = act(conv2d(x, w) + b + residual). residual: NULL or the output's shape
+ * (N, K, Ho, Wo); b may be NULL. Same MACs as op_conv2d (DESIGN §4). Differentiable: while the
+ * tape records it runs as op_conv2d, op_add, op_relu / op_relu6 (identical values). */
+typedef enum {
+    OP_ACT_NONE = 0,
+    OP_ACT_RELU,
+    OP_ACT_RELU6,
+} OpAct;
+Tensor *op_conv2d_bias_act(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, Tensor *residual, int stride, int pad,
+                           int groups, OpAct act);
+
 /* ---- normalisation ---------------------------------------------------------------------- */
 /* x: (N, C, ...) with 2 to 5 dims; gamma, beta, running_mean, running_var: (C).
  * Training: batch statistics, running statistics updated in place (momentum as PyTorch, unbiased

@@ -45,48 +45,49 @@ static int64_t out_extent(Ctx *ctx, const char *op, const char *dim, int64_t in,
     return out;
 }
 
-/* x: (N, C, sp...) with `nsp` spatial dims, w: (K, C/groups, k...), stride/pad in spatial order. */
-static Tensor *conv_nd(Ctx *ctx, const char *op, int nsp, Tensor *x, Tensor *w, Tensor *b, const int *stride,
-                       const int *pad, int groups)
+/* Checks x: (N, C, sp...) with `nsp` spatial dims, w: (K, C/groups, k...), b, stride/pad in
+ * spatial order; fills the geometry and the output dims. False with the context's error. */
+static bool conv_resolve(Ctx *ctx, const char *op, int nsp, Tensor *x, Tensor *w, Tensor *b, const int *stride,
+                         const int *pad, int groups, ConvGeom *gout, int64_t dims[5], double *macs_out)
 {
     if (!OP_INPUTS_OK(ctx, op, x, w) || !op_check_f32(ctx, op, "x", x) || !op_check_f32(ctx, op, "w", w) ||
         (b && !op_check_f32(ctx, op, "b", b)) || !op_check_ndim(ctx, op, "x", x, nsp + 2, nsp + 2) ||
         !op_check_ndim(ctx, op, "w", w, nsp + 2, nsp + 2))
-        return NULL;
+        return false;
     char xs[96], ws[96], bs[96];
     tensor_shape_str(x, xs, sizeof xs);
     tensor_shape_str(w, ws, sizeof ws);
     for (int d = 0; d < x->ndim; d++)
         if (x->shape[d] > INT_MAX || w->shape[d] > INT_MAX) {
             ctx_set_error(ctx, "%s: x %s or w %s has a dim beyond %d", op, xs, ws, INT_MAX);
-            return NULL;
+            return false;
         }
     int64_t N = x->shape[0], C = x->shape[1], K = w->shape[0];
     for (int d = 0; d < x->ndim; d++) /* an empty batch (N = 0) is fine: it gives an empty output */
         if ((d > 0 && x->shape[d] < 1) || w->shape[d] < 1) {
             ctx_set_error(ctx, "%s: x %s and w %s must not have empty channel, kernel or spatial dims", op, xs, ws);
-            return NULL;
+            return false;
         }
     if (groups < 1) {
         ctx_set_error(ctx, "%s: groups = %d must be >= 1", op, groups);
-        return NULL;
+        return false;
     }
     if (C % groups != 0 || K % groups != 0) {
         ctx_set_error(ctx,
                       "%s: groups = %d must divide the input channels C = %lld and the output channels K = %lld "
                       "(x %s, w %s)",
                       op, groups, (long long)C, (long long)K, xs, ws);
-        return NULL;
+        return false;
     }
     if (w->shape[1] != C / groups) {
         ctx_set_error(ctx, "%s: channel mismatch: w %s has %lld input channels per group, x %s has C/groups = %lld/%d = %lld",
                       op, ws, (long long)w->shape[1], xs, (long long)C, groups, (long long)(C / groups));
-        return NULL;
+        return false;
     }
     if (b && (b->ndim != 1 || b->shape[0] != K)) {
         ctx_set_error(ctx, "%s: b %s must be (%lld), one bias per output channel of w %s", op,
                       tensor_shape_str(b, bs, sizeof bs), (long long)K, ws);
-        return NULL;
+        return false;
     }
     static const char *const dim_names[3][3] = {{"L"}, {"H", "W"}, {"T", "H", "W"}};
     int64_t in[3] = {1, 1, 1}, k[3] = {1, 1, 1}, out[3] = {1, 1, 1};
@@ -96,12 +97,12 @@ static Tensor *conv_nd(Ctx *ctx, const char *op, int nsp, Tensor *x, Tensor *w, 
         if (stride[s] < 1 || pad[s] < 0) {
             ctx_set_error(ctx, "%s: stride %d must be >= 1 and pad %d >= 0 along %s (x %s, w %s)", op, stride[s],
                           pad[s], dim_names[nsp - 1][s], xs, ws);
-            return NULL;
+            return false;
         }
         in[d] = x->shape[2 + s], k[d] = w->shape[2 + s], st[d] = stride[s], pd[d] = pad[s];
         out[d] = out_extent(ctx, op, dim_names[nsp - 1][s], in[d], k[d], st[d], pd[d], xs, ws);
         if (out[d] < 0)
-            return NULL;
+            return false;
     }
     ConvGeom g = {.N = (int)N, .C = (int)C, .K = (int)K,
                   .T = (int)in[0], .H = (int)in[1], .W = (int)in[2],
@@ -110,13 +111,26 @@ static Tensor *conv_nd(Ctx *ctx, const char *op, int nsp, Tensor *x, Tensor *w, 
                   .st = st[0], .sh = st[1], .sw = st[2],
                   .pt = pd[0], .ph = pd[1], .pw = pd[2],
                   .dt = 1, .dh = 1, .dw = 1, .groups = groups};
-    int64_t dims[5] = {N, K};
+    dims[0] = N, dims[1] = K;
     for (int s = 0; s < nsp; s++)
         dims[2 + s] = out[3 - nsp + s];
+    *gout = g;
+    *macs_out = (double)N * K * out[0] * out[1] * out[2] * (double)(C / groups) * k[0] * k[1] * k[2];
+    return true;
+}
+
+/* x: (N, C, sp...) with `nsp` spatial dims, w: (K, C/groups, k...), stride/pad in spatial order. */
+static Tensor *conv_nd(Ctx *ctx, const char *op, int nsp, Tensor *x, Tensor *w, Tensor *b, const int *stride,
+                       const int *pad, int groups)
+{
+    ConvGeom g;
+    int64_t dims[5];
+    double macs;
+    if (!conv_resolve(ctx, op, nsp, x, w, b, stride, pad, groups, &g, dims, &macs))
+        return NULL;
     Tensor *y = tensor_new(ctx, DTYPE_F32, nsp + 2, dims);
     if (!y)
         return NULL;
-    double macs = (double)N * K * out[0] * out[1] * out[2] * (double)(C / groups) * k[0] * k[1] * k[2];
     ctx_count(ctx, macs, OP_BYTES(x, w, b, y));
     OP_KERNEL(ctx, conv_forward, &g, x, w, b, y);
     if (OP_RECORDS(ctx, x, w, b)) {
@@ -141,4 +155,57 @@ Tensor *op_conv2d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, int stride, int pad
 Tensor *op_conv3d(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, const int stride[3], const int pad[3], int groups)
 {
     return conv_nd(ctx, "conv3d", 3, x, w, b, stride, pad, groups);
+}
+
+/* ---- conv2d + bias + residual + activation, fused (issue 6: one pass over the output) ----
+ * y = act(conv2d(x, w) + b + residual). Counts what op_conv2d counts (MACs; the add and the
+ * activation are 0 MACs); bytes are the fused op's own traffic (x, w, b, residual, y).
+ * When the tape must record (an input needs a gradient) or the backend has no fused kernel, it
+ * runs as op_conv2d, op_add and op_relu / op_relu6: the same float operations in the same order
+ * ((conv + b) + residual, then the activation), so the result is the same either way. */
+Tensor *op_conv2d_bias_act(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, Tensor *residual, int stride, int pad,
+                           int groups, OpAct act)
+{
+    static const char *const op = "conv2d_bias_act";
+    if (!OP_INPUTS_OK(ctx, op, x, w))
+        return NULL;
+    if (act != OP_ACT_NONE && act != OP_ACT_RELU && act != OP_ACT_RELU6) {
+        ctx_set_error(ctx, "%s: act = %d is not one of OP_ACT_NONE, OP_ACT_RELU, OP_ACT_RELU6", op, (int)act);
+        return NULL;
+    }
+    bool fused_kernel = !ctx->ops || ctx->ops->conv_bias_act_forward;
+    if (!fused_kernel || OP_RECORDS(ctx, x, w, b, residual)) {
+        Tensor *y = op_conv2d(ctx, x, w, b, stride, pad, groups);
+        if (residual)
+            y = op_add(ctx, y, residual);
+        if (act == OP_ACT_RELU)
+            y = op_relu(ctx, y);
+        else if (act == OP_ACT_RELU6)
+            y = op_relu6(ctx, y);
+        return y;
+    }
+    int s[2] = {stride, stride}, p[2] = {pad, pad};
+    ConvGeom g;
+    int64_t dims[5];
+    double macs;
+    if (!conv_resolve(ctx, op, 2, x, w, b, s, p, groups, &g, dims, &macs))
+        return NULL;
+    if (residual) {
+        char rs[96], ys[96];
+        Tensor want = {0};
+        tensor_set_shape(&want, 4, dims);
+        if (!op_check_f32(ctx, op, "residual", residual))
+            return NULL;
+        if (!tensor_same_shape(residual, &want)) {
+            ctx_set_error(ctx, "%s: residual %s must have the output's shape %s", op,
+                          tensor_shape_str(residual, rs, sizeof rs), tensor_shape_str(&want, ys, sizeof ys));
+            return NULL;
+        }
+    }
+    Tensor *y = tensor_new(ctx, DTYPE_F32, 4, dims);
+    if (!y)
+        return NULL;
+    ctx_count(ctx, macs, OP_BYTES(x, w, b, residual, y));
+    OP_KERNEL(ctx, conv_bias_act_forward, &g, x, w, b, residual, (int)act, y);
+    return y;
 }

@@ -211,6 +211,21 @@ def lean_forward(model, ua, images):
     return pred
 
 
+def train_loss(outs, labels, G, F):
+    """The official training objective's terms (cross-entropy of the concatenated, glance, local, temporal and
+    spatial logits of both patch sets, halved; the box-size term), written here from main.py's definition;
+    the KL term is left out (its ratio only scales a 16-element sum)."""
+    ce = torch.nn.functional.cross_entropy
+    B = labels.shape[0]
+    lg, ll, lc = labels.repeat_interleave(G), labels.repeat_interleave(F), labels.repeat_interleave(G + F)
+    total = 0.0
+    for o in outs:
+        total = total + ce(o[0], lc) + ce(o[2], lg) + ce(o[3], ll) + ce(o[4], labels) + ce(o[5], labels)
+    boxes = outs[0][6][:, 2:4]
+    assert boxes.shape[0] >= B
+    return total / 2 + ((boxes - 1.0) ** 2).mean()
+
+
 def set_precision(prec):
     """TF32 on only for tf32 (the old flags and, where torch has them, the fp32_precision knobs)."""
     tf32 = prec == "tf32"
@@ -360,6 +375,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=10, help="untimed passes first (default 10; cudnn.benchmark "
                     "autotunes during them)")
     ap.add_argument("--lean", action="store_true", help="inference path only (no auxiliary training-loss branches)")
+    ap.add_argument("--train", action="store_true",
+                    help="time training steps instead: model.train(), the official forward with both patch sets, "
+                         "the training loss of main.py's terms, backward (no optimizer update), as "
+                         "`focusbench profile --train`")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                     help="cuda (default); cpu only to smoke-test this script where no GPU is (host clock, fp32)")
@@ -403,13 +422,19 @@ def main():
     clocks = Clocks() if cuda else types.SimpleNamespace(driver="", why="", read=lambda: (math.nan, math.nan))
     gflops = analytic_gflops(os.path.normpath(a.bin), a.preset)
     method = "official-pytorch-lean" if a.lean else "official-pytorch"
+    if a.train:
+        if a.lean:
+            fail("--train and --lean exclude each other", 2)
+        method = "official-pytorch-train"
     dev_name = torch.cuda.get_device_properties(device).name if cuda else cpu_model()
     cudnn_v = (torch.backends.cudnn.version() or 0) if cuda else 0
     print(f"device: {dev_name}; torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN "
           f"{cudnn_v // 10000}.{cudnn_v // 100 % 100}.{cudnn_v % 100}; driver {clocks.driver or 'unknown'}")
     print(f"model: {a.preset} (T {T}, G {margs.num_glance_segments}, F {margs.num_focus_segments}, S {S}, "
-          f"P {margs.patch_size}, {margs.num_classes} classes), random weights, eval, torch.no_grad(), "
-          f"cudnn.benchmark on; forward: {'inference path only (--lean)' if a.lean else 'the official model(clip)'}")
+          f"P {margs.patch_size}, {margs.num_classes} classes), random weights, "
+          + ("TRAINING steps: model.train(), forward of both patch sets, training loss, backward (no optimizer "
+             "update), " if a.train else "eval, torch.no_grad(), ")
+          + f"cudnn.benchmark on; forward: {'inference path only (--lean)' if a.lean else 'the official model(clip)'}")
     if clocks.why:
         print(clocks.why)
     print(f"timing: {'CUDA events' if cuda else 'host clock'} around each pass; {a.warmup} warm-up passes, then until >= {a.repeats} samples "
@@ -427,8 +452,19 @@ def main():
                 with torch.no_grad(), torch.autocast(a.device, dtype=torch.bfloat16, enabled=prec == "bf16"):
                     return lean_forward(model, ua, x) if a.lean else model(x)
 
+            if a.train:
+                labels = torch.arange(B, device=device) % margs.num_classes
+                model.train()
+
+                def run():
+                    model.zero_grad(set_to_none=True)
+                    with torch.autocast(a.device, dtype=torch.bfloat16, enabled=prec == "bf16"):
+                        loss = train_loss(model(x), labels, margs.num_glance_segments, margs.num_focus_segments)
+                    loss.backward()
+                    return loss.detach().reshape(1)
+
             out = run()
-            pred = out if a.lean else out[1]
+            pred = out if (a.lean or a.train) else out[1]
             note = "" if bool(torch.isfinite(pred.float()).all()) else "the prediction has non-finite values"
             c0, m0 = clocks.read()
             samples = time_passes(run, a.warmup, a.repeats, a.min_time, cuda)
@@ -439,7 +475,7 @@ def main():
             mem_seen += [m for m in (m0, m1) if not math.isnan(m)]
             med_s = st["median"] * 1e-3
             rows.append(dict(
-                method=method, preset=a.preset, precision=prec, batch=B, mode="eager", level="pass", component="total",
+                method=method, preset=a.preset, precision=prec, batch=B, mode="train" if a.train else "eager", level="pass", component="total",
                 kernel="", samples=st["n"], warmup=a.warmup, latency_ms_median=st["median"], latency_ms_p90=st["p90"],
                 latency_ms_p99=st["p99"], latency_ms_iqr=st["iqr"], latency_ms_mean=st["mean"],
                 latency_ms_min=st["min"], latency_ms_max=st["max"], throughput_videos_per_s=B / med_s,

@@ -647,10 +647,117 @@ static void test_conv_dnnl_plans_scratch_and_repeats_bitwise(void **state)
     set_threads(saved);
 }
 
+/* ---- the fused conv2d + bias + residual + activation op ---------------------------------- */
+
+/* The fused op equals the unfused chain (conv2d, add, relu/relu6) bit for bit on the CPU, for
+ * dense, grouped and depthwise geometries, strides, with and without bias and residual. */
+static void test_conv_fused_matches_unfused(void **state)
+{
+    (void)state;
+    typedef struct {
+        int64_t N, C, H, W, K, k;
+        int stride, pad, groups;
+        bool bias, residual;
+        OpAct act;
+    } Case;
+    const Case cases[] = {
+        {2, 5, 9, 7, 6, 3, 1, 1, 1, true, false, OP_ACT_RELU},
+        {1, 8, 11, 10, 8, 3, 2, 1, 8, true, false, OP_ACT_RELU6},  /* depthwise, stride 2 */
+        {3, 6, 7, 7, 6, 3, 1, 1, 6, false, true, OP_ACT_NONE},     /* depthwise + residual */
+        {2, 4, 5, 6, 8, 1, 1, 0, 1, true, true, OP_ACT_RELU},      /* 1x1 + residual + ReLU (ResNet) */
+        {1, 6, 9, 9, 4, 3, 2, 1, 2, true, false, OP_ACT_NONE},     /* grouped */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const Case *k = &cases[c];
+        Ctx *ctx = tctx(7);
+        Tensor *x = TT(k->N, k->C, k->H, k->W), *w = TT(k->K, k->C / k->groups, k->k, k->k), *b = TT(k->K);
+        tfill_uniform(x, 100 + c, -2, 2);
+        tfill_uniform(w, 200 + c, -1, 1);
+        tfill_uniform(b, 300 + c, -1, 1);
+        int64_t Ho = (k->H + 2 * k->pad - k->k) / k->stride + 1, Wo = (k->W + 2 * k->pad - k->k) / k->stride + 1;
+        Tensor *r = TT(k->N, k->K, Ho, Wo);
+        tfill_uniform(r, 400 + c, -2, 2);
+        Tensor *bb = k->bias ? b : NULL, *rr = k->residual ? r : NULL;
+        Tensor *want = op_conv2d(ctx, x, w, bb, k->stride, k->pad, k->groups);
+        if (rr)
+            want = op_add(ctx, want, rr);
+        if (k->act == OP_ACT_RELU)
+            want = op_relu(ctx, want);
+        else if (k->act == OP_ACT_RELU6)
+            want = op_relu6(ctx, want);
+        Tensor *got = op_conv2d_bias_act(ctx, x, w, bb, rr, k->stride, k->pad, k->groups, k->act);
+        assert_true(ctx_ok(ctx));
+        assert_non_null(got);
+        assert_true(tensor_same_shape(got, want));
+        assert_memory_equal(got->data, want->data, tensor_bytes(want));
+        ttensor_free(x), ttensor_free(w), ttensor_free(b), ttensor_free(r);
+        ctx_destroy(ctx);
+    }
+}
+
+/* Meta: the fused op counts exactly op_conv2d's MACs (the add and the activation count 0). */
+static void test_conv_fused_meta_macs(void **state)
+{
+    (void)state;
+    Ctx *ctx = ctx_create(BACKEND_META, 1);
+    assert_non_null(ctx);
+    Tensor *y = op_conv2d_bias_act(ctx, META(ctx, 1, 32, 112, 112), META(ctx, 32, 1, 3, 3), META(ctx, 32), NULL, 1,
+                                   1, 32, OP_ACT_RELU6);
+    assert_shape(y, 4, (int64_t[]){1, 32, 112, 112});
+    assert_true(ctx_total_macs(ctx) == 3612672.0);
+    ctx_reset_counters(ctx);
+    y = op_conv2d_bias_act(ctx, META(ctx, 2, 64, 56, 56), META(ctx, 256, 64, 1, 1), META(ctx, 256),
+                           META(ctx, 2, 256, 56, 56), 1, 0, 1, OP_ACT_RELU);
+    assert_shape(y, 4, (int64_t[]){2, 256, 56, 56});
+    assert_true(ctx_total_macs(ctx) == 2.0 * 256 * 56 * 56 * 64);
+    assert_true(ctx_ok(ctx));
+    ctx_destroy(ctx);
+}
+
+static void test_conv_fused_bad_arguments(void **state)
+{
+    (void)state;
+    Ctx *ctx = tctx(1);
+    Tensor *x = TT(1, 4, 8, 8), *w = TT(2, 4, 3, 3), *b = TT(2), *r_bad = TT(1, 2, 8, 7), *w_c3 = TT(6, 3, 3, 3);
+    EXPECT_ERROR(ctx, op_conv2d_bias_act(ctx, x, w, b, r_bad, 1, 1, 1, OP_ACT_RELU), "conv2d_bias_act",
+                 "residual (1, 2, 8, 7)", "(1, 2, 8, 8)");
+    EXPECT_ERROR(ctx, op_conv2d_bias_act(ctx, x, w, b, NULL, 1, 1, 1, (OpAct)7), "conv2d_bias_act", "act = 7");
+    EXPECT_ERROR(ctx, op_conv2d_bias_act(ctx, x, w_c3, NULL, NULL, 1, 1, 1, OP_ACT_NONE), "conv2d_bias_act",
+                 "channel mismatch");
+    EXPECT_ERROR(ctx, op_conv2d_bias_act(ctx, NULL, w, NULL, NULL, 1, 1, 1, OP_ACT_NONE), "conv2d_bias_act",
+                 "input 0 is NULL");
+    assert_non_null(op_conv2d_bias_act(ctx, x, w, b, NULL, 1, 1, 1, OP_ACT_RELU));
+    assert_true(ctx_ok(ctx));
+    ttensor_free(x), ttensor_free(w), ttensor_free(b), ttensor_free(r_bad), ttensor_free(w_c3);
+    ctx_destroy(ctx);
+}
+
+/* While the tape records, the fused op runs as the differentiable chain: gradients of x, w, b
+ * and the residual check against finite differences (inputs kept away from the ReLU kink by
+ * the random draw; the checker's tolerance covers a rare near-kink probe). */
+static Tensor *fused_fn(Ctx *ctx, Tensor **in, void *user)
+{
+    (void)user;
+    return op_conv2d_bias_act(ctx, in[0], in[1], in[2], in[3], 1, 1, 1, OP_ACT_RELU);
+}
+
+static void test_conv_fused_gradcheck(void **state)
+{
+    (void)state;
+    Tensor *in[4] = {TTG(2, 3, 5, 5), TTG(4, 3, 3, 3), TTG(4), TTG(2, 4, 5, 5)};
+    for (int i = 0; i < 4; i++)
+        tfill_uniform(in[i], 900 + (uint64_t)i, -1, 1);
+    tgradcheck(fused_fn, in, 4, NULL, 1e-3, 1e-3, 1e-2, 64, "conv2d_bias_act relu with residual");
+    for (int i = 0; i < 4; i++)
+        ttensor_free(in[i]);
+}
+
 TEST_GROUP(conv, cmocka_unit_test(test_conv_fast_forward_matches_reference),
            cmocka_unit_test(test_conv_fast_backward_matches_reference), cmocka_unit_test(test_conv_known_values),
            cmocka_unit_test(test_conv_gradcheck), cmocka_unit_test(test_conv_meta_macs),
            cmocka_unit_test(test_conv_bad_arguments), cmocka_unit_test(test_conv_scratch_is_reused),
            cmocka_unit_test(test_conv_runs_are_bit_identical), cmocka_unit_test(test_conv_dnnl_matches_reference),
            cmocka_unit_test(test_conv_dnnl_declines), cmocka_unit_test(test_conv_dnnl_fallback_matches_reference),
-           cmocka_unit_test(test_conv_dnnl_plans_scratch_and_repeats_bitwise))
+           cmocka_unit_test(test_conv_dnnl_plans_scratch_and_repeats_bitwise),
+           cmocka_unit_test(test_conv_fused_matches_unfused), cmocka_unit_test(test_conv_fused_meta_macs),
+           cmocka_unit_test(test_conv_fused_bad_arguments), cmocka_unit_test(test_conv_fused_gradcheck))

@@ -39,6 +39,7 @@ static const BackendOps CPU_OPS = {
     .interp_linear_backward = cpu_interp_linear_backward,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
+    .conv_bias_act_forward = cpu_conv_bias_act_forward,
 };
 
 const BackendOps *cpu_backend_ops(void) { return &CPU_OPS; }

@@ -91,4 +91,9 @@ void cpu_gather_forward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, co
 void cpu_gather_backward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *idx,
                          const Tensor *dy, Tensor *dx);
 
+/* cpu_conv_fused.c: y = act(conv(x, w) + b + residual) as cpu_conv_forward, then the residual
+ * add and the activation with cpu_binary / cpu_unary's formulas (act: an OpAct value) */
+void cpu_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                               const Tensor *residual, int act, Tensor *y);
+
 #endif

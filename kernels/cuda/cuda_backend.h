@@ -61,6 +61,12 @@ void cuda_set_conv_path(Ctx *ctx, CudaConvPath path);
  * cuDNN's grouped 3-D kernel ran ~100x below the memory roofline on H100, research/ecosystem.md). */
 void cuda_set_depthwise_custom(Ctx *ctx, bool on);
 
+/* BF16 only: keep the outputs of fused convs (and of the depthwise, residual-add, ReLU and TSM
+ * ops that follow them) as bf16 channels-last copies between layers instead of f32 NCHW; any op
+ * that needs the f32 form gets it converted on demand (kernels/cuda/cuda_layout.c). Default on
+ * (FOCUSBENCH_CUDA_RESIDENT=0 in the environment turns it off at creation). */
+void cuda_set_resident_bf16(Ctx *ctx, bool on);
+
 /* Debugging: poison = every new activation and workspace block is filled with NaN bytes (0xFF)
  * so an element a kernel forgets to write shows up; sync_each_launch = synchronise after every
  * kernel and library call, so an asynchronous fault is reported at the call that caused it.

@@ -210,10 +210,20 @@ static void *slot_device_alloc(Ctx *ctx, size_t bytes)
     return p;
 }
 
+void *cuda_arena_alloc(Ctx *ctx, size_t bytes, const char *what)
+{
+    void *p = slot_device_alloc(ctx, bytes);
+    if (!p && ctx_ok(ctx))
+        ctx_set_error(ctx, "cuda: %s needs %zu bytes of the activation arena: %s", what, bytes,
+                      ctx->arena.frozen ? "the arena is frozen and full (plan the pass first)" : "allocation failed");
+    return p;
+}
+
 static void slot_device_memset(Ctx *ctx, void *p, int value, size_t bytes)
 {
     if (!cuda_ready(ctx) || !bytes)
         return;
+    cuda_layout_out_range(ctx, p, bytes);
     CUDA_OK(ctx, cudaMemsetAsync(p, value, bytes, cuda_stream_of(ctx)));
 }
 
@@ -224,6 +234,7 @@ static void slot_copy_from_host(Ctx *ctx, Tensor *dst, const void *src)
     size_t bytes = tensor_bytes(dst);
     if (!cuda_ready(ctx) || !bytes)
         return;
+    cuda_layout_out(ctx, dst);
     CUDA_OK(ctx, cudaMemcpyAsync(dst->data, src, bytes, cudaMemcpyHostToDevice, cuda_stream_of(ctx)));
 }
 
@@ -232,7 +243,8 @@ static void slot_copy_to_host(Ctx *ctx, void *dst, const Tensor *src)
     size_t bytes = tensor_bytes(src);
     if (!cuda_ready(ctx) || !bytes)
         return;
-    if (CUDA_OK(ctx, cudaMemcpyAsync(dst, src->data, bytes, cudaMemcpyDeviceToHost, cuda_stream_of(ctx))))
+    cuda_layout_in(ctx, src);
+    if (ctx_ok(ctx) && CUDA_OK(ctx, cudaMemcpyAsync(dst, src->data, bytes, cudaMemcpyDeviceToHost, cuda_stream_of(ctx))))
         CUDA_OK(ctx, cudaStreamSynchronize(cuda_stream_of(ctx)));
 }
 
@@ -243,6 +255,7 @@ static void slot_begin_pass(Ctx *ctx)
         return;
     dev_arena_reset(ctx, &st->arena);
     dev_arena_reset(ctx, &st->scratch);
+    st->n_shadows = 0; /* the arena's addresses are reused from here on */
     ctx->arena.used = 0;
     ctx->arena.high_water = st->arena.high_water;
     ctx->arena.system_allocs = st->arena.mallocs;
@@ -268,6 +281,7 @@ static void state_destroy(CudaState *st)
         free(st->uploads[i].host_grad);
     }
     free(st->uploads);
+    free(st->shadows);
     cuda_conv_cache_destroy(st->conv);
     cuda_gemm_cache_destroy(st->gemm);
     dev_arena_free(&st->arena);
@@ -296,46 +310,47 @@ static const BackendOps CUDA_OPS = {
     .device_memset = slot_device_memset,
     .copy_from_host = slot_copy_from_host,
     .copy_to_host = slot_copy_to_host,
-    .fill = cuda_fill,
-    .axpy = cuda_axpy,
-    .copy_block = cuda_copy_block,
-    .permute = cuda_permute,
+    .fill = cl_fill,
+    .axpy = cl_axpy,
+    .copy_block = cl_copy_block,
+    .permute = cl_permute,
     .conv_forward = cuda_conv_forward,
-    .conv_backward = cuda_conv_backward,
-    .batch_norm_forward_train = cuda_batch_norm_forward_train,
-    .batch_norm_forward_eval = cuda_batch_norm_forward_eval,
-    .batch_norm_backward = cuda_batch_norm_backward,
-    .unary_forward = cuda_unary_forward,
-    .unary_backward = cuda_unary_backward,
-    .binary_forward = cuda_binary_forward,
-    .binary_backward = cuda_binary_backward,
-    .reduce_forward = cuda_reduce_forward,
-    .reduce_backward = cuda_reduce_backward,
-    .max_pool_forward = cuda_max_pool_forward,
-    .max_pool_backward = cuda_max_pool_backward,
-    .linear_forward = cuda_linear_forward,
-    .linear_backward = cuda_linear_backward,
-    .softmax_forward = cuda_softmax_forward,
-    .softmax_backward = cuda_softmax_backward,
-    .cross_entropy_forward = cuda_cross_entropy_forward,
-    .cross_entropy_backward = cuda_cross_entropy_backward,
-    .gather_forward = cuda_gather_forward,
-    .gather_backward = cuda_gather_backward,
-    .affine_grid_forward = cuda_affine_grid_forward,
-    .affine_grid_backward = cuda_affine_grid_backward,
-    .grid_sample_forward = cuda_grid_sample_forward,
-    .grid_sample_backward = cuda_grid_sample_backward,
-    .temporal_shift_forward = cuda_temporal_shift_forward,
-    .temporal_shift_backward = cuda_temporal_shift_backward,
-    .interp_linear_forward = cuda_interp_linear_forward,
-    .interp_linear_backward = cuda_interp_linear_backward,
-    .dropout_forward = cuda_dropout_forward,
-    .dropout_backward = cuda_dropout_backward,
+    .conv_backward = cl_conv_backward,
+    .batch_norm_forward_train = cl_batch_norm_forward_train,
+    .batch_norm_forward_eval = cl_batch_norm_forward_eval,
+    .batch_norm_backward = cl_batch_norm_backward,
+    .unary_forward = cl_unary_forward,
+    .unary_backward = cl_unary_backward,
+    .binary_forward = cl_binary_forward,
+    .binary_backward = cl_binary_backward,
+    .reduce_forward = cl_reduce_forward,
+    .reduce_backward = cl_reduce_backward,
+    .max_pool_forward = cl_max_pool_forward,
+    .max_pool_backward = cl_max_pool_backward,
+    .linear_forward = cl_linear_forward,
+    .linear_backward = cl_linear_backward,
+    .softmax_forward = cl_softmax_forward,
+    .softmax_backward = cl_softmax_backward,
+    .cross_entropy_forward = cl_cross_entropy_forward,
+    .cross_entropy_backward = cl_cross_entropy_backward,
+    .gather_forward = cl_gather_forward,
+    .gather_backward = cl_gather_backward,
+    .affine_grid_forward = cl_affine_grid_forward,
+    .affine_grid_backward = cl_affine_grid_backward,
+    .grid_sample_forward = cl_grid_sample_forward,
+    .grid_sample_backward = cl_grid_sample_backward,
+    .temporal_shift_forward = cl_temporal_shift_forward,
+    .temporal_shift_backward = cl_temporal_shift_backward,
+    .interp_linear_forward = cl_interp_linear_forward,
+    .interp_linear_backward = cl_interp_linear_backward,
+    .dropout_forward = cl_dropout_forward,
+    .dropout_backward = cl_dropout_backward,
     .begin_pass = slot_begin_pass,
     .destroy = slot_destroy,
     .synchronize = slot_synchronize,
-    .quantile_sample = cuda_quantile_sample,
-    .box_transform = cuda_box_transform,
+    .quantile_sample = cl_quantile_sample,
+    .box_transform = cl_box_transform,
+    .conv_bias_act_forward = cuda_conv_bias_act_forward,
 };
 
 /* ================================ creation =============================================== */
@@ -432,6 +447,8 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->precision = precision;
     st->conv_path = CUDA_CONV_AUTO;
     st->depthwise_custom = true;
+    const char *resident = getenv("FOCUSBENCH_CUDA_RESIDENT"); /* "0": f32 between layers at BF16 too */
+    st->resident = !(resident && strcmp(resident, "0") == 0);
     st->arena.name = "activation";
     st->scratch.name = "workspace";
     st->poison = st->sync_each_launch = env_flag("FOCUSBENCH_CUDA_DEBUG");
@@ -470,6 +487,12 @@ void cuda_set_depthwise_custom(Ctx *ctx, bool on)
 {
     if (cuda_state(ctx))
         cuda_state(ctx)->depthwise_custom = on;
+}
+
+void cuda_set_resident_bf16(Ctx *ctx, bool on)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->resident = on;
 }
 
 void cuda_set_debug(Ctx *ctx, bool poison, bool sync_each_launch)
@@ -525,6 +548,7 @@ void cuda_arena_reserve(Ctx *ctx, size_t bytes)
         cudaFree(st->arena.blocks[i].ptr);
     st->arena.n_blocks = 0;
     st->arena.used = 0;
+    st->n_shadows = 0;
     dev_block_new(ctx, &st->arena, bytes);
 }
 

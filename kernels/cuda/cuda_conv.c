@@ -23,7 +23,10 @@
  * Layouts: FP32 and TF32 run on the backend's own f32 NC(T)HW tensors. BF16 converts x, w and
  * dy into bf16 channels-last copies in the per-op workspace (the layout cuDNN's bf16 tensor-core
  * engines want), runs on those, and converts the result back into f32 (adding the bias, or
- * accumulating into the gradient, in the same pass).
+ * accumulating into the gradient, in the same pass). The fused forward (conv_bias_act_forward)
+ * at BF16 instead reads x's bf16 channels-last shadow when it has one and leaves y as a shadow
+ * (bias, residual and activation applied in place), see cuda_layout.c; every conv entry point
+ * asks cuda_layout.c for the canonical f32 form of what it reads as f32.
  *
  * The backward kernels accumulate: cuDNN writes (beta = 0) into workspace and the result is
  * added to dx / dw, so a plan never depends on the blending support of an engine.
@@ -32,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cuda/cuda_dwconv3d.h"
 #include "kernels/cuda/cuda_internal.h"
 
 /* CUDNN_ATTR_OPERATIONGRAPH_HANDLE and CUDNN_ATTR_EXECUTION_PLAN_HANDLE are deprecated in the
@@ -561,6 +565,10 @@ void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
 {
     if (!cuda_ready(ctx) || g->N == 0)
         return;
+    cuda_layout_in(ctx, x); /* f32 in, f32 out (see cuda_layout.c) */
+    cuda_layout_in(ctx, w);
+    cuda_layout_in(ctx, b);
+    cuda_layout_out(ctx, y);
     const float *px = tensor_f32(x), *pw = tensor_f32(w), *pb = b ? tensor_f32(b) : NULL; /* see ConvGeom */
     float *py = tensor_f32(y);
     int64_t Sin = (int64_t)g->T * g->H * g->W, Sout = (int64_t)g->To * g->Ho * g->Wo;
@@ -569,7 +577,12 @@ void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
     if (!ctx_ok(ctx))
         return;
     if (!p) {
-        cuda_launch_conv_direct_forward(ctx, g, px, pw, pb, py);
+        if (cuda_dwconv2d_supported(g))
+            cuda_launch_dwconv2d_forward(ctx, g, px, pw, pb, NULL, 0, py);
+        else if (cuda_dwconv3d_suits(g)) /* channel-wise 3-D (X3D): cuda_dwconv3d.cu */
+            cuda_dwconv3d_forward(ctx, g, px, pw, pb, py);
+        else
+            cuda_launch_conv_direct_forward(ctx, g, px, pw, pb, py);
         return;
     }
     if (!p->bf16) {
@@ -585,6 +598,95 @@ void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
     if (yb && cuda_launch_to_bf16_channels_last(ctx, px, xb, g->N, g->C, Sin) &&
         cuda_launch_to_bf16_channels_last(ctx, pw, wb, g->K, Cg, taps) && plan_execute(ctx, p, xb, wb, yb))
         cuda_launch_from_bf16_channels_last(ctx, yb, py, g->N, g->K, Sout, pb, false);
+    cuda_scratch_release(ctx);
+}
+
+/* The fused op: the forward's paths with the epilogue (bias, residual, activation) folded into
+ * the last pass over y — the depthwise kernel's store, the fp32 epilogue after cuDNN, or the
+ * conversion of cuDNN's bf16 channels-last output back into f32. */
+void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                                const Tensor *residual, int act, Tensor *y)
+{
+    if (!cuda_ready(ctx) || g->N == 0)
+        return;
+    const float *px = tensor_f32(x), *pw = tensor_f32(w), *pb = b ? tensor_f32(b) : NULL; /* see ConvGeom */
+    const float *pr = residual ? tensor_f32(residual) : NULL; /* (N, K, To, Ho, Wo) or NULL */
+    float *py = tensor_f32(y);
+    int64_t Sin = (int64_t)g->T * g->H * g->W, Sout = (int64_t)g->To * g->Ho * g->Wo;
+    int64_t taps = (int64_t)g->kt * g->kh * g->kw, Cg = g->C / g->groups;
+    /* bf16 channels-last copies (cuda_layout.c): of x, usable as the conv's input as it is; of
+     * the residual, usable by the bf16 epilogue; y itself becomes one when resident. */
+    bool resident = cuda_resident_active(ctx);
+    CudaShadow sx = {0}, sr = {0};
+    const CudaShadow *s = cuda_shadow_of(ctx, x);
+    bool have_sx = s && s->N == g->N && s->C == g->C && s->S == Sin;
+    if (have_sx)
+        sx = *s;
+    s = residual ? cuda_shadow_of(ctx, residual) : NULL;
+    bool have_sr = s && s->N == g->N && s->C == g->K && s->S == Sout;
+    if (have_sr)
+        sr = *s;
+    cuda_layout_in(ctx, w);
+    cuda_layout_in(ctx, b);
+    cuda_layout_out(ctx, y);
+    ConvPlan *p = choose(ctx, CONV_OP_FWD, g, px, pw, py);
+    if (!ctx_ok(ctx))
+        return;
+    if (!p) {
+        if (cuda_dwconv2d_supported(g) && resident && have_sx && g->C % 2 == 0 && !residual) {
+            void *yb = cuda_arena_alloc(ctx, (size_t)(g->N * g->K * Sout) * 2, "a bf16 channels-last activation");
+            if (yb && cuda_launch_dw3x3_nhwc(ctx, g, sx.bf16, pw, pb, act, yb))
+                cuda_shadow_add(ctx, y, yb, g->N, g->K, Sout);
+            snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv,
+                     "direct fwd (depthwise, bf16 channels-last)");
+            return;
+        }
+        cuda_layout_in(ctx, x);
+        cuda_layout_in(ctx, residual);
+        if (cuda_dwconv2d_supported(g))
+            cuda_launch_dwconv2d_forward(ctx, g, px, pw, pb, pr, act, py);
+        else if (cuda_dwconv3d_suits(g) ? cuda_dwconv3d_forward(ctx, g, px, pw, pb, py)
+                                         : cuda_launch_conv_direct_forward(ctx, g, px, pw, pb, py))
+            cuda_launch_conv_epilogue(ctx, py, NULL, pr, act, g->N, g->K, Sout);
+        return;
+    }
+    if (!p->bf16) {
+        cuda_layout_in(ctx, x);
+        cuda_layout_in(ctx, residual);
+        if (plan_execute(ctx, p, (void *)px, (void *)pw, py))
+            cuda_launch_conv_epilogue(ctx, py, pb, pr, act, g->N, g->K, Sout);
+        cuda_scratch_release(ctx);
+        return;
+    }
+    /* bf16: channels-last x (N, T·H·W, C) (the shadow, or a converted copy) and w (K, taps,
+     * C/groups); y (N, Sout, K) either stays resident (epilogue in place) or is converted back
+     * into f32 with the epilogue in the same pass. */
+    const void *xb = have_sx ? sx.bf16 : NULL;
+    if (!xb) {
+        cuda_layout_in(ctx, x);
+        void *xc = cuda_scratch(ctx, (size_t)(g->N * g->C * Sin) * 2, "bf16 copy of x");
+        if (!xc || !cuda_launch_to_bf16_channels_last(ctx, px, xc, g->N, g->C, Sin)) {
+            cuda_scratch_release(ctx);
+            return;
+        }
+        xb = xc;
+    }
+    void *wb = cuda_scratch(ctx, (size_t)(g->K * Cg * taps) * 2, "bf16 copy of w");
+    if (!wb || !cuda_launch_to_bf16_channels_last(ctx, pw, wb, g->K, Cg, taps)) {
+        cuda_scratch_release(ctx);
+        return;
+    }
+    if (resident && (!residual || have_sr)) {
+        void *yb = cuda_arena_alloc(ctx, (size_t)(g->N * g->K * Sout) * 2, "a bf16 channels-last activation");
+        if (yb && plan_execute(ctx, p, (void *)xb, wb, yb) &&
+            cuda_launch_nhwc_epilogue(ctx, yb, pb, have_sr ? sr.bf16 : NULL, act, g->N * Sout, g->K))
+            cuda_shadow_add(ctx, y, yb, g->N, g->K, Sout);
+    } else {
+        cuda_layout_in(ctx, residual);
+        void *yb = cuda_scratch(ctx, (size_t)(g->N * g->K * Sout) * 2, "bf16 output");
+        if (yb && plan_execute(ctx, p, (void *)xb, wb, yb))
+            cuda_launch_from_bf16_cl_tiled(ctx, yb, py, g->N, g->K, Sout, pb, pr, act, false);
+    }
     cuda_scratch_release(ctx);
 }
 
@@ -607,7 +709,8 @@ void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tens
         if (!ctx_ok(ctx))
             return;
         if (!p) {
-            if (!cuda_launch_conv_direct_backward_data(ctx, g, pw, pdy, pdx))
+            if (!(cuda_dwconv3d_suits(g) ? cuda_dwconv3d_backward_data(ctx, g, pw, pdy, pdx)
+                                         : cuda_launch_conv_direct_backward_data(ctx, g, pw, pdy, pdx)))
                 return;
         } else if (!p->bf16) {
             float *tmp = cuda_scratch(ctx, (size_t)nx * sizeof(float), "conv dx before accumulation");
@@ -633,7 +736,10 @@ void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tens
         if (!ctx_ok(ctx))
             return;
         if (!p) {
-            cuda_launch_conv_direct_backward_filter(ctx, g, px, pdy, pdw);
+            if (cuda_dwconv3d_suits(g))
+                cuda_dwconv3d_backward_filter(ctx, g, px, pdy, pdw);
+            else
+                cuda_launch_conv_direct_backward_filter(ctx, g, px, pdy, pdw);
         } else if (!p->bf16) {
             float *tmp = cuda_scratch(ctx, (size_t)nw * sizeof(float), "conv dw before accumulation");
             if (tmp && plan_execute(ctx, p, (void *)px, tmp, (void *)pdy))

@@ -11,8 +11,6 @@
  * (fp32 along the taps, double for the weight gradient's long reductions), and uses no atomics:
  * results are deterministic.
  */
-#include <cuda_bf16.h>
-
 #include "kernels/cuda/cuda_kernels.cuh"
 
 /* ---- direct convolution ----------------------------------------------------------------- */
@@ -198,48 +196,14 @@ bool cuda_launch_conv_bias_grad(Ctx *ctx, const float *dy, float *db, int64_t N,
 
 /* ---- bf16 channels-last copies ---------------------------------------------------------- */
 
-/* dst (N, S, C) bf16 ← src (N, C, S) f32; one thread per destination element (coalesced
- * writes). */
-__global__ static void to_bf16_cl_kernel(const float *src, __nv_bfloat16 *dst, int64_t C, int64_t S, int64_t total)
-{
-    CK_FOR(i, total)
-    {
-        int64_t c = i % C, s = i / C % S, n = i / (C * S);
-        dst[i] = __float2bfloat16_rn(src[(n * C + c) * S + s]);
-    }
-}
-
-/* dst (N, C, S) f32 (+)= src (N, S, C) bf16 (+ bias[c]); one thread per destination element. */
-__global__ static void from_bf16_cl_kernel(const __nv_bfloat16 *src, float *dst, int64_t C, int64_t S,
-                                           const float *bias, bool accumulate, int64_t total)
-{
-    CK_FOR(i, total)
-    {
-        int64_t s = i % S, c = i / S % C, n = i / (C * S);
-        float v = __bfloat162float(src[(n * S + s) * C + c]);
-        if (bias)
-            v = f_add(v, bias[c]);
-        dst[i] = accumulate ? f_add(dst[i], v) : v;
-    }
-}
-
+/* Both run the tiled (coalesced) kernels of cuda_conv_fused.cu. */
 bool cuda_launch_to_bf16_channels_last(Ctx *ctx, const float *src, void *dst, int64_t N, int64_t C, int64_t S)
 {
-    int64_t total = N * C * S;
-    if (total == 0)
-        return true;
-    to_bf16_cl_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
-        src, (__nv_bfloat16 *)dst, C, S, total);
-    return LAUNCH_OK(ctx, "to_bf16_cl_kernel");
+    return cuda_launch_to_bf16_cl_tiled(ctx, src, dst, N, C, S);
 }
 
 bool cuda_launch_from_bf16_channels_last(Ctx *ctx, const void *src, float *dst, int64_t N, int64_t C, int64_t S,
                                          const float *bias, bool accumulate)
 {
-    int64_t total = N * C * S;
-    if (total == 0)
-        return true;
-    from_bf16_cl_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
-        (const __nv_bfloat16 *)src, dst, C, S, bias, accumulate, total);
-    return LAUNCH_OK(ctx, "from_bf16_cl_kernel");
+    return cuda_launch_from_bf16_cl_tiled(ctx, src, dst, N, C, S, bias, NULL, 0, accumulate);
 }

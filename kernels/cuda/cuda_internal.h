@@ -57,6 +57,16 @@ typedef struct {
     void **host_data, **host_grad;    /* per tensor: its host pointers, to restore on release */
 } CudaUpload;
 
+/* A bf16 channels-last copy (N, S, C) of the f32 (N, C, S) activation at [base, base + bytes)
+ * (cuda_layout.c); canon: the f32 data is current too. */
+typedef struct {
+    const char *base;
+    size_t bytes;
+    void *bf16;
+    int64_t N, C, S;
+    bool canon;
+} CudaShadow;
+
 typedef struct CudaState {
     CudaPrecision precision;
     CudaConvPath conv_path;
@@ -79,6 +89,9 @@ typedef struct CudaState {
     CudaUpload *uploads;
     int n_uploads, cap_uploads;
     char last_conv[160];
+    bool resident; /* BF16: keep activations as bf16 channels-last shadows (cuda_layout.c) */
+    CudaShadow *shadows;
+    int n_shadows, cap_shadows;
 } CudaState;
 
 static inline CudaState *cuda_state(const Ctx *ctx) { return (CudaState *)ctx->backend_state; }
@@ -92,6 +105,8 @@ static inline cudaStream_t cuda_stream_of(const Ctx *ctx) { return cuda_state(ct
  * debugging. Released — all of it — by cuda_scratch_release at the end of the op. */
 void *cuda_scratch(Ctx *ctx, size_t bytes, const char *what);
 void cuda_scratch_release(Ctx *ctx);
+/* A block of the activation arena (lives until the next pass); NULL with the error set. */
+void *cuda_arena_alloc(Ctx *ctx, size_t bytes, const char *what);
 
 /* ---- checked calls (cuda_context.c) ------------------------------------------------------ */
 
@@ -186,6 +201,8 @@ void cuda_box_transform(Ctx *ctx, const BoxGeom *g, int64_t N, const Tensor *a, 
 void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y);
 void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
                         Tensor *dx, Tensor *dw, Tensor *db);
+void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                                const Tensor *residual, int act, Tensor *y);
 ConvPlanCache *cuda_conv_cache_create(void);
 void cuda_conv_cache_destroy(ConvPlanCache *c);
 void cuda_conv_cache_stats(const ConvPlanCache *c, int *plans, int *cudnn_plans);
@@ -208,6 +225,88 @@ bool cuda_launch_to_bf16_channels_last(Ctx *ctx, const float *src, void *dst, in
 /* dst (N, C, S) f32 (+)= src (N, S, C) bf16 (+ bias[c] when bias is not NULL). */
 bool cuda_launch_from_bf16_channels_last(Ctx *ctx, const void *src, float *dst, int64_t N, int64_t C, int64_t S,
                                          const float *bias, bool accumulate);
+
+/* ---- cuda_conv_fused.cu (fused epilogues, depthwise 3x3, tiled bf16 layout conversions) --- */
+/* act: an OpAct value (0 none, 1 ReLU, 2 ReLU6). Epilogue order: (v + b[k]) + r, then act. */
+/* y (N, K, P) = act(y + b[k] + r) in place; b and r may be NULL (nothing to do: no launch). */
+bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *r, int act, int64_t N, int64_t K,
+                               int64_t P);
+/* Whether cuda_launch_dwconv2d_forward takes this geometry: depthwise (groups == C == K), 2-D,
+ * 3x3, stride 1 or 2 in both dims, dilation 1, tensors under 2^31 elements. */
+bool cuda_dwconv2d_supported(const ConvGeom *g);
+/* y (N, C, Ho, Wo) = act(dwconv3x3(x, w) + b + r) (b, r may be NULL); overwrites y. */
+bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
+                                  const float *r, int act, float *y);
+/* dst (N, S, C) bf16 = src (N, C, S) f32 (round to nearest even). */
+bool cuda_launch_to_bf16_cl_tiled(Ctx *ctx, const float *src, void *dst, int64_t N, int64_t C, int64_t S);
+/* dst (N, C, S) f32 = act(src (N, S, C) bf16 + bias[c] + r) (bias, r may be NULL), or, when
+ * accumulate, dst += src (bias, r and act ignored). */
+bool cuda_launch_from_bf16_cl_tiled(Ctx *ctx, const void *src, float *dst, int64_t N, int64_t C, int64_t S,
+                                    const float *bias, const float *r, int act, bool accumulate);
+
+/* ---- cuda_layout.c (bf16 channels-last activations between layers) ----------------------- */
+void cuda_shadow_reset(Ctx *ctx);
+/* BF16 precision, resident mode on, not recording: fused convs may leave shadows. */
+bool cuda_resident_active(const Ctx *ctx);
+/* The shadow of exactly t (same address and size), or NULL. Valid until the next add/drop. */
+const CudaShadow *cuda_shadow_of(const Ctx *ctx, const Tensor *t);
+bool cuda_shadow_add(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S);
+/* Before reading t's f32 data: converts stale shadows overlapping it back (once). */
+void cuda_layout_in(Ctx *ctx, const Tensor *t);
+/* Before writing t's f32 data: as cuda_layout_in, then forgets the overlapping shadows. */
+void cuda_layout_out(Ctx *ctx, const Tensor *t);
+void cuda_layout_in_range(Ctx *ctx, const void *p, size_t bytes);
+void cuda_layout_out_range(Ctx *ctx, const void *p, size_t bytes);
+void cl_unary_forward(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, Tensor *y);
+void cl_binary_forward(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, Tensor *y);
+void cl_temporal_shift_forward(Ctx *ctx, int64_t N, int T, int64_t C, int64_t HW, int fold_div, const Tensor *x,
+                               Tensor *y);
+/* The wrappers of every other slot (canonical inputs, shadows of outputs dropped). */
+void cl_fill(Ctx *ctx, Tensor *t, float value);
+void cl_axpy(Ctx *ctx, float alpha, const Tensor *x, Tensor *y);
+void cl_copy_block(Ctx *ctx, const Tensor *src, int64_t src_off, int64_t src_ld, Tensor *dst, int64_t dst_off, int64_t dst_ld, int64_t rows, int64_t cols, bool accumulate);
+void cl_permute(Ctx *ctx, const Tensor *src, const int *perm, Tensor *dst, bool accumulate);
+void cl_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy, Tensor *dx, Tensor *dw, Tensor *db);
+void cl_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean, Tensor *save_invstd);
+void cl_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, const Tensor *running_mean, const Tensor *running_var, Tensor *y);
+void cl_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma, const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta);
+void cl_unary_backward(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, const Tensor *y, const Tensor *dy, Tensor *dx);
+void cl_binary_backward(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, const Tensor *dy, Tensor *da, Tensor *db);
+void cl_reduce_forward(Ctx *ctx, const ReduceGeom *g, const Tensor *x, Tensor *y);
+void cl_reduce_backward(Ctx *ctx, const ReduceGeom *g, const Tensor *dy, Tensor *dx);
+void cl_max_pool_forward(Ctx *ctx, const PoolGeom *g, const Tensor *x, Tensor *y, Tensor *argmax);
+void cl_max_pool_backward(Ctx *ctx, const PoolGeom *g, const Tensor *argmax, const Tensor *dy, Tensor *dx);
+void cl_linear_forward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y);
+void cl_linear_backward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy, Tensor *dx, Tensor *dw, Tensor *db);
+void cl_softmax_forward(Ctx *ctx, int64_t rows, int64_t cols, bool log, const Tensor *x, Tensor *y);
+void cl_softmax_backward(Ctx *ctx, int64_t rows, int64_t cols, bool log, const Tensor *y, const Tensor *dy, Tensor *dx);
+void cl_cross_entropy_forward(Ctx *ctx, int64_t rows, int64_t cols, const Tensor *logits, const Tensor *labels, Tensor *loss, Tensor *probs);
+void cl_cross_entropy_backward(Ctx *ctx, int64_t rows, int64_t cols, const Tensor *probs, const Tensor *labels, const Tensor *dloss, Tensor *dlogits);
+void cl_gather_forward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *x, const Tensor *idx, Tensor *y);
+void cl_gather_backward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, const Tensor *idx, const Tensor *dy, Tensor *dx);
+void cl_affine_grid_forward(Ctx *ctx, int N, int H, int W, const Tensor *theta, Tensor *grid);
+void cl_affine_grid_backward(Ctx *ctx, int N, int H, int W, const Tensor *dgrid, Tensor *dtheta);
+void cl_grid_sample_forward(Ctx *ctx, const Tensor *x, const Tensor *grid, Tensor *y);
+void cl_grid_sample_backward(Ctx *ctx, const Tensor *x, const Tensor *grid, const Tensor *dy, Tensor *dx, Tensor *dgrid);
+void cl_temporal_shift_backward(Ctx *ctx, int64_t N, int T, int64_t C, int64_t HW, int fold_div, const Tensor *dy, Tensor *dx);
+void cl_interp_linear_forward(Ctx *ctx, int64_t rows, int Tin, int Tout, const Tensor *x, Tensor *y);
+void cl_interp_linear_backward(Ctx *ctx, int64_t rows, int Tin, int Tout, const Tensor *dy, Tensor *dx);
+void cl_dropout_forward(Ctx *ctx, float p, const RngStream *stream, const Tensor *x, Tensor *y);
+void cl_dropout_backward(Ctx *ctx, float p, const RngStream *stream, const Tensor *dy, Tensor *dx);
+void cl_quantile_sample(Ctx *ctx, int64_t B, int G, int T, int F, const Tensor *w, const Tensor *u, Tensor *idx);
+void cl_box_transform(Ctx *ctx, const BoxGeom *g, int64_t N, const Tensor *a, Tensor *boxes, Tensor *theta);
+
+/* ---- cuda_layout_kernels.cu (kernels on bf16 (N, S, C) shadows) ---------------------------- */
+/* y (rows, C) = act(y + b[c] + r) in place; b (C) f32 and r (rows, C) bf16 may be NULL. */
+bool cuda_launch_nhwc_epilogue(Ctx *ctx, void *y, const float *b, const void *r, int act, int64_t rows, int64_t C);
+/* Depthwise 3x3 (cuda_dwconv2d_supported geometry, C even): x (N, H, W, C) bf16, w (C, 1, 3, 3)
+ * f32, b (C) or NULL → y (N, Ho, Wo, C) bf16 = act(conv + b). */
+bool cuda_launch_dw3x3_nhwc(Ctx *ctx, const ConvGeom *g, const void *x, const float *w, const float *b, int act,
+                            void *y);
+/* y = act(a + b) (b may be NULL) over n bf16 elements. */
+bool cuda_launch_bf16_add_act(Ctx *ctx, const void *a, const void *b, void *y, int act, int64_t n);
+/* TSM shift of x (N·T, S, C) bf16 into y. */
+bool cuda_launch_tshift_nhwc(Ctx *ctx, const void *x, void *y, int64_t N, int T, int64_t S, int64_t C, int fold_div);
 
 /* ---- cuda_linear.c (cuBLASLt) ------------------------------------------------------------ */
 void cuda_linear_forward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,

@@ -5,10 +5,12 @@
  *   cuda_pass  a training step and an eval pass through the op layer, planning (test_cuda_pass.c)
  *   cuda_models  backbones vs PyTorch fixtures, Uni-AdaFocus CPU vs GPU (inference, a training step), the
  *              device frame sampler and patch boxes bit for bit (test_cuda_models.c)
- *   cuda_graph   inference captured as a CUDA graph: replay == eager, no allocation, latency (test_cuda_models.c) */
+ *   cuda_graph   inference captured as a CUDA graph: replay == eager, no allocation, latency (test_cuda_models.c)
+ *   cuda_x3d     X3D blocks and the channel-wise 3-D convolution kernel vs the CPU (test_cuda_x3d.c)
+ *   cuda_fused   the bf16 channels-last activation path and fused conv epilogues vs the CPU (test_cuda_fused.c) */
 #include "tests/test_runner.h"
 
-#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass) X(profile_gpu) X(cuda_models) X(cuda_graph)
+#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass) X(profile_gpu) X(cuda_models) X(cuda_graph) X(cuda_x3d) X(cuda_fused)
 
 #define X(name) int test_group_##name(int *total) __attribute__((weak));
 GPU_TEST_GROUPS

@@ -1,0 +1,246 @@
+/* cuda_conv_fused.cu — the fast paths around the convolutions of the CUDA backend (issue 6,
+ * speed): the fused conv epilogue (bias + residual + ReLU/ReLU6 in one pass over y), the
+ * depthwise 3x3 2-D forward kernel with that epilogue, and the tiled (coalesced) conversions
+ * between the backend's f32 (N, C, S) tensors and the bf16 channels-last copies of the BF16
+ * precision (the conversion back into f32 carries the epilogue too).
+ *
+ * Epilogue order, everywhere: v = conv (+ b[k]) then v + residual, then the activation, each
+ * step rounded on its own (f_add, no contraction): the unfused ops' order (conv bias add,
+ * op_add, op_relu/op_relu6), so the fused path gives the unfused values.
+ *
+ * No atomics; each output is written by one thread: deterministic.
+ */
+#include <cuda_bf16.h>
+
+#include "kernels/cuda/cuda_kernels.cuh"
+
+/* act: OpAct of kernels/ops.h (0 none, 1 ReLU, 2 ReLU6), with cuda_unary's formulas. */
+__device__ static inline float apply_act(float v, int act)
+{
+    if (act == 1)
+        return v > 0 ? v : 0.0f;
+    if (act == 2)
+        return v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
+    return v;
+}
+
+/* ---- epilogue in place: y (N, K, P) = act(y + b[k] + r) -------------------------------- */
+
+template <typename Index>
+__global__ static void conv_epilogue_kernel(float *y, const float *b, const float *r, int act, Index K, Index P,
+                                            Index total)
+{
+    for (Index i = (Index)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (Index)gridDim.x * blockDim.x) {
+        float v = y[i];
+        if (b)
+            v = f_add(v, b[i / P % K]);
+        if (r)
+            v = f_add(v, r[i]);
+        y[i] = apply_act(v, act);
+    }
+}
+
+bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *r, int act, int64_t N, int64_t K,
+                               int64_t P)
+{
+    int64_t total = N * K * P;
+    if (total == 0 || (!b && !r && act == 0))
+        return true;
+    unsigned blocks = ck_blocks(total, CK_THREADS);
+    if (total < INT32_MAX)
+        conv_epilogue_kernel<uint32_t><<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(
+            y, b, r, act, (uint32_t)K, (uint32_t)P, (uint32_t)total);
+    else
+        conv_epilogue_kernel<int64_t><<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(y, b, r, act, K, P, total);
+    return LAUNCH_OK(ctx, "conv_epilogue_kernel");
+}
+
+/* ---- depthwise 3x3 (2-D), forward with the epilogue -------------------------------------- */
+
+enum { DW_OUT = 4 }; /* outputs per thread, consecutive along the width */
+
+/* x (N, C, H, W), w (C, 1, 3, 3), y (N, C, Ho, Wo). One thread per DW_OUT consecutive outputs
+ * of a row: it keeps the 3 x (DW_OUT·S + 2) input window of its row in registers (neighbouring
+ * threads' windows overlap and meet in L1), its channel's 9 weights, and sums each output from
+ * the bias in (kh, kw) tap order with fmaf — the order of conv_direct_forward_kernel, so the
+ * fast kernel gives the direct kernel's values. Out-of-range rows are skipped, out-of-range
+ * columns read as 0. 32-bit indices: the caller checks N·C·H·W and N·C·Ho·Wo fit. */
+template <int S>
+__global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
+    const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
+    const float *__restrict__ r, float *__restrict__ y, int act, uint32_t C, uint32_t H, uint32_t W, uint32_t Ho,
+    uint32_t Wo, int ph, int pw, uint32_t WQ, uint32_t total)
+{
+    constexpr int WIN = DW_OUT * S + 3 - S; /* inputs the DW_OUT outputs of a row read */
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        uint32_t wq = i % WQ, t = i / WQ;
+        uint32_t ho = t % Ho, plane = t / Ho, c = plane % C;
+        int wo0 = (int)wq * DW_OUT;
+        const float *xp = x + (size_t)plane * H * W;
+        float wr[9];
+#pragma unroll
+        for (int j = 0; j < 9; j++)
+            wr[j] = __ldg(w + c * 9 + j);
+        float bias = b ? __ldg(b + c) : 0.0f;
+        float acc[DW_OUT];
+#pragma unroll
+        for (int o = 0; o < DW_OUT; o++)
+            acc[o] = bias;
+        int hi0 = (int)ho * S - ph, wi0 = wo0 * S - pw;
+#pragma unroll
+        for (int kh = 0; kh < 3; kh++) {
+            int hi = hi0 + kh;
+            if (hi < 0 || hi >= (int)H)
+                continue;
+            const float *row = xp + (size_t)hi * W;
+            float in[WIN];
+#pragma unroll
+            for (int j = 0; j < WIN; j++) {
+                int wi = wi0 + j;
+                in[j] = (wi >= 0 && wi < (int)W) ? __ldg(row + wi) : 0.0f;
+            }
+#pragma unroll
+            for (int o = 0; o < DW_OUT; o++)
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++)
+                    acc[o] = fmaf(in[o * S + kw], wr[kh * 3 + kw], acc[o]);
+        }
+        size_t ybase = ((size_t)plane * Ho + ho) * Wo + (size_t)wo0;
+#pragma unroll
+        for (int o = 0; o < DW_OUT; o++) {
+            if (wo0 + o >= (int)Wo)
+                break;
+            float v = acc[o];
+            if (r)
+                v = f_add(v, __ldg(r + ybase + o));
+            y[ybase + o] = apply_act(v, act);
+        }
+    }
+}
+
+bool cuda_dwconv2d_supported(const ConvGeom *g)
+{
+    int64_t nx = (int64_t)g->N * g->C * g->H * g->W, ny = (int64_t)g->N * g->K * g->Ho * g->Wo;
+    return g->groups == g->C && g->K == g->C && g->T == 1 && g->kt == 1 && g->To == 1 && g->kh == 3 &&
+           g->kw == 3 && g->dh == 1 && g->dw == 1 && g->sh == g->sw && (g->sh == 1 || g->sh == 2) &&
+           nx < INT32_MAX && ny < INT32_MAX;
+}
+
+bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
+                                  const float *r, int act, float *y)
+{
+    uint32_t WQ = (uint32_t)((g->Wo + DW_OUT - 1) / DW_OUT);
+    int64_t total = (int64_t)g->N * g->C * g->Ho * WQ;
+    if (total == 0)
+        return true;
+    unsigned blocks = ck_blocks(total, CK_THREADS);
+    cudaStream_t s = cuda_stream_of(ctx);
+    if (g->sh == 1)
+        dw3x3_forward_kernel<1><<<blocks, CK_THREADS, 0, s>>>(x, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
+                                                               (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
+                                                               g->ph, g->pw, WQ, (uint32_t)total);
+    else
+        dw3x3_forward_kernel<2><<<blocks, CK_THREADS, 0, s>>>(x, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
+                                                               (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
+                                                               g->ph, g->pw, WQ, (uint32_t)total);
+    return LAUNCH_OK(ctx, "dw3x3_forward_kernel");
+}
+
+/* ---- tiled conversions f32 (N, C, S) <-> bf16 (N, S, C) ---------------------------------- */
+
+enum { TILE = 32, TILE_ROWS = 8 };
+
+/* dst (N, S, C) bf16 <- src (N, C, S) f32: per n a C x S transpose through a 32 x 33 shared
+ * tile (reads coalesced along s, writes along c). Grid (S tiles, C tiles, n slices). */
+__global__ static void to_bf16_cl_tiled_kernel(const float *__restrict__ src, __nv_bfloat16 *__restrict__ dst,
+                                               int64_t N, int64_t C, int64_t S)
+{
+    __shared__ float tile[TILE][TILE + 1];
+    int64_t s0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE;
+    for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+        for (int j = threadIdx.y; j < TILE; j += TILE_ROWS) {
+            int64_t c = c0 + j, s = s0 + threadIdx.x;
+            if (c < C && s < S)
+                tile[j][threadIdx.x] = src[(n * C + c) * S + s];
+        }
+        __syncthreads();
+        for (int j = threadIdx.y; j < TILE; j += TILE_ROWS) {
+            int64_t s = s0 + j, c = c0 + threadIdx.x;
+            if (c < C && s < S)
+                dst[(n * S + s) * C + c] = __float2bfloat16_rn(tile[threadIdx.x][j]);
+        }
+        __syncthreads();
+    }
+}
+
+/* dst (N, C, S) f32 = epilogue(src (N, S, C) bf16), or += src when accumulate (no epilogue).
+ * Reads coalesced along c, writes along s. */
+__global__ static void from_bf16_cl_tiled_kernel(const __nv_bfloat16 *__restrict__ src, float *__restrict__ dst,
+                                                 int64_t N, int64_t C, int64_t S, const float *__restrict__ bias,
+                                                 const float *__restrict__ r, int act, bool accumulate)
+{
+    __shared__ float tile[TILE][TILE + 1];
+    int64_t s0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE;
+    for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+        for (int j = threadIdx.y; j < TILE; j += TILE_ROWS) {
+            int64_t s = s0 + j, c = c0 + threadIdx.x;
+            if (c < C && s < S)
+                tile[j][threadIdx.x] = __bfloat162float(src[(n * S + s) * C + c]);
+        }
+        __syncthreads();
+        for (int j = threadIdx.y; j < TILE; j += TILE_ROWS) {
+            int64_t c = c0 + j, s = s0 + threadIdx.x;
+            if (c < C && s < S) {
+                int64_t o = (n * C + c) * S + s;
+                float v = tile[threadIdx.x][j];
+                if (accumulate) {
+                    dst[o] = f_add(dst[o], v);
+                } else {
+                    if (bias)
+                        v = f_add(v, bias[c]);
+                    if (r)
+                        v = f_add(v, r[o]);
+                    dst[o] = apply_act(v, act);
+                }
+            }
+        }
+        __syncthreads();
+    }
+}
+
+static bool tiled_grid(Ctx *ctx, int64_t N, int64_t C, int64_t S, dim3 *grid)
+{
+    int64_t gs = (S + TILE - 1) / TILE, gc = (C + TILE - 1) / TILE;
+    if (gs > INT32_MAX || gc > 65535) {
+        ctx_set_error(ctx, "bf16 layout conversion: (N %lld, C %lld, S %lld) exceeds the grid limits", (long long)N,
+                      (long long)C, (long long)S);
+        return false;
+    }
+    *grid = dim3((unsigned)gs, (unsigned)gc, (unsigned)(N < 65535 ? N : 65535));
+    return true;
+}
+
+bool cuda_launch_to_bf16_cl_tiled(Ctx *ctx, const float *src, void *dst, int64_t N, int64_t C, int64_t S)
+{
+    dim3 grid;
+    if (N * C * S == 0)
+        return true;
+    if (!tiled_grid(ctx, N, C, S, &grid))
+        return false;
+    to_bf16_cl_tiled_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, cuda_stream_of(ctx)>>>(src, (__nv_bfloat16 *)dst, N, C,
+                                                                                    S);
+    return LAUNCH_OK(ctx, "to_bf16_cl_tiled_kernel");
+}
+
+bool cuda_launch_from_bf16_cl_tiled(Ctx *ctx, const void *src, float *dst, int64_t N, int64_t C, int64_t S,
+                                    const float *bias, const float *r, int act, bool accumulate)
+{
+    dim3 grid;
+    if (N * C * S == 0)
+        return true;
+    if (!tiled_grid(ctx, N, C, S, &grid))
+        return false;
+    from_bf16_cl_tiled_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, cuda_stream_of(ctx)>>>(
+        (const __nv_bfloat16 *)src, dst, N, C, S, bias, r, act, accumulate);
+    return LAUNCH_OK(ctx, "from_bf16_cl_tiled_kernel");
+}

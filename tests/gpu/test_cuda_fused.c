@@ -1,0 +1,294 @@
+/* test_cuda_fused.c — the fused conv epilogues and the fast depthwise kernel of the CUDA backend
+ * against the CPU reference (group cuda_fused): conv_bias_act_forward (y = act(conv + b +
+ * residual)) on depthwise 3x3 (the tiled kernel), a depthwise 5x5 (the direct kernel plus the
+ * epilogue), dense 1x1 / 3x3 convs (cuDNN plus the fp32 epilogue, or the bf16 channels-last
+ * conversion carrying the epilogue), at fp32 / tf32 / bf16 with their tolerances, outputs
+ * poisoned with NaN first (the GPU context of the tests poisons every new block), each result
+ * repeated bit for bit; and the fused op through the op layer equal to the unfused chain on the
+ * GPU (forward), with its backward (the recorded chain) against the CPU.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+#include "kernels/tape.h"
+#include "tests/gpu/gpu_test_util.h"
+
+#define CPU(slot, ...) e->cpu->ops->slot(e->cpu, __VA_ARGS__)
+#define GPU(slot, ...) e->gpu->ops->slot(e->gpu, __VA_ARGS__)
+
+typedef struct {
+    const char *name;
+    int N, C, K, H, W, k, stride, pad, groups;
+    bool bias, residual;
+    int act; /* OpAct */
+} FusedCase;
+
+static const FusedCase CASES[] = {
+    {"depthwise 3x3 s1, odd width, bias, ReLU6", 3, 24, 24, 17, 19, 3, 1, 1, 24, true, false, OP_ACT_RELU6},
+    {"depthwise 3x3 s2, bias, ReLU6", 2, 16, 16, 16, 16, 3, 2, 1, 16, true, false, OP_ACT_RELU6},
+    {"depthwise 3x3 s2, odd size", 2, 8, 8, 15, 13, 3, 2, 1, 8, true, false, OP_ACT_RELU},
+    {"depthwise 3x3 s1, residual, no act", 2, 32, 32, 8, 8, 3, 1, 1, 32, false, true, OP_ACT_NONE},
+    {"depthwise 3x3 s1 tiny planes", 4, 96, 96, 4, 4, 3, 1, 1, 96, true, false, OP_ACT_RELU6},
+    {"depthwise 3x3 s1 large (grid stride)", 8, 96, 96, 64, 64, 3, 1, 1, 96, true, false, OP_ACT_RELU6},
+    {"depthwise 5x5 s1 (direct + epilogue)", 2, 12, 12, 11, 9, 5, 1, 2, 12, true, true, OP_ACT_RELU6},
+    {"dense 1x1, bias + residual + ReLU (bottleneck end)", 2, 32, 48, 7, 7, 1, 1, 0, 1, true, true, OP_ACT_RELU},
+    {"dense 1x1 project, bias + residual", 3, 64, 24, 9, 9, 1, 1, 0, 1, true, true, OP_ACT_NONE},
+    {"dense 3x3 s2 stem, bias, ReLU6", 2, 3, 16, 33, 33, 3, 2, 1, 1, true, false, OP_ACT_RELU6},
+    {"grouped 3x3 g4, bias, ReLU", 2, 8, 12, 9, 9, 3, 1, 1, 4, true, false, OP_ACT_RELU},
+};
+
+static ConvGeom geom_of(const FusedCase *c)
+{
+    ConvGeom g = {.N = c->N, .C = c->C, .K = c->K, .T = 1, .H = c->H, .W = c->W, .kt = 1, .kh = c->k, .kw = c->k,
+                  .st = 1, .sh = c->stride, .sw = c->stride, .pt = 0, .ph = c->pad, .pw = c->pad,
+                  .dt = 1, .dh = 1, .dw = 1, .groups = c->groups};
+    g.To = 1;
+    g.Ho = (g.H + 2 * g.ph - g.kh) / g.sh + 1;
+    g.Wo = (g.W + 2 * g.pw - g.kw) / g.sw + 1;
+    return g;
+}
+
+static void test_fused_conv_epilogues(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "conv_bias_act_forward (fused epilogues, depthwise 3x3) vs CPU at fp32, tf32, bf16");
+    static const CudaPrecision precisions[3] = {CUDA_PRECISION_FP32, CUDA_PRECISION_TF32, CUDA_PRECISION_BF16};
+    for (size_t ci = 0; ci < sizeof CASES / sizeof CASES[0]; ci++) {
+        const FusedCase *fc = &CASES[ci];
+        ConvGeom g = geom_of(fc);
+        uint64_t seed = 7000 + 100 * ci;
+        /* inputs drawn so that a good share of outputs lands on each side of 0 and of 6 */
+        Tensor *x = gh_rand(e, seed, -2, 3, DIMS(g.N, g.C, 1, g.H, g.W));
+        Tensor *w = gh_rand(e, seed + 1, -1, 1, DIMS(g.K, g.C / g.groups, 1, g.kh, g.kw));
+        Tensor *b = fc->bias ? gh_rand(e, seed + 2, -1, 2, DIMS(g.K)) : NULL;
+        Tensor *r = fc->residual ? gh_rand(e, seed + 3, -2, 2, DIMS(g.N, g.K, 1, g.Ho, g.Wo)) : NULL;
+        Tensor *y = gh(e, DTYPE_F32, DIMS(g.N, g.K, 1, g.Ho, g.Wo));
+        CPU(conv_bias_act_forward, &g, x, w, b, r, fc->act, y);
+        Tensor *dx = gd(e, x), *dw = gd(e, w), *db = b ? gd(e, b) : NULL, *dr = r ? gd(e, r) : NULL;
+        bool depthwise = g.groups == g.C && g.K == g.C;
+        for (int p = 0; p < 3; p++) {
+            for (int force_cudnn = 0; force_cudnn <= (depthwise && p == 0); force_cudnn++) {
+                cuda_set_precision(e->gpu, precisions[p]);
+                cuda_set_conv_path(e->gpu, force_cudnn ? CUDA_CONV_CUDNN : CUDA_CONV_AUTO);
+                cuda_set_depthwise_custom(e->gpu, !force_cudnn);
+                /* depthwise runs the fp32 kernels whatever the precision (unless cuDNN is forced) */
+                Tol tol = depthwise && !force_cudnn ? TOL_FP32_GEMM : gpu_tol_for(precisions[p]);
+                Tensor *yd = gd_nan_like(e, y), *yd2 = gd_nan_like(e, y);
+                GPU(conv_bias_act_forward, &g, dx, dw, db, dr, fc->act, yd);
+                char what[256];
+                snprintf(what, sizeof what, "%s %s%s [%s]", fc->name, cuda_precision_name(precisions[p]),
+                         force_cudnn ? " cudnn forced" : "", cuda_last_conv_info(e->gpu));
+                gpu_expect_ok(e, what);
+                gpu_expect_close(e, what, yd, y, tol);
+                GPU(conv_bias_act_forward, &g, dx, dw, db, dr, fc->act, yd2);
+                Tensor *h1 = gh_like(e, y), *h2 = gh_like(e, y);
+                if (cuda_tensor_to_host(e->gpu, yd, h1) && cuda_tensor_to_host(e->gpu, yd2, h2) &&
+                    memcmp(h1->data, h2->data, tensor_bytes(y)) != 0) {
+                    printf("  FAIL %s: a second run gave different bits\n", what);
+                    e->failures++;
+                }
+                e->checks++;
+            }
+        }
+    }
+    cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
+    cuda_set_conv_path(e->gpu, CUDA_CONV_AUTO);
+    cuda_set_depthwise_custom(e->gpu, true);
+    gpu_end(e);
+}
+
+/* Through the op layer on the GPU: the fused op equals the unfused chain (fp32: the same float
+ * operations in the same order on the same paths), and, recording, its gradients (the chain's
+ * backward, including the depthwise backward kernels) match the CPU's. */
+static Tensor *upload(GpuEnv *e, Tensor *h, bool grad)
+{
+    Tensor *d = gd(e, h);
+    if (d && grad) {
+        d->requires_grad = true;
+        d->grad = gd(e, gh_like(e, h)); /* zeros */
+    }
+    return d;
+}
+
+static Tensor *leaf_copy(const Tensor *h)
+{
+    Tensor *t = ttensor(DTYPE_F32, h->ndim, h->shape, true);
+    memcpy(t->data, h->data, tensor_bytes(h));
+    return t;
+}
+
+static void test_fused_op_layer(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "op_conv2d_bias_act on the GPU: equals the unfused chain; backward vs CPU");
+    cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
+    const int cases[2] = {0, 3}; /* depthwise + ReLU6, depthwise + residual */
+    for (int ci = 0; ci < 2; ci++) {
+        const FusedCase *fc = &CASES[cases[ci]];
+        int64_t Ho = (fc->H + 2 * fc->pad - fc->k) / fc->stride + 1, Wo = (fc->W + 2 * fc->pad - fc->k) / fc->stride + 1;
+        uint64_t seed = 8000 + 10 * (uint64_t)ci;
+        Tensor *x = gh_rand(e, seed, -2, 3, DIMS(fc->N, fc->C, fc->H, fc->W));
+        Tensor *w = gh_rand(e, seed + 1, -1, 1, DIMS(fc->K, fc->C / fc->groups, fc->k, fc->k));
+        Tensor *b = gh_rand(e, seed + 2, -1, 2, DIMS(fc->K));
+        Tensor *r = fc->residual ? gh_rand(e, seed + 3, -2, 2, DIMS(fc->N, fc->K, Ho, Wo)) : NULL;
+        OpAct act = (OpAct)fc->act;
+        /* forward, not recording: fused kernel vs unfused chain on the GPU */
+        Tensor *dx = gd(e, x), *dw = gd(e, w), *db = gd(e, b), *dr = r ? gd(e, r) : NULL;
+        Tensor *fused = op_conv2d_bias_act(e->gpu, dx, dw, db, dr, fc->stride, fc->pad, fc->groups, act);
+        Tensor *chain = op_conv2d(e->gpu, dx, dw, db, fc->stride, fc->pad, fc->groups);
+        if (dr)
+            chain = op_add(e->gpu, chain, dr);
+        chain = act == OP_ACT_RELU6 ? op_relu6(e->gpu, chain) : act == OP_ACT_RELU ? op_relu(e->gpu, chain) : chain;
+        gpu_expect_ok(e, "fused and unfused forward");
+        Tensor *hchain = gh(e, DTYPE_F32, DIMS(fc->N, fc->K, Ho, Wo));
+        if (chain && cuda_tensor_to_host(e->gpu, chain, hchain)) {
+            char what[200];
+            snprintf(what, sizeof what, "%s: fused == unfused chain on the GPU (fp32)", fc->name);
+            gpu_expect_equal(e, what, fused, hchain);
+        }
+        /* backward through the recorded chain, GPU vs CPU */
+        /* CPU leaves with zeroed gradients (ttensor owns and frees its grad; freed below) */
+        Tensor *cx = leaf_copy(x), *cw = leaf_copy(w), *cb = leaf_copy(b), *cr = r ? leaf_copy(r) : NULL;
+        Tensor *gx = upload(e, x, true), *gw = upload(e, w, true), *gb = upload(e, b, true);
+        Tensor *gr = r ? upload(e, r, true) : NULL;
+        Tensor *dyh = gh_rand(e, seed + 5, -1, 1, DIMS(fc->N, fc->K, Ho, Wo));
+        Ctx *ctxs[2] = {e->cpu, e->gpu};
+        for (int side = 0; side < 2; side++) {
+            Ctx *ctx = ctxs[side];
+            ctx->recording = true;
+            Tensor *y = side == 0 ? op_conv2d_bias_act(ctx, cx, cw, cb, cr, fc->stride, fc->pad, fc->groups, act)
+                                  : op_conv2d_bias_act(ctx, gx, gw, gb, gr, fc->stride, fc->pad, fc->groups, act);
+            Tensor *dy = side == 0 ? dyh : gd(e, dyh);
+            /* L = Σ y·dy: its gradient with respect to y is dy */
+            Tensor *l = op_sum_all(ctx, op_mul(ctx, y, dy));
+            if (l)
+                tape_backward(ctx, l);
+            ctx->recording = false;
+        }
+        gpu_expect_ok(e, "fused op backward");
+        gpu_expect_close(e, "  dx", gx->grad, cx->grad, TOL_FP32_GEMM);
+        gpu_expect_close(e, "  dw", gw->grad, cw->grad, TOL_FP32_GEMM);
+        gpu_expect_close(e, "  db", gb->grad, cb->grad, TOL_FP32_GEMM);
+        if (gr)
+            gpu_expect_close(e, "  dresidual", gr->grad, cr->grad, TOL_FP32_GEMM);
+        ttensor_free(cx), ttensor_free(cw), ttensor_free(cb);
+        if (cr)
+            ttensor_free(cr);
+    }
+    gpu_end(e);
+}
+
+/* ---- bf16 channels-last activations between layers (cuda_layout.c) ---------------------- */
+
+/* A MobileNetV2 block and a TSM-ResNet-like tail through the op layer on the GPU at BF16 with
+ * resident layouts on and off, against the CPU: stem conv, expand 1x1, depthwise 3x3, project,
+ * residual add, temporal shift, a 1x1 with a fused residual, ReLU(add), then ops that do not
+ * know the layout (a reshape view + scale, a global average pool) and must see correct f32
+ * data. The f32 data of resident tensors stays NaN-poisoned until converted on demand, so a
+ * consumer that read stale f32 data fails the comparison. Tolerance: up to 8 bf16 roundings in
+ * sequence (each ~2e-3 relative), so twice TOL_BF16's norm bound at the end of the chain. */
+typedef struct {
+    Tensor *q, *u, *v, *gap;
+} ChainOut;
+
+static ChainOut run_chain(Ctx *ctx, Tensor *const *in)
+{
+    /* in: x (4, 3, 17, 17), stem w (16, 3, 3, 3) b, exp w (32, 16, 1, 1) b, dw w (32, 1, 3, 3) b,
+     * proj w (16, 32, 1, 1) b, tail w (16, 16, 1, 1) b */
+    Tensor *a = op_conv2d_bias_act(ctx, in[0], in[1], in[2], NULL, 2, 1, 1, OP_ACT_RELU6);   /* (4, 16, 9, 9) */
+    Tensor *e = op_conv2d_bias_act(ctx, a, in[3], in[4], NULL, 1, 0, 1, OP_ACT_RELU6);       /* (4, 32, 9, 9) */
+    Tensor *d = op_conv2d_bias_act(ctx, e, in[5], in[6], NULL, 1, 1, 32, OP_ACT_RELU6);      /* (4, 32, 9, 9) */
+    Tensor *p = op_conv2d_bias_act(ctx, d, in[7], in[8], NULL, 1, 0, 1, OP_ACT_NONE);        /* (4, 16, 9, 9) */
+    Tensor *r = op_add(ctx, a, p);
+    Tensor *t = op_temporal_shift(ctx, r, 2, 4);
+    ChainOut o;
+    o.q = op_conv2d_bias_act(ctx, t, in[9], in[10], r, 1, 0, 1, OP_ACT_RELU);
+    o.u = op_relu(ctx, op_add(ctx, o.q, t));
+    o.v = op_scale(ctx, op_reshape(ctx, o.u, 2, (int64_t[]){4, 16 * 81}), 0.5f);
+    o.gap = op_global_avg_pool(ctx, o.u);
+    return o;
+}
+
+static void test_resident_bf16_chain(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "bf16 channels-last activations between layers: op chain vs CPU, resident on/off");
+    static const int64_t shapes[11][4] = {{4, 3, 17, 17}, {16, 3, 3, 3}, {16}, {32, 16, 1, 1}, {32},
+                                          {32, 1, 3, 3},  {32},          {16, 32, 1, 1}, {16}, {16, 16, 1, 1}, {16}};
+    static const int ndims[11] = {4, 4, 1, 4, 1, 4, 1, 4, 1, 4, 1};
+    static const float scale[11] = {1.0f, 0.35f, 0.5f, 0.45f, 0.5f, 0.5f, 0.5f, 0.3f, 0.5f, 0.4f, 0.5f};
+    Tensor *h[11], *d[11];
+    for (int i = 0; i < 11; i++) {
+        h[i] = gh_rand(e, 9100 + (uint64_t)i, -scale[i], scale[i], ndims[i], shapes[i]);
+        d[i] = gd(e, h[i]);
+    }
+    ChainOut ref = run_chain(e->cpu, h);
+    assert_true(ctx_ok(e->cpu));
+    const Tol chain_tol = {3e-2, 2e-1};
+    cuda_set_precision(e->gpu, CUDA_PRECISION_BF16);
+    for (int resident = 1; resident >= 0; resident--) {
+        cuda_set_resident_bf16(e->gpu, resident != 0);
+        ChainOut got = run_chain(e->gpu, d);
+        char what[160];
+        snprintf(what, sizeof what, "chain resident=%d: ", resident);
+        gpu_expect_ok(e, what);
+        const char *names[4] = {"q = conv1x1(tshift) + residual, ReLU", "u = ReLU(q + t)", "v = 0.5 * reshape(u)",
+                                "global average pool of u"};
+        Tensor *g4[4] = {got.q, got.u, got.v, got.gap}, *r4[4] = {ref.q, ref.u, ref.v, ref.gap};
+        for (int k = 0; k < 4; k++) {
+            char w2[224];
+            snprintf(w2, sizeof w2, "%s%s", what, names[k]);
+            if (g4[k])
+                gpu_expect_close(e, w2, g4[k], r4[k], chain_tol);
+        }
+    }
+    cuda_set_resident_bf16(e->gpu, true);
+    cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
+    gpu_end(e);
+}
+
+/* The resident depthwise kernels (8 channels per thread when C % 8 == 0, else 2) and the
+ * vectorised epilogue, on odd widths and both strides: 1x1 expand (leaves a bf16 shadow), then
+ * the depthwise 3x3 reading it, then a global average pool (an op that needs the f32 form). */
+static void test_resident_depthwise(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "bf16 channels-last depthwise 3x3 (2 and 8 channels per thread) vs CPU");
+    const struct {
+        int C, H, W, stride;
+    } cases[] = {{6, 9, 11, 1}, {6, 10, 7, 2}, {16, 13, 13, 1}, {24, 15, 9, 2}, {40, 8, 8, 1}};
+    cuda_set_precision(e->gpu, CUDA_PRECISION_BF16);
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int C = cases[ci].C;
+        uint64_t seed = 9500 + 10 * ci;
+        Tensor *h[5] = {gh_rand(e, seed, -1, 1, DIMS(2, 4, cases[ci].H, cases[ci].W)),
+                        gh_rand(e, seed + 1, -0.5f, 0.5f, DIMS(C, 4, 1, 1)), gh_rand(e, seed + 2, -0.5f, 0.5f, DIMS(C)),
+                        gh_rand(e, seed + 3, -0.5f, 0.5f, DIMS(C, 1, 3, 3)), gh_rand(e, seed + 4, -0.5f, 0.5f, DIMS(C))};
+        Tensor *d[5];
+        for (int k = 0; k < 5; k++)
+            d[k] = gd(e, h[k]);
+        Tensor *ref = op_conv2d_bias_act(e->cpu, op_conv2d_bias_act(e->cpu, h[0], h[1], h[2], NULL, 1, 0, 1, OP_ACT_RELU6),
+                                         h[3], h[4], NULL, cases[ci].stride, 1, C, OP_ACT_RELU6);
+        Tensor *got = op_conv2d_bias_act(e->gpu, op_conv2d_bias_act(e->gpu, d[0], d[1], d[2], NULL, 1, 0, 1, OP_ACT_RELU6),
+                                         d[3], d[4], NULL, cases[ci].stride, 1, C, OP_ACT_RELU6);
+        char what[200];
+        snprintf(what, sizeof what, "C %d, %dx%d, stride %d [%s]", C, cases[ci].H, cases[ci].W, cases[ci].stride,
+                 cuda_last_conv_info(e->gpu));
+        gpu_expect_ok(e, what);
+        if (got)
+            gpu_expect_close(e, what, got, ref, TOL_BF16);
+        Tensor *gref = op_global_avg_pool(e->cpu, ref), *ggot = op_global_avg_pool(e->gpu, got);
+        if (ggot)
+            gpu_expect_close(e, "  its global average pool (f32 converted on demand)", ggot, gref, TOL_BF16);
+    }
+    cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
+    gpu_end(e);
+}
+
+int test_group_cuda_fused(int *total)
+{
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fused_conv_epilogues),
+        cmocka_unit_test(test_fused_op_layer),
+        cmocka_unit_test(test_resident_bf16_chain),
+        cmocka_unit_test(test_resident_depthwise),
+    };
+    return gpu_run_group("cuda_fused", tests, sizeof tests / sizeof tests[0], total);
+}
