@@ -462,6 +462,9 @@ typedef struct {
 } ArNetPreset;
 
 #define MBV2(w) {.kind = BL_BACKBONE_MOBILENET_V2, .width_mult = (w)}
+/* The synthetic preset's policy network: the official Uni-AdaFocus MobileNetV2 layout, as
+ * baselines/tsn.c's synthetic TSN, whose weights initialise it in `make reproduce`. */
+#define MBV2_SYN(w) {.kind = BL_BACKBONE_MOBILENET_V2, .width_mult = (w), .mbv2_keys = MOBILENET_V2_KEYS_OFFICIAL}
 #define RN(d, base) {.kind = BL_BACKBONE_RESNET, .depth = (d), .base_width = (base)}
 /* AR-Net's joint training (scripts_train.sh, approximately): SGD lr 0.001, wd 1e-4, 50 epochs. */
 #define ARN_TRAIN {.lr = 0.001f, .weight_decay = 1e-4f, .momentum = 0.9f, .batch_size = 48, .epochs = 50, .grad_clip = 20}
@@ -478,7 +481,7 @@ static const ArNetPreset PRESETS[] = {
     {{"arnet-synth", "arnet",
       "AR-Net on the synthetic benchmark: MobileNetV2 x0.25 policy at 32, ResNet-50/34/18 width 8 at 64/48/32 or "
       "skip 1/2, 8 frames", SYN_TRAIN},
-     {.frames = 8, .frame_size = 64, .classes = 10, .policy_size = 32, .policy = MBV2(0.25), .lstm_hidden = 32,
+     {.frames = 8, .frame_size = 64, .classes = 10, .policy_size = 32, .policy = MBV2_SYN(0.25), .lstm_hidden = 32,
       .n_branches = 3, .branch = {RN(50, 8), RN(34, 8), RN(18, 8)}, .branch_size = {64, 48, 32}, .n_skips = 2,
       .skips = {1, 2}, .tau0 = 5.0f, .tau_decay = 0.965f, .tau_min = 0.01f, .tau_decay_steps = 50,
       .accuracy_weight = 0.95f, .efficiency_weight = 0.05f, .usage_weight = 3.0f, .dropout = 0.5f}},

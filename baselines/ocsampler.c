@@ -364,6 +364,11 @@ typedef struct {
 #define OCS_TRAIN {.lr = 0.005f, .weight_decay = 1e-4f, .momentum = 0.9f, .batch_size = 40, .epochs = 50, .grad_clip = 40}
 #define SYN_TRAIN {.lr = 0.01f, .weight_decay = 1e-4f, .momentum = 0.9f, .batch_size = 8, .epochs = 20, .grad_clip = 40}
 #define MBV2_TSM(w, fold) {.kind = BL_BACKBONE_MOBILENET_V2, .width_mult = (w), .tsm_segments = 1, .tsm_fold_div = (fold)}
+/* The synthetic preset's sampler: the official Uni-AdaFocus MobileNetV2 layout, as baselines/tsn.c's
+ * synthetic TSN, whose weights initialise it in `make reproduce`. */
+#define MBV2_TSM_SYN(w, fold)                                                                                      \
+    {.kind = BL_BACKBONE_MOBILENET_V2, .width_mult = (w), .tsm_segments = 1, .tsm_fold_div = (fold),               \
+     .mbv2_keys = MOBILENET_V2_KEYS_OFFICIAL}
 #define R50(base) {.kind = BL_BACKBONE_RESNET, .depth = 50, .base_width = (base)}
 #define OCS_CFG(T, k, S, s, C, sampler_, cls_, W) \
     {.frames = (T), .select = (k), .frame_size = (S), .sampler_size = (s), .classes = (C), .sampler = sampler_, \
@@ -379,7 +384,7 @@ static const OcSamplerPreset PRESETS[] = {
     {{"ocsampler-synth", "ocsampler",
       "OCSampler on the synthetic benchmark: MobileNetV2 x0.25 TSM sampler at 32 on 8 frames, ResNet-50 width 8 on "
       "the top 4 at 64", SYN_TRAIN},
-     OCS_CFG(8, 4, 64, 32, 10, MBV2_TSM(0.25, 8), R50(8), 64)},
+     OCS_CFG(8, 4, 64, 32, 10, MBV2_TSM_SYN(0.25, 8), R50(8), 64)},
     {{"ocsampler-tiny", "ocsampler", "unit-test size: 4 candidates, top 2 at 32, sampler at 16, 5 classes", SYN_TRAIN},
      OCS_CFG(4, 2, 32, 16, 5, MBV2_TSM(0.25, 8), R50(4), 16)},
 };

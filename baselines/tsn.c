@@ -140,6 +140,10 @@ typedef struct {
 
 #define R50(base) {.kind = BL_BACKBONE_RESNET, .depth = 50, .base_width = (base)}
 #define MBV2(w) {.kind = BL_BACKBONE_MOBILENET_V2, .width_mult = (w)}
+/* The synthetic presets' MobileNetV2s use the official Uni-AdaFocus module's layout (its keys and
+ * its channel rounding, which differs from torchvision's at width 0.25), so that a TSN trained here
+ * initialises the glance network of Uni-AdaFocus, AdaFocusV2, AR-Net and OCSampler. */
+#define MBV2_SYN(w) {.kind = BL_BACKBONE_MOBILENET_V2, .width_mult = (w), .mbv2_keys = MOBILENET_V2_KEYS_OFFICIAL}
 /* The TSM README's Something-Something command: lr 0.01 (batch 64), wd 5e-4, 50 epochs, clip 20. */
 #define STH_TRAIN {.lr = 0.01f, .weight_decay = 5e-4f, .momentum = 0.9f, .batch_size = 64, .epochs = 50, .grad_clip = 20}
 /* ActivityNet-style fine-tuning (the Uni-AdaFocus command's optimiser settings). */
@@ -171,7 +175,7 @@ static const TsnPreset PRESETS[] = {
     {{"tsn-synth-f8", "tsn", "TSN on the synthetic benchmark: ResNet-50 width 8, all 8 frames at 64", SYN_TRAIN},
      CFG(8, 8, 64, 10, false, R50(8), 0.5f)},
     {{"tsn-mbv2-synth", "tsn", "TSN on the synthetic benchmark: MobileNetV2 x0.25, 4 of 8 frames at 64", SYN_TRAIN},
-     CFG(8, 4, 64, 10, false, MBV2(0.25), 0.5f)},
+     CFG(8, 4, 64, 10, false, MBV2_SYN(0.25), 0.5f)},
     {{"tsm-synth", "tsm", "TSM on the synthetic benchmark: ResNet-50 width 8, 4 of 8 frames at 64", SYN_TRAIN},
      CFG(8, 4, 64, 10, true, R50(8), 0.5f)},
     {{"tsn-tiny", "tsn", "unit-test size: MobileNetV2 x0.25, 3 of 4 frames at 32, 5 classes", SYN_TRAIN},

@@ -26,6 +26,7 @@
 
 #include "bench/cli.h"
 #include "bench/csv_out.h"
+#include "bench/pretrained.h"
 #include "bench/train_data.h"
 #include "baselines/registry.h"
 #include "impl/checkpoint.h"
@@ -64,8 +65,9 @@ static void usage(FILE *out)
             "  --seed N                master seed of data order, augmentation and every draw (0)\n"
             "  --init-seed N           seed of the random initial weights (default: --seed)\n"
             "  --init FILE             initial weights: a whole model (official keys; \"module.\" is stripped)\n"
-            "  --pretrained-global F   ImageNet MobileNetV2 weights for global_CNN (keys without the prefix)\n"
-            "  --pretrained-local F    ImageNet ResNet weights for local_CNN\n"
+            "  --pretrained-global F   ImageNet MobileNetV2 weights for global_CNN (keys without the prefix),\n"
+            "                          or a focusbench TSN checkpoint (its base_model.* backbone)\n"
+            "  --pretrained-local F    ImageNet ResNet weights for local_CNN (the same two forms)\n"
             "  --stop-after N          stop after N epochs of this invocation (resume later)\n"
             "  --log-every N           a progress line every N steps (default 10; 0: epoch lines only)\n\n"
             "%s\n"
@@ -73,8 +75,11 @@ static void usage(FILE *out)
             "  focusbench train --method ID_OR_PRESET --out DIR (data) [--resume] [--epochs N] [--batch-size B]\n"
             "                   [--lr X] [--weight-decay X] [--momentum X] [--grad-clip X] [--seed N] [--init-seed N]\n"
             "                   [--init FILE] [--stop-after N] [--log-every N] [--frames T] [--frame-size S]\n"
-            "                   [--classes C] [--glance G] [--focus F] [--patch-size P]\n"
-            "  (defaults: the preset's training settings; cosine schedule)\n\n"
+            "                   [--classes C] [--glance G] [--focus F] [--patch-size P] [--pretrained PREFIX=FILE]...\n"
+            "  (defaults: the preset's training settings; cosine schedule)\n"
+            "  --pretrained PREFIX=FILE  initial weights of the parameters under PREFIX (e.g. local_CNN., backbone.)\n"
+            "                          from a backbone file or a focusbench TSN checkpoint (its base_model.*);\n"
+            "                          repeatable, applied after --init\n\n"
             "size overrides of the preset:\n",
             uaf_preset_names(names, sizeof names), data_args_help());
     const char *name, *help;
@@ -422,23 +427,21 @@ static bool load_init(UafModel *m, const TrainArgs *a, char *err, size_t err_cap
         if (!checkpoint_load(m->ps, a->init, &o, err, err_cap))
             return false;
     }
-    if (a->pretrained_global) {
-        CheckpointLoadOptions o = {.strip_prefix = "module.", .model_prefix = "global_CNN."};
-        if (!checkpoint_load(m->ps, a->pretrained_global, &o, err, err_cap))
-            return false;
-    }
-    if (a->pretrained_local) {
-        CheckpointLoadOptions o = {.strip_prefix = "module.", .model_prefix = "local_CNN."};
-        if (!checkpoint_load(m->ps, a->pretrained_local, &o, err, err_cap))
-            return false;
-    }
+    if (a->pretrained_global && !pretrained_load(m->ps, "global_CNN.", a->pretrained_global, err, err_cap))
+        return false;
+    if (a->pretrained_local && !pretrained_load(m->ps, "local_CNN.", a->pretrained_local, err, err_cap))
+        return false;
     return true;
 }
 
 /* ---- --method: any registry method ------------------------------------------------------------- */
 
+enum { MAX_PRETRAINED = 8 };
+
 typedef struct {
     const char *method, *out, *init;
+    const char *pretrained[MAX_PRETRAINED]; /* PREFIX=FILE, in command-line order */
+    int n_pretrained;
     bool resume, have_init_seed;
     uint64_t init_seed;
     int batch_size, log_every;
@@ -485,6 +488,8 @@ static int parse_method_args(int argc, char **argv, MethodArgs *a)
             a->out = val;
         else if (strcmp(opt, "--init") == 0)
             a->init = val;
+        else if (strcmp(opt, "--pretrained") == 0)
+            ok = a->n_pretrained < MAX_PRETRAINED && (a->pretrained[a->n_pretrained++] = val, true);
         else if (strcmp(opt, "--epochs") == 0)
             ok = parse_int(val, 1, 1000000, &n) && (t->epochs = (int)n, true);
         else if (strcmp(opt, "--batch-size") == 0)
@@ -571,6 +576,13 @@ static int cmd_train_method(int argc, char **argv)
             fprintf(stderr, "focusbench train: %s\n", err);
             goto done;
         }
+    }
+    for (int i = 0; i < a.n_pretrained; i++) {
+        if (!pretrained_load_spec(m->ps, a.pretrained[i], err, sizeof err)) {
+            fprintf(stderr, "focusbench train: %s\n", err);
+            goto done;
+        }
+        printf("train: %s loaded\n", a.pretrained[i]);
     }
     /* the preset's settings where the command line gave none */
     MethodTrainConfig tc = method_train_config(m);

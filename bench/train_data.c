@@ -41,7 +41,10 @@ const char *data_args_help(void)
            "  --synthetic N         N videos per split of the synthetic benchmark, rendered in memory at the\n"
            "                        model's frame size (no files, no FFmpeg)\n"
            "  --workers N           decoding threads (0: one per core)\n"
-           "  --no-flip             no horizontal flip in training (Something-Something, Jester)\n";
+           "  --no-flip             no horizontal flip in training (Something-Something, Jester)\n"
+           "  --augment A           official: multi-scale crop + flip in training, resize + centre crop in\n"
+           "                        evaluation; none: the whole frame at its size, no flip (default on the\n"
+           "                        synthetic benchmark, whose classes a rescale or a mirror would change)\n";
 }
 
 static bool parse_count(const char *val, int lo, int *out, const char *opt, char *err, size_t err_cap)
@@ -62,6 +65,14 @@ int data_args_option(DataArgs *a, const char *opt, const char *val, char *err, s
     if (strcmp(opt, "--no-flip") == 0) {
         a->no_flip = true;
         return 2;
+    }
+    if (strcmp(opt, "--augment") == 0) {
+        if (!val || (strcmp(val, "official") != 0 && strcmp(val, "none") != 0)) {
+            snprintf(err, err_cap, "bad value '%s' for --augment (official or none)", val ? val : "");
+            return -1;
+        }
+        a->augment = val;
+        return 1;
     }
     const char **slot = NULL;
     if (strcmp(opt, "--data") == 0)
@@ -113,7 +124,28 @@ bool data_args_has(const DataArgs *a, int s, char *err, size_t err_cap)
     return true;
 }
 
+bool data_args_whole_frame(const DataArgs *a)
+{
+    if (a->augment)
+        return strcmp(a->augment, "none") == 0;
+    if (a->synthetic > 0)
+        return true;
+    if (!a->data_dir)
+        return false;
+    char card[4096];
+    if (snprintf(card, sizeof card, "%s/synth.txt", a->data_dir) >= (int)sizeof card)
+        return false;
+    FILE *f = fopen(card, "r");
+    if (!f)
+        return false;
+    fclose(f);
+    return true;
+}
+
 /* ---- the source ------------------------------------------------------------------------------- */
+
+typedef struct TrainData TrainData;
+static void append_augment(TrainData *d);
 
 typedef enum { SOURCE_LOADER, SOURCE_SYNTH } SourceKind;
 
@@ -122,6 +154,7 @@ struct TrainData {
     DataLoadOptions o;
     char describe[5120];
     bool flip;
+    bool whole_frame; /* data_args_whole_frame */
     /* loader */
     VideoList list;
     bool have_list;
@@ -210,7 +243,7 @@ static bool synth_clip(TrainData *d, int v, float *out, char *err, size_t err_ca
     for (int t = 0; t < T; t++)
         synth_render_frame(&d->synth, &sv, d->background, (int)idx[t], d->frames + (size_t)t * S * S * 3);
     TransformRegion r;
-    if (d->o.train) {
+    if (d->o.train && !d->whole_frame) {
         RngStream rs = rng_stream(d->o.seed, RNG_PURPOSE_AUGMENT, (uint64_t)v, (uint64_t)d->epoch);
         r = transform_multiscale_region(S, S, S, d->flip, &rs);
     } else {
@@ -282,7 +315,18 @@ static TrainData *open_synthetic(const DataArgs *a, int split, const DataLoadOpt
     }
     snprintf(d->describe, sizeof d->describe, "synthetic %s split, %d videos rendered at %dx%d",
              split == DATA_SPLIT_TRAIN ? "train" : "val", d->n, S, S);
+    append_augment(d);
     return d;
+}
+
+/* Names the augmentation in the description the logs and CSVs carry. */
+static void append_augment(TrainData *d)
+{
+    size_t used = strlen(d->describe);
+    snprintf(d->describe + used, sizeof d->describe - used, "; %s",
+             d->whole_frame ? "whole frames, no flip (augment none)"
+             : d->o.train   ? (d->flip ? "multi-scale crop + flip" : "multi-scale crop, no flip")
+                            : "resize + centre crop");
 }
 
 TrainData *train_data_open(const DataArgs *a, int split, const DataLoadOptions *o, char *err, size_t err_cap)
@@ -295,11 +339,13 @@ TrainData *train_data_open(const DataArgs *a, int split, const DataLoadOptions *
         return NULL;
     }
     d->o = *o;
-    d->flip = !a->no_flip;
+    d->whole_frame = data_args_whole_frame(a);
+    d->flip = !a->no_flip && !d->whole_frame;
     if (a->synthetic > 0)
         return open_synthetic(a, split, o, d, err, err_cap);
     d->kind = SOURCE_LOADER;
-    LoaderConfig lc = {.num_frames = o->frames, .crop_size = o->frame_size, .train = o->train, .flip = !a->no_flip,
+    LoaderConfig lc = {.num_frames = o->frames, .crop_size = o->frame_size, .train = o->train, .flip = d->flip,
+                       .whole_frame = d->whole_frame,
                        .shuffle = o->shuffle, .batch_size = o->batch_size, .drop_last = o->drop_last, .seed = o->seed,
                        .workers = a->workers};
     if (a->cache[split]) {
@@ -333,6 +379,7 @@ TrainData *train_data_open(const DataArgs *a, int split, const DataLoadOptions *
         train_data_close(d);
         return NULL;
     }
+    append_augment(d);
     return d;
 }
 

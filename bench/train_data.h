@@ -43,6 +43,7 @@ typedef struct {
     int synthetic;         /* > 0: videos per split rendered in memory */
     int workers;
     bool no_flip;
+    const char *augment;   /* --augment: "official", "none" or NULL (auto: see data_args_whole_frame) */
 } DataArgs;
 
 /* One option: 1 when it was a data option taking `val` (consumed), 2 when it was a flag without a
@@ -53,6 +54,13 @@ int data_args_option(DataArgs *a, const char *opt, const char *val, char *err, s
 const char *data_args_help(void);
 /* Whether split s has a source; false with a message naming the options when not. */
 bool data_args_has(const DataArgs *a, int split, char *err, size_t err_cap);
+/* Whether clips keep the whole frame at its size (no multi-scale crop, no flip, no test-time
+ * rescale): --augment none, or by default on the synthetic benchmark (--synthetic, or a --data
+ * directory holding the generator's synth.txt card), whose classes are textures of given periods
+ * and orientations, so a rescale or a mirror image would change the label. "official" (the
+ * default elsewhere) is the official multi-scale crop + flip in training and resize-and-centre-
+ * crop in evaluation. */
+bool data_args_whole_frame(const DataArgs *a);
 
 typedef struct {
     int frames;            /* T */

@@ -170,7 +170,9 @@ static bool load_sample(const LoaderConfig *c, int video, int epoch, float *out,
             goto done;
     }
     TransformRegion reg;
-    if (c->train) {
+    if (c->whole_frame) {
+        reg = transform_center_region(w, h, S, S); /* the short side becomes S: the whole frame when square */
+    } else if (c->train) {
         RngStream aug = rng_stream(c->seed, RNG_PURPOSE_AUGMENT, (uint64_t)video, (uint64_t)epoch);
         reg = transform_multiscale_region(w, h, S, c->flip, &aug);
     } else {

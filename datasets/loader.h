@@ -33,6 +33,9 @@ typedef struct {
                                 * (0: S·256/224 as TSN; set S to keep the whole frame)       */
     bool train;                /* random segment offsets + multi-scale crop (+ flip)         */
     bool flip;                 /* horizontal flip in training (off for Something/Jester)     */
+    bool whole_frame;          /* no multi-scale crop: train and test see the whole frame
+                                * resized to S (the synthetic benchmark, whose class evidence
+                                * is a texture of a given period: rescaling would relabel it) */
     bool shuffle;              /* a new permutation every epoch                              */
     int batch_size;            /* B >= 1                                                     */
     bool drop_last;            /* drop a final batch smaller than B                          */

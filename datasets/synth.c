@@ -34,12 +34,16 @@ static void common_knobs(SynthConfig *c)
     c->seed = 0;
     c->hard_fraction = 0.5;
     c->evidence_easy[0] = 0.50, c->evidence_easy[1] = 0.80;
-    c->evidence_hard[0] = 0.20, c->evidence_hard[1] = 0.40;
+    /* Hard videos: smaller, fainter, a shorter evidence window, look-alike distractors. Sized so
+     * that a small network trained from scratch on 2 CPU cores still learns them within a few
+     * epochs (an earlier, harsher setting — 10–14 px at 64², contrast 28–45, 20–40 % of the
+     * frames, up to 3 distractors — kept every method near chance on that budget). */
+    c->evidence_hard[0] = 0.30, c->evidence_hard[1] = 0.50;
     c->size_easy[0] = 0.30, c->size_easy[1] = 0.40;
-    c->size_hard[0] = 0.16, c->size_hard[1] = 0.22;
+    c->size_hard[0] = 0.22, c->size_hard[1] = 0.28;
     c->contrast_easy[0] = 70, c->contrast_easy[1] = 100;
-    c->contrast_hard[0] = 28, c->contrast_hard[1] = 45;
-    c->distractors_hard[0] = 1, c->distractors_hard[1] = 3;
+    c->contrast_hard[0] = 45, c->contrast_hard[1] = 65;
+    c->distractors_hard[0] = 1, c->distractors_hard[1] = 2;
     c->codec = NULL;
     c->quality = 0;
     c->threads = 0;
@@ -56,7 +60,10 @@ bool synth_preset(const char *name, SynthConfig *c)
         c->name = "synth-small";
         c->width = c->height = 64;
         c->frames_min = 28, c->frames_max = 36;
-        c->videos_train = 400, c->videos_val = 200;
+        /* 2000 training videos: with 400, every method memorised the training split and stayed
+         * near chance on the validation split (measured); 400 validation videos keep the
+         * standard error of a top-1 near 2.5 points. */
+        c->videos_train = 2000, c->videos_val = 400;
         c->clutter = 6;
         c->gop = 16;
         return true;
@@ -111,7 +118,7 @@ bool synth_check(const SynthConfig *c, char *err, size_t cap)
 /* ---- class textures --------------------------------------------------------------------- */
 
 typedef struct {
-    int kind;       /* 0 grating, 1 checkerboard, 2 rings, 3 dots */
+    int kind;       /* 0 grating, 1 checkerboard, 2 rings, 3 dots, 4 diamond checkerboard, 5 herringbone */
     float period;   /* pixels */
     float angle;    /* degrees (gratings) */
     const char *name;
@@ -120,17 +127,21 @@ typedef struct {
 /* Periods of 2–3 px: clear at full resolution, gone after a 2× antialiased downscale (the
  * per-axis frequency of every pattern is at least 0.29 cycles/px, above the half-resolution
  * Nyquist limit of 0.25, where PIL's triangle filter passes under a fifth of the amplitude;
- * diagonal gratings therefore get shorter periods than axis-aligned ones). So only a
- * full-resolution look at the object reads the class. The first 10 are the default classes. */
+ * diagonal patterns therefore get shorter periods than axis-aligned ones). So only a
+ * full-resolution look at the object reads the class. The first 10, the default classes, differ
+ * in the KIND or the ORIENTATION of the pattern, never in its period alone: a period-only
+ * difference (2.4 vs 3 px) is a fine-grained distinction that small networks trained from scratch
+ * on a CPU budget did not learn (measured: chance accuracy), while kinds and orientations are
+ * learnt in minutes. The other 6 (period variants) are there for harder custom benchmarks. */
 static const Pattern PATTERNS[SYNTH_MAX_CLASSES] = {
     {0, 3.0f, 0, "c00-grating-p3-0deg"},        {0, 2.4f, 45, "c01-grating-p2.4-45deg"},
     {0, 3.0f, 90, "c02-grating-p3-90deg"},      {0, 2.4f, 135, "c03-grating-p2.4-135deg"},
-    {0, 2.4f, 0, "c04-grating-p2.4-0deg"},      {0, 2.0f, 45, "c05-grating-p2-45deg"},
-    {0, 2.4f, 90, "c06-grating-p2.4-90deg"},    {0, 2.0f, 135, "c07-grating-p2-135deg"},
-    {1, 3.0f, 0, "c08-checker-p3"},             {2, 2.5f, 0, "c09-rings-p2.5"},
-    {1, 4.0f, 0, "c10-checker-p4"},             {3, 3.0f, 0, "c11-dots-p3"},
-    {0, 2.4f, 22.5f, "c12-grating-p2.4-22deg"}, {0, 2.4f, 112.5f, "c13-grating-p2.4-112deg"},
-    {2, 2.7f, 0, "c14-rings-p2.7"},              {3, 2.5f, 0, "c15-dots-p2.5"},
+    {1, 3.0f, 0, "c04-checker-p3"},             {2, 2.5f, 0, "c05-rings-p2.5"},
+    {3, 3.0f, 0, "c06-dots-p3"},                {4, 2.4f, 0, "c07-diamond-p2.4"},
+    {5, 2.4f, 0, "c08-herringbone-p2.4"},       {0, 2.8f, 22.5f, "c09-grating-p2.8-22deg"},
+    {0, 2.4f, 0, "c10-grating-p2.4-0deg"},      {0, 2.4f, 90, "c11-grating-p2.4-90deg"},
+    {0, 2.0f, 45, "c12-grating-p2-45deg"},      {0, 2.0f, 135, "c13-grating-p2-135deg"},
+    {1, 2.4f, 0, "c14-checker-p2.4"},            {3, 2.5f, 0, "c15-dots-p2.5"},
 };
 
 const char *synth_class_name(int c)
@@ -160,9 +171,20 @@ static float texture(int c, float u, float v, const float phase[2])
     }
     case 2:
         return sinf(k * (sqrtf(u * u + v * v) + phase[0]));
-    default: {
+    case 3: {
         float s = cosf(k * (u + phase[0])) + cosf(k * (v + phase[1])) - 1; /* -3..1, peaks on a grid */
         return s < -1 ? -1 : s;
+    }
+    case 4: { /* the checkerboard turned by 45 degrees: a product of the two diagonal gratings */
+        const float r = 0.70710678f;
+        float s = 1.6f * sinf(k * ((u + v) * r + phase[0])) * sinf(k * ((u - v) * r + phase[1]));
+        return s > 1 ? 1 : s < -1 ? -1 : s;
+    }
+    default: { /* herringbone: diagonal stripes whose direction flips every 2 periods along u */
+        const float r = 0.70710678f;
+        int band = (int)floorf((u + phase[1]) / (2 * p->period));
+        float d = (band & 1) ? (u - v) * r : (u + v) * r;
+        return sinf(k * (d + phase[0]));
     }
     }
 }

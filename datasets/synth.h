@@ -44,7 +44,7 @@ typedef struct {
     bool progress;           /* progress lines on stderr */
 } SynthConfig;
 
-/* Fills cfg with a preset: "synth-small" (64×64, 28–36 frames, 10 classes, 400 + 200 videos:
+/* Fills cfg with a preset: "synth-small" (64×64, 28–36 frames, 10 classes, 2000 + 400 videos:
  * every method trains on 2 CPU cores in minutes) or "synth-full" (224×224, 64–96 frames,
  * 10 classes, 1200 + 400 videos, for GPUs and the decoding benchmark). False for other names. */
 bool synth_preset(const char *name, SynthConfig *cfg);

@@ -57,6 +57,27 @@ static void block_names(MobileNetV2Keys keys, int f, bool has_expand, int part, 
     }
 }
 
+bool mobilenet_v2_key_convert(const char *key, MobileNetV2Keys from, MobileNetV2Keys to, char *out, size_t cap)
+{
+    int f, n = 0;
+    if (sscanf(key, "features.%d.conv.%n", &f, &n) != 1 || n == 0 || f < 1) {
+        return snprintf(out, cap, "%s", key) < (int)cap; /* stem, last conv, classifier: the same */
+    }
+    const bool has_expand = f != 1; /* torchvision's and the official setting: block 1 has t = 1 */
+    for (int part = has_expand ? 0 : 1; part < 3; part++) {
+        char conv[64], bn[64], conv_to[64], bn_to[64];
+        block_names(from, f, has_expand, part, conv, bn, sizeof conv);
+        block_names(to, f, has_expand, part, conv_to, bn_to, sizeof conv_to);
+        const char *names[2] = {conv, bn}, *names_to[2] = {conv_to, bn_to};
+        for (int j = 0; j < 2; j++) {
+            size_t len = strlen(names[j]);
+            if (strncmp(key, names[j], len) == 0 && key[len] == '.' && !strchr(key + len + 1, '.'))
+                return snprintf(out, cap, "%s%s", names_to[j], key + len) < (int)cap;
+        }
+    }
+    return false;
+}
+
 static bool check_config(const MobileNetV2Config *cfg, char *err, size_t err_cap)
 {
     if (!(cfg->width_mult > 0.0 && cfg->width_mult <= 16.0)) {

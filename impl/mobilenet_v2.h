@@ -81,6 +81,12 @@ typedef struct {
     ParamSet *fold_ps; /* the folded biases once mobilenet_v2_fold_batch_norm ran */
 } MobileNetV2;
 
+/* The name in layout `to` of checkpoint key `key` of layout `from` (e.g. torchvision's
+ * "features.2.conv.1.0.weight" is the official "features.2.conv.3.weight"), for the standard
+ * block layout (block 1 without expansion). Keys outside the inverted-residual blocks are the
+ * same in both. False when key is not a block key of layout `from` or does not fit in cap. */
+bool mobilenet_v2_key_convert(const char *key, MobileNetV2Keys from, MobileNetV2Keys to, char *out, size_t cap);
+
 /* Width 1.0, 1000 classes, dropout 0.2, torchvision keys, no TSM (fold_div 8 when enabled). */
 MobileNetV2Config mobilenet_v2_config_default(void);
 

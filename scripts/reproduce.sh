@@ -34,11 +34,11 @@ threads=${THREADS:-$(nproc)}
 model_preset=synth-tiny
 if [ "$reduced" = 1 ]; then
   gen_extra=(--videos-train 16 --videos-val 8)
-  epochs=${EPOCHS:-1}; batch=${BATCH:-8}
+  epochs=${EPOCHS:-1}; batch=${BATCH:-8}; log_every=0
   budgets=0.5
 else
   gen_extra=()
-  epochs=${EPOCHS:-30}; batch=${BATCH:-8}
+  epochs=${EPOCHS:-3}; batch=${BATCH:-8}; log_every=50
   budgets=0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95
 fi
 
@@ -74,68 +74,112 @@ done
 step "synthetic benchmark (synth-small${gen_extra[*]:+ reduced: ${gen_extra[*]}})"
 "$bin" gen-data --out "$data" --preset synth-small --seed 0 ${gen_extra[@]+"${gen_extra[@]}"}
 
-step "train Uni-AdaFocus ($model_preset on $data, $epochs epochs, batch $batch)"
-# A fresh run every time (fixed seeds give the same weights); a run dir left by an interrupted
-# reproduce would otherwise make `train` refuse (it resumes only when asked).
-rm -rf "$rep/run_uniadafocus"
-"$bin" train --preset "$model_preset" --data "$data" --out "$rep/run_uniadafocus" --epochs "$epochs" \
-  --batch-size "$batch" --seed 0 --log-every 25
+# ---- training and evaluation of every method ---------------------------------------------------
+# The paper's methods all start from ImageNet-pretrained backbones. The analogue here: the two
+# backbones every method shares (ResNet-50 width 8, MobileNetV2 x0.25) are first trained as TSN
+# frame classifiers on the benchmark's training split — which are also the uniform full-frame
+# baselines — and every other method starts from them (`train --pretrained PREFIX=FILE`).
+# Every run is fresh (fixed seeds give the same weights; a run dir left by an interrupted
+# reproduce would otherwise make `train` refuse, as it resumes only when asked).
+evals=()    # "label|eval.csv" pairs, in curve order
+train_run() {  # train_run NAME ARGS... → $rep/run_NAME
+  local name=$1; shift
+  rm -rf "$rep/run_$name"
+  "$bin" train "$@" --data "$data" --out "$rep/run_$name" --epochs "$epochs" --batch-size "$batch" --seed 0 \
+    --log-every "$log_every"
+}
+eval_run() {  # eval_run LABEL NAME ARGS... → $rep/eval_LABEL.csv, listed in the curves under LABEL
+  local label=$1 name=$2; shift 2
+  "$bin" eval "$@" --ckpt "$rep/run_$name/model.safetensors" --data "$data" --budgets "$budgets" --score max-logit \
+    --seed 0 --csv "$rep/eval_$label.csv" | sed -n '/^fixed exits/,$p'
+  evals+=("$label|$rep/eval_$label.csv")
+}
+tsn_ckpt="$rep/run_tsn/model.safetensors"
+mbv2_ckpt="$rep/run_tsn-mbv2/model.safetensors"
 
-step "evaluate Uni-AdaFocus: fixed exits, conditional exit at budgets $budgets, random-exit control"
-"$bin" eval --preset "$model_preset" --ckpt "$rep/run_uniadafocus/model.safetensors" --data "$data" \
-  --budgets "$budgets" --score max-logit --seed 0 --csv "$rep/eval_uniadafocus.csv"
+step "TSN, ResNet-50 w8, 4 frames at 64 (uniform full frames; the shared ResNet backbone), $epochs epochs"
+train_run tsn --method tsn-synth
+eval_run tsn-4x64 tsn --method tsn-synth
 
-# Baselines. HOOK: when `focusbench train` learns to train a baseline (a --method option, the
-# registry of baselines/registry.h), TSN — uniform full-frame processing, the comparison the
-# claim is about — is trained and evaluated here on the same data and its eval CSV is added to
-# the curves as method `tsn`. Until then the curves hold Uni-AdaFocus alone and REPORT.md says so.
-tsn_csv=""
-train_help=$("$bin" train --help 2>/dev/null || true)
-# TSN=1 turns it on: `train --method tsn` now exists, but its default preset (tsn-r50-8x224,
-# 32.7 GFLOPs per video) takes ~5 minutes for one epoch of 16 videos on 2 cores, so it stays
-# off until a synth-sized TSN preset exists (pass it as TSN_PRESET); never in REDUCED mode.
-if [ "$reduced" = 1 ] || [ "${TSN:-0}" != 1 ]; then
-  echo; echo "== reproduce: baselines: TSN off (TSN=1 to train it; REDUCED mode never does)"
-elif printf '%s\n' "$train_help" | grep -q -- '--method'; then
-  step "train and evaluate TSN (uniform full-frame)"
-  rm -rf "$rep/run_tsn"
-  if "$bin" train --method "${TSN_PRESET:-tsn}" --data "$data" --out "$rep/run_tsn" --epochs "$epochs" --batch-size "$batch" \
-       --seed 0 --log-every 25 &&
-     "$bin" eval --method "${TSN_PRESET:-tsn}" --ckpt "$rep/run_tsn/model.safetensors" --data "$data" --seed 0 \
-       --csv "$rep/eval_tsn.csv"; then
-    tsn_csv="$rep/eval_tsn.csv"
-  else
-    echo "  tsn: training or evaluation failed (see above); the curves hold Uni-AdaFocus alone"
-  fi
-else
-  echo; echo "== reproduce: baselines: \`focusbench train\` has no --method yet; TSN not trained (hook in this script)"
-fi
+step "TSN, MobileNetV2 x0.25, 4 frames at 64 (the shared glance backbone)"
+train_run tsn-mbv2 --method tsn-mbv2-synth
+eval_run tsn-mbv2-4x64 tsn-mbv2 --method tsn-mbv2-synth
+
+step "TSN, ResNet-50 w8, 4 frames at 32 (uniform frames at half resolution: about Uni-AdaFocus's cost)"
+train_run tsn-32 --method tsn-synth --frame-size 32 --pretrained "base_model.=$tsn_ckpt"
+eval_run tsn-4x32 tsn-32 --method tsn-synth --frame-size 32
+
+step "TSM, ResNet-50 w8, 4 frames at 64"
+train_run tsm --method tsm-synth --pretrained "base_model.=$tsn_ckpt"
+eval_run tsm tsm --method tsm-synth
+
+step "Uni-AdaFocus ($model_preset: glance 4 frames at 64, focus 4 patches of 32), $epochs epochs"
+train_run uniadafocus --preset "$model_preset" --pretrained-global "$mbv2_ckpt" --pretrained-local "$tsn_ckpt"
+eval_run uniadafocus uniadafocus --preset "$model_preset"
+
+step "Uni-AdaFocus ablations: uniform frames, centre box, random box (trained); no exit (the same weights)"
+for abl in uniform centre randombox; do
+  echo "-- uniadafocus-$abl"
+  train_run "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset" \
+    --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
+  eval_run "uniadafocus-$abl" "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset"
+done
+eval_run uniadafocus-noexit uniadafocus --method "uniadafocus-noexit-$model_preset"
+
+step "AdaFocusV2 (MobileNetV2 x0.25 + ResNet-50 w8, 8 frames, 32x32 patches)"
+train_run adafocusv2 --method adafocusv2-synth --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
+eval_run adafocusv2 adafocusv2 --method adafocusv2-synth
+
+step "FrameExit (ResNet-50 w8, up to 8 frames, learned exit gates)"
+train_run frameexit --method frameexit-synth --pretrained "backbone.=$tsn_ckpt"
+eval_run frameexit frameexit --method frameexit-synth
+
+step "AR-Net (MobileNetV2 policy; ResNet-50/34/18 w8 at 64/48/32 or skip)"
+train_run arnet --method arnet-synth --pretrained "lite_backbone.=$mbv2_ckpt" --pretrained "base_model_list.0.=$tsn_ckpt"
+eval_run arnet arnet --method arnet-synth
+
+step "OCSampler (MobileNetV2-TSM sampler at 32, ResNet-50 w8 on the top frames)"
+train_run ocsampler --method ocsampler-synth --pretrained "backbone.=$tsn_ckpt"  # its sampler (+ a scoring head) from scratch
+eval_run ocsampler ocsampler --method ocsampler-synth
 
 step "curves CSV ($rep/curves.csv)"
-# One row per point of a curve: method, point (the budget knob p, or the exit index for fixed
-# exits), gflops_per_video, top1, then the eval CSV's environment columns verbatim. The eval
-# CSV's first 14 columns hold no quoted commas (ids, numbers, space-separated fractions), so
-# cut and awk split them safely; the rest (quoted environment text) is copied untouched.
+# One row per point of a curve: method, point, budget_p, exit, gflops_per_video, top1, then the
+# eval CSV's environment columns verbatim. The eval CSV's first 14 columns hold no quoted commas
+# (ids, numbers, space-separated fractions), so cut and awk split them safely; the rest (quoted
+# environment text) is copied untouched.
 #   eval columns: 1 schema_version 2 method 3 preset 4 mode 5 score 6 budget_p 7 exit
 #                 8 gflops_per_video 9 top1 ... 15- flop_convention and the environment
-to_curves() {  # to_curves EVAL.csv → rows on stdout (no header)
-  tail -n +2 "$1" | while IFS= read -r line; do
+# Naming: a method with one exit is one point of its curve (TSN's points are its configurations:
+# tsn-4x32 → method tsn, point 4x32); Uni-AdaFocus and the other multi-exit methods give their
+# fixed exits as METHOD-fixed-exit, their conditional-exit budgets as METHOD and the random-exit
+# control as METHOD-random-exit.
+to_curves() {  # to_curves LABEL EVAL.csv → rows on stdout (no header)
+  local label=$1 csv=$2 method point
+  case "$label" in
+    tsn-*) method=tsn; point=${label#tsn-} ;;
+    *) method=$label; point="" ;;
+  esac
+  local n_fixed; n_fixed=$(awk -F, 'NR > 1 && $4 == "\"fixed\"" { n++ } END { print n + 0 }' "$csv")
+  tail -n +2 "$csv" | while IFS= read -r line; do
     head=$(printf '%s\n' "$line" | cut -d, -f1-9)
     env=$(printf '%s\n' "$line" | cut -d, -f15-)
-    printf '%s\n' "$head" | awk -F, -v env="$env" 'BEGIN { OFS = "," }
-      { gsub(/"/, "", $2); gsub(/"/, "", $4)
-        if ($4 == "fixed")        { m = $2 "-fixed-exit"; pt = "exit" $7 }
-        else if ($4 == "dynamic") { m = $2;               pt = "p=" $6 }
-        else if ($4 == "random")  { m = $2 "-random-exit"; pt = "p=" $6 }
+    printf '%s\n' "$head" | awk -F, -v env="$env" -v m="$method" -v pt="$point" -v nf="$n_fixed" 'BEGIN { OFS = "," }
+      { gsub(/"/, "", $4)
+        if ($4 == "fixed") {
+          if (nf <= 1)     { name = m; p = (pt != "" ? pt : "full") }
+          else             { name = m "-fixed-exit"; p = "exit" $7 }
+        } else if (nf <= 1) next   # one exit: no budgets to sweep
+        else if ($4 == "dynamic") { name = m;                p = "p=" $6 }
+        else if ($4 == "random")  { name = m "-random-exit"; p = "p=" $6 }
         else next
-        print $1, "\"" m "\"", "\"" pt "\"", $6, $7, $8, $9, env }'
+        print $1, "\"" name "\"", "\"" p "\"", $6, $7, $8, $9, env }'
   done
 }
-eval_header=$(head -n 1 "$rep/eval_uniadafocus.csv")
+first_csv=${evals[0]#*|}
+eval_header=$(head -n 1 "$first_csv")
 {
   echo "schema_version,method,point,budget_p,exit,gflops_per_video,top1,$(printf '%s\n' "$eval_header" | cut -d, -f15-)"
-  to_curves "$rep/eval_uniadafocus.csv"
-  [ -z "$tsn_csv" ] || to_curves "$tsn_csv"
+  for e in "${evals[@]}"; do to_curves "${e%%|*}" "${e#*|}"; done
 } > "$rep/curves.csv.tmp"
 mv "$rep/curves.csv.tmp" "$rep/curves.csv"
 awk -F, 'NR > 1 { printf "  %-28s %-8s %8.4f GFLOPs  top1 %6.2f%%\n", $2, $3, $6, $7 }' "$rep/curves.csv" | tr -d '"'
