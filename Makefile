@@ -83,6 +83,17 @@ LDLIBS += $(CUDA_LIBDIRS) -Wl,--as-needed -Wl,-rpath,$(CUDA_HOME)/lib:$(CUDA_HOM
           -lcudnn -lcublasLt -lcublas -lcupti -lcudart -lstdc++ -Wl,--no-as-needed
 endif
 
+ifeq ($(USE_CUDA),1)
+# cupti_profiler_host.h (CUPTI 13.0) includes C++'s <string> and nothing else C++: an empty file
+# named `string` in a private include directory lets kernels/cuda/cupti_range.c include it as C
+# (research/ecosystem.md §2.4). The host and range-profiler APIs live in libcupti (linked above).
+CUPTI_SHIM := $(OBJ)/cupti-shim
+$(CUPTI_SHIM)/string:
+	@mkdir -p $(dir $@) && : > $@
+$(OBJ)/kernels/cuda/cupti_range.o: CFLAGS += -I$(CUPTI_SHIM)
+$(OBJ)/kernels/cuda/cupti_range.o: | $(CUPTI_SHIM)/string
+endif
+
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o) $(CUDA_C_SRCS:%.c=$(OBJ)/%.o) $(CUDA_CU_SRCS:%.cu=$(OBJ)/%.cu.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(OBJ)/%.o)
 GPU_TEST_OBJS := $(GPU_TEST_SRCS:%.c=$(OBJ)/%.o)

@@ -365,6 +365,12 @@ typedef struct {
      .local_base_width = (base), .policy_conv = (pc), .policy_hidden = (ph), .mlp_width = (W), .dropout = 0.2f,     \
      .fc_dropout = 0.2f, .coarse_to_fine = true, .global_lr_ratio = 0.5f, .stn_lr_ratio = 0.1f,                    \
      .classifier_lr_ratio = 5.0f}
+/* The synthetic preset: the benchmark's shared ResNet-18 width 16 (baselines/tsn.c says why). */
+#define V2_CFG_SYN(T, S, P, C, gw, base, pc, ph, W)                                                                     \
+    {.frames = (T), .frame_size = (S), .patch_size = (P), .classes = (C), .glance_width = (gw), .local_depth = 18,  \
+     .local_base_width = (base), .policy_conv = (pc), .policy_hidden = (ph), .mlp_width = (W), .dropout = 0.2f,     \
+     .fc_dropout = 0.2f, .coarse_to_fine = true, .global_lr_ratio = 0.5f, .stn_lr_ratio = 0.1f,                    \
+     .classifier_lr_ratio = 5.0f}
 
 static const AdaFocusV2Preset PRESETS[] = {
     {{"adafocusv2-actnet-p96", "adafocusv2",
@@ -377,9 +383,9 @@ static const AdaFocusV2Preset PRESETS[] = {
       "AdaFocusV2-MN2/RN, ActivityNet, 16 frames, 160x160 patches (paper: 39.0 GFLOPs, 79.9 mAP)", ACT_TRAIN},
      V2_CFG(16, 224, 160, 200, 1.0, 64, 64, 2048, 4096)},
     {{"adafocusv2-synth", "adafocusv2",
-      "AdaFocusV2 on the synthetic benchmark: 8 frames at 64, 32x32 patches, MobileNetV2 x0.25 + ResNet-50 width 8",
+      "AdaFocusV2 on the synthetic benchmark: 8 frames at 64, 32x32 patches, MobileNetV2 x0.25 + ResNet-18 width 16",
       SYN_TRAIN},
-     V2_CFG(8, 64, 32, 10, 0.25, 8, 8, 32, 64)},
+     V2_CFG_SYN(8, 64, 32, 10, 0.25, 16, 8, 32, 64)},
     {{"adafocusv2-tiny", "adafocusv2", "unit-test size: 4 frames at 32, 16x16 patches, 5 classes", SYN_TRAIN},
      V2_CFG(4, 32, 16, 5, 0.25, 4, 4, 8, 16)},
 };

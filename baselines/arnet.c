@@ -479,10 +479,10 @@ static const ArNetPreset PRESETS[] = {
       .skips = {1, 2, 4}, .tau0 = 5.0f, .tau_decay = 0.965f, .tau_min = 0.01f, .tau_decay_steps = 200,
       .accuracy_weight = 0.95f, .efficiency_weight = 0.05f, .usage_weight = 3.0f, .dropout = 0.5f}},
     {{"arnet-synth", "arnet",
-      "AR-Net on the synthetic benchmark: MobileNetV2 x0.25 policy at 32, ResNet-50/34/18 width 8 at 64/48/32 or "
-      "skip 1/2, 8 frames", SYN_TRAIN},
+      "AR-Net on the synthetic benchmark: MobileNetV2 x0.25 policy at 32, ResNet-18 width 16 at 64/48/32 (the "
+      "benchmark's shared ResNet at three resolutions) or skip 1/2, 8 frames", SYN_TRAIN},
      {.frames = 8, .frame_size = 64, .classes = 10, .policy_size = 32, .policy = MBV2_SYN(0.25), .lstm_hidden = 32,
-      .n_branches = 3, .branch = {RN(50, 8), RN(34, 8), RN(18, 8)}, .branch_size = {64, 48, 32}, .n_skips = 2,
+      .n_branches = 3, .branch = {RN(18, 16), RN(18, 16), RN(18, 16)}, .branch_size = {64, 48, 32}, .n_skips = 2,
       .skips = {1, 2}, .tau0 = 5.0f, .tau_decay = 0.965f, .tau_min = 0.01f, .tau_decay_steps = 50,
       .accuracy_weight = 0.95f, .efficiency_weight = 0.05f, .usage_weight = 3.0f, .dropout = 0.5f}},
     {{"arnet-tiny", "arnet", "unit-test size: 4 frames at 32, two branches (32, 16) or skip 1/2, 5 classes",

@@ -366,6 +366,8 @@ typedef struct {
 } FrameExitPreset;
 
 #define R50(base) {.kind = BL_BACKBONE_RESNET, .depth = 50, .base_width = (base)}
+/* The synthetic benchmark's shared ResNet (baselines/tsn.c says why ResNet-18 width 16). */
+#define R18(base) {.kind = BL_BACKBONE_RESNET, .depth = 18, .base_width = (base)}
 #define ACT_TRAIN {.lr = 0.002f, .weight_decay = 2e-4f, .momentum = 0.9f, .batch_size = 32, .epochs = 50, .grad_clip = 0}
 #define SYN_TRAIN {.lr = 0.01f, .weight_decay = 1e-4f, .momentum = 0.9f, .batch_size = 8, .epochs = 20, .grad_clip = 0}
 #define FE_CFG(T, S, C, bb, W, h1, h2, order_) \
@@ -380,7 +382,7 @@ static const FrameExitPreset PRESETS[] = {
      FE_CFG(10, 224, 200, R50(64), 4096, 128, 64, FE_ORDER_10)},
     {{"frameexit-synth", "frameexit",
       "FrameExit on the synthetic benchmark: ResNet-50 width 8, up to 8 frames at 64, MLP 64", SYN_TRAIN},
-     FE_CFG(8, 64, 10, R50(8), 64, 16, 8, NULL)},
+     FE_CFG(8, 64, 10, R18(16), 64, 16, 8, NULL)},
     {{"frameexit-tiny", "frameexit", "unit-test size: ResNet-50 width 4, up to 4 frames at 32, 5 classes", SYN_TRAIN},
      FE_CFG(4, 32, 5, R50(4), 16, 8, 4, NULL)},
 };

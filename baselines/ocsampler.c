@@ -370,6 +370,8 @@ typedef struct {
     {.kind = BL_BACKBONE_MOBILENET_V2, .width_mult = (w), .tsm_segments = 1, .tsm_fold_div = (fold),               \
      .mbv2_keys = MOBILENET_V2_KEYS_OFFICIAL}
 #define R50(base) {.kind = BL_BACKBONE_RESNET, .depth = 50, .base_width = (base)}
+/* The synthetic benchmark's shared ResNet (baselines/tsn.c says why ResNet-18 width 16). */
+#define R18(base) {.kind = BL_BACKBONE_RESNET, .depth = 18, .base_width = (base)}
 #define OCS_CFG(T, k, S, s, C, sampler_, cls_, W) \
     {.frames = (T), .select = (k), .frame_size = (S), .sampler_size = (s), .classes = (C), .sampler = sampler_, \
      .classifier = cls_, .mlp_width = (W), .explore_rate = 0.1f}
@@ -384,7 +386,7 @@ static const OcSamplerPreset PRESETS[] = {
     {{"ocsampler-synth", "ocsampler",
       "OCSampler on the synthetic benchmark: MobileNetV2 x0.25 TSM sampler at 32 on 8 frames, ResNet-50 width 8 on "
       "the top 4 at 64", SYN_TRAIN},
-     OCS_CFG(8, 4, 64, 32, 10, MBV2_TSM_SYN(0.25, 8), R50(8), 64)},
+     OCS_CFG(8, 4, 64, 32, 10, MBV2_TSM_SYN(0.25, 8), R18(16), 64)},
     {{"ocsampler-tiny", "ocsampler", "unit-test size: 4 candidates, top 2 at 32, sampler at 16, 5 classes", SYN_TRAIN},
      OCS_CFG(4, 2, 32, 16, 5, MBV2_TSM(0.25, 8), R50(4), 16)},
 };

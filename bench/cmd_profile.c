@@ -14,6 +14,8 @@
  *     (ctx->on_scope_change); on a GPU the CUPTI Activity API's kernel, copy and memset times,
  *     each attributed to the component whose scope launched it (kernels/cuda/cupti_activity.h),
  *     plus the top kernels. CUPTI runs after all timing, never during it (it perturbs timing);
+ *   - hardware FLOPs per component (GPU): the CUPTI range profiler, one range per component,
+ *     after the Activity trace (kernels/cuda/cupti_range.h; the HwFlopsResult block below);
  *   - the analytic GFLOPs per video (impl/uniadafocus.h uaf_flops, FLOP_CONVENTION) next to the
  *     achieved rate, the GPU clocks seen before and after each timed run (NVML), and the driver,
  *     CUDA, cuDNN, cuBLAS and CUPTI versions;
@@ -24,6 +26,8 @@
  *   level=component  one component: time_ms_median / time_ms_iqr per pass (whole batch),
  *                    time_share_pct, gflops_per_video of that component
  *   level=kernel     one kernel within a component (GPU): time_ms_median per pass, launches
+ *   level=hw_flops   one component or "total" (GPU, CUPTI range profiler, timing "cupti-range"):
+ *                    gflops_per_video (analytic) next to the hw_* columns (README, "profile CSV")
  * For `focusbench regress`, latency rows compare on latency_ms_median (the default); every row
  * has time_ms_median (for pass rows, the latency median), so `--metric time_ms_median` compares
  * components and kernels too.
@@ -63,6 +67,7 @@
 #include "kernels/cuda/cuda_graph.h"
 #include "kernels/cuda/cuda_timing.h"
 #include "kernels/cuda/cupti_activity.h"
+#include "kernels/cuda/cupti_range.h"
 #endif
 
 enum { MAX_BATCHES = 16, MODE_EAGER = 1, MODE_GRAPH = 2, MODE_TRAIN = 4, MAX_KERNEL_KEYS = 4096, NOTE_LEN = CTX_ERROR_LEN + 256 };
@@ -494,6 +499,7 @@ typedef struct {
     Stage stage;
     bool cpu_clock; /* charge host time to components */
     bool cupti;     /* label launches for CUPTI */
+    struct CuptiRange *ranges; /* GPU hardware FLOPs: one CUPTI range per component (HwFlopsResult) */
     ComponentClock cc;
     char component[COMPONENT_NAME];
 } Attribution;
@@ -514,6 +520,8 @@ static void attribution_update(Attribution *at, const Ctx *ctx)
 #if HAVE_CUDA
     if (at->cupti)
         cupti_activity_set_label(comp, scope[0] ? scope : comp);
+    if (at->ranges) /* a no-op while the component's range is open */
+        cupti_range_enter(at->ranges, comp);
 #endif
 }
 
@@ -1004,8 +1012,12 @@ static const char *const COLS[] = {
     "latency_ms_max", "throughput_videos_per_s", "time_ms_median", "time_ms_iqr", "time_share_pct",
     "launches_per_pass", "gflops_per_video", "achieved_gflops_per_s", "timing", "bn_folded", "clock_sm_mhz_min",
     "clock_sm_mhz_max", "clock_event_reasons", "note",
+    /* hardware FLOPs (CUPTI range profiler, level=hw_flops rows; empty elsewhere): N_HW_COLS */
+    "hw_tensor_gflops_per_video", "hw_cuda_core_gflops_per_video", "hw_gflops_per_video", "hw_over_2x_analytic",
+    "hw_gpu_time_ms", "hw_sm_clock_mhz", "hw_dram_gbytes_per_video",
 };
 enum { N_COLS = (int)(sizeof COLS / sizeof COLS[0]) };
+enum { N_HW_COLS = 7 };
 
 typedef struct {
     int batch;
@@ -1013,6 +1025,7 @@ typedef struct {
     int samples, warmup;
     const LatencyStats *lat; /* NULL: no latency columns */
     double throughput, time_median, time_iqr, share_pct, launches, gflops, achieved, clk_min, clk_max;
+    const double *hw; /* N_HW_COLS values of the hw_* columns; NULL: empty */
 } CsvRow;
 
 static void csv_row(CsvOut *w, const ProfileArgs *a, const Model *m, const CsvRow *r)
@@ -1054,13 +1067,215 @@ static void csv_row(CsvOut *w, const ProfileArgs *a, const Model *m, const CsvRo
     csv_out_double(w, r->clk_max);
     csv_out_str(w, r->reasons ? r->reasons : "");
     csv_out_str(w, r->note ? r->note : "");
+    for (int i = 0; i < N_HW_COLS; i++)
+        csv_out_double(w, r->hw ? r->hw[i] : NAN);
     csv_out_end_row(w);
 }
 
 static const char *mode_name(int mode) { return mode == MODE_GRAPH ? "graph" : mode == MODE_TRAIN ? "train" : "eager"; }
 
+/* ---- hardware FLOPs per component: the CUPTI range profiler (kernels/cuda/cupti_range.h) ------- *
+ * After every timing and after the Activity trace, for each batch size: the eager pass with one
+ * CUPTI range per component (opened by attribution_update whenever the component changes: the
+ * same attribution as the Activity split), replayed until CUPTI has read every counter. Per
+ * component: FLOPs on tensor cores (sm__ops_path_tensor_*, 2 per MAC) and on CUDA cores
+ * (2·FMA + ADD + MUL in fp32, fp16 and fp64), the GPU time and SM clock under the profiler, DRAM
+ * bytes. Shown and written NEXT TO the analytic count (paper MACs), never instead of it; the ratio
+ * hw / (2 × analytic) is 1 where the hardware did exactly the model's MACs. Where the driver
+ * refuses counters or another profiler is attached, one line says so and the timings stand. */
+
+typedef struct {
+    char name[COMPONENT_NAME];
+    double tensor_gflop, cuda_core_gflop; /* one pass, whole batch */
+    double gpu_ms, sm_mhz, dram_gb;       /* under the profiler, one pass, whole batch */
+} HwComponent;
+
+typedef struct {
+    int batch;
+    bool measured;
+    char note[NOTE_LEN];
+    int passes; /* replays of the pass CUPTI asked for */
+    int n;
+    HwComponent c[COMPONENT_MAX];
+} HwFlopsResult;
+
+enum { HW_MAX_RANGES = 256 };
+
+#if HAVE_CUDA
+typedef struct {
+    Runner *r;
+    Attribution *at;
+} HwPass;
+
+static bool hw_pass(CuptiRange *cr, void *user, char *err, size_t cap)
+{
+    (void)cr; /* the ranges are opened by the attribution hook */
+    HwPass *p = user;
+    ctx_begin_pass(p->r->ctx);
+    Tensor *y = model_forward(p->r->ctx, p->r->model, &p->r->video, p->at);
+    bool ok = y && cuda_synchronize(p->r->ctx);
+    if (!ok)
+        snprintf(err, cap, "%s", ctx_error_message(p->r->ctx));
+    return ok;
+}
+
+/* Hardware FLOPs at the runner's batch. False when CUPTI refused (h->note says why): the caller
+ * tries no further batch size. */
+static bool hw_flops_batch(Runner *r, HwFlopsResult *h)
+{
+    memset(h, 0, sizeof *h);
+    h->batch = (int)r->video.shape[0];
+    char err[CTX_ERROR_LEN];
+    if (!plan_pass(r, err, sizeof err)) {
+        snprintf(h->note, sizeof h->note, "failed: %s", err);
+        return true;
+    }
+    CuptiRange *cr = cupti_range_create(HW_MAX_RANGES, err, sizeof err);
+    if (!cr) {
+        snprintf(h->note, sizeof h->note, "CUPTI range profiler: %s", err);
+        return !cupti_range_refusal(err);
+    }
+    Attribution *at = calloc(1, sizeof *at);
+    CuptiRangeTotals *t = calloc(COMPONENT_MAX, sizeof *t);
+    size_t dropped = 0;
+    bool ok = at && t;
+    if (!ok)
+        snprintf(err, sizeof err, "out of memory");
+    if (ok) {
+        at->ranges = cr;
+        HwPass p = {r, at};
+        r->ctx->on_scope_change = on_scope_change;
+        r->ctx->on_scope_change_user = at;
+        ok = cupti_range_collect(cr, hw_pass, &p, &h->passes, err, sizeof err) &&
+             cupti_range_results(cr, t, COMPONENT_MAX, &h->n, &dropped, err, sizeof err);
+        r->ctx->on_scope_change = NULL;
+        r->ctx->on_scope_change_user = NULL;
+    }
+    cupti_range_destroy(cr);
+    bool refused = !ok && cupti_range_refusal(err);
+    if (!ok) {
+        snprintf(h->note, sizeof h->note, "CUPTI range profiler: %s", err);
+        h->n = 0;
+    }
+    for (int i = 0; ok && i < h->n; i++) {
+        HwComponent *c = &h->c[i];
+        snprintf(c->name, sizeof c->name, "%.*s", (int)sizeof c->name - 1, t[i].name);
+        c->tensor_gflop = cupti_range_tensor_flops(&t[i]) / 1e9;
+        c->cuda_core_gflop = cupti_range_cuda_core_flops(&t[i]) / 1e9;
+        c->gpu_ms = t[i].v[CR_GPU_TIME_NS] * 1e-6;
+        c->sm_mhz = t[i].v[CR_SM_HZ] > 0 ? t[i].v[CR_SM_HZ] * 1e-6 : NAN;
+        c->dram_gb = (t[i].v[CR_DRAM_READ] + t[i].v[CR_DRAM_WRITE]) / 1e9;
+    }
+    h->measured = ok && h->n > 0;
+    if (ok && h->n == 0)
+        snprintf(h->note, sizeof h->note, "CUPTI recorded no ranges");
+    else if (ok && dropped > 0)
+        snprintf(h->note, sizeof h->note, "CUPTI dropped %zu ranges: the counts undercount", dropped);
+    free(at);
+    free(t);
+    return !refused;
+}
+#endif
+
+/* Totals over the components (the "total" row); sm_mhz weighted by GPU time. */
+static HwComponent hw_total(const HwFlopsResult *h)
+{
+    HwComponent s = {.name = "total"};
+    double w = 0, clk = 0;
+    for (int i = 0; i < h->n; i++) {
+        const HwComponent *c = &h->c[i];
+        s.tensor_gflop += c->tensor_gflop;
+        s.cuda_core_gflop += c->cuda_core_gflop;
+        s.gpu_ms += c->gpu_ms;
+        s.dram_gb += c->dram_gb;
+        if (isfinite(c->sm_mhz) && c->gpu_ms > 0) {
+            clk += c->sm_mhz * c->gpu_ms;
+            w += c->gpu_ms;
+        }
+    }
+    s.sm_mhz = w > 0 ? clk / w : NAN;
+    return s;
+}
+
+/* The hw_* CSV columns of one component (per video), next to analytic GFLOPs per video `g`. */
+static void hw_values(const HwComponent *c, int batch, double g, double out[N_HW_COLS])
+{
+    double hw = (c->tensor_gflop + c->cuda_core_gflop) / batch;
+    out[0] = c->tensor_gflop / batch;
+    out[1] = c->cuda_core_gflop / batch;
+    out[2] = hw;
+    out[3] = g > 0 ? hw / (2 * g) : NAN;
+    out[4] = c->gpu_ms;
+    out[5] = c->sm_mhz;
+    out[6] = c->dram_gb / batch;
+}
+
+static void print_hw(const HwFlopsResult *h, const Model *m)
+{
+    if (!h->measured) {
+        printf("\nhardware FLOPs, batch %d: not measured: %s — the latency and throughput above are unaffected\n",
+               h->batch, h->note);
+        return;
+    }
+    printf("\nhardware FLOPs per component, batch %d (CUPTI range profiler, one range per component, the eager pass\n"
+           "replayed %d times; per video; tensor cores count 2 per MAC, CUDA cores 2 FMA + ADD + MUL; analytic =\n"
+           "paper MACs, so hw / (2 x analytic) = 1 where the hardware did exactly the model's MACs; time and clock\n"
+           "under the profiler, per pass)\n", h->batch, h->passes);
+    printf("  %-12s  %12s  %12s  %12s  %12s  %10s  %9s  %7s  %8s\n", "component", "analytic GF", "tensor GFLOP",
+           "CUDA-core GF", "hw GFLOP", "hw/2xanal", "GPU ms", "SM MHz", "DRAM MB");
+    int order[COMPONENT_MAX];
+    for (int i = 0; i < h->n; i++)
+        order[i] = i;
+    for (int i = 1; i < h->n; i++) /* insertion sort by pipeline rank, stable */
+        for (int j = i; j > 0 && comp_rank(h->c[order[j]].name) < comp_rank(h->c[order[j - 1]].name); j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    HwComponent total = hw_total(h);
+    for (int i = 0; i <= h->n; i++) {
+        const HwComponent *c = i < h->n ? &h->c[order[i]] : &total;
+        double g = i < h->n ? comp_gflops(m, c->name) : m->gflops_total, v[N_HW_COLS];
+        hw_values(c, h->batch, g, v);
+        char gs[24] = "-", ratio[24] = "-", clk[24] = "-";
+        if (isfinite(g))
+            snprintf(gs, sizeof gs, "%.4f", g);
+        if (isfinite(v[3]))
+            snprintf(ratio, sizeof ratio, "%.3f", v[3]);
+        if (isfinite(v[5]))
+            snprintf(clk, sizeof clk, "%.0f", v[5]);
+        printf("  %-12s  %12s  %12.4f  %12.4f  %12.4f  %10s  %9.3f  %7s  %8.1f\n", c->name, gs, v[0], v[1], v[2], ratio,
+               v[4], clk, v[6] * 1e3);
+    }
+    if (h->note[0])
+        printf("  note: %s\n", h->note);
+}
+
+/* level=hw_flops rows: one per component and a total, or one row saying why nothing was measured. */
+static void csv_hw_rows(CsvOut *w, const ProfileArgs *a, const Model *m, const HwFlopsResult *h)
+{
+    CsvRow row = {.batch = h->batch, .mode = "eager", .level = "hw_flops", .component = "", .timing = "cupti-range",
+                  .note = h->note, .warmup = -1, .throughput = NAN, .time_median = NAN, .time_iqr = NAN,
+                  .share_pct = NAN, .launches = NAN, .gflops = NAN, .achieved = NAN, .clk_min = NAN, .clk_max = NAN};
+    if (!h->measured) {
+        csv_row(w, a, m, &row);
+        return;
+    }
+    HwComponent total = hw_total(h);
+    for (int i = 0; i <= h->n; i++) {
+        const HwComponent *c = i < h->n ? &h->c[i] : &total;
+        double v[N_HW_COLS];
+        row.component = c->name;
+        row.gflops = i < h->n ? comp_gflops(m, c->name) : m->gflops_total;
+        hw_values(c, h->batch, row.gflops, v);
+        row.hw = v;
+        csv_row(w, a, m, &row);
+    }
+}
+
 static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, const TimingResult *tr, int n_tr,
-                      const SplitResult *sr, int n_sr, bool cuda, char *err, size_t cap)
+                      const SplitResult *sr, int n_sr, const HwFlopsResult *hw, int n_hw, bool cuda, char *err,
+                      size_t cap)
 {
     CsvOut *w = csv_out_open(a->csv, COLS, N_COLS, env, err, cap);
     if (!w)
@@ -1114,6 +1329,8 @@ static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, c
             csv_row(w, a, m, &row);
         }
     }
+    for (int i = 0; i < n_hw; i++)
+        csv_hw_rows(w, a, m, &hw[i]);
     return csv_out_commit(w, err, cap);
 }
 
@@ -1250,7 +1467,7 @@ int cmd_profile(int argc, char **argv)
     bool cuda = strcmp(a.device, "cuda") == 0;
 #if !HAVE_CUDA
     if (cuda) {
-        fprintf(stderr, "focusbench profile: this focusbench was built without the CUDA backend (nvcc and cuDNN were "
+        fprintf(stderr, "focusbench profile: built without CUDA: no CUPTI, no GPU timing (nvcc and cuDNN were "
                         "not found at build time); rebuild with `make CUDA=1` on a machine with the CUDA toolkit\n");
         return 1;
     }
@@ -1261,6 +1478,8 @@ int cmd_profile(int argc, char **argv)
     ParamSet *clips = NULL;
     TimingResult *tr = NULL;
     SplitResult *sr = NULL;
+    HwFlopsResult *hw = NULL; /* [n_hw] hardware FLOPs per batch size (CUPTI range profiler) */
+    int n_hw = 0;
     double *samples = NULL;
     int n_tr = 0, n_sr = 0;
     rc = 1;
@@ -1496,7 +1715,7 @@ int cmd_profile(int argc, char **argv)
     if (cuda) {
         char cerr[512];
         if (a.no_cupti) {
-            printf("\nCUPTI: off (--no-cupti): no per-component or per-kernel GPU split\n");
+            printf("\nCUPTI: off (--no-cupti): no per-component or per-kernel GPU split, no hardware FLOP counts\n");
         } else if (!cupti_activity_start(cerr, sizeof cerr)) {
             printf("\nCUPTI refused: %s — no per-component or per-kernel GPU split; the latency and throughput "
                    "above are unaffected\n", cerr);
@@ -1515,6 +1734,25 @@ int cmd_profile(int argc, char **argv)
             cupti_activity_stop();
         }
     }
+    /* ---- phase C (GPU): hardware FLOPs per component from the CUPTI range profiler, last ---- */
+    if (cuda && !a.no_cupti) {
+        hw = calloc((size_t)a.n_batches, sizeof *hw);
+        for (int bi = 0; hw && bi < a.n_batches; bi++) {
+            r.video = *(Tensor *)params_find(clips, "video");
+            r.video.shape[0] = a.batches[bi];
+            fprintf(stderr, "profile: batch %d: CUPTI range profiler (hardware FLOPs per component) ...\n",
+                    a.batches[bi]);
+            bool go_on = hw_flops_batch(&r, &hw[n_hw++]);
+            if (!ctx_ok(ctx)) {
+                fprintf(stderr, "focusbench profile: batch %d (CUPTI ranges): %s\n", a.batches[bi],
+                        ctx_error_message(ctx));
+                goto done;
+            }
+            if (!go_on)
+                break; /* refused: the one line in the report says why */
+        }
+        cupti_range_shutdown();
+    }
 #endif
 
     /* ---- report ---- */
@@ -1526,8 +1764,10 @@ int cmd_profile(int argc, char **argv)
                 eager = &tr[j];
         print_split(&sr[i], &model, eager, a.top_kernels, a.split_repeats);
     }
+    for (int i = 0; i < n_hw; i++)
+        print_hw(&hw[i], &model);
     if (a.csv) {
-        if (!write_csv(&a, &model, &env, tr, n_tr, sr, n_sr, cuda, err, sizeof err)) {
+        if (!write_csv(&a, &model, &env, tr, n_tr, sr, n_sr, hw, n_hw, cuda, err, sizeof err)) {
             fprintf(stderr, "focusbench profile: %s\n", err);
             goto done;
         }
@@ -1544,6 +1784,7 @@ done:
     for (int i = 0; sr && i < n_sr; i++)
         split_free(&sr[i]);
     free(sr);
+    free(hw);
     free(tr);
     free(samples);
     ctx_destroy(ctx);

@@ -5,9 +5,11 @@
 # is timed and the timings land in RESULTS_DIR/reproduce/timings.csv.
 #
 # Steps: the environment, the FLOP tables of the paper's configurations (meta backend), the
-# synthetic benchmark (synth-small data), training Uni-AdaFocus on it (synth-tiny model, CPU),
-# evaluation with conditional exit across budgets and the random-exit control, the curves CSV
-# and the accuracy-vs-GFLOPs plot, a CPU profile, the CPU conv/linear benchmark, REPORT.md.
+# synthetic benchmark (synth-small data), pretraining the two shared backbones, then training
+# and evaluating every method on it on the CPU (TSN at three configurations, TSM, Uni-AdaFocus
+# synth-tiny with conditional exit across budgets and the random-exit control, its four
+# ablations, AdaFocusV2, FrameExit, AR-Net, OCSampler), the curves CSV and the accuracy-vs-GFLOPs
+# plot, a CPU profile, the CPU conv/linear benchmark, REPORT.md.
 #
 # Environment knobs (defaults give the full run, sized for a 2-core CPU in < 20 minutes):
 #   RESULTS_DIR  where results go (default results); curves etc. under RESULTS_DIR/reproduce
@@ -66,9 +68,12 @@ step "environment"
 mv "$out/environment.txt.tmp" "$out/environment.txt"
 
 step "FLOP tables, paper convention (meta backend)"
-for p in actnet-p96 actnet-p128 actnet-p160 actnet-p192 fcvid-p128 minik-p128; do
+# Uni-AdaFocus (ActivityNet/FCVID/Mini-K), Uni-AdaFocus-TSM (Something-Something V1, the four
+# paper configurations) and Uni-AdaFocus-X3D (Kinetics-400, per view).
+for p in actnet-p96 actnet-p128 actnet-p160 actnet-p192 fcvid-p128 minik-p128 \
+         sthv1-p96-8x8 sthv1-p96-8x12 sthv1-p128-8x12 sthv1-p128-8x16 k400-x3d; do
   "$bin" flops --preset "$p" --csv "$out/flops_$p.csv" > /dev/null
-  echo "  $p: $(tail -n 1 "$out/flops_$p.csv" | cut -d, -f2) GFLOPs per video"
+  echo "  $p: $(awk -F, '$1 == "total" || $1 == "exit1" { v = $2 } END { print v }' "$out/flops_$p.csv") GFLOPs per video"
 done
 
 step "synthetic benchmark (synth-small${gen_extra[*]:+ reduced: ${gen_extra[*]}})"
@@ -76,9 +81,10 @@ step "synthetic benchmark (synth-small${gen_extra[*]:+ reduced: ${gen_extra[*]}}
 
 # ---- training and evaluation of every method ---------------------------------------------------
 # The paper's methods all start from ImageNet-pretrained backbones. The analogue here: the two
-# backbones every method shares (ResNet-50 width 8, MobileNetV2 x0.25) are first trained as TSN
-# frame classifiers on the benchmark's training split — which are also the uniform full-frame
-# baselines — and every other method starts from them (`train --pretrained PREFIX=FILE`).
+# backbones every method shares (ResNet-18 width 16, MobileNetV2 x0.25) are first trained as TSN
+# frame classifiers on the benchmark's training split ("pretraining", not a curve point), and
+# then EVERY method, the TSN baselines included, is trained for the same number of epochs from
+# them (`train --pretrained PREFIX=FILE`), so all points have had the same training budget.
 # Every run is fresh (fixed seeds give the same weights; a run dir left by an interrupted
 # reproduce would otherwise make `train` refuse, as it resumes only when asked).
 evals=()    # "label|eval.csv" pairs, in curve order
@@ -94,22 +100,26 @@ eval_run() {  # eval_run LABEL NAME ARGS... → $rep/eval_LABEL.csv, listed in t
     --seed 0 --csv "$rep/eval_$label.csv" | sed -n '/^fixed exits/,$p'
   evals+=("$label|$rep/eval_$label.csv")
 }
-tsn_ckpt="$rep/run_tsn/model.safetensors"
-mbv2_ckpt="$rep/run_tsn-mbv2/model.safetensors"
+tsn_ckpt="$rep/run_pretrain-resnet/model.safetensors"
+mbv2_ckpt="$rep/run_pretrain-mobilenet/model.safetensors"
 
-step "TSN, ResNet-50 w8, 4 frames at 64 (uniform full frames; the shared ResNet backbone), $epochs epochs"
-train_run tsn --method tsn-synth
+step "pretraining the shared backbones: ResNet-18 w16 and MobileNetV2 x0.25 as TSN frame classifiers, $epochs epochs each"
+train_run pretrain-resnet --method tsn-synth
+train_run pretrain-mobilenet --method tsn-mbv2-synth
+
+step "TSN, ResNet-18 w16, 4 frames at 64 (uniform full frames)"
+train_run tsn --method tsn-synth --pretrained "base_model.=$tsn_ckpt"
 eval_run tsn-4x64 tsn --method tsn-synth
 
-step "TSN, MobileNetV2 x0.25, 4 frames at 64 (the shared glance backbone)"
-train_run tsn-mbv2 --method tsn-mbv2-synth
+step "TSN, MobileNetV2 x0.25, 4 frames at 64 (the glance network alone, uniform)"
+train_run tsn-mbv2 --method tsn-mbv2-synth --pretrained "base_model.=$mbv2_ckpt"
 eval_run tsn-mbv2-4x64 tsn-mbv2 --method tsn-mbv2-synth
 
-step "TSN, ResNet-50 w8, 4 frames at 32 (uniform frames at half resolution: about Uni-AdaFocus's cost)"
+step "TSN, ResNet-18 w16, 4 frames at 32 (uniform frames at half resolution: about Uni-AdaFocus's cost)"
 train_run tsn-32 --method tsn-synth --frame-size 32 --pretrained "base_model.=$tsn_ckpt"
 eval_run tsn-4x32 tsn-32 --method tsn-synth --frame-size 32
 
-step "TSM, ResNet-50 w8, 4 frames at 64"
+step "TSM, ResNet-18 w16, 4 frames at 64"
 train_run tsm --method tsm-synth --pretrained "base_model.=$tsn_ckpt"
 eval_run tsm tsm --method tsm-synth
 
@@ -126,19 +136,20 @@ for abl in uniform centre randombox; do
 done
 eval_run uniadafocus-noexit uniadafocus --method "uniadafocus-noexit-$model_preset"
 
-step "AdaFocusV2 (MobileNetV2 x0.25 + ResNet-50 w8, 8 frames, 32x32 patches)"
+step "AdaFocusV2 (MobileNetV2 x0.25 + ResNet-18 w16, 8 frames, 32x32 patches)"
 train_run adafocusv2 --method adafocusv2-synth --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
 eval_run adafocusv2 adafocusv2 --method adafocusv2-synth
 
-step "FrameExit (ResNet-50 w8, up to 8 frames, learned exit gates)"
+step "FrameExit (ResNet-18 w16, up to 8 frames, learned exit gates)"
 train_run frameexit --method frameexit-synth --pretrained "backbone.=$tsn_ckpt"
 eval_run frameexit frameexit --method frameexit-synth
 
-step "AR-Net (MobileNetV2 policy; ResNet-50/34/18 w8 at 64/48/32 or skip)"
-train_run arnet --method arnet-synth --pretrained "lite_backbone.=$mbv2_ckpt" --pretrained "base_model_list.0.=$tsn_ckpt"
+step "AR-Net (MobileNetV2 policy; ResNet-18 w16 at 64/48/32 or skip)"
+train_run arnet --method arnet-synth --pretrained "lite_backbone.=$mbv2_ckpt" --pretrained "base_model_list.0.=$tsn_ckpt" \
+  --pretrained "base_model_list.1.=$tsn_ckpt" --pretrained "base_model_list.2.=$tsn_ckpt"
 eval_run arnet arnet --method arnet-synth
 
-step "OCSampler (MobileNetV2-TSM sampler at 32, ResNet-50 w8 on the top frames)"
+step "OCSampler (MobileNetV2-TSM sampler at 32, ResNet-18 w16 on the top frames)"
 train_run ocsampler --method ocsampler-synth --pretrained "backbone.=$tsn_ckpt"  # its sampler (+ a scoring head) from scratch
 eval_run ocsampler ocsampler --method ocsampler-synth
 

@@ -37,7 +37,8 @@
     X(synth)        \
     X(datacli)      \
     X(tsm_variant)  \
-    X(x3d)
+    X(x3d)          \
+    X(cupti_host)
 
 /* Weak: a group whose file is not linked shows up as a failure, not a link error. */
 #define X(name) int test_group_##name(int *total) __attribute__((weak));

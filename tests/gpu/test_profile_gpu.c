@@ -4,9 +4,13 @@
  *   - CUPTI Activity: kernels (ours and cuBLASLt's), copies and their attribution to the label
  *     set when they were launched; no record dropped;
  *   - NVML clocks: read when NVML is there (otherwise the reason is printed);
+ *   - CUPTI range profiler (kernels/cuda/cupti_range.h): the hardware FLOPs of a 1024x1024x2048
+ *     GEMM on bf16 tensor cores and on fp32 CUDA cores and of a bf16 3x3 conv, each in its own
+ *     range, within 3% of 2 x MACs; every pass the host API asked for replayed;
  *   - the command end to end on synth-tiny: eager and graph rows (kernels/cuda/cuda_graph.h; the
  *     replay bit-identical to the eager pass), the CUPTI component split with every kernel
- *     attributed, kernel rows, environment columns.
+ *     attributed, kernel rows, environment columns, hardware-FLOP rows (level=hw_flops) for every
+ *     component adding up to the total; with --no-cupti none of the CUPTI rows.
  * Every check prints one line, so the log read on the lent machine says what was measured.
  */
 #include <math.h>
@@ -21,6 +25,7 @@
 #include "bench/latency.h"
 #include "kernels/cuda/cuda_timing.h"
 #include "kernels/cuda/cupti_activity.h"
+#include "kernels/cuda/cupti_range.h"
 #include "tests/gpu/gpu_test_util.h"
 
 static void check(GpuEnv *e, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -151,6 +156,110 @@ static void test_clocks(void **state)
     gpu_end(e);
 }
 
+/* ---- CUPTI range profiler: hardware FLOPs of known work ---------------------------------------- */
+
+typedef struct {
+    GpuEnv *e;
+    Tensor *x, *w, *cx, *cw; /* GEMM (M, K) x (N, K); conv input (N, C, H, W), weight (K, C, 3, 3) */
+} RangeWork;
+
+/* One pass: three ranges, each one op at one precision. */
+static bool range_work(CuptiRange *cr, void *user, char *err, size_t cap)
+{
+    RangeWork *p = user;
+    Ctx *g = p->e->gpu;
+    cupti_range_enter(cr, "gemm_bf16");
+    cuda_set_precision(g, CUDA_PRECISION_BF16);
+    bool ok = op_linear(g, p->x, p->w, NULL) != NULL;
+    cupti_range_enter(cr, "gemm_fp32");
+    cuda_set_precision(g, CUDA_PRECISION_FP32);
+    ok = ok && op_linear(g, p->x, p->w, NULL) != NULL;
+    cupti_range_enter(cr, "conv_bf16");
+    cuda_set_precision(g, CUDA_PRECISION_BF16);
+    ok = ok && op_conv2d(g, p->cx, p->cw, NULL, 1, 1, 1) != NULL;
+    cuda_set_precision(g, CUDA_PRECISION_FP32);
+    cupti_range_leave(cr);
+    ok = ok && cuda_synchronize(g);
+    if (!ok)
+        snprintf(err, cap, "%s", ctx_error_message(g));
+    return ok;
+}
+
+static const CuptiRangeTotals *range_find(const CuptiRangeTotals *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    return NULL;
+}
+
+static void test_range_flops(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "CUPTI range profiler: hardware FLOPs of a GEMM (bf16, fp32) and a conv vs 2 x MACs");
+    Ctx *g = e->gpu;
+    cuda_set_debug(g, false, false);
+    enum { M = 1024, N = 1024, K = 2048, CB = 8, CC = 64, CK = 128, CH = 56 };
+    RangeWork p = {.e = e};
+    p.x = gd(e, gh_rand(e, 11, -1, 1, DIMS(M, K)));
+    p.w = gd(e, gh_rand(e, 12, -0.05f, 0.05f, DIMS(N, K)));
+    p.cx = gd(e, gh_rand(e, 13, -1, 1, DIMS(CB, CC, CH, CH)));
+    p.cw = gd(e, gh_rand(e, 14, -0.1f, 0.1f, DIMS(CK, CC, 3, 3)));
+    char err[1024] = "";
+    /* plans (cuBLASLt heuristics, cuDNN engines) outside the session */
+    if (!range_work(NULL, &p, err, sizeof err))
+        fail_msg("warm-up: %s", err);
+    printf("  conv engine: %s\n", cuda_last_conv_info(g));
+    CuptiRange *cr = cupti_range_create(16, err, sizeof err);
+    if (!cr) {
+        printf("  CUPTI range profiler refused here: %s\n", err);
+        cuda_set_debug(g, true, true);
+        if (cupti_range_refusal(err))
+            skip(); /* a machine policy, not a bug */
+        fail_msg("cupti_range_create: %s", err);
+    }
+    int passes = 0, n = 0;
+    size_t dropped = 0;
+    CuptiRangeTotals t[8];
+    bool ok = cupti_range_collect(cr, range_work, &p, &passes, err, sizeof err) &&
+              cupti_range_results(cr, t, 8, &n, &dropped, err, sizeof err);
+    size_t host_passes = cupti_range_passes(cr);
+    check(e, ok, "chip %s: %d passes replayed (host API said %zu), %d range names, %zu dropped %s",
+          cupti_range_chip(cr), passes, host_passes, n, dropped, ok ? "" : err);
+    cupti_range_destroy(cr); /* the profiler stays initialised for the command test below */
+    cuda_set_debug(g, true, true);
+    if (!ok) {
+        gpu_end(e);
+        return;
+    }
+    check(e, passes == (int)host_passes && dropped == 0 && n == 3,
+          "every pass replayed, nothing dropped, three ranges");
+    const double gemm = 2.0 * M * N * K, conv = 2.0 * CB * CK * CH * CH * CC * 9;
+    static const char *const names[3] = {"gemm_bf16", "gemm_fp32", "conv_bf16"};
+    const double want[3] = {gemm, gemm, conv};
+    for (int i = 0; i < 3; i++) {
+        const CuptiRangeTotals *r = range_find(t, n, names[i]);
+        if (!r) {
+            check(e, false, "no range '%s'", names[i]);
+            continue;
+        }
+        double tensor = cupti_range_tensor_flops(r), cores = cupti_range_cuda_core_flops(r);
+        bool on_tensor = i != 1; /* fp32 is strict: CUDA cores only */
+        double hw = on_tensor ? tensor : cupti_range_fp32_flops(r);
+        printf("       %-10s tensor %.5g (fp16 %.4g, bf16 %.4g, tf32 %.4g)  CUDA-core %.5g (ffma %.4g fadd %.4g fmul "
+               "%.4g)  GPU %.3f ms  SM %.0f MHz  DRAM %.1f MB\n",
+               names[i], tensor, r->v[CR_TENSOR_FP16], r->v[CR_TENSOR_BF16], r->v[CR_TENSOR_TF32], cores, r->v[CR_FFMA],
+               r->v[CR_FADD], r->v[CR_FMUL], r->v[CR_GPU_TIME_NS] * 1e-6, r->v[CR_SM_HZ] * 1e-6,
+               (r->v[CR_DRAM_READ] + r->v[CR_DRAM_WRITE]) / 1e6);
+        check(e, fabs(hw / want[i] - 1) <= 0.03, "%s: %s FLOPs %.6g vs 2 x MACs %.6g (ratio %.4f, within 3%%)",
+              names[i], on_tensor ? "tensor-core" : "fp32 CUDA-core", hw, want[i], hw / want[i]);
+        if (!on_tensor)
+            check(e, tensor == 0, "%s: no tensor-core ops in strict fp32 (%.4g)", names[i], tensor);
+        check(e, r->v[CR_GPU_TIME_NS] > 0 && r->v[CR_SM_HZ] > 2e8 && r->v[CR_SM_HZ] < 4e9,
+              "%s: GPU time %.3f ms, SM clock %.0f MHz", names[i], r->v[CR_GPU_TIME_NS] * 1e-6, r->v[CR_SM_HZ] * 1e-6);
+    }
+    gpu_end(e);
+}
+
 static double cell_num(const CsvTable *t, int r, const char *col)
 {
     double v = NAN;
@@ -183,7 +292,8 @@ static void test_profile_command(void **state)
         return;
     }
     remove(path);
-    int eager = 0, graph = 0, graph_measured = 0, kernels = 0;
+    int eager = 0, graph = 0, graph_measured = 0, kernels = 0, hw_rows = 0;
+    double hw_comp[5] = {0}, hw_sum = 0, hw_total = NAN, hw_ratio_total = NAN;
     double comp_ms[5] = {0}, other_ms = 0, all_ms = 0;
     static const char *const comps[5] = {"glance", "policies", "crop", "focus", "classifier"};
     for (int r = 0; r < t.n_rows; r++) {
@@ -209,6 +319,23 @@ static void test_profile_command(void **state)
                 other_ms += ms;
         } else if (strcmp(level, "kernel") == 0) {
             kernels++;
+        } else if (strcmp(level, "hw_flops") == 0 && strcmp(cell_str(&t, r, "batch"), "4") == 0) {
+            hw_rows++;
+            const char *comp = cell_str(&t, r, "component");
+            double hw = cell_num(&t, r, "hw_gflops_per_video");
+            printf("       hw_flops %-10s analytic %.4f GF  tensor %.4f  CUDA-core %.4f  hw %.4f GFLOP/video  "
+                   "hw/2x %.3f  %s %s\n", comp, cell_num(&t, r, "gflops_per_video"),
+                   cell_num(&t, r, "hw_tensor_gflops_per_video"), cell_num(&t, r, "hw_cuda_core_gflops_per_video"), hw,
+                   cell_num(&t, r, "hw_over_2x_analytic"), cell_str(&t, r, "timing"), cell_str(&t, r, "note"));
+            if (strcmp(comp, "total") == 0) {
+                hw_total = hw;
+                hw_ratio_total = cell_num(&t, r, "hw_over_2x_analytic");
+                continue;
+            }
+            hw_sum += hw;
+            for (int k = 0; k < 5; k++)
+                if (strcmp(comps[k], comp) == 0)
+                    hw_comp[k] = hw;
         }
     }
     check(e, eager == 2, "%d eager rows with a latency (want 2)", eager);
@@ -219,10 +346,45 @@ static void test_profile_command(void **state)
           comp_ms[0], comp_ms[1], comp_ms[2], comp_ms[3], comp_ms[4]);
     check(e, other_ms <= 0.01 * all_ms, "unattributed device time %.4f ms of %.3f ms (<= 1%%)", other_ms, all_ms);
     check(e, kernels >= 10, "%d kernel rows", kernels);
+    check(e, hw_rows >= 6, "%d hardware-FLOP rows at batch 4 (5 components + total; the lines above say why not)",
+          hw_rows);
+    check(e, hw_comp[0] > 0 && hw_comp[1] > 0 && hw_comp[2] > 0 && hw_comp[3] > 0 && hw_comp[4] > 0,
+          "batch 4 hardware GFLOP per video: glance %.4f, policies %.4f, crop %.4f, focus %.4f, classifier %.4f",
+          hw_comp[0], hw_comp[1], hw_comp[2], hw_comp[3], hw_comp[4]);
+    check(e, fabs(hw_sum - hw_total) <= 1e-9 * hw_total + 1e-12, "components add up to the total (%.6g vs %.6g)",
+          hw_sum, hw_total);
+    /* the hardware does at least the model's MACs (tile padding and epilogues only add) */
+    check(e, hw_ratio_total >= 0.9, "total hardware FLOPs / (2 x analytic MACs) = %.3f (>= 0.9)", hw_ratio_total);
     check(e, csv_table_col(&t, "cupti_version") >= 0 && cell_str(&t, 0, "cupti_version")[0] != '\0',
           "environment: cupti_version %s, cudnn %s, driver %s, SM clock %s MHz", cell_str(&t, 0, "cupti_version"),
           cell_str(&t, 0, "cudnn_version"), cell_str(&t, 0, "driver_version"), cell_str(&t, 0, "clock_sm_mhz"));
     csv_table_free(&t);
+
+    /* --no-cupti: timing only, not one CUPTI row */
+    char path2[] = "/tmp/focusbench_profile_gpu_XXXXXX";
+    fd = mkstemp(path2);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv2[] = {"profile", "--device", "cuda", "--preset", "synth-tiny", "--batch", "2", "--repeats", "3",
+                     "--min-time", "0", "--mode", "eager", "--no-cupti", "--csv", path2, NULL};
+    rc = cmd_profile((int)(sizeof argv2 / sizeof argv2[0]) - 1, argv2);
+    fflush(stdout);
+    check(e, rc == 0, "--no-cupti: the command exited %d", rc);
+    if (rc == 0 && csv_table_read(path2, &t, err, sizeof err)) {
+        int cupti_rows = 0, pass_rows = 0;
+        for (int r = 0; r < t.n_rows; r++) {
+            const char *level = cell_str(&t, r, "level");
+            cupti_rows += strcmp(level, "kernel") == 0 || strcmp(level, "hw_flops") == 0 ||
+                          strcmp(level, "component") == 0;
+            pass_rows += strcmp(level, "pass") == 0;
+        }
+        check(e, cupti_rows == 0 && pass_rows == 1, "--no-cupti: %d pass row, %d CUPTI rows (want 1, 0)", pass_rows,
+              cupti_rows);
+        csv_table_free(&t);
+    } else {
+        check(e, false, "--no-cupti: no CSV: %s", rc == 0 ? err : "the command failed");
+    }
+    remove(path2);
     gpu_end(e);
 }
 
@@ -232,6 +394,7 @@ int test_group_profile_gpu(int *total)
         cmocka_unit_test(test_timer),
         cmocka_unit_test(test_cupti_attribution),
         cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_range_flops),
         cmocka_unit_test(test_profile_command),
     };
     return gpu_run_group("profile_gpu", tests, sizeof tests / sizeof tests[0], total);
