@@ -6,7 +6,7 @@
 #   make deps         install the Debian packages              make clean        remove build/
 #
 # Knobs: CUDA=0|1 forces the CUDA backend off/on (default: probe), SAN=1 sanitizers,
-# CUDA_ARCH=90 (sm_90, H100/H200), CC=..., V=1 verbose.
+# CUDA_ARCH=90 (sm_90, H100/H200), NCCL=0 no NCCL backend, CC=..., V=1 verbose.
 
 CUDA ?= auto
 .DEFAULT_GOAL := all
@@ -28,9 +28,12 @@ endif
 $(CONFIG): scripts/configure.sh scripts/install-deps.sh
 	$(Q)scripts/configure.sh $@ $(CUDA)
 
+# NCCL (kernels/dist/): needs the CUDA backend and nccl.h; the library is opened at run time
+# (dlopen), so nothing is linked. NCCL=0 forces it off.
+HAVE_NCCL := $(if $(and $(filter 1,$(USE_CUDA)),$(filter 1,$(HAVE_NCCL_H)),$(filter-out 0,$(or $(NCCL),1))),1,0)
 mark = $(if $(filter 1,$(1)),✓,✗)
 ifneq ($(HAVE_BLAS),)
-$(info focusbench: $(call mark,$(HAVE_BLAS)) OpenBLAS($(BLAS_THREADS))  $(call mark,$(HAVE_DNNL)) oneDNN  $(call mark,$(HAVE_OPENMP)) OpenMP  $(call mark,$(HAVE_FFMPEG)) FFmpeg  $(call mark,$(HAVE_CSV)) libcsv  $(call mark,$(HAVE_GNUPLOT)) gnuplot  $(call mark,$(HAVE_CMOCKA)) cmocka  $(call mark,$(USE_CUDA)) CUDA backend (CUDA=$(CUDA), sm_$(CUDA_ARCH))  SAN=$(SAN))
+$(info focusbench: $(call mark,$(HAVE_BLAS)) OpenBLAS($(BLAS_THREADS))  $(call mark,$(HAVE_DNNL)) oneDNN  $(call mark,$(HAVE_OPENMP)) OpenMP  $(call mark,$(HAVE_FFMPEG)) FFmpeg  $(call mark,$(HAVE_CSV)) libcsv  $(call mark,$(HAVE_GNUPLOT)) gnuplot  $(call mark,$(HAVE_CMOCKA)) cmocka  $(call mark,$(USE_CUDA)) CUDA backend (CUDA=$(CUDA), sm_$(CUDA_ARCH))  $(call mark,$(HAVE_NCCL)) NCCL  SAN=$(SAN))
 endif
 
 ifeq ($(SAN),1)
@@ -58,12 +61,15 @@ LDLIBS_OMP := -fopenmp
 endif
 
 FEATURE_DEFS := -DHAVE_BLAS=$(HAVE_BLAS) -DHAVE_DNNL=$(HAVE_DNNL) -DHAVE_FFMPEG=$(HAVE_FFMPEG) -DHAVE_CSV=$(HAVE_CSV) \
-                -DHAVE_CUDA=$(USE_CUDA) -DHAVE_OPENMP=$(HAVE_OPENMP)
+                -DHAVE_CUDA=$(USE_CUDA) -DHAVE_OPENMP=$(HAVE_OPENMP) -DHAVE_NCCL=$(HAVE_NCCL)
 CFLAGS := $(CFLAGS_BASE) $(CFLAGS_OPT) $(FEATURE_DEFS) $(BLAS_CFLAGS) $(FFMPEG_CFLAGS) $(CFLAGS_EXTRA)
-LDLIBS := $(BLAS_LIBS) $(DNNL_LIBS) $(FFMPEG_LIBS) $(CSV_LIBS) $(LDLIBS_OMP) -lm -lpthread
+LDLIBS := $(BLAS_LIBS) $(DNNL_LIBS) $(FFMPEG_LIBS) $(CSV_LIBS) $(LDLIBS_OMP) -lm -lpthread -ldl
+ifeq ($(HAVE_NCCL),1)
+CFLAGS += -I$(NCCL_INC)
+endif
 
 # ---- sources ------------------------------------------------------------------------------
-LIB_SRCS := $(wildcard kernels/*.c kernels/cpu/*.c impl/*.c baselines/*.c datasets/*.c) \
+LIB_SRCS := $(wildcard kernels/*.c kernels/cpu/*.c kernels/dist/*.c impl/*.c baselines/*.c datasets/*.c) \
             $(filter-out bench/main.c,$(wildcard bench/*.c))
 TEST_SRCS := $(wildcard tests/*.c)
 GPU_TEST_SRCS := $(wildcard tests/gpu/*.c)

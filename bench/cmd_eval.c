@@ -36,6 +36,8 @@
 
 #include "bench/cli.h"
 #include "bench/csv_out.h"
+#include "bench/dist_eval.h"
+#include "kernels/dist/dist_rendezvous.h"
 #include "bench/train_data.h"
 #include "baselines/registry.h"
 #include "datasets/metrics.h"
@@ -104,6 +106,7 @@ typedef struct {
     MethodOverrides ov;   /* its size overrides */
     const char *method_id;/* the CSV's method column */
     int frames, frame_size; /* the clips the model takes */
+    DistComm *comm;       /* under `focusbench launch`: the ranks sharing the data (NULL: one process) */
 } EvalArgs;
 
 static bool parse_budgets(const char *val, EvalArgs *a)
@@ -325,7 +328,7 @@ static bool run_split(const UafModel *m, Method *mm, const EvalArgs *a, int s, E
     bool calib = s == DATA_SPLIT_TRAIN;
     DataLoadOptions lo = {.frames = a->frames, .frame_size = a->frame_size, .batch_size = a->batch_size,
                           .train = calib && !a->calib_test_transform, .shuffle = false, .drop_last = false,
-                          .seed = a->seed};
+                          .seed = a->seed, .shard_rank = dist_rank(a->comm), .shard_world = dist_world(a->comm)};
     TrainData *d = train_data_open(&a->data, s, &lo, err, err_cap);
     if (!d)
         return false;
@@ -335,6 +338,11 @@ static bool run_split(const UafModel *m, Method *mm, const EvalArgs *a, int s, E
     TrainDataSource src = train_data_source(d);
     bool ok = mm ? method_collect_exit_logits(mm, &src, 0, stdout, 50, &e->split[s], err, err_cap)
                  : collect_exit_logits(m, &src, 0, stdout, 50, &e->split[s], err, err_cap);
+    if (ok && a->comm) { /* sharded: every rank's rows, in the order one rank would have them */
+        const int64_t *sizes;
+        int nb = train_data_global_batches(d, &sizes);
+        ok = dist_gather_exit_logits(a->comm, sizes, nb, &e->split[s], err, err_cap);
+    }
     if (ok && !calib && train_data_multi_label(d)) {
         int64_t n = e->split[s].n;
         int C = e->split[s].C;
@@ -637,6 +645,20 @@ int cmd_eval(int argc, char **argv)
         return rc;
     char err[4096];
     rc = 1;
+    /* under `focusbench launch`: the data split over the ranks, rank 0 reports and writes */
+    a.comm = NULL;
+    if (getenv("FOCUSBENCH_WORLD_SIZE")) {
+        if (!(a.comm = dist_init_from_env(err, sizeof err))) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            return 1;
+        }
+        if (dist_rank(a.comm) != 0 && !freopen("/dev/null", "w", stdout)) {
+            dist_destroy(a.comm);
+            return 1;
+        }
+        printf("eval: data split over %d ranks (%s backend), logits gathered on rank 0\n", dist_world(a.comm),
+               dist_backend_name(a.comm));
+    }
     int K = a.cfg.focus + 1, C = a.cfg.num_classes;
     EvalData e;
     memset(&e, 0, sizeof e);
@@ -712,6 +734,10 @@ int cmd_eval(int argc, char **argv)
             fprintf(stderr, "focusbench eval: %s\n", err);
             goto done;
         }
+    }
+    if (dist_rank(a.comm) != 0) { /* the other ranks' part is done: rank 0 has every row */
+        rc = 0;
+        goto done;
     }
     if (a.logits_out && !save_logits(a.logits_out, &a, &e, err, sizeof err)) {
         fprintf(stderr, "focusbench eval: %s\n", err);
@@ -864,5 +890,6 @@ done:
     eval_data_free(&e);
     uaf_destroy(m);
     method_destroy(mm);
+    dist_destroy(a.comm);
     return rc;
 }

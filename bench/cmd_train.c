@@ -33,6 +33,44 @@
 #include "impl/presets.h"
 #include "impl/train_loop.h"
 #include "impl/uniadafocus.h"
+#include "kernels/dist/dist_rendezvous.h"
+
+/* Data parallelism: under `focusbench launch` (FOCUSBENCH_WORLD_SIZE set) the communicator of the
+ * ranks, else NULL (a plain run). Ranks other than 0 print nothing on stdout: rank 0 speaks for the
+ * run and writes its files. FOCUSBENCH_SYNC_BN=1 (launch --sync-bn) averages the batch-norm running
+ * statistics over the ranks. */
+static bool dist_begin(DistComm **comm, bool *sync_bn)
+{
+    *comm = NULL;
+    *sync_bn = false;
+    if (!getenv("FOCUSBENCH_WORLD_SIZE"))
+        return true;
+    char err[1024];
+    if (!(*comm = dist_init_from_env(err, sizeof err))) {
+        fprintf(stderr, "focusbench train: %s\n", err);
+        return false;
+    }
+    const char *sb = getenv("FOCUSBENCH_SYNC_BN");
+    *sync_bn = sb && strcmp(sb, "1") == 0;
+    if (dist_rank(*comm) != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "focusbench train: rank %d cannot silence its output\n", dist_rank(*comm));
+        return false;
+    }
+    printf("train: data-parallel rank 0 of %d (%s backend%s%s), global batch split over the ranks\n",
+           dist_world(*comm), dist_backend_name(*comm), *sync_bn ? ", synchronised batch-norm running statistics" : "",
+           dist_world(*comm) > 1 ? ", gradients averaged in buckets" : "");
+    return true;
+}
+
+/* Every rank needs a slice of every global batch. */
+static bool dist_batch_ok(const DistComm *comm, int batch)
+{
+    if (batch >= dist_world(comm))
+        return true;
+    fprintf(stderr, "focusbench train: a global batch of %d clips cannot feed %d ranks: raise --batch-size to at "
+            "least %d\n", batch, dist_world(comm), dist_world(comm));
+    return false;
+}
 
 static void usage(FILE *out)
 {
@@ -566,6 +604,10 @@ static int cmd_train_method(int argc, char **argv)
     TrainData *data = NULL;
     MethodTrainer *tr = NULL;
     EpochLog log = {.n = 0};
+    DistComm *comm = NULL;
+    bool sync_bn = false;
+    if (!dist_begin(&comm, &sync_bn))
+        goto done;
     if (!(m = method_create(a.method, &a.ov, BACKEND_CPU, true, a.init_seed, err, sizeof err))) {
         fprintf(stderr, "focusbench train: %s\n", err);
         goto done;
@@ -600,8 +642,11 @@ static int cmd_train_method(int argc, char **argv)
         tc.epochs = a.tc.epochs;
     tc.seed = a.tc.seed;
     tc.stop_after_epochs = a.tc.stop_after_epochs;
+    if (!dist_batch_ok(comm, batch))
+        goto done;
     DataLoadOptions lo = {.frames = method_frames(m), .frame_size = method_frame_size(m), .batch_size = batch,
-                          .train = true, .shuffle = true, .drop_last = true, .seed = tc.seed};
+                          .train = true, .shuffle = true, .drop_last = true, .seed = tc.seed,
+                          .shard_rank = dist_rank(comm), .shard_world = dist_world(comm)};
     if (!(data = train_data_open(&a.data, DATA_SPLIT_TRAIN, &lo, err, sizeof err))) {
         fprintf(stderr, "focusbench train: %s\n", err);
         goto done;
@@ -629,8 +674,10 @@ static int cmd_train_method(int argc, char **argv)
     tc.out_dir = a.out;
     tc.resume = a.resume;
     tc.config_text = cfg_text;
-    tc.log = stdout;
+    tc.log = dist_rank(comm) == 0 ? stdout : NULL;
     tc.log_every = a.log_every;
+    tc.comm = comm;
+    tc.sync_bn = sync_bn;
     if (!a.resume) {
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/train_state.safetensors", a.out);
@@ -670,7 +717,7 @@ static int cmd_train_method(int argc, char **argv)
     }
     fflush(stdout);
     TrainDataSource src = train_data_source(data);
-    if (!method_trainer_run(tr, &src, on_epoch, &log, err, sizeof err)) {
+    if (!method_trainer_run(tr, &src, dist_rank(comm) == 0 ? on_epoch : NULL, &log, err, sizeof err)) {
         fprintf(stderr, "focusbench train: %s (the last completed epoch's checkpoint is in %s; rerun with --resume)\n",
                 err, a.out);
         goto done;
@@ -686,6 +733,7 @@ done:
     method_trainer_destroy(tr);
     train_data_close(data);
     method_destroy(m);
+    dist_destroy(comm);
     free(log.rows);
     return rc;
 }
@@ -718,12 +766,17 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "focusbench train: out of memory\n");
         return 1;
     }
+    DistComm *comm = NULL;
+    bool sync_bn = false;
+    if (!dist_begin(&comm, &sync_bn) || !dist_batch_ok(comm, a.batch_size))
+        goto done;
     if (!(m = uaf_create(&a.cfg, BACKEND_CPU, true, err, sizeof err)) || !load_init(m, &a, err, sizeof err)) {
         fprintf(stderr, "focusbench train: %s\n", err);
         goto done;
     }
     DataLoadOptions lo = {.frames = a.cfg.frames, .frame_size = a.cfg.frame_size, .batch_size = a.batch_size,
-                          .train = true, .shuffle = true, .drop_last = true, .seed = a.tc.seed};
+                          .train = true, .shuffle = true, .drop_last = true, .seed = a.tc.seed,
+                          .shard_rank = dist_rank(comm), .shard_world = dist_world(comm)};
     if (!(data = train_data_open(&a.data, DATA_SPLIT_TRAIN, &lo, err, sizeof err))) {
         fprintf(stderr, "focusbench train: %s\n", err);
         goto done;
@@ -747,8 +800,10 @@ int cmd_train(int argc, char **argv)
     a.tc.out_dir = a.out;
     a.tc.resume = a.resume;
     a.tc.config_text = cfg_text;
-    a.tc.log = stdout;
+    a.tc.log = dist_rank(comm) == 0 ? stdout : NULL;
     a.tc.log_every = a.log_every;
+    a.tc.comm = comm;
+    a.tc.sync_bn = sync_bn;
     if (!a.resume) {
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/train_state.safetensors", a.out);
@@ -793,7 +848,7 @@ int cmd_train(int argc, char **argv)
     }
     fflush(stdout);
     TrainDataSource src = train_data_source(data);
-    if (!trainer_run(tr, &src, on_epoch, &log, err, sizeof err)) {
+    if (!trainer_run(tr, &src, dist_rank(comm) == 0 ? on_epoch : NULL, &log, err, sizeof err)) {
         fprintf(stderr, "focusbench train: %s (the last completed epoch's checkpoint is in %s; rerun with --resume)\n",
                 err, a.out);
         goto done;
@@ -809,6 +864,7 @@ done:
     trainer_destroy(tr);
     train_data_close(data);
     uaf_destroy(m);
+    dist_destroy(comm);
     free(log.rows);
     free(cfg_text);
     return rc;

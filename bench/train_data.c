@@ -13,6 +13,8 @@
 #include "datasets/formats.h"
 #include "datasets/loader.h"
 #include "datasets/synth.h"
+#include "kernels/dist/dist_grads.h"
+#include "kernels/dist/dist_shard.h"
 #include "datasets/transform.h"
 #include "datasets/video.h"
 #include "datasets/video_list.h"
@@ -171,7 +173,33 @@ struct TrainData {
     int32_t *batch_labels, *batch_videos; /* (B) */
     uint8_t *frames;   /* (T, S, S, 3) */
     uint8_t *background; /* (S, S, 3) */
+    /* data-parallel shards (kernels/dist/dist_shard.h): the global batch sizes of this epoch */
+    int64_t *global_sizes; /* (n_global) */
+    int n_global, cap_global;
 };
+
+/* Remembers a global batch's size (eval merges the ranks' results by them). */
+static bool note_global(TrainData *d, int64_t size)
+{
+    if (d->n_global == d->cap_global) {
+        int cap = d->cap_global ? 2 * d->cap_global : 64;
+        int64_t *g = realloc(d->global_sizes, (size_t)cap * sizeof *g);
+        if (!g)
+            return false;
+        d->global_sizes = g;
+        d->cap_global = cap;
+    }
+    d->global_sizes[d->n_global++] = size;
+    return true;
+}
+
+static int shard_world(const TrainData *d) { return d->o.shard_world > 1 ? d->o.shard_world : 1; }
+
+int train_data_global_batches(const TrainData *d, const int64_t **sizes)
+{
+    *sizes = d->global_sizes;
+    return d->n_global;
+}
 
 void train_data_close(TrainData *d)
 {
@@ -183,6 +211,7 @@ void train_data_close(TrainData *d)
         video_list_free(&d->list);
     free(d->labels);
     free(d->order);
+    free(d->global_sizes);
     free(d->batch);
     free(d->batch_labels);
     free(d->batch_videos);
@@ -194,6 +223,7 @@ void train_data_close(TrainData *d)
 static bool loader_start(void *user, int epoch, char *err, size_t err_cap)
 {
     TrainData *d = user;
+    d->n_global = 0;
     return loader_start_epoch(d->loader, epoch, err, err_cap);
 }
 
@@ -201,11 +231,25 @@ static int loader_batch(void *user, TrainBatch *b, char *err, size_t err_cap)
 {
     (void)err, (void)err_cap;
     TrainData *d = user;
-    LoaderBatch lb;
-    if (!loader_next(d->loader, &lb))
-        return 0;
-    *b = (TrainBatch){.video = lb.data, .labels = lb.labels, .videos = lb.videos, .size = lb.size};
-    return 1;
+    for (;;) {
+        LoaderBatch lb;
+        if (!loader_next(d->loader, &lb))
+            return 0;
+        /* this rank's slice of the global batch (the loader decodes the whole batch on every rank:
+         * sharding inside datasets/loader.c would save that work) */
+        int64_t lo = 0, hi = lb.size;
+        dist_shard_range(lb.size, shard_world(d), d->o.shard_rank, &lo, &hi);
+        if (!note_global(d, lb.size)) {
+            snprintf(err, err_cap, "out of memory");
+            return -1;
+        }
+        if (hi == lo)
+            continue; /* fewer clips than ranks in this batch (eval only: training needs B >= ranks) */
+        int64_t clip = (int64_t)d->o.frames * 3 * d->o.frame_size * d->o.frame_size;
+        *b = (TrainBatch){.video = lb.data + lo * clip, .labels = lb.labels + lo, .videos = lb.videos ? lb.videos + lo : NULL,
+                          .size = (int)(hi - lo)};
+        return 1;
+    }
 }
 
 static bool synth_start(void *user, int epoch, char *err, size_t err_cap)
@@ -214,6 +258,7 @@ static bool synth_start(void *user, int epoch, char *err, size_t err_cap)
     TrainData *d = user;
     d->epoch = epoch;
     d->pos = 0;
+    d->n_global = 0;
     for (int i = 0; i < d->n; i++)
         d->order[i] = i;
     if (d->o.shuffle) {
@@ -260,21 +305,32 @@ static bool synth_clip(TrainData *d, int v, float *out, char *err, size_t err_ca
 static int synth_batch(void *user, TrainBatch *b, char *err, size_t err_cap)
 {
     TrainData *d = user;
-    int left = d->n - d->pos;
-    if (left <= 0 || (d->o.drop_last && left < d->o.batch_size))
-        return 0;
-    int B = left < d->o.batch_size ? left : d->o.batch_size;
-    int64_t clip = (int64_t)d->o.frames * 3 * d->o.frame_size * d->o.frame_size;
-    for (int i = 0; i < B; i++) {
-        int v = d->order[d->pos + i];
-        if (!synth_clip(d, v, d->batch + i * clip, err, err_cap))
+    for (;;) {
+        int left = d->n - d->pos;
+        if (left <= 0 || (d->o.drop_last && left < d->o.batch_size))
+            return 0;
+        int B = left < d->o.batch_size ? left : d->o.batch_size;
+        /* only this rank's slice of the global batch is rendered */
+        int64_t lo = 0, hi = B;
+        dist_shard_range(B, shard_world(d), d->o.shard_rank, &lo, &hi);
+        if (!note_global(d, B)) {
+            snprintf(err, err_cap, "out of memory");
             return -1;
-        d->batch_labels[i] = d->labels[v];
-        d->batch_videos[i] = v;
+        }
+        int64_t clip = (int64_t)d->o.frames * 3 * d->o.frame_size * d->o.frame_size;
+        for (int64_t i = lo; i < hi; i++) {
+            int v = d->order[d->pos + i];
+            if (!synth_clip(d, v, d->batch + (i - lo) * clip, err, err_cap))
+                return -1;
+            d->batch_labels[i - lo] = d->labels[v];
+            d->batch_videos[i - lo] = v;
+        }
+        d->pos += B;
+        if (hi == lo)
+            continue; /* fewer clips than ranks in this batch (eval only) */
+        *b = (TrainBatch){.video = d->batch, .labels = d->batch_labels, .videos = d->batch_videos, .size = (int)(hi - lo)};
+        return 1;
     }
-    d->pos += B;
-    *b = (TrainBatch){.video = d->batch, .labels = d->batch_labels, .videos = d->batch_videos, .size = B};
-    return 1;
 }
 
 static TrainData *open_synthetic(const DataArgs *a, int split, const DataLoadOptions *o, TrainData *d, char *err,
@@ -445,6 +501,7 @@ struct MethodTrainer {
     Sgd *opt;
     int epoch;                   /* next epoch to run */
     int64_t step;                /* steps done: the key of the next step's draws */
+    DistGradSync *sync;          /* cfg.comm's gradient average, or NULL */
 };
 
 static double mt_now(void)
@@ -490,6 +547,7 @@ void method_trainer_destroy(MethodTrainer *t)
 {
     if (!t)
         return;
+    dist_grad_sync_destroy(t->sync);
     sgd_destroy(t->opt);
     ctx_destroy(t->ctx);
     free(t->group_names);
@@ -504,7 +562,7 @@ Sgd *method_trainer_optimizer(MethodTrainer *t) { return t->opt; }
 
 bool method_trainer_save(MethodTrainer *t, int epochs_done, char *err, size_t err_cap)
 {
-    if (!t->out_dir)
+    if (!t->out_dir || dist_rank(t->cfg.comm) != 0) /* data-parallel: rank 0 writes */
         return true;
     const ParamSet *ps = t->m->ps, *mom = t->opt->state;
     int n = ps->n + mom->n;
@@ -650,7 +708,9 @@ MethodTrainer *method_trainer_create(Method *m, const MethodTrainConfig *cfg, ch
     SgdConfig sc = {.lr = cfg->lr, .momentum = cfg->momentum, .weight_decay = cfg->weight_decay,
                     .schedule = SGD_SCHEDULE_COSINE, .epochs = cfg->epochs};
     if (n_groups < 0 || !(t->opt = sgd_create(m->ps, &sc, groups, n_groups, err, err_cap)) ||
-        (cfg->resume && t->out_dir && !mt_load(t, err, err_cap))) {
+        (cfg->resume && t->out_dir && !mt_load(t, err, err_cap)) ||
+        (cfg->comm && (!dist_broadcast_params(cfg->comm, m->ps, 0, err, err_cap) ||
+                       !(t->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, cfg->sync_bn, err, err_cap))))) {
         method_trainer_destroy(t);
         return NULL;
     }
@@ -677,7 +737,9 @@ bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss
     ctx_clear_error(ctx);
     ctx_begin_pass(ctx);
     ctx_set_training(ctx, true);
-    ctx->step = (uint64_t)t->step;
+    /* rank r of W keys its draws by step·W + r (W = 1: the step itself) */
+    const uint64_t key = (uint64_t)t->step * (uint64_t)dist_world(t->cfg.comm) + (uint64_t)dist_rank(t->cfg.comm);
+    ctx->step = key;
     Tensor *clips = tensor_new(ctx, DTYPE_F32, 5, (int64_t[]){B, T, 3, S, S});   /* (B, T, 3, S, S) */
     Tensor *labels = tensor_new(ctx, DTYPE_I32, 1, (int64_t[]){B});             /* (B) */
     if (clips && clips->data && labels && labels->data) {
@@ -685,7 +747,7 @@ bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss
         memcpy(labels->data, batch->labels, tensor_bytes(labels));
     }
     params_zero_grad(m->ps);
-    Tensor *l = clips && labels ? m->ops->train_loss(ctx, m, clips, labels, (uint64_t)t->step) : NULL;
+    Tensor *l = clips && labels ? m->ops->train_loss(ctx, m, clips, labels, key) : NULL;
     if (!l || !l->data || !tape_backward(ctx, l)) {
         snprintf(err, err_cap, "train step %" PRId64 ": %s", t->step, ctx_error_message(ctx));
         return false;
@@ -695,11 +757,16 @@ bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss
         snprintf(err, err_cap, "train step %" PRId64 ": the loss is %g (diverged; lower --lr)", t->step, *loss);
         return false;
     }
+    /* data-parallel: the whole global batch's gradient on every rank, before clipping (as DDP) */
+    if (t->sync && !dist_grad_sync_average(t->sync, B, NULL, err, err_cap))
+        return false;
     if (t->cfg.grad_clip > 0.0 && method_clip_grad_norm(m, t->cfg.grad_clip) < 0.0) {
         snprintf(err, err_cap, "train step %" PRId64 ": the gradients are not on the host", t->step);
         return false;
     }
     if (!sgd_step(t->opt, err, err_cap))
+        return false;
+    if (t->sync && !dist_grad_sync_buffers(t->sync, err, err_cap))
         return false;
     t->step++;
     return true;

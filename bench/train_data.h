@@ -70,6 +70,11 @@ typedef struct {
     bool shuffle;          /* a new order every epoch */
     bool drop_last;
     uint64_t seed;
+    /* data parallelism (kernels/dist/): each global batch of batch_size clips is split over
+     * shard_world ranks (dist_shard_range) and this source gives rank shard_rank's slice; 0 or 1:
+     * the whole batch. A batch with fewer clips than ranks leaves some ranks without a slice: they
+     * skip it (eval; training asks for batch_size >= ranks). */
+    int shard_rank, shard_world;
 } DataLoadOptions;
 
 typedef struct TrainData TrainData;
@@ -85,6 +90,9 @@ bool train_data_multi_label(const TrainData *d);
 int train_data_labels(const TrainData *d, int v, const int32_t **labels);
 /* "list data/train_list.txt (400 videos)": for logs and the training state's config text. */
 const char *train_data_describe(const TrainData *d);
+/* The global batch sizes of the current epoch so far (every rank sees the same; sharded eval merges
+ * the ranks' results by them, kernels/dist/dist_shard.h). */
+int train_data_global_batches(const TrainData *d, const int64_t **sizes);
 /* The loader's one-line data summary (nothing for synthetic data). */
 void train_data_print_summary(const TrainData *d);
 
@@ -108,6 +116,9 @@ typedef struct {
     int stop_after_epochs;   /* > 0: return after this many epochs of this call */
     FILE *log;               /* NULL: silent */
     int log_every;
+    /* data parallelism: as impl/train_loop.h's TrainConfig (NULL: one process) */
+    DistComm *comm;
+    bool sync_bn;
 } MethodTrainConfig;
 
 /* The preset's training settings (baselines/registry.h method_preset_find(m->preset)->train),

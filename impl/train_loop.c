@@ -12,6 +12,7 @@
 #include "impl/frame_sampler.h"
 #include "impl/safetensors.h"
 #include "kernels/backend.h"
+#include "kernels/dist/dist_grads.h"
 #include "kernels/ops.h"
 #include "kernels/tape.h"
 
@@ -28,6 +29,7 @@ struct Trainer {
     Sgd *opt;
     int epoch;         /* next epoch to run */
     int64_t step;      /* steps done (the RNG key of the next step) */
+    DistGradSync *sync; /* cfg.comm's gradient average, or NULL */
 };
 
 TrainConfig train_config_default(void)
@@ -104,7 +106,7 @@ static int uaf_groups(const TrainConfig *c, SgdGroup *g)
 
 bool trainer_save(Trainer *tr, int epochs_done, char *err, size_t err_cap)
 {
-    if (!tr->out_dir)
+    if (!tr->out_dir || dist_rank(tr->cfg.comm) != 0) /* data-parallel: rank 0 writes */
         return true;
     const ParamSet *ps = tr->m->ps, *mom = tr->opt->state;
     int n = ps->n + mom->n;
@@ -222,6 +224,7 @@ void trainer_destroy(Trainer *tr)
 {
     if (!tr)
         return;
+    dist_grad_sync_destroy(tr->sync);
     sgd_destroy(tr->opt);
     ctx_destroy(tr->ctx);
     free(tr->config_text);
@@ -283,6 +286,12 @@ Trainer *trainer_create(UafModel *m, const TrainConfig *cfg, char *err, size_t e
             return NULL;
         }
     }
+    /* every rank starts from rank 0's weights (a resume reads the same state file on every rank) */
+    if (cfg->comm && (!dist_broadcast_params(cfg->comm, m->ps, 0, err, err_cap) ||
+                      !(tr->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, cfg->sync_bn, err, err_cap)))) {
+        trainer_destroy(tr);
+        return NULL;
+    }
     return tr;
 }
 
@@ -330,16 +339,18 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
     ctx_clear_error(ctx);
     ctx_begin_pass(ctx);
     ctx_set_training(ctx, true);
-    ctx->step = (uint64_t)tr->step;
+    /* the key of this step's draws: rank r of W uses step·W + r (W = 1: the step itself) */
+    const uint64_t key = (uint64_t)tr->step * (uint64_t)dist_world(tr->cfg.comm) + (uint64_t)dist_rank(tr->cfg.comm);
+    ctx->step = key;
     float *rand_host = malloc((size_t)B * T * 4 * sizeof *rand_host); /* (B, T, 4) */
     if (!rand_host) {
         snprintf(err, err_cap, "train: out of memory");
         return false;
     }
-    train_random_actions(B, T, c->patch_size, c->box_min, c->box_max, tr->cfg.seed, (uint64_t)tr->step, rand_host);
+    train_random_actions(B, T, c->patch_size, c->box_min, c->box_max, tr->cfg.seed, key, rand_host);
 
     Tensor *video = upload(ctx, DTYPE_F32, 5, (int64_t[]){B, T, 3, S, S}, batch->video);
-    UafForwardOptions fo = {.aux_logits = true, .step = (uint64_t)tr->step};
+    UafForwardOptions fo = {.aux_logits = true, .step = key};
     UafOutput out;
     UafFocusOutput sets[2];
     memset(sets, 0, sizeof sets);
@@ -354,7 +365,7 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
     memset(&terms, 0, sizeof terms);
     if (ok) {
         Tensor *mc = loss_mc_average(ctx, out.glance_logits, out.temporal.weights, loss_mc_rounds(c->glance),
-                                     tr->cfg.mc_samples, (uint64_t)tr->step);
+                                     tr->cfg.mc_samples, key);
         /* the official action_3 = self.spatial_policy(global_feat_map.detach()): a second pass */
         Tensor *a3 = tr->cfg.single_spatial_pass
                          ? out.glance_actions
@@ -383,7 +394,12 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
                  (double)terms.total_value);
         return false;
     }
+    /* data-parallel: the gradient of the whole global batch on every rank (one rank: untouched) */
+    if (tr->sync && !dist_grad_sync_average(tr->sync, B, NULL, err, err_cap))
+        return false;
     if (!sgd_step(tr->opt, err, err_cap))
+        return false;
+    if (tr->sync && !dist_grad_sync_buffers(tr->sync, err, err_cap))
         return false;
     /* accuracy of the policy set's prediction, as main.py's acc1 on pred_1 */
     const Tensor *pred = sets[0].cls.prediction; /* (B, C) */

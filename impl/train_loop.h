@@ -49,6 +49,7 @@
 #include "impl/optimizer.h"
 #include "impl/uniadafocus.h"
 #include "kernels/context.h"
+#include "kernels/dist/dist.h"
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
@@ -92,6 +93,14 @@ typedef struct {
     /* progress */
     FILE *log;              /* NULL: silent */
     int log_every;          /* steps between progress lines (0: only epoch summaries) */
+
+    /* data parallelism (kernels/dist/dist_grads.h): NULL, or this run's communicator. Each rank
+     * steps on its shard of every global batch; the gradients are averaged over the ranks before
+     * SGD (identical updates everywhere), rank 0's initial weights are broadcast at create, only
+     * rank 0 writes checkpoints, and rank r keys its random draws by step·world + r (one rank:
+     * unchanged, bit-identical to comm = NULL). */
+    DistComm *comm;
+    bool sync_bn;           /* average the batch-norm running statistics over ranks after each step */
 } TrainConfig;
 
 /* A TrainConfig with the official ActivityNet command's values and no checkpoints. */

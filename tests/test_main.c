@@ -38,7 +38,8 @@
     X(datacli)      \
     X(tsm_variant)  \
     X(x3d)          \
-    X(cupti_host)
+    X(cupti_host)   \
+    X(dist)
 
 /* Weak: a group whose file is not linked shows up as a failure, not a link error. */
 #define X(name) int test_group_##name(int *total) __attribute__((weak));

@@ -10,7 +10,7 @@
  *   cuda_fused   the bf16 channels-last activation path and fused conv epilogues vs the CPU (test_cuda_fused.c) */
 #include "tests/test_runner.h"
 
-#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass) X(profile_gpu) X(cuda_models) X(cuda_graph) X(cuda_x3d) X(cuda_fused)
+#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass) X(profile_gpu) X(cuda_models) X(cuda_graph) X(cuda_x3d) X(cuda_fused) X(dist_gpu)
 
 #define X(name) int test_group_##name(int *total) __attribute__((weak));
 GPU_TEST_GROUPS

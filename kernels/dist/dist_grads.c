@@ -1,0 +1,205 @@
+/* dist_grads.c — see dist_grads.h. */
+#include "dist_grads.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/tensor.h"
+
+struct DistGradSync {
+    DistComm *comm;
+    ParamSet *ps;
+    DistBucket *buckets;
+    int n_buckets;
+    size_t *offset, *count; /* (n_buckets) the buckets' slices, for the bucketed all-reduce */
+    size_t grad_floats;     /* floats of the gradient block */
+    bool pinned, sync_bn;
+};
+
+/* Float offset of tensor i's gradient inside the block, and its aligned length (padding included). */
+static size_t grad_offset(const ParamSet *ps, const Tensor *t)
+{
+    return (size_t)((const float *)t->grad->data - (const float *)ps->grad_block);
+}
+
+/* The gradient block ends where the last trainable tensor's aligned gradient ends. */
+static size_t aligned_floats(const Tensor *t)
+{
+    size_t bytes = (size_t)tensor_numel(t) * sizeof(float);
+    bytes = (bytes + 63) & ~(size_t)63; /* params.c's ARENA_ALIGN padding */
+    return bytes / sizeof(float);
+}
+
+DistBucket *dist_make_buckets(const ParamSet *ps, size_t cap_bytes, int *n)
+{
+    *n = 0;
+    if (!ps || !ps->grad_block)
+        return NULL;
+    size_t cap_floats = cap_bytes / sizeof(float);
+    if (cap_floats == 0)
+        cap_floats = 1;
+    DistBucket *b = calloc((size_t)ps->n, sizeof *b); /* at most one bucket per tensor */
+    if (!b)
+        return NULL;
+    int nb = 0;
+    /* walk backwards: the open bucket [lo, hi) grows downwards over whole tensors */
+    size_t hi = 0, lo = 0;
+    int first = -1, last = -1;
+    for (int i = ps->n - 1; i >= 0; i--) {
+        const Tensor *t = ps->items[i];
+        if (!t->grad || !t->grad->data)
+            continue;
+        size_t off = grad_offset(ps, t), len = aligned_floats(t);
+        if (last >= 0 && hi - off > cap_floats) {
+            b[nb++] = (DistBucket){.offset = lo, .count = hi - lo, .first = first, .last = last};
+            last = -1;
+        }
+        if (last < 0) {
+            hi = off + len;
+            last = i;
+        }
+        lo = off;
+        first = i;
+    }
+    if (last >= 0)
+        b[nb++] = (DistBucket){.offset = lo, .count = hi - lo, .first = first, .last = last};
+    *n = nb;
+    return b;
+}
+
+void dist_grad_sync_destroy(DistGradSync *g)
+{
+    if (!g)
+        return;
+    if (g->pinned)
+        dist_unpin_host(g->comm, g->ps->grad_block);
+    free(g->buckets);
+    free(g->offset);
+    free(g->count);
+    free(g);
+}
+
+DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_bytes, bool sync_bn, char *err,
+                                    size_t err_cap)
+{
+    if (!ps || ps->backend != BACKEND_CPU || !ps->allocated) {
+        snprintf(err, err_cap, "dist_grad_sync_create: the parameters must be allocated on the CPU");
+        return NULL;
+    }
+    DistGradSync *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, err_cap, "dist_grad_sync_create: out of memory");
+        return NULL;
+    }
+    g->comm = comm;
+    g->ps = ps;
+    g->sync_bn = sync_bn;
+    g->buckets = dist_make_buckets(ps, bucket_bytes ? bucket_bytes : DIST_BUCKET_DEFAULT_BYTES, &g->n_buckets);
+    g->offset = calloc((size_t)g->n_buckets + 1, sizeof *g->offset);
+    g->count = calloc((size_t)g->n_buckets + 1, sizeof *g->count);
+    if ((ps->grad_block && !g->buckets) || !g->offset || !g->count) {
+        snprintf(err, err_cap, "dist_grad_sync_create: out of memory");
+        dist_grad_sync_destroy(g);
+        return NULL;
+    }
+    for (int k = 0; k < g->n_buckets; k++) {
+        g->offset[k] = g->buckets[k].offset;
+        g->count[k] = g->buckets[k].count;
+        if (g->offset[k] + g->count[k] > g->grad_floats)
+            g->grad_floats = g->offset[k] + g->count[k];
+    }
+    /* page-locked gradients: the bucket copies then run asynchronously (a plain failure is not fatal) */
+    g->pinned = dist_world(comm) > 1 && ps->grad_block &&
+                dist_pin_host(comm, ps->grad_block, g->grad_floats * sizeof(float));
+    return g;
+}
+
+int dist_grad_sync_buckets(const DistGradSync *g, const DistBucket **buckets)
+{
+    *buckets = g->buckets;
+    return g->n_buckets;
+}
+
+bool dist_grad_sync_average(DistGradSync *g, int local_clips, int *global_clips, char *err, size_t err_cap)
+{
+    double total = local_clips;
+    if (!dist_allreduce_sum_f64(g->comm, &total, 1, err, err_cap))
+        return false;
+    if (global_clips)
+        *global_clips = (int)total;
+    if (!(total > 0)) {
+        snprintf(err, err_cap, "dist_grad_sync_average: the global batch is empty (rank %d has %d clips)",
+                 dist_rank(g->comm), local_clips);
+        return false;
+    }
+    float w = (float)((double)local_clips / total); /* exactly 1 on one rank */
+    if (w != 1.0f) {
+        float *grads = g->ps->grad_block; /* (grad_floats) padding stays 0 */
+        for (size_t i = 0; i < g->grad_floats; i++)
+            grads[i] *= w;
+    }
+    return dist_allreduce_sum_f32_buckets(g->comm, g->ps->grad_block, g->offset, g->count, g->n_buckets, err,
+                                          err_cap);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+bool dist_grad_sync_buffers(DistGradSync *g, char *err, size_t err_cap)
+{
+    int world = dist_world(g->comm);
+    if (!g->sync_bn || world == 1)
+        return true;
+    for (int i = 0; i < g->ps->n; i++) {
+        Tensor *t = g->ps->items[i];
+        if (t->requires_grad || t->dtype != DTYPE_F32 || !t->data ||
+            !(ends_with(t->name, "running_mean") || ends_with(t->name, "running_var")))
+            continue;
+        float *v = t->data; /* (C) */
+        size_t n = (size_t)tensor_numel(t);
+        if (!dist_allreduce_sum_f32(g->comm, v, n, err, err_cap))
+            return false;
+        for (size_t k = 0; k < n; k++)
+            v[k] /= (float)world;
+    }
+    return true;
+}
+
+bool dist_broadcast_params(DistComm *comm, ParamSet *ps, int root, char *err, size_t err_cap)
+{
+    if (!ps || (ps->data_bytes && !ps->data_block)) {
+        snprintf(err, err_cap, "dist_broadcast_params: the parameters are not allocated on the host");
+        return false;
+    }
+    return dist_broadcast(comm, ps->data_block, ps->data_bytes, root, err, err_cap);
+}
+
+bool dist_bn_moments(DistComm *comm, int C, const double *sum, const double *sumsq, double count, double *mean,
+                     double *var, char *err, size_t err_cap)
+{
+    double *buf = malloc(((size_t)2 * C + 1) * sizeof *buf); /* (2C + 1) sums, sums of squares, count */
+    if (!buf) {
+        snprintf(err, err_cap, "dist_bn_moments: out of memory");
+        return false;
+    }
+    memcpy(buf, sum, (size_t)C * sizeof *buf);
+    memcpy(buf + C, sumsq, (size_t)C * sizeof *buf);
+    buf[2 * C] = count;
+    bool ok = dist_allreduce_sum_f64(comm, buf, (size_t)2 * C + 1, err, err_cap);
+    double n = buf[2 * C];
+    if (ok && !(n > 0)) {
+        snprintf(err, err_cap, "dist_bn_moments: no elements on any rank");
+        ok = false;
+    }
+    for (int c = 0; ok && c < C; c++) {
+        mean[c] = buf[c] / n;
+        double v = buf[C + c] / n - mean[c] * mean[c];
+        var[c] = v > 0 ? v : 0;
+    }
+    free(buf);
+    return ok;
+}

@@ -1,0 +1,69 @@
+/* dist_grads.h — data parallelism over a ParamSet: gradient buckets, their averaged all-reduce,
+ * the initial weights from rank 0, and the batch-norm statistics option.
+ *
+ * Owns: the buckets (kernels/params.h keeps every gradient in ONE block, declaration order, each
+ * tensor 64-byte aligned; a bucket is a contiguous slice of that block covering whole tensors, at
+ * most cap_bytes unless one tensor alone is larger, padding included so the buckets tile the block
+ * exactly), built in REVERSE declaration order (the backward pass produces the last layers'
+ * gradients first, as PyTorch DDP buckets them); the per-step gradient average; and the buffers.
+ *
+ * Averaging: rank r, with b_r clips of a global batch of B = Σ b_r, scales its gradient (the mean over
+ * its own clips) by b_r / B and the buckets are summed over ranks: the gradient of the mean loss
+ * over the whole global batch, whatever the split. One rank: b_r / B = 1 and nothing is touched, so
+ * a one-rank run is bit-identical to a plain run.
+ *
+ * Overlap: the tape runs the backward pass as one call on the CPU (kernels/tape.h), so there is no
+ * per-tensor "gradient ready" hook to start a bucket from; the buckets are launched right after
+ * backward, in reverse declaration order, and pipelined among themselves (bucket k+1 copied to the
+ * device while bucket k is reduced; dist.h). Overlapping with backward needs such a hook in the tape.
+ *
+ * Batch norm: the statistics that normalise a batch are each rank's own (as the official
+ * DistributedDataParallel run; op_batch_norm has no cross-rank hook). The running statistics are
+ * rank 0's by default (DDP broadcasts rank 0's buffers; rank 0 writes the checkpoints); with
+ * sync_bn every rank's running_mean/running_var are replaced by their average over ranks after
+ * each step, and dist_bn_moments gives the synchronised batch moments from per-channel sums (the
+ * reduction a synchronised batch norm needs once op_batch_norm takes a hook).
+ */
+#ifndef FOCUSBENCH_DIST_GRADS_H
+#define FOCUSBENCH_DIST_GRADS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "kernels/dist/dist.h"
+#include "kernels/params.h"
+
+enum { DIST_BUCKET_DEFAULT_BYTES = 25 << 20 }; /* PyTorch DDP's bucket_cap_mb = 25 */
+
+typedef struct {
+    size_t offset, count; /* floats of ps->grad_block: [offset, offset + count) */
+    int first, last;      /* the ParamSet items it covers (first <= last), declaration indices */
+} DistBucket;
+
+/* Buckets of ps's gradients, at most cap_bytes each (a larger tensor gets a bucket of its own).
+ * *n gets the count; NULL with *n = 0 when there are no gradients. free() the result. */
+DistBucket *dist_make_buckets(const ParamSet *ps, size_t cap_bytes, int *n);
+
+typedef struct DistGradSync DistGradSync;
+
+/* For comm's ranks and ps (allocated on the CPU, with gradients). sync_bn: see above. */
+DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_bytes, bool sync_bn, char *err,
+                                    size_t err_cap);
+void dist_grad_sync_destroy(DistGradSync *g);
+int dist_grad_sync_buckets(const DistGradSync *g, const DistBucket **buckets);
+
+/* After backward: averages the gradients over ranks (local_clips of this rank's shard, see above);
+ * *global_clips (may be NULL) gets B. */
+bool dist_grad_sync_average(DistGradSync *g, int local_clips, int *global_clips, char *err, size_t err_cap);
+/* After the optimizer step: the running statistics option (nothing without sync_bn). */
+bool dist_grad_sync_buffers(DistGradSync *g, char *err, size_t err_cap);
+
+/* Every tensor of ps (parameters and buffers) from rank `root`. */
+bool dist_broadcast_params(DistComm *comm, ParamSet *ps, int root, char *err, size_t err_cap);
+
+/* Synchronised batch moments: per-channel sum (C), sum of squares (C) and this rank's count are
+ * summed over ranks; mean (C) and biased variance (C) of the union. */
+bool dist_bn_moments(DistComm *comm, int C, const double *sum, const double *sumsq, double count, double *mean,
+                     double *var, char *err, size_t err_cap);
+
+#endif

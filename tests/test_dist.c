@@ -1,0 +1,554 @@
+/* test_dist.c — data parallelism without GPUs: the one-rank communicator, gradient buckets, shard
+ * splits and their merge, one-rank data-parallel training against plain training, the launcher's
+ * options and rank environments, and the id rendezvous (file, and TCP between two processes). */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "baselines/registry.h"
+#include "bench/dist_eval.h"
+#include "bench/dist_launch.h"
+#include "bench/train_data.h"
+#include "impl/presets.h"
+#include "impl/train_loop.h"
+#include "kernels/dist/dist.h"
+#include "kernels/dist/dist_grads.h"
+#include "kernels/dist/dist_rendezvous.h"
+#include "kernels/dist/dist_shard.h"
+#include "kernels/params.h"
+#include "tests/test_util.h"
+
+static void test_local_collectives_exact(void **state)
+{
+    (void)state;
+    char err[256];
+    DistComm *c = dist_create_local();
+    assert_non_null(c);
+    assert_int_equal(dist_rank(c), 0);
+    assert_int_equal(dist_world(c), 1);
+    assert_string_equal(dist_backend_name(c), "local");
+    float f[37], f0[37];
+    double d[5] = {1e300, -0.0, 3.25, 1e-310, 7}, d0[5];
+    RngStream r = rng_stream(5, 0, 0, 0);
+    for (int i = 0; i < 37; i++)
+        f[i] = f0[i] = rng_uniform(&r, (uint64_t)i) * 2e6f - 1e6f;
+    memcpy(d0, d, sizeof d);
+    assert_true(dist_allreduce_sum_f32(c, f, 37, err, sizeof err));
+    assert_memory_equal(f, f0, sizeof f);
+    assert_true(dist_allreduce_sum_f64(c, d, 5, err, sizeof err));
+    assert_memory_equal(d, d0, sizeof d);
+    assert_true(dist_broadcast(c, f, sizeof f, 0, err, sizeof err));
+    assert_memory_equal(f, f0, sizeof f);
+    float g[37];
+    assert_true(dist_allgather(c, f, sizeof f, g, err, sizeof err));
+    assert_memory_equal(g, f0, sizeof g);
+    size_t off[2] = {0, 20}, cnt[2] = {20, 17};
+    assert_true(dist_allreduce_sum_f32_buckets(c, f, off, cnt, 2, err, sizeof err));
+    assert_memory_equal(f, f0, sizeof f);
+    assert_true(dist_barrier(c, err, sizeof err));
+    /* a root outside the world is refused with a message */
+    assert_false(dist_broadcast(c, f, sizeof f, 1, err, sizeof err));
+    assert_non_null(strstr(err, "root 1 of 1"));
+    /* NULL (no communicator) behaves as one rank */
+    assert_int_equal(dist_world(NULL), 1);
+    assert_true(dist_allreduce_sum_f32(NULL, f, 37, err, sizeof err));
+    /* synchronised moments on one rank are the rank's own */
+    double s[2] = {6, -3}, ss[2] = {14, 5}, mean[2], var[2];
+    assert_true(dist_bn_moments(c, 2, s, ss, 3, mean, var, err, sizeof err));
+    assert_true(mean[0] == 2 && mean[1] == -1);
+    assert_true(fabs(var[0] - (14.0 / 3 - 4)) < 1e-15 && fabs(var[1] - (5.0 / 3 - 1)) < 1e-15);
+#if !HAVE_NCCL
+    assert_false(dist_nccl_available(err, sizeof err));
+    assert_non_null(strstr(err, "without NCCL"));
+    DistId id;
+    assert_null(dist_create_nccl(0, 1, 0, &id, err, sizeof err));
+#endif
+    dist_destroy(c);
+}
+
+/* A ParamSet of odd shapes, some buffers (no gradient) among them. */
+static ParamSet *odd_params(void)
+{
+    ParamSet *ps = params_create();
+    const int64_t shapes[][2] = {{3, 5}, {7, 1}, {1, 1}, {64, 33}, {2, 2}, {129, 1}, {5, 5}, {16, 16}};
+    char name[32], err[128];
+    for (int i = 0; i < 8; i++) {
+        snprintf(name, sizeof name, "p%d.weight", i);
+        assert_non_null(params_declare(ps, name, DTYPE_F32, 2, shapes[i], i != 2 && i != 5));
+    }
+    assert_true(params_allocate(ps, BACKEND_CPU, true, err, sizeof err));
+    return ps;
+}
+
+static void test_buckets_cover_every_gradient_once(void **state)
+{
+    (void)state;
+    ParamSet *ps = odd_params();
+    size_t total = 0; /* floats in the gradient block: the end of the last gradient, aligned */
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *g = ps->items[i]->grad;
+        if (g) {
+            size_t end = (size_t)((float *)g->data - (float *)ps->grad_block) + (size_t)tensor_numel(g);
+            end = (end + 15) / 16 * 16;
+            total = end > total ? end : total;
+        }
+    }
+    const size_t caps[] = {1, 64, 200, 4096, 9000, 1 << 30};
+    for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
+        int nb;
+        DistBucket *b = dist_make_buckets(ps, caps[ci], &nb);
+        assert_non_null(b);
+        int *hits = calloc(total, sizeof *hits);
+        for (int k = 0; k < nb; k++) {
+            assert_true(b[k].first <= b[k].last);
+            /* a bucket over several tensors stays within the cap */
+            if (b[k].first != b[k].last)
+                assert_true(b[k].count * sizeof(float) <= caps[ci]);
+            for (size_t i = b[k].offset; i < b[k].offset + b[k].count; i++)
+                hits[i]++;
+            /* reverse declaration order: each bucket sits before the previous one */
+            if (k > 0)
+                assert_true(b[k].offset + b[k].count <= b[k - 1].offset && b[k].last < b[k - 1].first);
+        }
+        for (size_t i = 0; i < total; i++)
+            assert_int_equal(hits[i], 1); /* tiles the block: every gradient exactly once */
+        for (int i = 0; i < ps->n; i++) {
+            Tensor *g = ps->items[i]->grad;
+            if (!g)
+                continue;
+            size_t o = (size_t)((float *)g->data - (float *)ps->grad_block);
+            int owners = 0;
+            for (int k = 0; k < nb; k++)
+                owners += o >= b[k].offset && o + (size_t)tensor_numel(g) <= b[k].offset + b[k].count;
+            assert_int_equal(owners, 1);
+        }
+        if (caps[ci] == 1)
+            assert_int_equal(nb, 6); /* one per trainable tensor */
+        if (caps[ci] == (size_t)1 << 30)
+            assert_int_equal(nb, 1);
+        free(hits);
+        free(b);
+    }
+    params_destroy(ps);
+}
+
+static void test_grad_sync_one_rank_is_identity(void **state)
+{
+    (void)state;
+    char err[256];
+    ParamSet *ps = odd_params();
+    float *g = ps->grad_block;
+    size_t n = 0;
+    for (int i = 0; i < ps->n; i++)
+        if (ps->items[i]->grad)
+            n = (size_t)((float *)ps->items[i]->grad->data - g) + (size_t)tensor_numel(ps->items[i]);
+    RngStream r = rng_stream(9, 0, 0, 0);
+    for (size_t i = 0; i < n; i++)
+        g[i] = rng_uniform(&r, (uint64_t)i) - 0.5f;
+    float *copy = malloc(n * sizeof *copy);
+    memcpy(copy, g, n * sizeof *copy);
+    DistComm *c = dist_create_local();
+    DistGradSync *s = dist_grad_sync_create(c, ps, 256, true, err, sizeof err);
+    assert_non_null(s);
+    int global = 0;
+    assert_true(dist_grad_sync_average(s, 3, &global, err, sizeof err));
+    assert_int_equal(global, 3);
+    assert_memory_equal(g, copy, n * sizeof *copy);
+    assert_true(dist_grad_sync_buffers(s, err, sizeof err));
+    assert_true(dist_broadcast_params(c, ps, 0, err, sizeof err));
+    assert_false(dist_grad_sync_average(s, 0, NULL, err, sizeof err)); /* an empty global batch */
+    assert_non_null(strstr(err, "empty"));
+    dist_grad_sync_destroy(s);
+    dist_destroy(c);
+    free(copy);
+    params_destroy(ps);
+}
+
+static void test_shards_partition(void **state)
+{
+    (void)state;
+    for (int world = 1; world <= 9; world++) {
+        for (int64_t n = 0; n <= 40; n++) {
+            int64_t next = 0, smallest = n, largest = 0;
+            for (int r = 0; r < world; r++) {
+                int64_t lo, hi;
+                dist_shard_range(n, world, r, &lo, &hi);
+                assert_int_equal(lo, next); /* contiguous, in rank order */
+                assert_true(hi >= lo);
+                next = hi;
+                smallest = hi - lo < smallest ? hi - lo : smallest;
+                largest = hi - lo > largest ? hi - lo : largest;
+            }
+            assert_int_equal(next, n);
+            assert_true(largest - smallest <= 1); /* even split */
+        }
+    }
+    /* a pass of uneven batches (the validation set's last one short, some smaller than the world) */
+    const int64_t sizes[] = {8, 8, 8, 3, 1};
+    const int64_t N = 28;
+    for (int world = 1; world <= 5; world++) {
+        int *seen = calloc(N, sizeof *seen);
+        int64_t total = 0;
+        for (int r = 0; r < world; r++) {
+            int64_t cnt = dist_shard_count(sizes, 5, world, r);
+            int64_t *pos = malloc((size_t)(cnt + 1) * sizeof *pos);
+            dist_shard_positions(sizes, 5, world, r, pos);
+            for (int64_t i = 0; i < cnt; i++) {
+                assert_true(pos[i] >= 0 && pos[i] < N);
+                seen[pos[i]]++;
+                if (i)
+                    assert_true(pos[i] > pos[i - 1]);
+            }
+            total += cnt;
+            free(pos);
+        }
+        assert_int_equal(total, N);
+        for (int64_t i = 0; i < N; i++)
+            assert_int_equal(seen[i], 1);
+        /* the merge puts each rank's rows back at their positions: rows are their own position */
+        int64_t *rows[5], counts[5];
+        const void *src[5];
+        for (int r = 0; r < world; r++) {
+            counts[r] = dist_shard_count(sizes, 5, world, r);
+            rows[r] = malloc((size_t)(counts[r] + 1) * sizeof(int64_t));
+            dist_shard_positions(sizes, 5, world, r, rows[r]);
+            src[r] = rows[r];
+        }
+        int64_t merged[28];
+        char err[256];
+        assert_true(dist_shard_merge(sizes, 5, world, src, counts, sizeof(int64_t), merged, err, sizeof err));
+        for (int64_t i = 0; i < N; i++)
+            assert_int_equal(merged[i], i);
+        if (world > 1) {
+            counts[0]++;
+            assert_false(dist_shard_merge(sizes, 5, world, src, counts, sizeof(int64_t), merged, err, sizeof err));
+            assert_non_null(strstr(err, "rank 0 has"));
+        }
+        for (int r = 0; r < world; r++)
+            free(rows[r]);
+        free(seen);
+    }
+}
+
+static void test_eval_gather_one_rank(void **state)
+{
+    (void)state;
+    char err[256];
+    ExitLogits e = {.n = 3, .K = 2, .C = 2};
+    e.exit_logits = malloc(12 * sizeof(float));
+    e.labels = malloc(3 * sizeof(int32_t));
+    e.videos = malloc(3 * sizeof(int32_t));
+    for (int i = 0; i < 12; i++)
+        e.exit_logits[i] = (float)i * 0.5f;
+    for (int i = 0; i < 3; i++)
+        e.labels[i] = i, e.videos[i] = 10 + i;
+    float *before = e.exit_logits;
+    DistComm *c = dist_create_local();
+    const int64_t sizes[] = {2, 1};
+    assert_true(dist_gather_exit_logits(c, sizes, 2, &e, err, sizeof err));
+    assert_ptr_equal(e.exit_logits, before); /* one rank: untouched */
+    assert_int_equal(e.n, 3);
+    dist_destroy(c);
+    exit_logits_free(&e);
+}
+
+/* The synthetic training split as a source, sharded as rank `rank` of `world`. */
+static void test_sharded_synthetic_source(void **state)
+{
+    (void)state;
+    char err[512];
+    DataArgs da = {.synthetic = 11};
+    int64_t seen_videos[11] = {0};
+    int total = 0;
+    for (int world = 1; world <= 3; world++) {
+        memset(seen_videos, 0, sizeof seen_videos);
+        total = 0;
+        for (int r = 0; r < world; r++) {
+            DataLoadOptions o = {.frames = 2, .frame_size = 16, .batch_size = 4, .train = false, .shuffle = true,
+                                 .drop_last = false, .seed = 3, .shard_rank = r, .shard_world = world};
+            TrainData *d = train_data_open(&da, DATA_SPLIT_VAL, &o, err, sizeof err);
+            assert_non_null(d);
+            TrainDataSource src = train_data_source(d);
+            assert_true(src.start_epoch(src.user, 0, err, sizeof err));
+            TrainBatch b;
+            int rc;
+            while ((rc = src.next_batch(src.user, &b, err, sizeof err)) == 1) {
+                for (int i = 0; i < b.size; i++)
+                    seen_videos[b.videos[i]]++;
+                total += b.size;
+            }
+            assert_int_equal(rc, 0);
+            const int64_t *sizes;
+            int nb = train_data_global_batches(d, &sizes);
+            assert_int_equal(nb, 3); /* 4 + 4 + 3 on every rank */
+            assert_int_equal(sizes[2], 3);
+            train_data_close(d);
+        }
+        assert_int_equal(total, 11);
+        for (int v = 0; v < 11; v++)
+            assert_int_equal(seen_videos[v], 1); /* the ranks' shards partition the split */
+    }
+}
+
+/* Two trainers of a tiny method on the same batches: plain, and through the one-rank communicator. */
+static void test_one_rank_training_bit_identical(void **state)
+{
+    (void)state;
+    char err[1024];
+    Method *m[2];
+    MethodTrainer *t[2];
+    DistComm *c = dist_create_local();
+    for (int k = 0; k < 2; k++) {
+        m[k] = method_create("tsn-tiny", NULL, BACKEND_CPU, true, 4, err, sizeof err);
+        if (!m[k])
+            fail_msg("%s", err);
+        MethodTrainConfig tc = method_train_config(m[k]);
+        tc.epochs = 2;
+        tc.seed = 7;
+        tc.comm = k ? c : NULL;
+        tc.sync_bn = k == 1;
+        t[k] = method_trainer_create(m[k], &tc, err, sizeof err);
+        if (!t[k])
+            fail_msg("%s", err);
+    }
+    const int B = 3, T = method_frames(m[0]), S = method_frame_size(m[0]);
+    size_t clip = (size_t)T * 3 * S * S;
+    float *video = malloc((size_t)B * clip * sizeof *video); /* (B, T, 3, S, S) */
+    int32_t labels[3];
+    for (int step = 0; step < 2; step++) {
+        RngStream r = rng_stream(100 + (uint64_t)step, 0, 0, 0);
+        for (size_t i = 0; i < (size_t)B * clip; i++)
+            video[i] = rng_uniform(&r, (uint64_t)i) * 2 - 1;
+        for (int b = 0; b < B; b++)
+            labels[b] = (int32_t)((b + step) % m[0]->classes);
+        TrainBatch tb = {.video = video, .labels = labels, .size = B};
+        for (int k = 0; k < 2; k++) {
+            double loss;
+            if (!method_trainer_step(t[k], &tb, &loss, err, sizeof err))
+                fail_msg("%s", err);
+        }
+    }
+    assert_int_equal(m[0]->ps->data_bytes, m[1]->ps->data_bytes);
+    assert_memory_equal(m[0]->ps->data_block, m[1]->ps->data_block, m[0]->ps->data_bytes);
+    for (int k = 0; k < 2; k++) {
+        method_trainer_destroy(t[k]);
+        method_destroy(m[k]);
+    }
+    dist_destroy(c);
+    free(video);
+}
+
+static void test_launch_options(void **state)
+{
+    (void)state;
+    char err[512];
+    LaunchArgs a;
+#define ARGV(...) ((char *[]){__VA_ARGS__, NULL}), (int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *))
+#define ARGS(...) (int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)), ((char *[]){__VA_ARGS__, NULL})
+    struct {
+        char **argv;
+        int argc;
+        const char *message;
+    } bad[] = {
+        {ARGV("launch", "--gpus", "0", "--", "train"), "at least 1"},
+        {ARGV("launch", "--gpus", "x", "--", "train"), "--gpus \"x\""},
+        {ARGV("launch", "--gpus", "2", "train"), "unknown option train"},
+        {ARGV("launch", "--gpus", "2"), "missing \"--\""},
+        {ARGV("launch", "--", "train"), "--gpus N is required"},
+        {ARGV("launch", "--gpus", "2", "--"), "no subcommand"},
+        {ARGV("launch", "--gpus"), "--gpus needs a value"},
+        {ARGV("launch", "--gpus", "2", "--nnodes", "2", "--node-rank", "1", "--", "eval"), "--master-addr"},
+        {ARGV("launch", "--gpus", "2", "--nnodes", "2", "--node-rank", "2", "--master-addr", "h", "--master-port",
+              "9", "--", "eval"), "not below --nnodes"},
+        {ARGV("launch", "--gpus", "2", "--backend", "gloo", "--", "train"), "nccl or local"},
+        {ARGV("launch", "--gpus", "2", "--backend", "local", "--", "train"), "need nccl"},
+        {ARGV("launch", "--gpus", "1", "--master-port", "70000", "--", "train"), "1..65535"},
+        {ARGV("launch", "--gpus", "1", "--", "launch", "--gpus", "1"), "launch itself"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(launch_parse(bad[i].argc, bad[i].argv, &a, err, sizeof err), 2);
+        if (!strstr(err, bad[i].message))
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].message);
+    }
+    assert_int_equal(launch_parse(ARGS("launch", "--help"), &a, err, sizeof err), -1);
+    assert_int_equal(launch_parse(ARGS("launch", "--gpus", "4", "--sync-bn", "--", "train", "--preset", "x", "--", "y"),
+                                  &a, err, sizeof err), 0);
+    assert_int_equal(a.gpus, 4);
+    assert_true(a.sync_bn);
+    assert_int_equal(a.sub_argc, 5); /* a later "--" belongs to the subcommand */
+    assert_string_equal(a.sub_argv[0], "train");
+    assert_string_equal(a.sub_argv[4], "y");
+
+    /* rank environments: host 1 of 2 with 4 GPUs runs ranks 4..7 of 8, over TCP */
+    assert_int_equal(launch_parse(ARGS("launch", "--gpus", "4", "--nnodes", "2", "--node-rank", "1", "--master-addr",
+                                       "10.0.0.1", "--master-port", "29500", "--", "eval"), &a, err, sizeof err), 0);
+    char store[16][512];
+    int n = launch_rank_env(&a, 2, "/tmp/x", "3,5,6,7", store, 16, err, sizeof err);
+    assert_true(n > 0);
+    const char *want[] = {"FOCUSBENCH_RANK=6", "FOCUSBENCH_WORLD_SIZE=8", "FOCUSBENCH_LOCAL_RANK=2",
+                          "FOCUSBENCH_DIST_BACKEND=nccl", "CUDA_VISIBLE_DEVICES=6", "NCCL_NVLS_ENABLE=0",
+                          "FOCUSBENCH_MASTER_ADDR=10.0.0.1", "FOCUSBENCH_MASTER_PORT=29500"};
+    for (size_t w = 0; w < sizeof want / sizeof want[0]; w++) {
+        bool found = false;
+        for (int k = 0; k < n; k++)
+            found |= strcmp(store[k], want[w]) == 0;
+        if (!found)
+            fail_msg("missing %s", want[w]);
+    }
+    for (int k = 0; k < n; k++)
+        assert_null(strstr(store[k], "FOCUSBENCH_ID_FILE")); /* several hosts: TCP, no file */
+    assert_int_equal(launch_rank_env(&a, 3, NULL, "0,1", store, 16, err, sizeof err), -1);
+    assert_non_null(strstr(err, "fewer than --gpus"));
+    /* one host, one GPU: the local backend, the id file */
+    assert_int_equal(launch_parse(ARGS("launch", "--gpus", "1", "--", "train"), &a, err, sizeof err), 0);
+    n = launch_rank_env(&a, 0, "/tmp/id", NULL, store, 16, err, sizeof err);
+    bool local = false, file = false;
+    for (int k = 0; k < n; k++) {
+        local |= strcmp(store[k], "FOCUSBENCH_DIST_BACKEND=local") == 0;
+        file |= strcmp(store[k], "FOCUSBENCH_ID_FILE=/tmp/id") == 0;
+    }
+    assert_true(local && file);
+#undef ARGV
+#undef ARGS
+}
+
+static void test_env_read(void **state)
+{
+    (void)state;
+    char err[512];
+    DistEnv env;
+    const char *vars[] = {"FOCUSBENCH_RANK", "FOCUSBENCH_WORLD_SIZE", "FOCUSBENCH_LOCAL_RANK", "FOCUSBENCH_DIST_BACKEND",
+                          "FOCUSBENCH_ID_FILE", "FOCUSBENCH_MASTER_ADDR", "FOCUSBENCH_MASTER_PORT",
+                          "FOCUSBENCH_RENDEZVOUS_TIMEOUT"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+    assert_true(dist_env_read(&env, err, sizeof err));
+    assert_int_equal(env.world, 1);
+    assert_int_equal(env.backend, DIST_BACKEND_LOCAL);
+    DistComm *c = dist_init_from_env(err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(dist_world(c), 1);
+    dist_destroy(c);
+    setenv("FOCUSBENCH_WORLD_SIZE", "2", 1);
+    assert_false(dist_env_read(&env, err, sizeof err));
+    assert_non_null(strstr(err, "go together"));
+    setenv("FOCUSBENCH_RANK", "2", 1);
+    assert_false(dist_env_read(&env, err, sizeof err));
+    assert_non_null(strstr(err, "not below"));
+    setenv("FOCUSBENCH_RANK", "1", 1);
+    assert_true(dist_env_read(&env, err, sizeof err));
+    assert_int_equal(env.backend, DIST_BACKEND_NCCL);
+    assert_int_equal(env.local_rank, 1);
+    setenv("FOCUSBENCH_DIST_BACKEND", "local", 1);
+    assert_false(dist_env_read(&env, err, sizeof err));
+    assert_non_null(strstr(err, "one rank"));
+    setenv("FOCUSBENCH_DIST_BACKEND", "nccl", 1);
+    setenv("FOCUSBENCH_MASTER_ADDR", "localhost", 1);
+    assert_false(dist_env_read(&env, err, sizeof err));
+    assert_non_null(strstr(err, "FOCUSBENCH_MASTER_PORT"));
+#if !HAVE_NCCL
+    setenv("FOCUSBENCH_MASTER_PORT", "1234", 1);
+    assert_null(dist_init_from_env(err, sizeof err));
+    assert_non_null(strstr(err, "without NCCL"));
+#endif
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static void test_id_file_roundtrip(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/focusbench-test-dist-XXXXXX", path[128], err[512];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/id", dir);
+    DistId id, got;
+    for (int i = 0; i < DIST_ID_BYTES; i++)
+        id.bytes[i] = (unsigned char)(i * 37 + 11);
+    assert_false(dist_id_file_read(path, &got, 0.05, err, sizeof err)); /* not there yet: times out */
+    assert_non_null(strstr(err, "no id"));
+    assert_true(dist_id_file_write(path, &id, err, sizeof err));
+    assert_true(dist_id_file_read(path, &got, 1, err, sizeof err));
+    assert_memory_equal(id.bytes, got.bytes, DIST_ID_BYTES);
+    FILE *f = fopen(path, "w");
+    fputs("zz\n", f);
+    fclose(f);
+    assert_false(dist_id_file_read(path, &got, 1, err, sizeof err));
+    assert_non_null(strstr(err, "not an id file"));
+    unlink(path);
+    rmdir(dir);
+}
+
+/* A free TCP port on localhost (bound, read, released). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Rank 0 (this process) sends a dummy 128-byte id to rank 1 (a child process), which checks it. */
+static void test_tcp_rendezvous_two_processes(void **state)
+{
+    (void)state;
+    char err[512];
+    int port = free_port();
+    DistId id;
+    for (int i = 0; i < DIST_ID_BYTES; i++)
+        id.bytes[i] = (unsigned char)(255 - i);
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        DistId got;
+        char e[512];
+        bool ok = dist_tcp_fetch_id("127.0.0.1", port, 2, &got, 10, e, sizeof e);
+        if (!ok)
+            fprintf(stderr, "rank 1: %s\n", e);
+        _exit(ok && memcmp(got.bytes, id.bytes, DIST_ID_BYTES) == 0 ? 0 : 3);
+    }
+    bool served = dist_tcp_serve_id("127.0.0.1", port, 1, 2, &id, 10, err, sizeof err);
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (!served)
+        fail_msg("rank 0: %s", err);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    /* a world-size mismatch is refused by the joining rank */
+    port = free_port();
+    fflush(NULL);
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        DistId got;
+        char e[512];
+        bool ok = dist_tcp_fetch_id("127.0.0.1", port, 4, &got, 10, e, sizeof e);
+        _exit(!ok && strstr(e, "runs 2 ranks") ? 0 : 3);
+    }
+    dist_tcp_serve_id("127.0.0.1", port, 1, 2, &id, 10, err, sizeof err);
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* nobody listening: the joining rank gives up after its timeout with a message */
+    DistId got;
+    assert_false(dist_tcp_fetch_id("127.0.0.1", free_port(), 2, &got, 0.2, err, sizeof err));
+    assert_non_null(strstr(err, "no rank 0 listening"));
+}
+
+TEST_GROUP(dist, cmocka_unit_test(test_local_collectives_exact), cmocka_unit_test(test_buckets_cover_every_gradient_once),
+           cmocka_unit_test(test_grad_sync_one_rank_is_identity), cmocka_unit_test(test_shards_partition),
+           cmocka_unit_test(test_eval_gather_one_rank), cmocka_unit_test(test_sharded_synthetic_source),
+           cmocka_unit_test(test_one_rank_training_bit_identical), cmocka_unit_test(test_launch_options),
+           cmocka_unit_test(test_env_read), cmocka_unit_test(test_id_file_roundtrip),
+           cmocka_unit_test(test_tcp_rendezvous_two_processes))
