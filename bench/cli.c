@@ -22,6 +22,7 @@ static const Command COMMANDS[] = {
     {"infer", cmd_infer, "eval-mode Uni-AdaFocus on a clip tensor; dumps frame choices, boxes and exit logits"},
     {"train", cmd_train, "train Uni-AdaFocus end to end (official losses and schedule); resumable checkpoints"},
     {"eval", cmd_eval, "evaluate every exit, calibrate conditional-exit thresholds, sweep budgets (GFLOPs vs accuracy)"},
+    {"sweep", cmd_sweep, "every method and budget on one data set (an eval per method) merged into one curves CSV"},
     {"launch", cmd_launch, "run train/eval data-parallel: one process per GPU, NCCL, rank 0 writes"},
     {"gen-data", cmd_gen_data, "write the synthetic benchmark: encoded videos, list files, CSVs, ground truth"},
     {"cache", cmd_cache, "build a clip cache from a benchmark list (readable without FFmpeg), or describe one"},

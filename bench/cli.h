@@ -20,6 +20,7 @@ int cmd_infer(int argc, char **argv);
 int cmd_train(int argc, char **argv); /* bench/cmd_train.c */
 int cmd_eval(int argc, char **argv);  /* bench/cmd_eval.c */
 int cmd_launch(int argc, char **argv); /* bench/cmd_launch.c */
+int cmd_sweep(int argc, char **argv);  /* bench/cmd_sweep.c */
 int cmd_gen_data(int argc, char **argv);
 int cmd_plot(int argc, char **argv);    /* bench/cmd_plot.c */
 int cmd_regress(int argc, char **argv); /* bench/cmd_regress.c */

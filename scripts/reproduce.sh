@@ -87,7 +87,7 @@ step "synthetic benchmark (synth-small${gen_extra[*]:+ reduced: ${gen_extra[*]}}
 # them (`train --pretrained PREFIX=FILE`), so all points have had the same training budget.
 # Every run is fresh (fixed seeds give the same weights; a run dir left by an interrupted
 # reproduce would otherwise make `train` refuse, as it resumes only when asked).
-evals=()    # "label|eval.csv" pairs, in curve order
+evals=()    # "label=eval.csv" pairs, in curve order
 train_run() {  # train_run NAME ARGS... → $rep/run_NAME
   local name=$1; shift
   rm -rf "$rep/run_$name"
@@ -98,7 +98,7 @@ eval_run() {  # eval_run LABEL NAME ARGS... → $rep/eval_LABEL.csv, listed in t
   local label=$1 name=$2; shift 2
   "$bin" eval "$@" --ckpt "$rep/run_$name/model.safetensors" --data "$data" --budgets "$budgets" --score max-logit \
     --seed 0 --csv "$rep/eval_$label.csv" | sed -n '/^fixed exits/,$p'
-  evals+=("$label|$rep/eval_$label.csv")
+  evals+=("$label=$rep/eval_$label.csv")
 }
 tsn_ckpt="$rep/run_pretrain-resnet/model.safetensors"
 mbv2_ckpt="$rep/run_pretrain-mobilenet/model.safetensors"
@@ -154,45 +154,14 @@ train_run ocsampler --method ocsampler-synth --pretrained "backbone.=$tsn_ckpt" 
 eval_run ocsampler ocsampler --method ocsampler-synth
 
 step "curves CSV ($rep/curves.csv)"
-# One row per point of a curve: method, point, budget_p, exit, gflops_per_video, top1, then the
-# eval CSV's environment columns verbatim. The eval CSV's first 14 columns hold no quoted commas
-# (ids, numbers, space-separated fractions), so cut and awk split them safely; the rest (quoted
-# environment text) is copied untouched.
-#   eval columns: 1 schema_version 2 method 3 preset 4 mode 5 score 6 budget_p 7 exit
-#                 8 gflops_per_video 9 top1 ... 15- flop_convention and the environment
-# Naming: a method with one exit is one point of its curve (TSN's points are its configurations:
-# tsn-4x32 → method tsn, point 4x32); Uni-AdaFocus and the other multi-exit methods give their
+# `focusbench sweep` merges the eval CSVs into one row per point of a curve (method, point,
+# budget_p, exit, gflops_per_video, top1 and the environment): a method with one exit is one point
+# (tsn-4x64 → method tsn, point 4x64); Uni-AdaFocus and the other multi-exit methods give their
 # fixed exits as METHOD-fixed-exit, their conditional-exit budgets as METHOD and the random-exit
-# control as METHOD-random-exit.
-to_curves() {  # to_curves LABEL EVAL.csv → rows on stdout (no header)
-  local label=$1 csv=$2 method point
-  case "$label" in
-    tsn-*) method=tsn; point=${label#tsn-} ;;
-    *) method=$label; point="" ;;
-  esac
-  local n_fixed; n_fixed=$(awk -F, 'NR > 1 && $4 == "\"fixed\"" { n++ } END { print n + 0 }' "$csv")
-  tail -n +2 "$csv" | while IFS= read -r line; do
-    head=$(printf '%s\n' "$line" | cut -d, -f1-9)
-    env=$(printf '%s\n' "$line" | cut -d, -f15-)
-    printf '%s\n' "$head" | awk -F, -v env="$env" -v m="$method" -v pt="$point" -v nf="$n_fixed" 'BEGIN { OFS = "," }
-      { gsub(/"/, "", $4)
-        if ($4 == "fixed") {
-          if (nf <= 1)     { name = m; p = (pt != "" ? pt : "full") }
-          else             { name = m "-fixed-exit"; p = "exit" $7 }
-        } else if (nf <= 1) next   # one exit: no budgets to sweep
-        else if ($4 == "dynamic") { name = m;                p = "p=" $6 }
-        else if ($4 == "random")  { name = m "-random-exit"; p = "p=" $6 }
-        else next
-        print $1, "\"" name "\"", "\"" p "\"", $6, $7, $8, $9, env }'
-  done
-}
-first_csv=${evals[0]#*|}
-eval_header=$(head -n 1 "$first_csv")
-{
-  echo "schema_version,method,point,budget_p,exit,gflops_per_video,top1,$(printf '%s\n' "$eval_header" | cut -d, -f15-)"
-  for e in "${evals[@]}"; do to_curves "${e%%|*}" "${e#*|}"; done
-} > "$rep/curves.csv.tmp"
-mv "$rep/curves.csv.tmp" "$rep/curves.csv"
+# control as METHOD-random-exit (focusbench sweep --help).
+sweep_args=()
+for e in "${evals[@]}"; do sweep_args+=(--eval "$e"); done
+"$bin" sweep --csv "$rep/curves.csv" "${sweep_args[@]}"
 awk -F, 'NR > 1 { printf "  %-28s %-8s %8.4f GFLOPs  top1 %6.2f%%\n", $2, $3, $6, $7 }' "$rep/curves.csv" | tr -d '"'
 
 step "plot accuracy vs GFLOPs ($rep/acc_gflops.{png,svg,gp})"

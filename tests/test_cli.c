@@ -439,9 +439,85 @@ static void test_cpu_fma_peak_is_positive(void **state)
     assert_true(isfinite(p0) && p0 > 0);
 }
 
+static void test_sweep_bad_arguments_exit_2(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *args, *message;
+    } cases[] = {
+        {"sweep --csv /tmp/x.csv", "at least one --run or --eval"},
+        {"sweep --eval a=b.csv", "give --csv CURVES.csv"},
+        {"sweep --csv /tmp/x.csv --eval =b.csv", "bad --eval '=b.csv': give LABEL=FILE"},
+        {"sweep --csv /tmp/x.csv --run tsn", "bad --run 'tsn': give LABEL=OPTIONS"},
+        {"sweep --csv /tmp/x.csv --eval TSN=b.csv", "label 'TSN': use lower-case letters"},
+        {"sweep --csv /tmp/x.csv --frob 1", "unknown option '--frob'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CmdResult *r = run_bin(cases[i].args);
+        if (r->status != 2)
+            fail_msg("'%s' exited %d, expected 2; stderr: %s", cases[i].args, r->status, r->err);
+        assert_contains(r->err, cases[i].message, cases[i].args);
+        assert_int_equal(count_lines(r->err), 1);
+    }
+}
+
+/* Two constructed eval CSVs (a one-exit method and one with two exits, a budget and its random
+ * control) merge into the curves table with the documented names; a file that is not an eval
+ * CSV is refused and nothing is written. */
+static void test_sweep_merges_eval_csvs(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/focusbench_sweep_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char a[256], b[256], bad[256], out[256], args[1200];
+    snprintf(a, sizeof a, "%s/eval_a.csv", dir);
+    snprintf(b, sizeof b, "%s/eval_b.csv", dir);
+    snprintf(bad, sizeof bad, "%s/bad.csv", dir);
+    snprintf(out, sizeof out, "%s/curves.csv", dir);
+    FILE *f = fopen(a, "w");
+    assert_non_null(f);
+    fputs("schema_version,method,mode,budget_p,exit,gflops_per_video,top1\n1,tsn,fixed,,0,0.5,40\n", f);
+    assert_int_equal(fclose(f), 0);
+    f = fopen(b, "w");
+    assert_non_null(f);
+    fputs("schema_version,method,mode,budget_p,exit,gflops_per_video,top1\n"
+          "1,m,fixed,,0,1,50\n1,m,fixed,,1,2,60\n1,m,dynamic,0.5,,1.5,58\n1,m,random,0.5,,1.5,55\n", f);
+    assert_int_equal(fclose(f), 0);
+    f = fopen(bad, "w");
+    assert_non_null(f);
+    fputs("x,y\n1,2\n", f);
+    assert_int_equal(fclose(f), 0);
+
+    snprintf(args, sizeof args, "sweep --csv %s --eval tsn-4x64=%s --eval uaf=%s --eval zz=%s", out, a, b, bad);
+    CmdResult *r = run_bin(args);
+    assert_int_equal(r->status, 1);
+    assert_contains(r->err, "has no column mode", "sweep with a non-eval CSV");
+    assert_int_equal(access(out, F_OK), -1);
+
+    snprintf(args, sizeof args, "sweep --csv %s --eval tsn-4x64=%s --eval uaf=%s", out, a, b);
+    r = run_bin(args);
+    if (r->status != 0)
+        fail_msg("sweep exited %d: %s", r->status, r->err);
+    f = fopen(out, "r");
+    assert_non_null(f);
+    static char text[16384];
+    read_all(f, text, sizeof text);
+    fclose(f);
+    assert_int_equal(count_lines(text), 1 + 1 + 4);
+    assert_contains(text, "schema_version,method,point,budget_p,exit,gflops_per_video,top1,", "curves header");
+    assert_contains(text, "1,\"tsn\",\"4x64\",,0,0.5,40,", "one-exit point");
+    assert_contains(text, "1,\"uaf-fixed-exit\",\"exit1\",,1,2,60,", "fixed exit");
+    assert_contains(text, "1,\"uaf\",\"p=0.5\",0.5,,1.5,58,", "conditional exit");
+    assert_contains(text, "1,\"uaf-random-exit\",\"p=0.5\",0.5,,1.5,55,", "random control");
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 TEST_GROUP(cli, cmocka_unit_test(test_help_lists_commands), cmocka_unit_test(test_unknown_command_exits_2),
            cmocka_unit_test(test_version_prints_features), cmocka_unit_test(test_bench_ops_help),
            cmocka_unit_test(test_bench_ops_bad_arguments_exit_2), cmocka_unit_test(test_bench_ops_list_layers),
            cmocka_unit_test(test_bench_ops_tiny_run), cmocka_unit_test(test_bench_ops_csv_regress),
            cmocka_unit_test(test_bench_ops_backward_row),
-           cmocka_unit_test(test_cpu_fma_peak_is_positive))
+           cmocka_unit_test(test_cpu_fma_peak_is_positive), cmocka_unit_test(test_sweep_bad_arguments_exit_2),
+           cmocka_unit_test(test_sweep_merges_eval_csvs))

@@ -125,6 +125,28 @@ static void dev_arena_free(DevArena *a)
     a->n_blocks = a->cap_blocks = 0;
 }
 
+/* The size of the next block of a growing arena: `doubled` (twice the last block), at least
+ * `need`. Doubling keeps a first pass to a few cudaMallocs, but its chain may hold up to twice the
+ * pass's high-water mark before the next reset consolidates it into one block (a training step
+ * at batch 8 of actnet-p128 needs ~47 GB: chained from the batch-1 block of 6 GB, doubling asks
+ * for 6 + 12 + 24 + 49 = 91 GB of an 80 GB card). Near the card's capacity the block is therefore
+ * capped at half of the memory still free (less a reserve for the other arena and the libraries'
+ * workspaces), so the chain fills the card gradually instead of failing one doubling too early. */
+static size_t growth_cap(size_t doubled, size_t need)
+{
+    size_t cap = doubled > need ? doubled : need;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError(); /* clear it: the cudaMalloc that follows reports any real failure */
+        return cap;
+    }
+    const size_t reserve = (size_t)1 << 30;
+    size_t avail = free_b > reserve ? free_b - reserve : 0;
+    if (cap > avail / 2)
+        cap = avail / 2 > need ? align_up(avail / 2) : need;
+    return cap;
+}
+
 /* Bump allocation; `frozen` forbids new blocks (a timed or planned region). */
 static void *dev_arena_alloc(Ctx *ctx, DevArena *a, bool frozen, size_t bytes)
 {
@@ -136,9 +158,7 @@ static void *dev_arena_alloc(Ctx *ctx, DevArena *a, bool frozen, size_t bytes)
     if (!b || b->top + need > b->cap) {
         if (frozen)
             return NULL;
-        size_t cap = b ? 2 * b->cap : (size_t)ARENA_FIRST_BLOCK;
-        if (cap < need)
-            cap = need;
+        size_t cap = growth_cap(b ? 2 * b->cap : (size_t)ARENA_FIRST_BLOCK, need);
         if (!dev_block_new(ctx, a, cap))
             return NULL;
         b = &a->blocks[a->n_blocks - 1];
