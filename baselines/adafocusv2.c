@@ -8,6 +8,7 @@
 
 #include "impl/frame_sampler.h"
 #include "impl/init.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 
 #define POLICY_BN_EPS 1e-5f /* nn.BatchNorm defaults */
@@ -408,6 +409,14 @@ bool adafocusv2_preset_config(const char *name, AdaFocusV2Config *cfg)
 typedef struct {
     AdaFocusV2Model *model;
     double gflops[ADAFOCUSV2_MAX_FRAMES];
+    /* the last forward_exits pass, for focus_boxes (its positions tensor: valid while it is live) */
+    const Ctx *last_ctx;
+    uint64_t last_ops;          /* ctx->op_counter after that pass */
+    const Tensor *last_pos;     /* (B·T, 2) (a_y, a_x) in processing order */
+    float *pos_host;            /* (B·T, 2) */
+    int32_t *idx_host;          /* (B, T) frames in processing order */
+    float *box_host;            /* (B, T, 4) x, y, w, h */
+    int64_t host_cap;           /* B·T entries allocated */
 } AdaFocusV2Method;
 
 static Tensor *v2_m_forward_exits(Ctx *ctx, Method *m, Tensor *clips, double *sample_gflops)
@@ -419,7 +428,64 @@ static Tensor *v2_m_forward_exits(Ctx *ctx, Method *m, Tensor *clips, double *sa
     if (!adafocusv2_forward(ctx, v->model, clips, &out))
         return NULL;
     bl_fill_sample_gflops(v->gflops, m->n_exits, clips->shape[0], sample_gflops);
+    v->last_ctx = ctx; /* remembered, not read (focus_boxes reads) */
+    v->last_ops = ctx->op_counter;
+    v->last_pos = out.positions;
     return out.step_logits;
+}
+
+/* Every frame is a focus frame, in processing order; the box is the fixed P-pixel one the crop
+ * placed at the policy's position (patch_box_compute with a_h = a_w = 0: s_min = s_max = P). */
+static bool v2_m_focus_boxes(Ctx *ctx, Method *m, MethodFocusBoxes *out, char *err, size_t err_cap)
+{
+    AdaFocusV2Method *v = m->impl;
+    const AdaFocusV2Model *md = v->model;
+    memset(out, 0, sizeof *out);
+    const Tensor *p = v->last_pos;
+    const int64_t T = md->cfg.frames;
+    if (v->last_ctx != ctx || v->last_ops != ctx->op_counter || !p || p->ndim != 2 || p->shape[1] != 2 ||
+        p->shape[0] % T != 0) {
+        snprintf(err, err_cap, "adafocusv2: focus_boxes needs the live pass of a forward_exits in this context");
+        return false;
+    }
+    const int64_t B = p->shape[0] / T;
+    if (B * T > v->host_cap) {
+        float *p2 = realloc(v->pos_host, (size_t)(B * T * 2) * sizeof *p2);
+        if (p2)
+            v->pos_host = p2;
+        int32_t *i2 = realloc(v->idx_host, (size_t)(B * T) * sizeof *i2);
+        if (i2)
+            v->idx_host = i2;
+        float *b2 = realloc(v->box_host, (size_t)(B * T * 4) * sizeof *b2);
+        if (b2)
+            v->box_host = b2;
+        if (!p2 || !i2 || !b2) {
+            snprintf(err, err_cap, "adafocusv2: out of memory for %lld boxes", (long long)(B * T));
+            return false;
+        }
+        v->host_cap = B * T;
+    }
+    bool ok = p->data != NULL;
+    if (ok && p->backend == BACKEND_CPU)
+        memcpy(v->pos_host, p->data, tensor_bytes(p));
+    else if (ok && ctx->ops && ctx->ops->copy_to_host)
+        ctx->ops->copy_to_host(ctx, v->pos_host, p);
+    else
+        ok = false;
+    if (!ok || !ctx_ok(ctx)) {
+        snprintf(err, err_cap, "adafocusv2: cannot read the positions of the %s backend (%s)",
+                 backend_name(p->backend), ctx_ok(ctx) ? "no data" : ctx_error_message(ctx));
+        return false;
+    }
+    for (int64_t i = 0; i < B * T; i++) {
+        float a[4] = {v->pos_host[2 * i], v->pos_host[2 * i + 1], 0.0f, 0.0f}, box[4]; /* box: (y1, x1, h, w) */
+        patch_box_compute(&md->box, a, box, NULL);
+        float *o = v->box_host + 4 * i;
+        o[0] = box[1], o[1] = box[0], o[2] = box[3], o[3] = box[2];
+        v->idx_host[i] = md->order[i % T];
+    }
+    *out = (MethodFocusBoxes){.n = (int)B, .focus = (int)T, .frame_idx = v->idx_host, .boxes = v->box_host};
+    return true;
 }
 
 static Tensor *v2_m_train_loss(Ctx *ctx, Method *m, Tensor *clips, Tensor *labels, uint64_t step)
@@ -467,8 +533,12 @@ static void v2_m_destroy(Method *m)
     if (!m)
         return;
     AdaFocusV2Method *v = m->impl;
-    if (v)
+    if (v) {
         adafocusv2_model_destroy(v->model);
+        free(v->pos_host);
+        free(v->idx_host);
+        free(v->box_host);
+    }
     free(v);
     free(m);
 }
@@ -479,6 +549,7 @@ static const MethodOps V2_OPS = {
     .exit_gflops = v2_m_exit_gflops,
     .lr_multiplier = v2_m_lr_multiplier,
     .destroy = v2_m_destroy,
+    .focus_boxes = v2_m_focus_boxes,
 };
 
 Method *adafocusv2_method_create(const char *preset, const MethodOverrides *ov, BackendKind backend, bool with_grads,

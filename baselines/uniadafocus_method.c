@@ -8,6 +8,7 @@
 
 #include "impl/frame_sampler.h"
 #include "impl/losses.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
 
 /* ---- variants --------------------------------------------------------------------------------- */
@@ -194,6 +195,14 @@ typedef struct {
     UafVariant variant;
     UafTrainDefaults train;
     double gflops[UAF_MAX_FOCUS + 1];
+    /* the last forward_exits pass, for focus_boxes (tensors of that pass: valid while it is live) */
+    const Ctx *last_ctx;
+    uint64_t last_ops;          /* ctx->op_counter after that pass: another pass changes it */
+    const Tensor *last_idx;     /* (B, F) i32 focus frames */
+    const Tensor *last_boxes;   /* (B, F, 4) (y1, x1, h, w) in frame pixels */
+    int32_t *idx_host;          /* (B, F) focus_boxes' copies */
+    float *box_host;            /* (B, F, 4) x, y, w, h */
+    int64_t host_cap;           /* B·F entries allocated */
 } UafMethod;
 
 /* Spatial policy only (the uniform ablation): glance_actions and the interpolated actions. */
@@ -286,7 +295,63 @@ static Tensor *uaf_m_forward_exits(Ctx *ctx, Method *mm, Tensor *clips, double *
     if (u->variant == UAF_VARIANT_NOEXIT)
         y = op_slice(ctx, y, 1, u->model->cfg.focus, 1); /* the last exit only */
     bl_fill_sample_gflops(u->gflops, mm->n_exits, clips->shape[0], sample_gflops);
+    /* remembered, not read: reading the device here would stall every pass (focus_boxes reads) */
+    u->last_ctx = ctx;
+    u->last_ops = ctx->op_counter;
+    u->last_idx = out.focus_idx;
+    u->last_boxes = out.focus.boxes;
     return ctx_ok(ctx) ? y : NULL;
+}
+
+/* A tensor's bytes on the host (CPU data, or the backend's device copy). */
+static bool read_host(Ctx *ctx, const Tensor *t, void *dst)
+{
+    if (!t || !t->data)
+        return false;
+    if (t->backend == BACKEND_CPU) {
+        memcpy(dst, t->data, tensor_bytes(t));
+        return true;
+    }
+    if (!ctx->ops || !ctx->ops->copy_to_host)
+        return false;
+    ctx->ops->copy_to_host(ctx, dst, t);
+    return ctx_ok(ctx);
+}
+
+static bool uaf_m_focus_boxes(Ctx *ctx, Method *mm, MethodFocusBoxes *out, char *err, size_t err_cap)
+{
+    UafMethod *u = mm->impl;
+    memset(out, 0, sizeof *out);
+    const Tensor *it = u->last_idx, *bt = u->last_boxes;
+    if (u->last_ctx != ctx || u->last_ops != ctx->op_counter || !it || !bt || it->ndim != 2 || bt->ndim != 3) {
+        snprintf(err, err_cap, "%s: focus_boxes needs the live pass of a forward_exits in this context", mm->id);
+        return false;
+    }
+    const int64_t B = it->shape[0], F = it->shape[1];
+    if (B * F > u->host_cap) {
+        int32_t *i2 = realloc(u->idx_host, (size_t)(B * F) * sizeof *i2);
+        if (i2)
+            u->idx_host = i2;
+        float *b2 = realloc(u->box_host, (size_t)(B * F * 4) * sizeof *b2);
+        if (b2)
+            u->box_host = b2;
+        if (!i2 || !b2) {
+            snprintf(err, err_cap, "%s: out of memory for %lld boxes", mm->id, (long long)(B * F));
+            return false;
+        }
+        u->host_cap = B * F;
+    }
+    if (!read_host(ctx, it, u->idx_host) || !read_host(ctx, bt, u->box_host)) {
+        snprintf(err, err_cap, "%s: cannot read the boxes of the %s backend (%s)", mm->id, backend_name(bt->backend),
+                 ctx_ok(ctx) ? "no data" : ctx_error_message(ctx));
+        return false;
+    }
+    for (int64_t i = 0; i < B * F; i++) { /* (y1, x1, h, w) → (x, y, w, h) */
+        float *b = u->box_host + 4 * i, y1 = b[0], x1 = b[1], h = b[2], w = b[3];
+        b[0] = x1, b[1] = y1, b[2] = w, b[3] = h;
+    }
+    *out = (MethodFocusBoxes){.n = (int)B, .focus = (int)F, .frame_idx = u->idx_host, .boxes = u->box_host};
+    return true;
 }
 
 /* The loss of the ablations whose terms differ from uaf_loss_total's full set; the same weights:
@@ -398,8 +463,11 @@ static void uaf_m_destroy(Method *mm)
     if (!mm)
         return;
     UafMethod *u = mm->impl;
-    if (u)
+    if (u) {
         uaf_destroy(u->model);
+        free(u->idx_host);
+        free(u->box_host);
+    }
     free(u);
     free(mm);
 }
@@ -410,6 +478,7 @@ static const MethodOps UAF_OPS = {
     .exit_gflops = uaf_m_exit_gflops,
     .lr_multiplier = uaf_m_lr_multiplier,
     .destroy = uaf_m_destroy,
+    .focus_boxes = uaf_m_focus_boxes,
 };
 
 UafModel *uniadafocus_method_model(const Method *mm)

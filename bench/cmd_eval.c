@@ -23,6 +23,12 @@
  * same way (its m->n_exits exits through m->ops->forward_exits, bench/train_data.h); its costs are
  * the method's exit_gflops, except AR-Net, whose expected GFLOPs are the mean of the per-video
  * costs forward_exits reports. The CSV's method column is the method's id.
+ *
+ * --exits-csv FILE: the exit histograms, one row per (fixed exit or (score, budget), exit) with the
+ * number and share of validation videos leaving there (for `plot --kind exit-histogram`).
+ * --boxes-csv FILE: on the synthetic benchmark, the spatial policy's boxes against the ground-truth
+ * object, one row per validation video and focus frame, with the mean IoU (bench/boxes.h); a second
+ * pass over the validation split, as the exit-logit pass keeps no boxes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,6 +40,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/boxes.h"
 #include "bench/cli.h"
 #include "bench/csv_out.h"
 #include "bench/dist_eval.h"
@@ -74,7 +81,14 @@ static void usage(FILE *out)
             "  --csv FILE            one row per fixed exit, per (score, budget) and per random control\n"
             "  --real                also EXECUTE conditional exit on the validation split for every budget of the\n"
             "                        first score (focus frames in steps, exited videos leave the batch) and report\n"
-            "                        measured time per video next to the full model's and the computed saving\n\n"
+            "                        measured time per video next to the full model's and the computed saving\n"
+            "  --exits-csv FILE      exit histograms: per fixed exit and per (score, budget), the number and share of\n"
+            "                        validation videos leaving at each exit (plot --kind exit-histogram)\n"
+            "  --boxes-csv FILE      synthetic benchmark only (gen-data's --data DIR, or --synthetic N): the spatial\n"
+            "                        policy's box on every focus frame of every validation video against the ground-\n"
+            "                        truth object (IoU, evidence visible), and the mean IoU (plot --kind iou-bars);\n"
+            "                        Uni-AdaFocus, its ablations and AdaFocusV2. Methods without boxes and data\n"
+            "                        without ground truth say so and write nothing\n\n"
             "%s\n"
             "any method of the registry (TSN, TSM, ...; --method replaces --preset; no --real, no --logits-in):\n"
             "  --method ID_OR_PRESET  with --ckpt FILE or --init-seed N; size overrides --frames --frame-size\n"
@@ -93,7 +107,7 @@ static void usage(FILE *out)
 }
 
 typedef struct {
-    const char *preset_name, *ckpt, *logits_in, *logits_out, *csv;
+    const char *preset_name, *ckpt, *logits_in, *logits_out, *csv, *exits_csv, *boxes_csv;
     bool have_init_seed, calib_test_transform, real;
     uint64_t init_seed, seed;
     int batch_size;
@@ -234,6 +248,10 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
             a->logits_out = val;
         } else if (strcmp(opt, "--csv") == 0) {
             a->csv = val;
+        } else if (strcmp(opt, "--exits-csv") == 0) {
+            a->exits_csv = val;
+        } else if (strcmp(opt, "--boxes-csv") == 0) {
+            a->boxes_csv = val;
         } else if (strcmp(opt, "--budgets") == 0) {
             ok = parse_budgets(val, a);
         } else if (strcmp(opt, "--score") == 0) {
@@ -285,6 +303,11 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
     }
     if ((a->ckpt != NULL) + a->have_init_seed + (a->logits_in != NULL) != 1) {
         fprintf(stderr, "focusbench eval: give exactly one of --ckpt FILE, --init-seed N and --logits-in FILE\n");
+        return 2;
+    }
+    if (a->boxes_csv && a->logits_in) {
+        fprintf(stderr, "focusbench eval: --boxes-csv runs the model on the validation data; it needs --ckpt or "
+                "--init-seed and data, not --logits-in\n");
         return 2;
     }
     if (a->real && a->logits_in) {
@@ -581,6 +604,81 @@ static bool run_real(const UafModel *m, const EvalArgs *a, TrainData *d, const f
     return ok;
 }
 
+/* ---- boxes against the ground truth (--boxes-csv) ----------------------------------------------------- */
+
+/* The policy's boxes on the validation split scored against the synthetic ground truth. A method
+ * without boxes, or data without ground truth, is said so on stderr and nothing is written (not an
+ * error: the rest of eval stands). False only when the pass or the file fails. */
+static bool eval_boxes(const EvalArgs *a, Method *mm, const UafModel *m, int argc, char **argv, BoxSummary *sum,
+                       char *err, size_t err_cap)
+{
+    sum->n = -1; /* nothing written */
+    if (mm && !mm->ops->focus_boxes) {
+        fprintf(stderr, "eval: --boxes-csv: %s has no spatial policy (no boxes to score); %s not written\n", mm->id,
+                a->boxes_csv);
+        return true;
+    }
+    BoxTruth truth;
+    if (!box_truth_load(&a->data, a->frame_size, &truth, err, err_cap)) {
+        fprintf(stderr, "eval: --boxes-csv: %s; %s not written\n", err, a->boxes_csv);
+        return true;
+    }
+    /* the validation loader of run_split, unsharded: the same clips in the same order */
+    DataLoadOptions lo = {.frames = a->frames, .frame_size = a->frame_size, .batch_size = a->batch_size,
+                          .train = false, .shuffle = false, .drop_last = false, .seed = a->seed};
+    TrainData *d = train_data_open(&a->data, DATA_SPLIT_VAL, &lo, err, err_cap);
+    BoxRecords rec;
+    memset(&rec, 0, sizeof rec);
+    bool ok = d != NULL;
+    if (ok) {
+        printf("eval: boxes: a pass over the validation split for the focus boxes\n");
+        fflush(stdout);
+        TrainDataSource src = train_data_source(d);
+        ok = boxes_collect(&src, mm, mm ? NULL : m, a->frames, a->frame_size, &rec, err, err_cap);
+    }
+    if (ok) {
+        CsvEnv env;
+        csv_env_init(&env, "cpu", argc, argv);
+        csv_env_set_seed(&env, a->seed);
+        ok = boxes_write_csv(a->boxes_csv, &rec, &truth, a->frames, a->frame_size, data_args_whole_frame(&a->data),
+                             a->method_id, a->preset_name, &env, sum, err, err_cap);
+    }
+    if (!ok)
+        sum->n = -1;
+    train_data_close(d);
+    box_records_free(&rec);
+    box_truth_free(&truth);
+    return ok;
+}
+
+/* ---- exit histograms (--exits-csv) ----------------------------------------------------------------------- */
+
+static const char *const EXIT_COLUMNS[] = {"method", "preset", "mode", "score", "budget_p", "point", "exit", "videos",
+                                           "share", "gflops_per_video", "n_val"};
+enum { N_EXIT_COLUMNS = sizeof EXIT_COLUMNS / sizeof EXIT_COLUMNS[0] };
+
+/* One histogram: K rows (every exit, zeros included, so each histogram's rows sum to n_val). */
+static void exit_rows(CsvOut *w, const EvalArgs *a, const char *mode, const char *score, double p, const char *point,
+                      const int64_t *hist, int K, double gflops, int64_t n_val)
+{
+    if (!w)
+        return;
+    for (int k = 0; k < K; k++) {
+        csv_out_str(w, a->method_id);
+        csv_out_str(w, a->preset_name);
+        csv_out_str(w, mode);
+        csv_out_str(w, score);
+        csv_out_double(w, p);
+        csv_out_str(w, point);
+        csv_out_int(w, k);
+        csv_out_int(w, hist[k]);
+        csv_out_double(w, n_val > 0 ? (double)hist[k] / (double)n_val : NAN);
+        csv_out_double(w, gflops);
+        csv_out_int(w, n_val);
+        csv_out_end_row(w);
+    }
+}
+
 /* ---- the command ------------------------------------------------------------------------------------- */
 
 static const char *const COLUMNS[] = {"method", "preset", "mode", "score", "budget_p", "exit", "gflops_per_video",
@@ -663,7 +761,7 @@ int cmd_eval(int argc, char **argv)
     EvalData e;
     memset(&e, 0, sizeof e);
     UafModel *m = NULL;
-    CsvOut *w = NULL;
+    CsvOut *w = NULL, *wx = NULL;
     float *scores[2] = {NULL, NULL}, *selected = NULL;
     int32_t *exit_of = NULL;
     TrainData *real_data = NULL;
@@ -743,6 +841,11 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "focusbench eval: %s\n", err);
         goto done;
     }
+    BoxSummary box_sum = {.n = -1};
+    if (a.boxes_csv && !eval_boxes(&a, mm, m, argc, argv, &box_sum, err, sizeof err)) {
+        fprintf(stderr, "focusbench eval: --boxes-csv: %s\n", err);
+        goto done;
+    }
     const ExitLogits *cal = &e.split[0], *val = &e.split[1];
     int64_t nv = val->n, nc = cal->n;
     if (a.csv) {
@@ -750,6 +853,15 @@ int cmd_eval(int argc, char **argv)
         csv_env_init(&env, "cpu", argc, argv);
         csv_env_set_seed(&env, a.seed);
         if (!(w = csv_out_open(a.csv, COLUMNS, N_COLUMNS, &env, err, sizeof err))) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+    }
+    if (a.exits_csv) {
+        CsvEnv env;
+        csv_env_init(&env, "cpu", argc, argv);
+        csv_env_set_seed(&env, a.seed);
+        if (!(wx = csv_out_open(a.exits_csv, EXIT_COLUMNS, N_EXIT_COLUMNS, &env, err, sizeof err))) {
             fprintf(stderr, "focusbench eval: %s\n", err);
             goto done;
         }
@@ -780,6 +892,13 @@ int cmd_eval(int argc, char **argv)
         print_metric(&mt);
         printf("\n");
         csv_row(w, &a, "fixed", NULL, NAN, k, gk, &mt, NULL, nv, nc, NAN, NAN);
+        if (wx) { /* trivially: every video at exit k */
+            int64_t hist[EXIT_MAX_EXITS] = {0};
+            char point[32];
+            hist[k] = nv;
+            snprintf(point, sizeof point, "exit%d", k);
+            exit_rows(wx, &a, "fixed", NULL, NAN, point, hist, K, gk, nv);
+        }
     }
     for (int sk = EXIT_SCORE_COUNT - 1; sk >= 0; sk--)
         if (a.score_on[sk])
@@ -841,6 +960,9 @@ int cmd_eval(int argc, char **argv)
                 printf("%s%.0f", k ? " " : "", 100.0 * hist[k] / nv);
             printf("\n");
             csv_row(w, &a, "dynamic", exit_score_name(sk), a.budgets[bi], -1, gflops, &md, fr, nv, nc, NAN, NAN);
+            char point[48];
+            snprintf(point, sizeof point, "p=%g", a.budgets[bi]);
+            exit_rows(wx, &a, "dynamic", exit_score_name(sk), a.budgets[bi], point, hist, K, gflops, nv);
             csv_row(w, &a, "random", exit_score_name(sk), a.budgets[bi], -1, gflops, &mr, fr, nv, nc, NAN, NAN);
             if (real_data && sk == first_score) {
                 /* the computed exits again (exit_of now holds the random control's) */
@@ -879,10 +1001,24 @@ int cmd_eval(int argc, char **argv)
         }
         printf("\neval: wrote %s\n", a.csv);
     }
+    if (wx) {
+        bool ok = csv_out_commit(wx, err, sizeof err);
+        wx = NULL;
+        if (!ok) {
+            fprintf(stderr, "focusbench eval: %s\n", err);
+            goto done;
+        }
+        printf("eval: wrote %s (exit histograms)\n", a.exits_csv);
+    }
+    if (box_sum.n >= 0) /* printed last, where a reader of the tables looks */
+        printf("eval: boxes vs the ground-truth object: mean IoU %.4f over %lld boxes (%.4f over the %lld on frames "
+               "showing the evidence); wrote %s\n", box_sum.mean_iou, (long long)box_sum.n, box_sum.mean_iou_evidence,
+               (long long)box_sum.n_evidence, a.boxes_csv);
     rc = 0;
 done:
     train_data_close(real_data);
     csv_out_abort(w);
+    csv_out_abort(wx);
     free(scores[0]);
     free(scores[1]);
     free(selected);

@@ -11,7 +11,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: focusbench plot --csv FILE --kind KIND --out PREFIX [--x COL] [--y COL] [--group COL]\n"
+            "usage: focusbench plot --csv FILE [--csv FILE2 ...] --kind KIND --out PREFIX [--x COL] [--y COL] [--group COL]\n"
             "                       [--where COL=VALUE]... [--title TEXT] [--logx|--linx] [--size WxH]\n"
             "\n"
             "Draws one figure from a result CSV with gnuplot and writes PREFIX.png (pngcairo), PREFIX.svg\n"
@@ -24,28 +24,40 @@ static void usage(FILE *out)
             "  component-bars  gflops_per_video (or time_ms_median) per component; with several methods\n"
             "                  one stacked bar per method, the total on top\n"
             "  exit-histogram  share of each method's videos per exit (column exit; counts in videos,\n"
-            "                  or one row per video)\n"
+            "                  or one row per video). From `eval --exits-csv`: choose one score and group\n"
+            "                  by point, e.g. --where score=max-logit --where 'budget_p=0.2|0.5|0.8' --group point\n"
+            "                  (or --where mode=fixed --group point for the fixed exits)\n"
+            "  iou-bars        mean IoU of the policy's boxes with the ground-truth object, one bar per\n"
+            "                  method (columns method, iou; from `eval --boxes-csv` files, whose row=summary\n"
+            "                  rows are used): give each method's file with its own --csv; a file\n"
+            "                  without iou gets the mean top1 (or map) per method\n"
             "\n"
             "options:\n"
-            "  --csv FILE       the result CSV (schema: bench/csv_out.h)\n"
+            "  --csv FILE       the result CSV (schema: bench/csv_out.h); repeat it to draw several files as\n"
+            "                   one table (rows concatenated, columns matched by name)\n"
             "  --kind KIND      %s\n"
             "  --out PREFIX     where the three files go (the directory must exist)\n"
             "  --x/--y COL      the columns on the axes (bars: --x is the category, --y the height)\n"
             "  --group COL      one curve / bar series per value of COL (default: method)\n"
-            "  --where COL=VAL  only rows where COL equals VAL (numbers compare as numbers); repeatable\n"
+            "  --where COL=VAL  only rows where COL equals VAL (numbers compare as numbers; VAL may be A|B|C:\n"
+            "                   any of them); repeatable, all must hold\n"
             "  --title TEXT     the title's first line (the second names the file, device and precision)\n"
             "  --logx, --linx   force a logarithmic / linear x axis (default: log when x spans > 30x)\n"
             "  --size WxH       pixels of the PNG, and the SVG's size (default 1200x800)\n"
             "\n"
-            "Example: focusbench plot --csv results/reproduce/curves.csv --kind acc-gflops \\\n"
-            "             --out results/reproduce/acc_gflops\n",
+            "Examples: focusbench plot --csv results/reproduce/curves.csv --kind acc-gflops \\\n"
+            "              --out results/reproduce/acc_gflops\n"
+            "          focusbench plot --csv boxes_uniadafocus.csv --csv boxes_adafocusv2.csv --kind iou-bars \\\n"
+            "              --out iou\n",
             plot_kind_list());
 }
 
 int cmd_plot(int argc, char **argv)
 {
     PlotSpec spec = {.kind = PLOT_N_KINDS, .logx = -1};
-    const char *csv_path = NULL, *kind = NULL;
+    enum { MAX_CSVS = 64 };
+    const char *csv_paths[MAX_CSVS], *kind = NULL;
+    int n_csv = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -74,8 +86,13 @@ int cmd_plot(int argc, char **argv)
             return 2;
         }
         const char *v = argv[++i];
-        if (strcmp(a, "--csv") == 0)
-            csv_path = v;
+        if (strcmp(a, "--csv") == 0) {
+            if (n_csv == MAX_CSVS) {
+                fprintf(stderr, "plot: at most %d --csv files\n", MAX_CSVS);
+                return 2;
+            }
+            csv_paths[n_csv++] = v;
+        }
         else if (strcmp(a, "--kind") == 0)
             kind = v;
         else if (strcmp(a, "--out") == 0)
@@ -107,7 +124,7 @@ int cmd_plot(int argc, char **argv)
             }
         }
     }
-    if (!csv_path || !kind || !spec.out_prefix) {
+    if (!n_csv || !kind || !spec.out_prefix) {
         fprintf(stderr, "plot: --csv, --kind and --out are required (see focusbench plot --help)\n");
         return 2;
     }
@@ -117,9 +134,27 @@ int cmd_plot(int argc, char **argv)
     }
     CsvTable t;
     char err[PLOT_ERR_LEN];
-    if (!csv_table_read(csv_path, &t, err, sizeof err)) {
+    if (!csv_table_read(csv_paths[0], &t, err, sizeof err)) {
         fprintf(stderr, "plot: %s\n", err);
         return 1;
+    }
+    for (int i = 1; i < n_csv; i++) {
+        CsvTable more;
+        bool ok = csv_table_read(csv_paths[i], &more, err, sizeof err) && plot_table_append(&t, &more, err, sizeof err);
+        csv_table_free(&more);
+        if (!ok) {
+            fprintf(stderr, "plot: %s\n", err);
+            csv_table_free(&t);
+            return 1;
+        }
+    }
+    if (n_csv > 1) { /* the subtitle names the data: the first file and how many more */
+        char *src = NULL;
+        const char *first = strrchr(csv_paths[0], '/') ? strrchr(csv_paths[0], '/') + 1 : csv_paths[0];
+        if (asprintf(&src, "%s + %d more", first, n_csv - 1) > 0) {
+            free(t.source);
+            t.source = src;
+        }
     }
     bool ok = plot_render(&spec, &t, err, sizeof err);
     csv_table_free(&t);

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 static const char *const KIND_NAMES[PLOT_N_KINDS] = {
-    "acc-gflops", "acc-latency", "acc-throughput", "component-bars", "exit-histogram",
+    "acc-gflops", "acc-latency", "acc-throughput", "component-bars", "exit-histogram", "iou-bars",
 };
 
 /* Colour-blind-safe first (Okabe–Ito), then distinct extras; later series also change dash. */
@@ -49,7 +49,10 @@ bool plot_kind_parse(const char *s, PlotKind *k)
     return false;
 }
 
-const char *plot_kind_list(void) { return "acc-gflops|acc-latency|acc-throughput|component-bars|exit-histogram"; }
+const char *plot_kind_list(void)
+{
+    return "acc-gflops|acc-latency|acc-throughput|component-bars|exit-histogram|iou-bars";
+}
 
 static bool is_acc_kind(PlotKind k) { return k == PLOT_ACC_GFLOPS || k == PLOT_ACC_LATENCY || k == PLOT_ACC_THROUGHPUT; }
 
@@ -119,6 +122,8 @@ void plot_axis_label(const char *col, const double *values, int n, char *out, si
         {"gflops", "GFLOPs (multiply-accumulates, paper convention)"},
         {"gflops_hw", "hardware GFLOPs (CUPTI: 2 per multiply-accumulate)"},
         {"exit", "exit taken"},
+        {"iou", "mean IoU of the policy's boxes with the ground-truth object"},
+        {"method", "method"},
         {"component", "component"},
         {"videos", "videos"},
     };
@@ -162,11 +167,11 @@ void plot_axis_label(const char *col, const double *values, int n, char *out, si
                 if (strcmp(den, units[u].tok) == 0)
                     den = units[u].pretty;
             if (unit[0]) {
-                snprintf(rate, sizeof rate, "%s/%s", unit, den);
+                snprintf(rate, sizeof rate, "%.31s/%.31s", unit, den); /* bounded: labels are short */
             } else {
                 char *last = strrchr(words, ' ');
                 const char *num = last ? last + 1 : words;
-                snprintf(rate, sizeof rate, "%s/%s", *num ? num : "1", den);
+                snprintf(rate, sizeof rate, "%.31s/%.31s", *num ? num : "1", den);
                 if (last)
                     *last = '\0';
                 else
@@ -633,11 +638,16 @@ static int cmp_cat_numeric(const void *a, const void *b)
 static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, const bool *keep, const Grouping *g,
                            const char *name, char *err, size_t cap)
 {
-    bool exits = spec->kind == PLOT_EXIT_HISTOGRAM;
+    bool exits = spec->kind == PLOT_EXIT_HISTOGRAM, iou = spec->kind == PLOT_IOU_BARS;
     static const char *const comp_y[] = {"gflops_per_video", "time_ms_median", "latency_ms_median", "gflops"};
     static const char *const exit_y[] = {"videos", "videos_pct"};
-    const char *xcol = spec->x_col ? spec->x_col : exits ? "exit" : "component";
-    const char *ycol = spec->y_col ? spec->y_col : exits ? first_present(t, exit_y, 2) : first_present(t, comp_y, 4);
+    /* per-method bars: the mean IoU, or a score when the file has none (an accuracy table) */
+    static const char *const iou_y[] = {"iou", "top1", "map", "top5"};
+    const char *xcol = spec->x_col ? spec->x_col : exits ? "exit" : iou ? "method" : "component";
+    const char *ycol = spec->y_col ? spec->y_col
+                       : exits     ? first_present(t, exit_y, 2)
+                       : iou       ? first_present(t, iou_y, 4)
+                                   : first_present(t, comp_y, 4);
     int cx = need_col(t, xcol, "categories", err, cap);
     if (cx < 0)
         return false;
@@ -684,9 +694,13 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
     if (numeric)
         qsort(cats, (size_t)n_cats, sizeof cats[0], cmp_cat_numeric);
 
-    /* val[group][category]: sums, so per-kernel rows add up to their component. */
+    /* val[group][category]: sums, so per-kernel rows add up to their component (IoU bars: means,
+     * through cnt). */
     double *val = calloc((size_t)n_groups * n_cats, sizeof *val);
-    if (!val) {
+    int *cnt = calloc((size_t)n_groups * n_cats, sizeof *cnt);
+    if (!val || !cnt) {
+        free(val);
+        free(cnt);
         set_err(err, cap, "out of memory");
         return false;
     }
@@ -698,7 +712,12 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
         group_name(g, r, gname, sizeof gname);
         int gi = intern(groups, &n_groups, MAX_GROUPS, gname), ci = intern(cats, &n_cats, MAX_CATS, csv_table_cell(t, r, cx));
         val[(size_t)gi * n_cats + ci] += y;
+        cnt[(size_t)gi * n_cats + ci]++;
     }
+    if (iou)
+        for (int i = 0; i < n_groups * n_cats; i++)
+            val[i] = cnt[i] > 0 ? val[i] / cnt[i] : 0.0;
+    free(cnt);
     bool pct = exits && !(strlen(ycol) > 4 && strcmp(ycol + strlen(ycol) - 4, "_pct") == 0);
     if (pct)
         for (int gi = 0; gi < n_groups; gi++) {
@@ -711,7 +730,7 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
 
     /* Layout: exits cluster the groups per exit; components are one bar each for one group, or
      * one stacked bar per group (segments = components) for several. */
-    bool stacked = !exits && n_groups > 1;
+    bool stacked = !exits && !iou && n_groups > 1;
     int n_bars = stacked ? n_groups : n_cats;       /* positions on x */
     int n_segs = stacked ? n_cats : n_groups;       /* series */
     char (*bar_names)[256] = stacked ? groups : cats;
@@ -730,11 +749,16 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
     }
     fprintf(gp, "EOD\n\n");
 
-    write_title(gp, spec, t, keep, exits ? "Where videos exit" : "Cost per component");
+    write_title(gp, spec, t, keep,
+                exits                            ? "Where videos exit"
+                : iou && strcmp(ycol, "iou") == 0 ? "Policy boxes vs the ground-truth object (mean IoU)"
+                : iou                             ? "Mean per method"
+                                                  : "Cost per component");
     char xl[256], yl[256];
     plot_axis_label(xcol, NULL, 0, xl, sizeof xl);
     if (exits && pct)
-        snprintf(yl, sizeof yl, "videos (%% of each method's videos)");
+        snprintf(yl, sizeof yl, "videos (%% of each %s's videos)",
+                 g->group_col >= 0 && strcmp(g->t->names[g->group_col], "method") != 0 ? "series" : "method");
     else
         plot_axis_label(ycol, NULL, 0, yl, sizeof yl);
     fprintf(gp, "set xlabel ");
@@ -746,6 +770,8 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
                 "set grid ytics back lc rgb \"#dddddd\"\nset border 3\nset tics nomirror\nset yrange [0:*]\n"
                 "set offsets 0, 0, graph 0.1, 0\nset xrange [-0.6:%g]\n",
             stacked ? "rowstacked" : "clustered gap 1", stacked || n_segs == 1 ? "0.6" : "0.9", n_bars - 0.4);
+    if (iou && strcmp(ycol, "iou") == 0)
+        fprintf(gp, "set yrange [0:1]\nset offsets 0, 0, 0, 0\n");
     size_t longest = 0;
     for (int b = 0; b < n_bars; b++)
         longest = strlen(bar_names[b]) > longest ? strlen(bar_names[b]) : longest;
@@ -757,8 +783,14 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
         fprintf(gp, " %d", b);
     }
     fprintf(gp, ") scale 0%s\n", longest * (size_t)n_bars > 90 ? " rotate by -30" : "");
-    if (n_segs > 1) /* stacked: the legend lists the segments top-down, as they are stacked */
-        fprintf(gp, "set key outside right top box samplen 2 spacing 1.2%s\n", stacked ? " invert" : "");
+    if (n_segs > 1) { /* stacked: the legend lists the segments top-down, as they are stacked */
+        fprintf(gp, "set key outside right top box samplen 2 spacing 1.2%s", stacked ? " invert" : "");
+        if (!stacked && g->group_col >= 0 && strcmp(g->t->names[g->group_col], "method") != 0) {
+            fprintf(gp, " title "); /* clusters of another column (exit histograms by budget): name it */
+            gp_str(gp, g->t->names[g->group_col]);
+        }
+        fprintf(gp, "\n");
+    }
     else
         fprintf(gp, "unset key\n");
     write_styles(gp, n_segs);
@@ -790,6 +822,129 @@ static bool write_bar_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
     return true;
 }
 
+/* ---- row selection ------------------------------------------------------------------------ */
+
+/* keep[r] = every --where holds, a condition COL=A|B|… holding when any alternative does (each
+ * through csv_table_filter, so numbers compare as numbers); IoU bars add row=summary when the
+ * table has a row column that no condition names (`eval --boxes-csv`: one summary per method). */
+static bool filter_rows(const PlotSpec *spec, const CsvTable *t, bool *keep, char *err, size_t err_cap)
+{
+    const char *plain[PLOT_MAX_WHERE + 1];
+    int n_plain = 0;
+    bool names_row = false;
+    for (int k = 0; k < spec->n_where; k++) {
+        names_row |= strncmp(spec->where[k], "row=", 4) == 0;
+        if (!strchr(spec->where[k], '|'))
+            plain[n_plain++] = spec->where[k];
+    }
+    if (spec->kind == PLOT_IOU_BARS && !names_row && csv_table_col(t, "row") >= 0)
+        plain[n_plain++] = "row=summary";
+    if (!csv_table_filter(t, plain, n_plain, keep, err, err_cap))
+        return false;
+    bool *any = malloc((size_t)(t->n_rows > 0 ? t->n_rows : 1) * sizeof *any);
+    bool *one = malloc((size_t)(t->n_rows > 0 ? t->n_rows : 1) * sizeof *one);
+    bool ok = any && one;
+    if (!ok)
+        set_err(err, err_cap, "out of memory");
+    for (int k = 0; ok && k < spec->n_where; k++) {
+        const char *w = spec->where[k], *eq = strchr(w, '=');
+        if (!strchr(w, '|'))
+            continue;
+        if (!eq || eq == w) {
+            set_err(err, err_cap, "filter '%s' is not of the form column=value", w);
+            ok = false;
+            break;
+        }
+        for (int r = 0; r < t->n_rows; r++)
+            any[r] = false;
+        const char *alt = eq + 1;
+        for (;;) {
+            const char *bar = strchr(alt, '|');
+            size_t len = bar ? (size_t)(bar - alt) : strlen(alt);
+            char cond[512];
+            snprintf(cond, sizeof cond, "%.*s=%.*s", (int)(eq - w), w, (int)len, alt);
+            const char *c1[1] = {cond};
+            if (!(ok = csv_table_filter(t, c1, 1, one, err, err_cap)))
+                break;
+            for (int r = 0; r < t->n_rows; r++)
+                any[r] = any[r] || one[r];
+            if (!bar)
+                break;
+            alt = bar + 1;
+        }
+        for (int r = 0; ok && r < t->n_rows; r++)
+            keep[r] = keep[r] && any[r];
+    }
+    free(any);
+    free(one);
+    return ok;
+}
+
+/* ---- concatenating tables ----------------------------------------------------------------- */
+
+bool plot_table_append(CsvTable *dst, const CsvTable *src, char *err, size_t err_cap)
+{
+    /* the merged header: dst's columns, then src's new ones */
+    int n_cols = dst->n_cols, *map = malloc((size_t)(src->n_cols > 0 ? src->n_cols : 1) * sizeof *map);
+    char **names = malloc((size_t)(dst->n_cols + src->n_cols + 1) * sizeof *names);
+    bool ok = map && names;
+    for (int i = 0; ok && i < dst->n_cols; i++)
+        names[i] = dst->names[i];
+    for (int j = 0; ok && j < src->n_cols; j++) {
+        map[j] = -1;
+        for (int i = 0; i < n_cols && map[j] < 0; i++)
+            if (strcmp(names[i], src->names[j]) == 0)
+                map[j] = i;
+        if (map[j] < 0) {
+            map[j] = n_cols;
+            ok = (names[n_cols++] = strdup(src->names[j])) != NULL;
+        }
+    }
+    int n_rows = dst->n_rows + src->n_rows;
+    char **cells = ok ? calloc((size_t)n_rows * n_cols + 1, sizeof *cells) : NULL;
+    char *source = NULL;
+    ok = ok && cells && asprintf(&source, "%s + %s", dst->source ? dst->source : "?", src->source ? src->source : "?") > 0;
+    /* fill: dst's cells move (no copy), src's and the empty ones are new strings */
+    for (int r = 0; ok && r < n_rows; r++)
+        for (int c = 0; ok && c < n_cols; c++) {
+            char **cell = &cells[(size_t)r * n_cols + c];
+            if (r < dst->n_rows && c < dst->n_cols)
+                continue; /* moved below, once nothing can fail */
+            const char *v = "";
+            if (r >= dst->n_rows)
+                for (int j = 0; j < src->n_cols; j++)
+                    if (map[j] == c)
+                        v = src->cells[(size_t)(r - dst->n_rows) * src->n_cols + j];
+            ok = (*cell = strdup(v)) != NULL;
+        }
+    if (!ok) {
+        if (cells)
+            for (size_t i = 0; i < (size_t)n_rows * n_cols; i++)
+                free(cells[i]);
+        for (int i = dst->n_cols; names && i < n_cols; i++)
+            free(names[i]);
+        free(cells);
+        free(names);
+        free(map);
+        free(source);
+        set_err(err, err_cap, "out of memory merging %s into %s", src->source, dst->source);
+        return false;
+    }
+    for (int r = 0; r < dst->n_rows; r++)
+        for (int c = 0; c < dst->n_cols; c++)
+            cells[(size_t)r * n_cols + c] = dst->cells[(size_t)r * dst->n_cols + c];
+    free(dst->cells);
+    free(dst->names);
+    free(dst->source);
+    free(map);
+    dst->names = names;
+    dst->cells = cells;
+    dst->source = source;
+    dst->n_cols = n_cols;
+    dst->n_rows = n_rows;
+    return true;
+}
+
 /* ---- the script --------------------------------------------------------------------------- */
 
 bool plot_write_script(const PlotSpec *spec, const CsvTable *t, const char *name, FILE *gp, char *err,
@@ -804,12 +959,12 @@ bool plot_write_script(const PlotSpec *spec, const CsvTable *t, const char *name
         set_err(err, err_cap, "out of memory");
         return false;
     }
-    bool ok = csv_table_filter(t, spec->where, spec->n_where, keep, err, err_cap);
+    bool ok = filter_rows(spec, t, keep, err, err_cap);
     Grouping g = {t, keep, -1, {-1, -1, -1, -1}};
     if (ok && spec->group_col) {
         g.group_col = need_col(t, spec->group_col, "groups", err, err_cap);
         ok = g.group_col >= 0;
-    } else if (ok) {
+    } else if (ok && spec->kind != PLOT_IOU_BARS) { /* IoU bars: the methods are the categories */
         g.group_col = csv_table_col(t, "method");
     }
     for (int s = 0; ok && s < N_SPLIT; s++) {

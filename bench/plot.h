@@ -15,7 +15,15 @@
  *                   latency_ms_median, gflops; one bar per component (value printed on it), or
  *                   with several methods one stacked bar per method, the total on top
  *   exit-histogram  x exit, y videos (a count; without it rows are counted), clustered bars per
- *                   method, as a percentage of each method's videos (a *_pct y is used as is)
+ *                   method, as a percentage of each method's videos (a *_pct y is used as is); on
+ *                   `eval --exits-csv` files pick one score and group by point (p=0.5, exit2 …):
+ *                   --where score=max-logit --group point [--where budget_p=0.2|0.5|0.8]
+ *   iou-bars        x method, y iou: one bar per method (the mean when several rows share one),
+ *                   on [0, 1]; on `eval --boxes-csv` files only the row=summary rows are drawn
+ *                   (unless --where names the row column). A file without iou gets the mean of
+ *                   top1 (or map, top5) per method instead
+ * A --where value may list alternatives, COL=A|B|C (any of them matches). Several CSVs may be drawn
+ * as one: plot_table_append concatenates their rows, matching columns by name.
  * Curves are split further by device, precision, batch and mode when those columns hold more
  * than one value among the plotted rows. Accuracy columns (top1, top5, map) are percentages;
  * if every value is ≤ 1 the axis says "fraction" instead.
@@ -38,6 +46,7 @@ typedef enum {
     PLOT_ACC_THROUGHPUT,
     PLOT_COMPONENT_BARS,
     PLOT_EXIT_HISTOGRAM,
+    PLOT_IOU_BARS,
     PLOT_N_KINDS
 } PlotKind;
 
@@ -80,6 +89,11 @@ bool plot_write_script(const PlotSpec *spec, const CsvTable *t, const char *name
  * False with "gnuplot not found: install gnuplot-nox or run scripts/install-deps.sh" when it is
  * missing, or with the exit status when it fails (its own messages go to stderr). */
 bool plot_run_gnuplot(const char *gp_path, char *err, size_t err_cap);
+
+/* Appends src's rows to dst, columns matched by name: a column only one of them has is added, and
+ * reads empty in the rows of the other. dst->source becomes "A + B". False (dst unchanged) when out
+ * of memory. */
+bool plot_table_append(CsvTable *dst, const CsvTable *src, char *err, size_t err_cap);
 
 /* The whole job: script, gnuplot, checks (PNG signature, "<svg" in the SVG), atomic renames. */
 bool plot_render(const PlotSpec *spec, const CsvTable *t, char *err, size_t err_cap);

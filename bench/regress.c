@@ -10,8 +10,8 @@
  * these present in both files. device_name is left out on purpose: a GPU named differently by
  * another driver must still match (a differing name is reported as a warning instead). */
 static const char *const ID_COLUMNS[] = {
-    "method", "preset", "config", "component", "kernel", "layer", "net", "op", "pass", "path", "shape",
-    "mode", "device", "precision", "dtype", "batch", "threads", "graph", "budget", "point", "exit",
+    "method", "preset", "config", "level", "timing", "component", "kernel", "layer", "net", "op", "pass", "path",
+    "shape", "mode", "device", "precision", "dtype", "batch", "threads", "graph", "budget", "point", "exit",
 };
 enum { N_ID_COLUMNS = (int)(sizeof ID_COLUMNS / sizeof ID_COLUMNS[0]) };
 

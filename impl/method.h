@@ -41,6 +41,16 @@ typedef struct {
     int patch_size;  /* methods with patches */
 } MethodOverrides;
 
+/* What focus_boxes reports for the last forward pass (pointers into the method's own host buffers,
+ * valid until its next focus_boxes call or destroy). */
+typedef struct {
+    int n;                    /* videos of the pass (its B) */
+    int focus;                /* focus frames per video */
+    const int32_t *frame_idx; /* (n, focus): each focus frame's index into the clip's T frames */
+    const float *boxes;       /* (n, focus, 4): x, y, w, h in clip-frame pixels (S×S), the box the
+                               * patch crop used */
+} MethodFocusBoxes;
+
 typedef struct {
     /* Eval (or, with ctx training, train-mode) forward: exit logits (B, n_exits, C). When
      * sample_gflops is not NULL it receives B × n_exits per-sample costs (GFLOPs per video at
@@ -54,6 +64,12 @@ typedef struct {
     /* Learning-rate multiplier of a parameter, by checkpoint key (1 where the method has none). */
     float (*lr_multiplier)(const Method *m, const char *key);
     void (*destroy)(Method *m);
+    /* OPTIONAL (NULL for methods without a spatial policy): the focus frames and patch boxes of the
+     * LAST forward_exits run in ctx, read while that pass is still live (before ctx's next
+     * ctx_begin_pass; a device backend copies them to the host here, so forward_exits itself never
+     * reads the device). False with a message when ctx ran no forward_exits of this method. Used by
+     * `eval --boxes-csv` (bench/boxes.h) to score the boxes against the synthetic ground truth. */
+    bool (*focus_boxes)(Ctx *ctx, Method *m, MethodFocusBoxes *out, char *err, size_t err_cap);
 } MethodOps;
 
 struct Method {

@@ -97,7 +97,7 @@ train_run() {  # train_run NAME ARGS... → $rep/run_NAME
 eval_run() {  # eval_run LABEL NAME ARGS... → $rep/eval_LABEL.csv, listed in the curves under LABEL
   local label=$1 name=$2; shift 2
   "$bin" eval "$@" --ckpt "$rep/run_$name/model.safetensors" --data "$data" --budgets "$budgets" --score max-logit \
-    --seed 0 --csv "$rep/eval_$label.csv" | sed -n '/^fixed exits/,$p'
+    --seed 0 --csv "$rep/eval_$label.csv" --exits-csv "$rep/exits_$label.csv" | sed -n '/^fixed exits/,$p'
   evals+=("$label=$rep/eval_$label.csv")
 }
 tsn_ckpt="$rep/run_pretrain-resnet/model.safetensors"
@@ -125,20 +125,21 @@ eval_run tsm tsm --method tsm-synth
 
 step "Uni-AdaFocus ($model_preset: glance 4 frames at 64, focus 4 patches of 32), $epochs epochs"
 train_run uniadafocus --preset "$model_preset" --pretrained-global "$mbv2_ckpt" --pretrained-local "$tsn_ckpt"
-eval_run uniadafocus uniadafocus --preset "$model_preset"
+eval_run uniadafocus uniadafocus --preset "$model_preset" --boxes-csv "$rep/boxes_uniadafocus.csv"
 
 step "Uni-AdaFocus ablations: uniform frames, centre box, random box (trained); no exit (the same weights)"
 for abl in uniform centre randombox; do
   echo "-- uniadafocus-$abl"
   train_run "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset" \
     --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
-  eval_run "uniadafocus-$abl" "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset"
+  eval_run "uniadafocus-$abl" "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset" \
+    --boxes-csv "$rep/boxes_uniadafocus-$abl.csv"
 done
 eval_run uniadafocus-noexit uniadafocus --method "uniadafocus-noexit-$model_preset"
 
 step "AdaFocusV2 (MobileNetV2 x0.25 + ResNet-18 w16, 8 frames, 32x32 patches)"
 train_run adafocusv2 --method adafocusv2-synth --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
-eval_run adafocusv2 adafocusv2 --method adafocusv2-synth
+eval_run adafocusv2 adafocusv2 --method adafocusv2-synth --boxes-csv "$rep/boxes_adafocusv2.csv"
 
 step "FrameExit (ResNet-18 w16, up to 8 frames, learned exit gates)"
 train_run frameexit --method frameexit-synth --pretrained "backbone.=$tsn_ckpt"
@@ -164,10 +165,17 @@ for e in "${evals[@]}"; do sweep_args+=(--eval "$e"); done
 "$bin" sweep --csv "$rep/curves.csv" "${sweep_args[@]}"
 awk -F, 'NR > 1 { printf "  %-28s %-8s %8.4f GFLOPs  top1 %6.2f%%\n", $2, $3, $6, $7 }' "$rep/curves.csv" | tr -d '"'
 
-step "plot accuracy vs GFLOPs ($rep/acc_gflops.{png,svg,gp})"
+step "plots: accuracy vs GFLOPs, Uni-AdaFocus exit histograms, policy boxes vs the ground truth"
 if command -v gnuplot > /dev/null 2>&1; then
   "$bin" plot --csv "$rep/curves.csv" --kind acc-gflops --out "$rep/acc_gflops" \
     --title "synthetic benchmark: top-1 vs GFLOPs per video"
+  "$bin" plot --csv "$rep/exits_uniadafocus.csv" --kind exit-histogram --where score=max-logit \
+    --where 'budget_p=0.2|0.5|0.8' --group point --out "$rep/exit_histogram" \
+    --title "Uni-AdaFocus: where validation videos exit, per budget"
+  "$bin" plot --csv "$rep/boxes_uniadafocus.csv" --csv "$rep/boxes_uniadafocus-uniform.csv" \
+    --csv "$rep/boxes_uniadafocus-centre.csv" --csv "$rep/boxes_uniadafocus-randombox.csv" \
+    --csv "$rep/boxes_adafocusv2.csv" --kind iou-bars --out "$rep/iou" \
+    --title "synthetic benchmark: policy boxes vs the ground-truth object (mean IoU)"
 else
   echo "  gnuplot is not installed (scripts/install-deps.sh installs gnuplot-nox): no plot; the CSV has every point"
 fi

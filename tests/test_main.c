@@ -39,7 +39,8 @@
     X(tsm_variant)  \
     X(x3d)          \
     X(cupti_host)   \
-    X(dist)
+    X(dist)         \
+    X(boxes)
 
 /* Weak: a group whose file is not linked shows up as a failure, not a link error. */
 #define X(name) int test_group_##name(int *total) __attribute__((weak));

@@ -90,12 +90,21 @@ static const CudaPrecision ALL_PRECISIONS[3] = {CUDA_PRECISION_FP32, CUDA_PRECIS
 
 /* ---- one line per check ------------------------------------------------------------------------ */
 
+/* While probing (choosing a well-conditioned training step, test_uaf_train_step), checks are
+ * printed as "probe" lines and counted in probe_failures instead of failing the test. */
+static bool probing;
+static int probe_failures;
+
 static bool report(GpuEnv *e, bool ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static bool report(GpuEnv *e, bool ok, const char *fmt, ...)
 {
-    e->checks++;
-    e->failures += !ok;
-    printf("  %s ", ok ? "ok  " : "FAIL");
+    if (probing) {
+        probe_failures += !ok;
+    } else {
+        e->checks++;
+        e->failures += !ok;
+    }
+    printf("  %s ", probing ? (ok ? "probe ok  " : "probe off ") : ok ? "ok  " : "FAIL");
     va_list ap;
     va_start(ap, fmt);
     vprintf(fmt, ap);
@@ -1153,6 +1162,31 @@ static bool compare_steps(GpuEnv *e, Ctx *g, const char *who, const StepOut *a, 
     return true;
 }
 
+/* The clip x (1 + 3e-7 u), u ~ U(-1, 1) (the GPU's size of forward differences), three draws: the
+ * CPU fast paths on each, same frames and actions, compared with the unscaled step cs. */
+static void witness_scaled_clips(GpuEnv *e, const UafConfig *c, int B, const int32_t *labels, uint64_t step,
+                                 const StepOut *cs, UafModel *mc)
+{
+    for (int k = 0; k < 3; k++) { /* the clip x (1 + 3e-7 u), u ~ U(-1, 1): the GPU's size of forward differences */
+        Tensor *vp = host_video(e, c, B, 41);
+        RngStream r = rng_stream(900 + (uint64_t)k, RNG_PURPOSE_TEST, 9, 0);
+        float *pv = tensor_f32(vp);
+        for (int64_t i = 0; i < tensor_numel(vp); i++)
+            pv[i] = (float)(pv[i] * (1.0 + 3e-7 * (2.0 * rng_uniform(&r, (uint64_t)i) - 1.0))); /* in double */
+        UafModel *mp = make_model(c, true, 11);
+        params_zero_grad(mp->ps);
+        Ctx *pc = ctx_create(BACKEND_CPU, 1);
+        StepOut ps;
+        if (!train_step(pc, mp, vp, labels, B, step, cs->out.focus_idx_host, cs->out.actions, &ps))
+            fail_msg("CPU training step on the scaled clip: %s", ctx_error_message(pc));
+        char who[96];
+        snprintf(who, sizeof who, "witness (CPU fast paths, clip x (1 +- 3e-7), draw %d): ", k + 1);
+        (void)compare_steps(e, NULL, who, &ps, mp, cs, mc);
+        ctx_destroy(pc);
+        uaf_destroy(mp);
+    }
+}
+
 /* One training step, GPU vs CPU, on the same frames and patches.
  *
  * Why the GPU gets the CPU's actions (as check_uaf_eval does at tf32/bf16): the glance runs with
@@ -1171,49 +1205,63 @@ static bool compare_steps(GpuEnv *e, Ctx *g, const char *who, const StepOut *a, 
  * step 5). At this test's step the gradients are stable under such changes. The test checks that
  * first, with the unchanged tolerances: the CPU reference loops vs the CPU fast paths, and the
  * fast paths on the clip scaled by 1 +- 3e-7 (three draws), on the same frames and actions; then
- * holds the GPU to the same tolerances against the fast paths. A model change that moves the point
- * next to a kink fails the witness lines, not the GPU's (choose another step then). */
+ * holds the GPU to the same tolerances against the fast paths. Which step is well conditioned
+ * depends on the model and on the CPU's own roundings (the GPU machines build the CPU side with
+ * the built-in GEMM, not OpenBLAS): so the test probes steps 2..9 on the CPU and compares the GPU
+ * at the first step whose witnesses all pass, and fails if none does. */
 static void test_uaf_train_step(void **state)
 {
     GpuEnv *e = gpu_begin(state, "Uni-AdaFocus synth-tiny training step (both patch sets, all losses), CPU vs GPU");
     Ctx *g = e->gpu;
     const UafConfig *c = preset_cfg("synth-tiny");
     const int B = 2;
-    const uint64_t step = 2;
     const int32_t labels[2] = {3, 7};
-    UafModel *mc = make_model(c, true, 11), *mw = make_model(c, true, 11), *mg = make_model(c, true, 11);
+    UafModel *mg = make_model(c, true, 11);
     model_upload(g, mg);
     cuda_params_zero_grad(g, mg->ps);
-    params_zero_grad(mc->ps);
-    params_zero_grad(mw->ps);
     Tensor *video = host_video(e, c, B, 41);
-    Ctx *cpu = ctx_create(BACKEND_CPU, 1); /* the GPU context's seed: the same dropout masks and draws */
-    Ctx *ref = ctx_create(BACKEND_CPU, 1);
-    ref->cpu_reference = true;
+    UafModel *mc = NULL, *mw = NULL;
+    Ctx *cpu = NULL, *ref = NULL;
     StepOut cs, ws, gs;
-    if (!train_step(cpu, mc, video, labels, B, step, NULL, NULL, &cs))
-        fail_msg("CPU training step: %s", ctx_error_message(cpu));
-    if (!train_step(ref, mw, video, labels, B, step, cs.out.focus_idx_host, cs.out.actions, &ws))
-        fail_msg("CPU reference training step: %s", ctx_error_message(ref));
-    (void)compare_steps(e, NULL, "witness (CPU reference loops vs CPU fast paths): ", &ws, mw, &cs, mc);
-    for (int k = 0; k < 3; k++) { /* the clip x (1 + 3e-7 u), u ~ U(-1, 1): the GPU's size of forward differences */
-        Tensor *vp = host_video(e, c, B, 41);
-        RngStream r = rng_stream(900 + (uint64_t)k, RNG_PURPOSE_TEST, 9, 0);
-        float *pv = tensor_f32(vp);
-        for (int64_t i = 0; i < tensor_numel(vp); i++)
-            pv[i] = (float)(pv[i] * (1.0 + 3e-7 * (2.0 * rng_uniform(&r, (uint64_t)i) - 1.0))); /* in double */
-        UafModel *mp = make_model(c, true, 11);
-        params_zero_grad(mp->ps);
-        Ctx *pc = ctx_create(BACKEND_CPU, 1);
-        StepOut ps;
-        if (!train_step(pc, mp, vp, labels, B, step, cs.out.focus_idx_host, cs.out.actions, &ps))
-            fail_msg("CPU training step on the scaled clip: %s", ctx_error_message(pc));
-        char who[96];
-        snprintf(who, sizeof who, "witness (CPU fast paths, clip x (1 +- 3e-7), draw %d): ", k + 1);
-        (void)compare_steps(e, NULL, who, &ps, mp, &cs, mc);
-        ctx_destroy(pc);
-        uaf_destroy(mp);
+    uint64_t step = 2;
+    bool conditioned = false;
+    for (; step <= 9 && !conditioned; step += conditioned ? 0 : 1) {
+        if (mc) {
+            ctx_destroy(cpu), ctx_destroy(ref);
+            uaf_destroy(mc), uaf_destroy(mw);
+        }
+        mc = make_model(c, true, 11), mw = make_model(c, true, 11);
+        params_zero_grad(mc->ps);
+        params_zero_grad(mw->ps);
+        cpu = ctx_create(BACKEND_CPU, 1); /* the GPU context's seed: the same dropout masks and draws */
+        ref = ctx_create(BACKEND_CPU, 1);
+        ref->cpu_reference = true;
+        if (!train_step(cpu, mc, video, labels, B, step, NULL, NULL, &cs))
+            fail_msg("CPU training step: %s", ctx_error_message(cpu));
+        if (!train_step(ref, mw, video, labels, B, step, cs.out.focus_idx_host, cs.out.actions, &ws))
+            fail_msg("CPU reference training step: %s", ctx_error_message(ref));
+        info("step %llu: are the CPU's gradients stable under fp32-sized changes here?", (unsigned long long)step);
+        probing = true;
+        probe_failures = 0;
+        (void)compare_steps(e, NULL, "witness (CPU reference loops vs CPU fast paths): ", &ws, mw, &cs, mc);
+        witness_scaled_clips(e, c, B, labels, step, &cs, mc);
+        probing = false;
+        conditioned = probe_failures == 0;
+        if (!conditioned)
+            info("step %llu: %d witness checks disagree: next to a ReLU kink at fp32 rounding; trying the next step",
+                 (unsigned long long)step, probe_failures);
     }
+    report(e, conditioned, "a well-conditioned training step among 2..9: %s%llu", conditioned ? "step " : "none, last tried ",
+           (unsigned long long)(conditioned ? step : 9));
+    if (!conditioned) {
+        ctx_destroy(cpu), ctx_destroy(ref);
+        uaf_destroy(mc), uaf_destroy(mw), uaf_destroy(mg);
+        gpu_end(e);
+        return;
+    }
+    /* the witnesses of the chosen step, reported as checks of this test */
+    (void)compare_steps(e, NULL, "witness (CPU reference loops vs CPU fast paths): ", &ws, mw, &cs, mc);
+    witness_scaled_clips(e, c, B, labels, step, &cs, mc);
     ctx_begin_pass(g);
     bool ok = train_step(g, mg, gd(e, video), labels, B, step, cs.out.focus_idx_host, cs.out.actions, &gs) &&
               cuda_synchronize(g);
