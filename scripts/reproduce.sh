@@ -167,8 +167,14 @@ awk -F, 'NR > 1 { printf "  %-28s %-8s %8.4f GFLOPs  top1 %6.2f%%\n", $2, $3, $6
 
 step "plots: accuracy vs GFLOPs, Uni-AdaFocus exit histograms, policy boxes vs the ground truth"
 if command -v gnuplot > /dev/null 2>&1; then
+  # The methods (conditional exit where a method has it, Uni-AdaFocus's fixed exits too) …
   "$bin" plot --csv "$rep/curves.csv" --kind acc-gflops --out "$rep/acc_gflops" \
+    --where 'method=tsn|tsm|uniadafocus|uniadafocus-fixed-exit|adafocusv2|frameexit|arnet|ocsampler' \
     --title "synthetic benchmark: top-1 vs GFLOPs per video"
+  # … and Uni-AdaFocus against its ablations and its random-exit control.
+  "$bin" plot --csv "$rep/curves.csv" --kind acc-gflops --out "$rep/acc_gflops_ablations" \
+    --where 'method=uniadafocus|uniadafocus-random-exit|uniadafocus-fixed-exit|uniadafocus-uniform-fixed-exit|uniadafocus-centre-fixed-exit|uniadafocus-randombox-fixed-exit|uniadafocus-noexit|tsn' \
+    --title "synthetic benchmark: Uni-AdaFocus, its ablations and the random-exit control"
   "$bin" plot --csv "$rep/exits_uniadafocus.csv" --kind exit-histogram --where score=max-logit \
     --where 'budget_p=0.2|0.5|0.8' --group point --out "$rep/exit_histogram" \
     --title "Uni-AdaFocus: where validation videos exit, per budget"
