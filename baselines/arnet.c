@@ -563,12 +563,6 @@ static bool arn_m_exit_gflops(const Method *m, double *gflops, char *err, size_t
     return true;
 }
 
-static float arn_m_lr_multiplier(const Method *m, const char *key)
-{
-    (void)m;
-    (void)key;
-    return 1.0f;
-}
 
 static void arn_m_destroy(Method *m)
 {
@@ -587,7 +581,6 @@ static const MethodOps ARN_OPS = {
     .forward_exits = arn_m_forward_exits,
     .train_loss = arn_m_train_loss,
     .exit_gflops = arn_m_exit_gflops,
-    .lr_multiplier = arn_m_lr_multiplier,
     .destroy = arn_m_destroy,
 };
 

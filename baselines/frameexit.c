@@ -444,12 +444,6 @@ static bool fe_m_exit_gflops(const Method *m, double *gflops, char *err, size_t 
     return true;
 }
 
-static float fe_m_lr_multiplier(const Method *m, const char *key)
-{
-    (void)m;
-    (void)key;
-    return 1.0f;
-}
 
 static void fe_m_destroy(Method *m)
 {
@@ -466,7 +460,6 @@ static const MethodOps FE_OPS = {
     .forward_exits = fe_m_forward_exits,
     .train_loss = fe_m_train_loss,
     .exit_gflops = fe_m_exit_gflops,
-    .lr_multiplier = fe_m_lr_multiplier,
     .destroy = fe_m_destroy,
 };
 

@@ -449,12 +449,6 @@ static bool ocs_m_exit_gflops(const Method *m, double *gflops, char *err, size_t
     return true;
 }
 
-static float ocs_m_lr_multiplier(const Method *m, const char *key)
-{
-    (void)m;
-    (void)key;
-    return 1.0f;
-}
 
 static void ocs_m_destroy(Method *m)
 {
@@ -471,7 +465,6 @@ static const MethodOps OCS_OPS = {
     .forward_exits = ocs_m_forward_exits,
     .train_loss = ocs_m_train_loss,
     .exit_gflops = ocs_m_exit_gflops,
-    .lr_multiplier = ocs_m_lr_multiplier,
     .destroy = ocs_m_destroy,
 };
 

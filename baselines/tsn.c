@@ -246,12 +246,6 @@ static bool tsn_m_exit_gflops(const Method *m, double *gflops, char *err, size_t
     return true;
 }
 
-static float tsn_m_lr_multiplier(const Method *m, const char *key)
-{
-    (void)m;
-    (void)key;
-    return 1.0f; /* the official commands train every layer at the base rate */
-}
 
 static void tsn_m_destroy(Method *m)
 {
@@ -268,7 +262,6 @@ static const MethodOps TSN_OPS = {
     .forward_exits = tsn_m_forward_exits,
     .train_loss = tsn_m_train_loss,
     .exit_gflops = tsn_m_exit_gflops,
-    .lr_multiplier = tsn_m_lr_multiplier,
     .destroy = tsn_m_destroy,
 };
 

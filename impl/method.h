@@ -61,7 +61,8 @@ typedef struct {
     Tensor *(*train_loss)(Ctx *ctx, Method *m, Tensor *clips, Tensor *labels, uint64_t step);
     /* Per-exit GFLOPs per video (n_exits values), meta backend. */
     bool (*exit_gflops)(const Method *m, double *gflops, char *err, size_t err_cap);
-    /* Learning-rate multiplier of a parameter, by checkpoint key (1 where the method has none). */
+    /* Learning-rate multiplier of a parameter, by checkpoint key; NULL: every parameter at the base
+     * rate (method_sgd_groups in baselines/registry.c reads NULL as 1). */
     float (*lr_multiplier)(const Method *m, const char *key);
     void (*destroy)(Method *m);
     /* OPTIONAL (NULL for methods without a spatial policy): the focus frames and patch boxes of the
