@@ -15,111 +15,42 @@
 #include "kernels/cpu/cpu_peak.h"
 #include "test_util.h"
 
-enum { OUT_CAP = 1 << 16 };
-
-typedef struct {
-    int status;         /* exit code, or -1 if the process did not exit normally */
-    char out[OUT_CAP];  /* stdout */
-    char err[OUT_CAP];  /* stderr */
-} CmdResult;
-
-/* The binary under test, or skips the test when the runner was not started by `make test`. */
-static const char *bin_or_skip(void)
-{
-    const char *bin = getenv("FOCUSBENCH_BIN");
-    if (!bin || !*bin || access(bin, X_OK) != 0) {
-        print_message("FOCUSBENCH_BIN is not set to an executable (run through `make test`); skipping\n");
-        skip();
-    }
-    return bin;
-}
-
-static void read_all(FILE *f, char *buf, size_t cap)
-{
-    size_t n = 0, got;
-    while (n + 1 < cap && (got = fread(buf + n, 1, cap - 1 - n, f)) > 0)
-        n += got;
-    buf[n] = '\0';
-}
-
-/* Runs `'$FOCUSBENCH_BIN' args` with stdout and stderr captured separately. The result lives in
- * static storage, valid until the next call (a failing assertion longjmps out of the test, so
- * nothing the test would have to free is left behind). */
-static CmdResult *run_bin(const char *args)
-{
-    const char *bin = bin_or_skip();
-    static CmdResult result;
-    CmdResult *r = &result;
-    memset(r, 0, sizeof *r);
-    char err_path[] = "/tmp/focusbench_test_cli_XXXXXX";
-    int fd = mkstemp(err_path);
-    assert_true(fd >= 0);
-    close(fd);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s'", bin, args, err_path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    read_all(p, r->out, sizeof r->out);
-    int st = pclose(p);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    FILE *e = fopen(err_path, "r");
-    assert_non_null(e);
-    read_all(e, r->err, sizeof r->err);
-    fclose(e);
-    remove(err_path);
-    return r;
-}
-
-static void assert_contains(const char *haystack, const char *needle, const char *what)
-{
-    if (!strstr(haystack, needle))
-        fail_msg("%s: expected to find \"%s\" in:\n%s", what, needle, haystack);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 static void test_help_lists_commands(void **state)
 {
-    CmdResult *r = run_bin("--help");
+    TCmdResult *r = trun_bin("--help");
     assert_int_equal(r->status, 0);
-    assert_contains(r->out, "usage: focusbench", "focusbench --help");
-    assert_contains(r->out, "version", "focusbench --help");
-    assert_contains(r->out, "bench-ops", "focusbench --help");
-    r = run_bin(""); /* no command: usage on stderr, exit 2 */
+    tassert_contains(r->out, "usage: focusbench", "focusbench --help");
+    tassert_contains(r->out, "version", "focusbench --help");
+    tassert_contains(r->out, "bench-ops", "focusbench --help");
+    r = trun_bin(""); /* no command: usage on stderr, exit 2 */
     assert_int_equal(r->status, 2);
-    assert_contains(r->err, "bench-ops", "focusbench (no command)");
+    tassert_contains(r->err, "bench-ops", "focusbench (no command)");
 }
 
 static void test_unknown_command_exits_2(void **state)
 {
-    CmdResult *r = run_bin("frobnicate");
+    TCmdResult *r = trun_bin("frobnicate");
     assert_int_equal(r->status, 2);
-    assert_contains(r->err, "unknown command 'frobnicate'", "focusbench frobnicate");
-    assert_int_equal(count_lines(r->err), 1); /* a one-line reason */
+    tassert_contains(r->err, "unknown command 'frobnicate'", "focusbench frobnicate");
+    assert_int_equal(tcount_lines(r->err), 1); /* a one-line reason */
 }
 
 static void test_version_prints_features(void **state)
 {
-    CmdResult *r = run_bin("version");
+    TCmdResult *r = trun_bin("version");
     assert_int_equal(r->status, 0);
-    assert_contains(r->out, "focusbench", "focusbench version");
-    assert_contains(r->out, "features:", "focusbench version");
+    tassert_contains(r->out, "focusbench", "focusbench version");
+    tassert_contains(r->out, "features:", "focusbench version");
 }
 
 static void test_bench_ops_help(void **state)
 {
-    CmdResult *r = run_bin("bench-ops --help");
+    TCmdResult *r = trun_bin("bench-ops --help");
     assert_int_equal(r->status, 0);
     static const char *const flags[] = {"--batch", "--threads", "--repeats", "--min-time", "--csv", "--reference",
                                         "--filter", "--backward", "--list-layers", "GFLOP/s", "peak"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        assert_contains(r->out, flags[i], "bench-ops --help");
+        tassert_contains(r->out, flags[i], "bench-ops --help");
 }
 
 static void test_bench_ops_bad_arguments_exit_2(void **state)
@@ -137,29 +68,29 @@ static void test_bench_ops_bad_arguments_exit_2(void **state)
         {"bench-ops --csv", "--csv needs a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CmdResult *r = run_bin(cases[i].args);
+        TCmdResult *r = trun_bin(cases[i].args);
         if (r->status != 2)
             fail_msg("'%s' exited %d, expected 2; stderr: %s", cases[i].args, r->status, r->err);
-        assert_contains(r->err, cases[i].message, cases[i].args);
-        assert_int_equal(count_lines(r->err), 1);
+        tassert_contains(r->err, cases[i].message, cases[i].args);
+        assert_int_equal(tcount_lines(r->err), 1);
         assert_string_equal(r->out, ""); /* nothing measured, nothing printed */
     }
 }
 
 static void test_bench_ops_list_layers(void **state)
 {
-    CmdResult *r = run_bin("bench-ops --list-layers");
+    TCmdResult *r = trun_bin("bench-ops --list-layers");
     assert_int_equal(r->status, 0);
     assert_true(strncmp(r->out, "name,net,group,kind,cin,cout,h,w,ksize,stride,pad,groups,rows_per_sample\n",
                         72) == 0);
-    assert_contains(r->out, "\nr50.l1.3x3,resnet50,resnet50 3x3,conv2d,64,64,56,56,3,1,1,1,0\n", "--list-layers");
-    assert_contains(r->out, "\nmbv2.dw144_56_s2,mobilenetv2,mobilenetv2 depthwise,conv2d,144,144,56,56,3,2,1,144,0\n",
+    tassert_contains(r->out, "\nr50.l1.3x3,resnet50,resnet50 3x3,conv2d,64,64,56,56,3,1,1,1,0\n", "--list-layers");
+    tassert_contains(r->out, "\nmbv2.dw144_56_s2,mobilenetv2,mobilenetv2 depthwise,conv2d,144,144,56,56,3,2,1,144,0\n",
                     "--list-layers");
-    assert_contains(r->out, "\nfc.2048to4096,adafocus-head,linear,linear,2048,4096,1,1,1,1,0,1,16\n", "--list-layers");
-    assert_true(count_lines(r->out) >= 21);
-    r = run_bin("bench-ops --list-layers --filter r50.l1.,fc.4096");
+    tassert_contains(r->out, "\nfc.2048to4096,adafocus-head,linear,linear,2048,4096,1,1,1,1,0,1,16\n", "--list-layers");
+    assert_true(tcount_lines(r->out) >= 21);
+    r = trun_bin("bench-ops --list-layers --filter r50.l1.,fc.4096");
     assert_int_equal(r->status, 0);
-    assert_int_equal(count_lines(r->out), 1 + 3); /* header + r50.l1.3x3, r50.l1.1x1_64to256, fc.4096to200 */
+    assert_int_equal(tcount_lines(r->out), 1 + 3); /* header + r50.l1.3x3, r50.l1.1x1_64to256, fc.4096to200 */
 }
 
 /* Finds the table row of `layer` and `pass` in bench-ops' stdout; returns its GFLOP/s. */
@@ -201,14 +132,14 @@ static void temp_csv(char *path, size_t cap, const char *tag)
 
 /* A small real bench-ops run of two layers (a depthwise conv and a linear layer) writing csv_path.
  * Returns the captured output (see run_bin). */
-static CmdResult *run_tiny_bench_ops(const char *csv_path, int repeats, int warmup)
+static TCmdResult *run_tiny_bench_ops(const char *csv_path, int repeats, int warmup)
 {
     char args[512];
     snprintf(args, sizeof args,
              "bench-ops --batch 1 --threads 1 --repeats %d --min-time 0 --warmup %d --peak-time 0.02 "
              "--filter mbv2.dw960_7,fc.4096to200 --csv '%s'",
              repeats, warmup, csv_path);
-    CmdResult *r = run_bin(args);
+    TCmdResult *r = trun_bin(args);
     if (r->status != 0) {
         remove(csv_path);
         fail_msg("bench-ops tiny run exited %d; stderr:\n%s", r->status, r->err);
@@ -251,29 +182,29 @@ static void test_bench_ops_tiny_run(void **state)
 {
     char csv_path[64];
     temp_csv(csv_path, sizeof csv_path, "csv");
-    CmdResult *r = run_tiny_bench_ops(csv_path, 1, 0);
-    assert_contains(r->out, "GFLOP/s", "bench-ops output");
-    assert_contains(r->out, "fp32 FMA peak:", "bench-ops output");
+    TCmdResult *r = run_tiny_bench_ops(csv_path, 1, 0);
+    tassert_contains(r->out, "GFLOP/s", "bench-ops output");
+    tassert_contains(r->out, "fp32 FMA peak:", "bench-ops output");
     assert_true(row_gflops(r->out, "mbv2.dw960_7", "fwd") > 0);
     assert_true(row_gflops(r->out, "fc.4096to200", "fwd") > 0);
-    assert_contains(r->err, "[1/2] mbv2.dw960_7", "bench-ops progress on stderr");
+    tassert_contains(r->err, "[1/2] mbv2.dw960_7", "bench-ops progress on stderr");
 
     /* The file as text: the schema's header order and the writer's quoting (strings quoted,
      * numbers not); renamed into place, no .tmp left behind. */
     FILE *f = fopen(csv_path, "r");
     assert_non_null(f);
-    static char csv[OUT_CAP];
-    read_all(f, csv, sizeof csv);
+    static char csv[TCMD_CAP];
+    tread_all(f, csv, sizeof csv);
     fclose(f);
     char tmp_path[sizeof csv_path + 4];
     snprintf(tmp_path, sizeof tmp_path, "%s.tmp", csv_path);
     assert_int_not_equal(access(tmp_path, F_OK), 0);
-    assert_int_equal(count_lines(csv), 3); /* header + one row per layer */
+    assert_int_equal(tcount_lines(csv), 3); /* header + one row per layer */
     assert_true(strncmp(csv, "schema_version,layer,net,group,kind,shape,batch,", 48) == 0);
-    assert_contains(csv, "\n1,\"mbv2.dw960_7\",\"mobilenetv2\",\"mobilenetv2 depthwise\",\"conv2d\","
+    tassert_contains(csv, "\n1,\"mbv2.dw960_7\",\"mobilenetv2\",\"mobilenetv2 depthwise\",\"conv2d\","
                          "\"N1 960->960 7x7 k3 s1 g960\",1,960,960,7,7,3,1,1,960,0,423360,\"fwd\",\"fast\",1,1,",
                     "bench-ops CSV");
-    assert_contains(csv, "\n1,\"fc.4096to200\",\"adafocus-head\",\"linear\",\"linear\",\"M16 4096->200\","
+    tassert_contains(csv, "\n1,\"fc.4096to200\",\"adafocus-head\",\"linear\",\"linear\",\"M16 4096->200\","
                          "1,4096,200,1,1,1,1,0,1,16,13107200,\"fwd\",\"fast\",1,1,",
                     "bench-ops CSV");
 
@@ -369,19 +300,19 @@ static void test_bench_ops_csv_regress(void **state)
 
     char args[256];
     snprintf(args, sizeof args, "regress --baseline '%s' --current '%s'", a, b);
-    CmdResult *r = run_bin(args);
+    TCmdResult *r = trun_bin(args);
     /* Two runs of the same build: any verdict is possible on a busy machine, but both layers
      * match and are numbers, so the exit status is 0, or 1 for a regression only. */
     if (r->status != 0 && r->status != 1)
         fail_msg("regress on two bench-ops CSVs exited %d; stderr:\n%s", r->status, r->err);
-    assert_contains(r->out, "regress: latency_ms_median (lower is better), key layer,", "regress");
-    assert_contains(r->out, "x mean latency_ms_iqr", "regress");
-    assert_contains(r->out, ", 0 missing, 0 new, 0 invalid (2 rows)", "regress");
+    tassert_contains(r->out, "regress: latency_ms_median (lower is better), key layer,", "regress");
+    tassert_contains(r->out, "x mean latency_ms_iqr", "regress");
+    tassert_contains(r->out, ", 0 missing, 0 new, 0 invalid (2 rows)", "regress");
     char line[512];
     regress_line(r->out, "mbv2.dw960_7", line, sizeof line);
     regress_line(r->out, "fc.4096to200", line, sizeof line);
     if (r->status == 1)
-        assert_contains(r->err, "regression(s), 0 invalid, 0 missing", "regress stderr");
+        tassert_contains(r->err, "regression(s), 0 invalid, 0 missing", "regress stderr");
 
     /* A copy of the baseline with one layer 2x slower: that row (the one whose IQR is the smallest
      * part of its median, so the noise threshold is furthest below 2x) is a regression, exit 1. */
@@ -400,23 +331,23 @@ static void test_bench_ops_csv_regress(void **state)
     write_slowed_copy(&t, row, 2.0, slow);
     csv_table_free(&t);
     snprintf(args, sizeof args, "regress --baseline '%s' --current '%s'", a, slow);
-    r = run_bin(args);
+    r = trun_bin(args);
     remove(a);
     remove(b);
     remove(slow);
     if (r->status != 1)
         fail_msg("regress with %s 2x slower exited %d, expected 1; stdout:\n%s\nstderr:\n%s", layer, r->status, r->out,
                  r->err);
-    assert_contains(regress_line(r->out, layer, line, sizeof line), "+100.0%", "the slowed row");
-    assert_contains(line, "REGRESSION", "the slowed row");
-    assert_contains(regress_line(r->out, other, line, sizeof line), "same", "the unchanged row");
-    assert_contains(r->out, "summary: 1 regression(s), 0 improvement(s), 1 same, 0 missing", "regress");
-    assert_contains(r->err, "FAILED: 1 regression(s)", "regress stderr");
+    tassert_contains(regress_line(r->out, layer, line, sizeof line), "+100.0%", "the slowed row");
+    tassert_contains(line, "REGRESSION", "the slowed row");
+    tassert_contains(regress_line(r->out, other, line, sizeof line), "same", "the unchanged row");
+    tassert_contains(r->out, "summary: 1 regression(s), 0 improvement(s), 1 same, 0 missing", "regress");
+    tassert_contains(r->err, "FAILED: 1 regression(s)", "regress stderr");
 }
 
 static void test_bench_ops_backward_row(void **state)
 {
-    CmdResult *r = run_bin("bench-ops --batch 1 --threads 1 --repeats 2 --min-time 0 --warmup 0 --peak-time 0.02 "
+    TCmdResult *r = trun_bin("bench-ops --batch 1 --threads 1 --repeats 2 --min-time 0 --warmup 0 --peak-time 0.02 "
                            "--filter fc.4096to200 --backward");
     if (r->status != 0)
         fail_msg("bench-ops --backward exited %d; stderr:\n%s", r->status, r->err);
@@ -453,11 +384,11 @@ static void test_sweep_bad_arguments_exit_2(void **state)
         {"sweep --csv /tmp/x.csv --frob 1", "unknown option '--frob'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CmdResult *r = run_bin(cases[i].args);
+        TCmdResult *r = trun_bin(cases[i].args);
         if (r->status != 2)
             fail_msg("'%s' exited %d, expected 2; stderr: %s", cases[i].args, r->status, r->err);
-        assert_contains(r->err, cases[i].message, cases[i].args);
-        assert_int_equal(count_lines(r->err), 1);
+        tassert_contains(r->err, cases[i].message, cases[i].args);
+        assert_int_equal(tcount_lines(r->err), 1);
     }
 }
 
@@ -489,26 +420,26 @@ static void test_sweep_merges_eval_csvs(void **state)
     assert_int_equal(fclose(f), 0);
 
     snprintf(args, sizeof args, "sweep --csv %s --eval tsn-4x64=%s --eval uaf=%s --eval zz=%s", out, a, b, bad);
-    CmdResult *r = run_bin(args);
+    TCmdResult *r = trun_bin(args);
     assert_int_equal(r->status, 1);
-    assert_contains(r->err, "has no column mode", "sweep with a non-eval CSV");
+    tassert_contains(r->err, "has no column mode", "sweep with a non-eval CSV");
     assert_int_equal(access(out, F_OK), -1);
 
     snprintf(args, sizeof args, "sweep --csv %s --eval tsn-4x64=%s --eval uaf=%s", out, a, b);
-    r = run_bin(args);
+    r = trun_bin(args);
     if (r->status != 0)
         fail_msg("sweep exited %d: %s", r->status, r->err);
     f = fopen(out, "r");
     assert_non_null(f);
     static char text[16384];
-    read_all(f, text, sizeof text);
+    tread_all(f, text, sizeof text);
     fclose(f);
-    assert_int_equal(count_lines(text), 1 + 1 + 4);
-    assert_contains(text, "schema_version,method,point,budget_p,exit,gflops_per_video,top1,", "curves header");
-    assert_contains(text, "1,\"tsn\",\"4x64\",,0,0.5,40,", "one-exit point");
-    assert_contains(text, "1,\"uaf-fixed-exit\",\"exit1\",,1,2,60,", "fixed exit");
-    assert_contains(text, "1,\"uaf\",\"p=0.5\",0.5,,1.5,58,", "conditional exit");
-    assert_contains(text, "1,\"uaf-random-exit\",\"p=0.5\",0.5,,1.5,55,", "random control");
+    assert_int_equal(tcount_lines(text), 1 + 1 + 4);
+    tassert_contains(text, "schema_version,method,point,budget_p,exit,gflops_per_video,top1,", "curves header");
+    tassert_contains(text, "1,\"tsn\",\"4x64\",,0,0.5,40,", "one-exit point");
+    tassert_contains(text, "1,\"uaf-fixed-exit\",\"exit1\",,1,2,60,", "fixed exit");
+    tassert_contains(text, "1,\"uaf\",\"p=0.5\",0.5,,1.5,58,", "conditional exit");
+    tassert_contains(text, "1,\"uaf-random-exit\",\"p=0.5\",0.5,,1.5,55,", "random control");
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);

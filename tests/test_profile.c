@@ -329,70 +329,6 @@ static void test_kernel_display_names(void **state)
 
 /* ---- the command ------------------------------------------------------------------------------- */
 
-enum { OUT_CAP = 1 << 16 };
-
-typedef struct {
-    int status;
-    char out[OUT_CAP], err[OUT_CAP];
-} CmdResult;
-
-static const char *bin_or_skip(void)
-{
-    const char *bin = getenv("FOCUSBENCH_BIN");
-    if (!bin || !*bin || access(bin, X_OK) != 0) {
-        print_message("FOCUSBENCH_BIN is not set to an executable (run through `make test`); skipping\n");
-        skip();
-    }
-    return bin;
-}
-
-static void read_all(FILE *f, char *buf, size_t cap)
-{
-    size_t n = 0, got;
-    while (n + 1 < cap && (got = fread(buf + n, 1, cap - 1 - n, f)) > 0)
-        n += got;
-    buf[n] = '\0';
-}
-
-/* `$FOCUSBENCH_BIN args`, stdout and stderr apart; static result, valid until the next call. */
-static CmdResult *run_bin(const char *args)
-{
-    const char *bin = bin_or_skip();
-    static CmdResult result;
-    CmdResult *r = &result;
-    memset(r, 0, sizeof *r);
-    char err_path[] = "/tmp/focusbench_test_profile_XXXXXX";
-    int fd = mkstemp(err_path);
-    assert_true(fd >= 0);
-    close(fd);
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s'", bin, args, err_path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    read_all(p, r->out, sizeof r->out);
-    int st = pclose(p);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    FILE *e = fopen(err_path, "r");
-    assert_non_null(e);
-    read_all(e, r->err, sizeof r->err);
-    fclose(e);
-    remove(err_path);
-    return r;
-}
-
-static void assert_contains(const char *haystack, const char *needle, const char *what)
-{
-    if (!strstr(haystack, needle))
-        fail_msg("%s: expected to find \"%s\" in:\n%s", what, needle, haystack);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
 
 static double num(const CsvTable *t, int row, const char *col)
 {
@@ -416,7 +352,7 @@ static const char *cell(const CsvTable *t, int row, const char *col)
 static void test_cli_cpu_profile_csv(void **state)
 {
     (void)state;
-    bin_or_skip();
+    tbin_or_skip();
     char path[] = "/tmp/focusbench_profile_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -425,12 +361,12 @@ static void test_cli_cpu_profile_csv(void **state)
     snprintf(args, sizeof args,
              "profile --device cpu --preset synth-tiny --batch 1,2 --repeats 3 --min-time 0 --warmup 1 "
              "--split-repeats 3 --csv '%s'", path);
-    CmdResult *r = run_bin(args);
+    TCmdResult *r = trun_bin(args);
     if (r->status != 0)
         fail_msg("profile exited %d; stderr:\n%s", r->status, r->err);
-    assert_contains(r->out, "latency and throughput", "profile stdout");
-    assert_contains(r->out, "per component, batch 2", "profile stdout");
-    assert_contains(r->out, "paper-macs", "profile stdout (the FLOP convention is named)");
+    tassert_contains(r->out, "latency and throughput", "profile stdout");
+    tassert_contains(r->out, "per component, batch 2", "profile stdout");
+    tassert_contains(r->out, "paper-macs", "profile stdout (the FLOP convention is named)");
 
     CsvTable t;
     char err[512];
@@ -509,12 +445,12 @@ static void test_cli_cpu_profile_csv(void **state)
 static void test_cli_registry_method(void **state)
 {
     (void)state;
-    CmdResult *r = run_bin("profile --method tsn --preset tsn-tiny --batch 2 --repeats 2 --min-time 0 --warmup 0 "
+    TCmdResult *r = trun_bin("profile --method tsn --preset tsn-tiny --batch 2 --repeats 2 --min-time 0 --warmup 0 "
                            "--split-repeats 1");
     if (r->status != 0)
         fail_msg("profile --method tsn exited %d; stderr:\n%s", r->status, r->err);
-    assert_contains(r->out, "tsn, preset tsn-tiny", "profile --method tsn");
-    assert_contains(r->out, "backbone", "profile --method tsn (its top-level scope is a component)");
+    tassert_contains(r->out, "tsn, preset tsn-tiny", "profile --method tsn");
+    tassert_contains(r->out, "backbone", "profile --method tsn (its top-level scope is a component)");
 }
 
 static void test_cli_usage_errors(void **state)
@@ -541,34 +477,34 @@ static void test_cli_usage_errors(void **state)
         {"profile --method tsn --preset frameexit-tiny", "belongs to method 'frameexit', not 'tsn'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CmdResult *r = run_bin(cases[i].args);
+        TCmdResult *r = trun_bin(cases[i].args);
         if (r->status != 2)
             fail_msg("'%s' exited %d, expected 2; stderr: %s", cases[i].args, r->status, r->err);
-        assert_contains(r->err, cases[i].message, cases[i].args);
-        assert_int_equal(count_lines(r->err), 1);
+        tassert_contains(r->err, cases[i].message, cases[i].args);
+        assert_int_equal(tcount_lines(r->err), 1);
         assert_string_equal(r->out, "");
     }
-    CmdResult *r = run_bin("profile --help");
+    TCmdResult *r = trun_bin("profile --help");
     assert_int_equal(r->status, 0);
     static const char *const flags[] = {"--method", "--preset", "--device", "--precision", "--batch", "--mode",
                                         "--no-cupti", "--repeats", "--min-time", "--csv", "--patch-size"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        assert_contains(r->out, flags[i], "profile --help");
+        tassert_contains(r->out, flags[i], "profile --help");
 }
 
 static void test_cli_cuda_without_gpu(void **state)
 {
     (void)state;
-    CmdResult *r = run_bin("profile --device cuda --preset synth-tiny --batch 1 --repeats 1 --min-time 0 --warmup 0 "
+    TCmdResult *r = trun_bin("profile --device cuda --preset synth-tiny --batch 1 --repeats 1 --min-time 0 --warmup 0 "
                            "--split-repeats 1 --mode eager --no-cupti");
     if (r->status == 0) { /* a machine with a GPU: then it must have measured */
-        assert_contains(r->out, "latency and throughput (CUDA events", "profile --device cuda on a GPU");
+        tassert_contains(r->out, "latency and throughput (CUDA events", "profile --device cuda on a GPU");
         return;
     }
     if (r->status != 1)
         fail_msg("profile --device cuda exited %d (expected 1 without a GPU); stderr:\n%s", r->status, r->err);
-    assert_int_equal(count_lines(r->err), 1);
-    assert_contains(r->err, "focusbench profile: ", "profile --device cuda");
+    assert_int_equal(tcount_lines(r->err), 1);
+    tassert_contains(r->err, "focusbench profile: ", "profile --device cuda");
     if (!strstr(r->err, "GPU") && !strstr(r->err, "CUDA"))
         fail_msg("the one line should say that no GPU / CUDA is usable: %s", r->err);
     assert_string_equal(r->out, "");

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kernels/tape.h"
 
@@ -149,4 +151,63 @@ void tgradcheck(GradFn fn, Tensor **inputs, int n_inputs, void *user, double eps
         }
     }
     free(Rcopy);
+}
+
+/* ---- running the focusbench binary ------------------------------------------------------------- */
+
+const char *tbin_or_skip(void)
+{
+    const char *bin = getenv("FOCUSBENCH_BIN");
+    if (!bin || !*bin || access(bin, X_OK) != 0) {
+        print_message("FOCUSBENCH_BIN is not set to an executable (run through `make test`); skipping\n");
+        skip();
+    }
+    return bin;
+}
+
+void tread_all(FILE *f, char *buf, size_t cap)
+{
+    size_t n = 0, got;
+    while (n + 1 < cap && (got = fread(buf + n, 1, cap - 1 - n, f)) > 0)
+        n += got;
+    buf[n] = '\0';
+}
+
+TCmdResult *trun_bin(const char *args)
+{
+    const char *bin = tbin_or_skip();
+    static TCmdResult result;
+    TCmdResult *r = &result;
+    memset(r, 0, sizeof *r);
+    char err_path[] = "/tmp/focusbench_test_cmd_XXXXXX";
+    int fd = mkstemp(err_path);
+    assert_true(fd >= 0);
+    close(fd);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s'", bin, args, err_path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    tread_all(p, r->out, sizeof r->out);
+    int st = pclose(p);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    FILE *e = fopen(err_path, "r");
+    assert_non_null(e);
+    tread_all(e, r->err, sizeof r->err);
+    fclose(e);
+    remove(err_path);
+    return r;
+}
+
+void tassert_contains(const char *haystack, const char *needle, const char *what)
+{
+    if (!strstr(haystack, needle))
+        fail_msg("%s: expected to find \"%s\" in:\n%s", what, needle, haystack);
+}
+
+int tcount_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "kernels/context.h"
@@ -55,5 +56,29 @@ void tgradcheck(GradFn fn, Tensor **inputs, int n_inputs, void *user, double eps
 
 /* A fresh CPU context with the given seed; fails the test if creation fails. */
 Ctx *tctx(uint64_t seed);
+
+
+/* ---- running the focusbench binary (CLI tests) ------------------------------------------------- */
+
+enum { TCMD_CAP = 1 << 16 };
+
+typedef struct {
+    int status;          /* exit code, or -1 if the process did not exit normally */
+    char out[TCMD_CAP];  /* stdout */
+    char err[TCMD_CAP];  /* stderr */
+} TCmdResult;
+
+/* $FOCUSBENCH_BIN, or skips the test when the runner was not started by `make test`. */
+const char *tbin_or_skip(void);
+/* Runs `'$FOCUSBENCH_BIN' args` (args as a shell would split them) with stdout and stderr captured
+ * apart. The result lives in static storage, valid until the next call (a failing assertion
+ * longjmps out of the test, so nothing the test would have to free is left behind). */
+TCmdResult *trun_bin(const char *args);
+/* Reads f to its end into buf (NUL-terminated, at most cap − 1 bytes). */
+void tread_all(FILE *f, char *buf, size_t cap);
+/* Fails the test, naming `what`, unless needle occurs in haystack. */
+void tassert_contains(const char *haystack, const char *needle, const char *what);
+/* The number of '\n' in s. */
+int tcount_lines(const char *s);
 
 #endif
