@@ -234,29 +234,11 @@ static int teardown_dir(void **state)
     return 0;
 }
 
-static const char *bin_or_skip(void)
-{
-    const char *bin = getenv("FOCUSBENCH_BIN");
-    if (!bin || !*bin || access(bin, X_OK) != 0) {
-        print_message("FOCUSBENCH_BIN is not set to an executable (run through `make test`); skipping\n");
-        skip();
-    }
-    return bin;
-}
-
-static void read_all(FILE *f, char *buf, size_t cap)
-{
-    size_t n = 0, got;
-    while (n + 1 < cap && (got = fread(buf + n, 1, cap - 1 - n, f)) > 0)
-        n += got;
-    buf[n] = '\0';
-}
-
 /* `'$FOCUSBENCH_BIN' ARGS` (ARGS may name $D, the test's folder), stdout and stderr captured. */
 static Run *run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static Run *run(const char *fmt, ...)
 {
-    const char *bin = bin_or_skip();
+    const char *bin = tbin_or_skip();
     char args[4096], cmd[8192], err_path[128];
     va_list ap;
     va_start(ap, fmt);
@@ -268,12 +250,12 @@ static Run *run(const char *fmt, ...)
     assert_non_null(r);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
-    read_all(p, r->out, sizeof r->out);
+    tread_all(p, r->out, sizeof r->out);
     int st = pclose(p);
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     FILE *e = fopen(err_path, "r");
     assert_non_null(e);
-    read_all(e, r->err, sizeof r->err);
+    tread_all(e, r->err, sizeof r->err);
     fclose(e);
     return r;
 }
@@ -448,7 +430,7 @@ static void expect_figure(const char *prefix)
 static void test_eval_boxes_and_exits(void **state)
 {
     (void)state;
-    bin_or_skip();
+    tbin_or_skip();
     gen_data();
     const int T = uaf_preset_find("synth-tiny")->cfg.frames, F = uaf_preset_find("synth-tiny")->cfg.focus;
     /* batch 2 over 3 videos: a short last batch */
@@ -488,7 +470,7 @@ static void test_eval_boxes_and_exits(void **state)
 static void test_eval_no_boxes(void **state)
 {
     (void)state;
-    bin_or_skip();
+    tbin_or_skip();
     gen_data();
     /* a method without a spatial policy: said, nothing written, the rest of eval stands */
     Run *r = run("eval --method tsn-synth --init-seed 1 --data \"$D/data\" --budgets 0.5 --score max-logit "

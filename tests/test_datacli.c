@@ -22,28 +22,10 @@ typedef struct {
     char err[OUT_CAP]; /* stderr */
 } Run;
 
-static const char *bin_or_skip(void)
-{
-    const char *bin = getenv("FOCUSBENCH_BIN");
-    if (!bin || !*bin || access(bin, X_OK) != 0) {
-        print_message("FOCUSBENCH_BIN is not set to an executable (run through `make test`); skipping\n");
-        skip();
-    }
-    return bin;
-}
-
-static void read_all(FILE *f, char *buf, size_t cap)
-{
-    size_t n = 0, got;
-    while (n + 1 < cap && (got = fread(buf + n, 1, cap - 1 - n, f)) > 0)
-        n += got;
-    buf[n] = '\0';
-}
-
 /* Runs `'$FOCUSBENCH_BIN' data args` with stdout and stderr captured separately. */
 static Run *run_data(const char *args)
 {
-    const char *bin = bin_or_skip();
+    const char *bin = tbin_or_skip();
     Run *r = calloc(1, sizeof *r);
     assert_non_null(r);
     char err_path[] = "/tmp/focusbench_datacli_err_XXXXXX";
@@ -54,12 +36,12 @@ static Run *run_data(const char *args)
     snprintf(cmd, sizeof cmd, "'%s' data %s 2>'%s'", bin, args, err_path);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
-    read_all(p, r->out, sizeof r->out);
+    tread_all(p, r->out, sizeof r->out);
     int st = pclose(p);
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     FILE *e = fopen(err_path, "r");
     assert_non_null(e);
-    read_all(e, r->err, sizeof r->err);
+    tread_all(e, r->err, sizeof r->err);
     fclose(e);
     remove(err_path);
     return r;
@@ -135,7 +117,7 @@ static void test_help_and_usage(void **state)
 
 static void test_malformed_list_exits_1(void **state)
 {
-    bin_or_skip();
+    tbin_or_skip();
     strcpy(g_dir, "/tmp/focusbench_datacli_XXXXXX");
     assert_non_null(mkdtemp(g_dir));
     write_text("bad.txt", "a 10 0\nb ten 1\n");
@@ -183,7 +165,7 @@ static bool write_video(const char *path, int frames)
 
 static void test_inspect_counts(void **state)
 {
-    bin_or_skip();
+    tbin_or_skip();
     strcpy(g_dir, "/tmp/focusbench_datacli_XXXXXX");
     assert_non_null(mkdtemp(g_dir));
     char args[1024];

@@ -22,21 +22,6 @@ enum { LINE_CAP = 8192, MAX_ROWS = 64 };
 
 static const char *SCRIPT = "scripts/reproduce.sh";
 
-static const char *bin_or_skip(void)
-{
-    const char *bin = getenv("FOCUSBENCH_BIN");
-    if (!bin || !*bin || access(bin, X_OK) != 0) {
-        print_message("FOCUSBENCH_BIN is not set to an executable (run through `make test`); skipping\n");
-        skip();
-    }
-    if (access(SCRIPT, X_OK) != 0) {
-        print_message("%s not found from the working directory (run from the repository root); skipping\n",
-                      SCRIPT);
-        skip();
-    }
-    return bin;
-}
-
 /* A report with the curve sections REPORT.md's section 3 uses, so the test checks that the
  * report step fills them without depending on (or rewriting) the real REPORT.md. */
 static const char *REPORT_TEXT =
@@ -160,7 +145,7 @@ static bool has_method(const Curves *c, const char *m)
 static void test_reduced_pipeline(void **state)
 {
     (void)state;
-    const char *bin = bin_or_skip();
+    const char *bin = tbin_or_skip();
     char dir[] = "/tmp/focusbench_reproduce_XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[1024];
