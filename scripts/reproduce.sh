@@ -77,7 +77,9 @@ for p in actnet-p96 actnet-p128 actnet-p160 actnet-p192 fcvid-p128 minik-p128 \
 done
 
 step "synthetic benchmark (synth-small${gen_extra[*]:+ reduced: ${gen_extra[*]}})"
-"$bin" gen-data --out "$data" --preset synth-small --seed 0 ${gen_extra[@]+"${gen_extra[@]}"}
+# One encoder thread: with several workers gen-data was seen to write different videos from run
+# to run (an open defect of its parallel mode), which made two reproduce runs differ.
+"$bin" gen-data --out "$data" --preset synth-small --seed 0 --threads 1 ${gen_extra[@]+"${gen_extra[@]}"}
 
 # ---- training and evaluation of every method ---------------------------------------------------
 # The paper's methods all start from ImageNet-pretrained backbones. The analogue here: the two
