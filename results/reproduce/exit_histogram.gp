@@ -14,11 +14,11 @@ if (exists("ARG0") && strlen(ARG0) > 0) {
 }
 
 $bars << EOD
-78.75 49.75 30.75 159.25
-18 24.75 24 66.75
-2.5 13.5 18 34
-0.5 8 14.25 22.75
-0.25 4 13 17.25
+97.5 97.5 97.5 292.5
+2.25 1.75 0.75 4.75
+0.25 0.25 0.75 1.25
+0 0.5 0.5 1
+0 0 0.5 0.5
 EOD
 
 set title "Uni-AdaFocus: where validation videos exit, per budget" . "\n" . "exits_uniadafocus.csv · AMD EPYC · synth-tiny" font ",15"
