@@ -14,6 +14,7 @@
 #include "baselines/uniadafocus_method.h"
 #include "baselines/uniadafocus_x3d_method.h"
 #include "baselines/uniadafocus_tsm_method.h"
+#include "kernels/backend.h"
 
 /* One module: its preset list and constructor. */
 typedef struct {
@@ -221,29 +222,28 @@ int method_sgd_groups(const Method *m, SgdGroup *groups, int cap, char *names, c
     return n;
 }
 
-double method_clip_grad_norm(const Method *m, double max_norm)
+double method_clip_grad_norm(Ctx *ctx, const Method *m, double max_norm)
 {
+    const BackendKind where = ctx ? ctx->backend : BACKEND_CPU;
+    const BackendOps *ops = ctx ? ctx->ops : cpu_backend_ops();
+    if (!ops || !ops->sum_squares || !ops->scale_inplace)
+        return -1.0;
     double sq = 0;
     for (int i = 0; i < m->ps->n; i++) {
         const Tensor *t = m->ps->items[i];
         if (!t->requires_grad || !t->grad)
             continue;
-        if (t->grad->backend != BACKEND_CPU || !t->grad->data)
+        if (t->grad->backend != where || !t->grad->data)
             return -1.0;
-        const float *g = tensor_f32(t->grad);
-        for (int64_t j = 0; j < tensor_numel(t->grad); j++)
-            sq += (double)g[j] * g[j];
+        sq += ops->sum_squares(ctx, tensor_numel(t->grad), tensor_f32(t->grad)); /* tensor by tensor, as torch */
     }
     double norm = sqrt(sq);
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
         for (int i = 0; i < m->ps->n; i++) {
             const Tensor *t = m->ps->items[i];
-            if (!t->requires_grad || !t->grad)
-                continue;
-            float *g = tensor_f32(t->grad);
-            for (int64_t j = 0; j < tensor_numel(t->grad); j++)
-                g[j] = (float)(g[j] * coef);
+            if (t->requires_grad && t->grad)
+                ops->scale_inplace(ctx, tensor_numel(t->grad), tensor_f32(t->grad), coef);
         }
-    return norm;
+    return ctx && !ctx_ok(ctx) ? -1.0 : norm;
 }

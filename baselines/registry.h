@@ -59,10 +59,11 @@ void method_print_help(FILE *out);
 enum { SGD_GROUP_NAME_LEN = 64 };
 int method_sgd_groups(const Method *m, SgdGroup *groups, int cap, char *names, char *err, size_t err_cap);
 
-/* PyTorch's clip_grad_norm_ over the method's trainable gradients (CPU): the global L2 norm (summed
- * in double, in declaration order), and when it exceeds max_norm every gradient is scaled by
- * max_norm / (norm + 1e-6). Returns the norm before clipping, or −1 when the gradients are not on
- * the host. The official TSM, AR-Net and OCSampler commands clip (presets' grad_clip). */
-double method_clip_grad_norm(const Method *m, double max_norm);
+/* PyTorch's clip_grad_norm_ over the method's trainable gradients, where they live (ctx's device;
+ * NULL: the host): the global L2 norm (each tensor's Σg² in double, summed in declaration order),
+ * and when it exceeds max_norm every gradient is scaled by max_norm / (norm + 1e-6). Returns the
+ * norm before clipping, or −1 when the gradients are not on ctx's backend. The official TSM, AR-Net
+ * and OCSampler commands clip (presets' grad_clip). */
+double method_clip_grad_norm(Ctx *ctx, const Method *m, double max_norm);
 
 #endif

@@ -292,8 +292,8 @@ static bool uaf_boxes(Ctx *ctx, const UafModel *um, Tensor *clips, float **box, 
 {
     UafForwardOptions fo = {0};
     UafOutput o;
-    if (!uaf_forward(ctx, um, clips, &fo, &o) || !o.focus.boxes || !o.focus_idx_host) {
-        snprintf(err, err_cap, "boxes: %s", ctx_ok(ctx) ? "no focus indices on the host" : ctx_error_message(ctx));
+    if (!uaf_forward(ctx, um, clips, &fo, &o) || !o.focus.boxes || !o.focus_idx) {
+        snprintf(err, err_cap, "boxes: %s", ctx_ok(ctx) ? "the model gave no boxes" : ctx_error_message(ctx));
         return false;
     }
     const int64_t B = clips->shape[0];
@@ -307,21 +307,29 @@ static bool uaf_boxes(Ctx *ctx, const UafModel *um, Tensor *clips, float **box, 
         float *b = *box + 4 * i, y1 = b[0], x1 = b[1], h = b[2], w = b[3];
         b[0] = x1, b[1] = y1, b[2] = w, b[3] = h;
     }
-    *idx = o.focus_idx_host;
+    /* the focus frames (B, F): the host copy when the sampler ran there, else the device's */
+    *idx = malloc((size_t)(B * *F) * sizeof **idx);
+    if (!*idx || !(o.focus_idx_host ? (memcpy(*idx, o.focus_idx_host, (size_t)(B * *F) * sizeof **idx), true)
+                                    : run_device_to_host(ctx, o.focus_idx, *idx))) {
+        snprintf(err, err_cap, "boxes: cannot read the focus frames");
+        return false;
+    }
     return true;
 }
 
-bool boxes_collect(TrainDataSource *src, Method *mm, const UafModel *um, int T, int S, BoxRecords *out, char *err,
-                   size_t err_cap)
+bool boxes_collect(TrainDataSource *src, Method *mm, const UafModel *um, const RunDevice *dev, int T, int S,
+                   BoxRecords *out, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
     if ((mm != NULL) == (um != NULL) || (mm && !mm->ops->focus_boxes)) {
         snprintf(err, err_cap, "boxes: need one model with boxes");
         return false;
     }
-    Ctx *ctx = ctx_create(BACKEND_CPU, 0);
+    ParamSet *ps = mm ? mm->ps : um->ps;
+    char why[768];
+    Ctx *ctx = run_device_open(dev, 0, ps, why, sizeof why);
     if (!ctx) {
-        snprintf(err, err_cap, "boxes: out of memory");
+        snprintf(err, err_cap, "boxes: %s", why);
         return false;
     }
     ctx_set_training(ctx, false);
@@ -337,9 +345,7 @@ bool boxes_collect(TrainDataSource *src, Method *mm, const UafModel *um, int T, 
         ctx_clear_error(ctx);
         ctx_begin_pass(ctx);
         ctx->step = 0; /* as eval: draws do not depend on the batch number */
-        Tensor *clips = tensor_new(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}); /* (B, T, 3, S, S) */
-        if (clips && clips->data)
-            memcpy(clips->data, b.video, tensor_bytes(clips));
+        Tensor *clips = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}, b.video);
         const float *box = NULL;
         const int32_t *idx = NULL;
         float *own_box = NULL;
@@ -377,8 +383,9 @@ bool boxes_collect(TrainDataSource *src, Method *mm, const UafModel *um, int T, 
             }
         out->focus = F;
         free(own_box);
+        free(uaf_idx);
     }
-    ctx_destroy(ctx);
+    run_device_close(ctx, ps);
     if (!ok)
         box_records_free(out);
     return ok;

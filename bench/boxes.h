@@ -77,9 +77,9 @@ typedef struct {
 
 /* Runs src's epoch 0 through the model in eval mode, batch by batch: a registry method mm
  * (forward_exits, then its focus_boxes; mm->ops->focus_boxes must not be NULL) or Uni-AdaFocus um
- * (uaf_forward; exactly one of the two). T and S are the clips' frames and size. */
-bool boxes_collect(TrainDataSource *src, Method *mm, const UafModel *um, int T, int S, BoxRecords *out, char *err,
-                   size_t err_cap);
+ * (uaf_forward; exactly one of the two), on dev (NULL: the CPU). T and S are the clips' frames and size. */
+bool boxes_collect(TrainDataSource *src, Method *mm, const UafModel *um, const RunDevice *dev, int T, int S,
+                   BoxRecords *out, char *err, size_t err_cap);
 void box_records_free(BoxRecords *r);
 
 typedef struct {

@@ -78,6 +78,8 @@ static void usage(FILE *out)
             "  --calib-transform T   train (official: random augmentation) or test (centre crop) for calibration\n"
             "  --batch-size B        clips per forward pass (default 8)\n"
             "  --seed N              data augmentation and the random-exit control (0)\n"
+            "  --device D            cpu (default) or cuda: where the model runs (exit logits, boxes)\n"
+            "  --precision P         with --device cuda: fp32 (default), tf32 or bf16\n"
             "  --csv FILE            one row per fixed exit, per (score, budget) and per random control\n"
             "  --real                also EXECUTE conditional exit on the validation split for every budget of the\n"
             "                        first score (focus frames in steps, exited videos leave the batch) and report\n"
@@ -121,6 +123,8 @@ typedef struct {
     const char *method_id;/* the CSV's method column */
     int frames, frame_size; /* the clips the model takes */
     DistComm *comm;       /* under `focusbench launch`: the ranks sharing the data (NULL: one process) */
+    const char *device_name, *precision; /* --device, --precision */
+    RunDevice device;     /* where the model runs (kernels/device.h) */
 } EvalArgs;
 
 static bool parse_budgets(const char *val, EvalArgs *a)
@@ -242,6 +246,10 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
         }
         if (strcmp(opt, "--ckpt") == 0) {
             a->ckpt = val;
+        } else if (strcmp(opt, "--device") == 0) {
+            a->device_name = val;
+        } else if (strcmp(opt, "--precision") == 0) {
+            a->precision = val;
         } else if (strcmp(opt, "--logits-in") == 0) {
             a->logits_in = val;
         } else if (strcmp(opt, "--logits-out") == 0) {
@@ -321,8 +329,14 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
                 "the thresholds)\n", err);
         return 2;
     }
-    if (!a->method && !uaf_config_check(&a->cfg, err, sizeof err)) {
+    if ((!a->method && !uaf_config_check(&a->cfg, err, sizeof err)) ||
+        !run_device_parse(a->device_name, a->precision, &a->device, err, sizeof err)) {
         fprintf(stderr, "focusbench eval: %s\n", err);
+        return 2;
+    }
+    if (a->real && a->device.backend != BACKEND_CPU) {
+        fprintf(stderr, "focusbench eval: --real times conditional exit on the CPU; for GPU timings use `focusbench "
+                "profile --device cuda` (drop --real or --device cuda)\n");
         return 2;
     }
     a->frames = a->cfg.frames;
@@ -359,8 +373,8 @@ static bool run_split(const UafModel *m, Method *mm, const EvalArgs *a, int s, E
            calib ? (lo.train ? ", training augmentation" : ", test transform") : "");
     fflush(stdout);
     TrainDataSource src = train_data_source(d);
-    bool ok = mm ? method_collect_exit_logits(mm, &src, 0, stdout, 50, &e->split[s], err, err_cap)
-                 : collect_exit_logits(m, &src, 0, stdout, 50, &e->split[s], err, err_cap);
+    bool ok = mm ? method_collect_exit_logits(mm, &a->device, &src, 0, stdout, 50, &e->split[s], err, err_cap)
+                 : collect_exit_logits(m, &a->device, &src, 0, stdout, 50, &e->split[s], err, err_cap);
     if (ok && a->comm) { /* sharded: every rank's rows, in the order one rank would have them */
         const int64_t *sizes;
         int nb = train_data_global_batches(d, &sizes);
@@ -634,7 +648,7 @@ static bool eval_boxes(const EvalArgs *a, Method *mm, const UafModel *m, int arg
         printf("eval: boxes: a pass over the validation split for the focus boxes\n");
         fflush(stdout);
         TrainDataSource src = train_data_source(d);
-        ok = boxes_collect(&src, mm, mm ? NULL : m, a->frames, a->frame_size, &rec, err, err_cap);
+        ok = boxes_collect(&src, mm, mm ? NULL : m, &a->device, a->frames, a->frame_size, &rec, err, err_cap);
     }
     if (ok) {
         CsvEnv env;

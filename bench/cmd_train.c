@@ -1,4 +1,4 @@
-/* cmd_train.c — `focusbench train`: end-to-end training of Uni-AdaFocus (CPU), resumable.
+/* cmd_train.c — `focusbench train`: end-to-end training of Uni-AdaFocus (CPU or GPU), resumable.
  *
  * Owns: the command's options (the preset's official training settings, each overridable), the
  * model's initial weights (random, a whole checkpoint, or ImageNet backbones), the training data
@@ -79,7 +79,7 @@ static void usage(FILE *out)
             "usage: focusbench train --preset NAME --out DIR (data) [--resume] [options] [size overrides]\n\n"
             "Trains Uni-AdaFocus end to end as the official main.py does (two patch sets, every loss with the\n"
             "official weights, SGD with momentum, per-module learning-rate multipliers, cosine schedule), on the\n"
-            "CPU. After every epoch DIR/train_state.safetensors (everything a resume needs) and\n"
+            "CPU or a GPU (--device). After every epoch DIR/train_state.safetensors (everything a resume needs) and\n"
             "DIR/model.safetensors (the model under the official keys, for `infer` and `eval`) are written\n"
             "atomically, and DIR/train_log.csv gets the epoch's losses. After a kill, rerun with --resume.\n\n"
             "  --preset NAME           %s\n"
@@ -107,12 +107,17 @@ static void usage(FILE *out)
             "                          or a focusbench TSN checkpoint (its base_model.* backbone)\n"
             "  --pretrained-local F    ImageNet ResNet weights for local_CNN (the same two forms)\n"
             "  --stop-after N          stop after N epochs of this invocation (resume later)\n"
-            "  --log-every N           a progress line every N steps (default 10; 0: epoch lines only)\n\n"
+            "  --log-every N           a progress line every N steps (default 10; 0: epoch lines only)\n"
+            "  --device D              cpu (default) or cuda: the steps on the GPU, parameters, gradients and\n"
+            "                          momentum resident there (checkpoints identical in format)\n"
+            "  --precision P           with --device cuda: fp32 (default, strict), tf32 or bf16 (fp32 accumulate,\n"
+            "                          fp32 master weights)\n\n"
             "%s\n"
             "any method of the registry (TSN, TSM, ...; --method replaces --preset):\n"
             "  focusbench train --method ID_OR_PRESET --out DIR (data) [--resume] [--epochs N] [--batch-size B]\n"
             "                   [--lr X] [--weight-decay X] [--momentum X] [--grad-clip X] [--seed N] [--init-seed N]\n"
-            "                   [--init FILE] [--stop-after N] [--log-every N] [--frames T] [--frame-size S]\n"
+            "                   [--init FILE] [--stop-after N] [--log-every N] [--device D] [--precision P]\n"
+            "                   [--frames T] [--frame-size S]\n"
             "                   [--classes C] [--glance G] [--focus F] [--patch-size P] [--pretrained PREFIX=FILE]...\n"
             "  (defaults: the preset's training settings; cosine schedule)\n"
             "  --pretrained PREFIX=FILE  initial weights of the parameters under PREFIX (e.g. local_CNN., backbone.)\n"
@@ -134,6 +139,7 @@ static void usage(FILE *out)
 
 typedef struct {
     const char *preset_name, *out, *init, *pretrained_global, *pretrained_local;
+    const char *device, *precision; /* --device, --precision (NULL: the CPU) */
     bool resume, have_init_seed;
     uint64_t init_seed;
     int batch_size, log_every;
@@ -250,6 +256,10 @@ static int parse_args(int argc, char **argv, TrainArgs *a)
         double x;
         if (strcmp(opt, "--out") == 0) {
             a->out = val;
+        } else if (strcmp(opt, "--device") == 0) {
+            a->device = val;
+        } else if (strcmp(opt, "--precision") == 0) {
+            a->precision = val;
         } else if (strcmp(opt, "--init") == 0) {
             a->init = val;
         } else if (strcmp(opt, "--pretrained-global") == 0) {
@@ -332,7 +342,8 @@ static int parse_args(int argc, char **argv, TrainArgs *a)
         fprintf(stderr, "focusbench train: %s\n", err);
         return 2;
     }
-    if (!uaf_config_check(&a->cfg, err, sizeof err)) {
+    if (!uaf_config_check(&a->cfg, err, sizeof err) || !run_device_parse(a->device, a->precision, &t->device, err,
+                                                                         sizeof err)) {
         fprintf(stderr, "focusbench train: %s\n", err);
         return 2;
     }
@@ -478,6 +489,7 @@ enum { MAX_PRETRAINED = 8 };
 
 typedef struct {
     const char *method, *out, *init;
+    const char *device, *precision;         /* --device, --precision (NULL: the CPU) */
     const char *pretrained[MAX_PRETRAINED]; /* PREFIX=FILE, in command-line order */
     int n_pretrained;
     bool resume, have_init_seed;
@@ -522,6 +534,10 @@ static int parse_method_args(int argc, char **argv, MethodArgs *a)
         MethodTrainConfig *t = &a->tc;
         if (strcmp(opt, "--method") == 0)
             a->method = val;
+        else if (strcmp(opt, "--device") == 0)
+            a->device = val;
+        else if (strcmp(opt, "--precision") == 0)
+            a->precision = val;
         else if (strcmp(opt, "--out") == 0)
             a->out = val;
         else if (strcmp(opt, "--init") == 0)
@@ -583,7 +599,8 @@ static int parse_method_args(int argc, char **argv, MethodArgs *a)
         fprintf(stderr, "focusbench train: --out DIR is required (checkpoints and the log go there)\n");
         return 2;
     }
-    if (!data_args_has(&a->data, DATA_SPLIT_TRAIN, err, sizeof err)) {
+    if (!data_args_has(&a->data, DATA_SPLIT_TRAIN, err, sizeof err) ||
+        !run_device_parse(a->device, a->precision, &a->tc.device, err, sizeof err)) {
         fprintf(stderr, "focusbench train: %s\n", err);
         return 2;
     }
@@ -678,6 +695,7 @@ static int cmd_train_method(int argc, char **argv)
     tc.log_every = a.log_every;
     tc.comm = comm;
     tc.sync_bn = sync_bn;
+    tc.device = a.tc.device;
     if (!a.resume) {
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/train_state.safetensors", a.out);
@@ -703,8 +721,9 @@ static int cmd_train_method(int argc, char **argv)
     printf("train: method %s, preset %s (T %d, S %d, %d classes, %d exits), %.3f M trainable parameters%s%.3f "
            "GFLOPs per video (full)\n", m->id, m->preset, m->frames, m->frame_size, m->classes, m->n_exits,
            params_count_trainable(m->ps) / 1e6, have_g ? ", " : "", have_g ? g[m->n_exits - 1] : 0.0);
-    printf("train: data %s; batch %d, %d steps per epoch\n", train_data_describe(data), batch,
-           train_data_count(data) / batch);
+    char dev[64];
+    printf("train: data %s; batch %d, %d steps per epoch; on %s\n", train_data_describe(data), batch,
+           train_data_count(data) / batch, run_device_name(&tc.device, dev, sizeof dev));
     printf("train: lr %g (cosine), momentum %g, weight decay %g, grad clip %g, seed %" PRIu64 "\n", tc.lr,
            tc.momentum, tc.weight_decay, tc.grad_clip, tc.seed);
     if (method_trainer_epoch(tr) > 0)
@@ -831,8 +850,9 @@ int cmd_train(int argc, char **argv)
            "per video at test\n", a.preset_name, a.cfg.frames, a.cfg.glance, a.cfg.focus, a.cfg.frame_size,
            a.cfg.patch_size, a.cfg.num_classes, params_count_trainable(m->ps) / 1e6, have_flops ? ", " : "",
            have_flops ? fl.total / 1e9 : 0.0);
-    printf("train: data %s; batch %d, %d steps per epoch\n", train_data_describe(data), a.batch_size,
-           train_data_count(data) / a.batch_size);
+    char dev[64];
+    printf("train: data %s; batch %d, %d steps per epoch; on %s\n", train_data_describe(data), a.batch_size,
+           train_data_count(data) / a.batch_size, run_device_name(&a.tc.device, dev, sizeof dev));
     printf("train: lr %g (%s), momentum %g, weight decay %g, ratios global %g spatial %g temporal %g classifier %g, "
            "norm ratio %g, %d MC samples, seed %" PRIu64 "\n", a.tc.lr,
            a.tc.schedule == SGD_SCHEDULE_COSINE ? "cosine" : a.tc.schedule == SGD_SCHEDULE_STEP ? "step" : "constant",

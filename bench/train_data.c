@@ -547,6 +547,11 @@ void method_trainer_destroy(MethodTrainer *t)
 {
     if (!t)
         return;
+    if (t->ctx && t->opt) { /* the method goes on living on the host */
+        char err[256];
+        if (!train_state_to_host(t->ctx, t->m->ps, t->opt, t->sync, err, sizeof err))
+            fprintf(stderr, "train: %s\n", err);
+    }
     dist_grad_sync_destroy(t->sync);
     sgd_destroy(t->opt);
     ctx_destroy(t->ctx);
@@ -564,6 +569,9 @@ bool method_trainer_save(MethodTrainer *t, int epochs_done, char *err, size_t er
 {
     if (!t->out_dir || dist_rank(t->cfg.comm) != 0) /* data-parallel: rank 0 writes */
         return true;
+    /* the files are written from the host blocks; the next step moves everything back */
+    if (!train_state_to_host(t->ctx, t->m->ps, t->opt, t->sync, err, err_cap))
+        return false;
     const ParamSet *ps = t->m->ps, *mom = t->opt->state;
     int n = ps->n + mom->n;
     SafetensorsWriteTensor *w = calloc((size_t)n, sizeof *w);
@@ -695,9 +703,14 @@ MethodTrainer *method_trainer_create(Method *m, const MethodTrainConfig *cfg, ch
     t->config_text = mt_dup(cfg->config_text);
     t->out_dir = cfg->out_dir ? mt_dup(cfg->out_dir) : NULL;
     t->group_names = calloc((size_t)SGD_MAX_GROUPS * SGD_GROUP_NAME_LEN, 1);
-    t->ctx = ctx_create(BACKEND_CPU, cfg->seed);
-    if (!t->config_text || (cfg->out_dir && !t->out_dir) || !t->group_names || !t->ctx) {
+    if (!t->config_text || (cfg->out_dir && !t->out_dir) || !t->group_names) {
         snprintf(err, err_cap, "train: out of memory");
+        method_trainer_destroy(t);
+        return NULL;
+    }
+    char why[768];
+    if (!(t->ctx = run_device_ctx(&cfg->device, cfg->seed, why, sizeof why))) {
+        snprintf(err, err_cap, "train: %s", why);
         method_trainer_destroy(t);
         return NULL;
     }
@@ -734,25 +747,24 @@ bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss
                      m->classes);
             return false;
         }
+    if (!train_state_to_device(ctx, m->ps, t->opt, t->sync, err, err_cap))
+        return false;
     ctx_clear_error(ctx);
     ctx_begin_pass(ctx);
     ctx_set_training(ctx, true);
     /* rank r of W keys its draws by step·W + r (W = 1: the step itself) */
     const uint64_t key = (uint64_t)t->step * (uint64_t)dist_world(t->cfg.comm) + (uint64_t)dist_rank(t->cfg.comm);
     ctx->step = key;
-    Tensor *clips = tensor_new(ctx, DTYPE_F32, 5, (int64_t[]){B, T, 3, S, S});   /* (B, T, 3, S, S) */
-    Tensor *labels = tensor_new(ctx, DTYPE_I32, 1, (int64_t[]){B});             /* (B) */
-    if (clips && clips->data && labels && labels->data) {
-        memcpy(clips->data, batch->video, tensor_bytes(clips));
-        memcpy(labels->data, batch->labels, tensor_bytes(labels));
-    }
-    params_zero_grad(m->ps);
+    Tensor *clips = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){B, T, 3, S, S}, batch->video); /* (B, T, 3, S, S) */
+    Tensor *labels = run_device_from_host(ctx, DTYPE_I32, 1, (int64_t[]){B}, batch->labels);          /* (B) */
+    run_device_zero_grad(ctx, m->ps);
     Tensor *l = clips && labels ? m->ops->train_loss(ctx, m, clips, labels, key) : NULL;
-    if (!l || !l->data || !tape_backward(ctx, l)) {
+    float loss_value = NAN;
+    if (!l || !l->data || !tape_backward(ctx, l) || !run_device_to_host(ctx, l, &loss_value)) {
         snprintf(err, err_cap, "train step %" PRId64 ": %s", t->step, ctx_error_message(ctx));
         return false;
     }
-    *loss = (double)tensor_f32(l)[0];
+    *loss = (double)loss_value;
     if (!isfinite(*loss)) {
         snprintf(err, err_cap, "train step %" PRId64 ": the loss is %g (diverged; lower --lr)", t->step, *loss);
         return false;
@@ -760,8 +772,9 @@ bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss
     /* data-parallel: the whole global batch's gradient on every rank, before clipping (as DDP) */
     if (t->sync && !dist_grad_sync_average(t->sync, B, NULL, err, err_cap))
         return false;
-    if (t->cfg.grad_clip > 0.0 && method_clip_grad_norm(m, t->cfg.grad_clip) < 0.0) {
-        snprintf(err, err_cap, "train step %" PRId64 ": the gradients are not on the host", t->step);
+    if (t->cfg.grad_clip > 0.0 && method_clip_grad_norm(ctx, m, t->cfg.grad_clip) < 0.0) {
+        snprintf(err, err_cap, "train step %" PRId64 ": clipping the gradients: %s", t->step,
+                 ctx_ok(ctx) ? "they are not where the step ran" : ctx_error_message(ctx));
         return false;
     }
     if (!sgd_step(t->opt, err, err_cap))
@@ -827,16 +840,17 @@ bool method_trainer_run(MethodTrainer *t, TrainDataSource *src, TrainEpochFn on_
     return true;
 }
 
-bool method_collect_exit_logits(Method *m, TrainDataSource *src, int epoch, FILE *progress, int every,
-                                ExitLogits *out, char *err, size_t err_cap)
+bool method_collect_exit_logits(Method *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
+                                int every, ExitLogits *out, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
     const int K = m->n_exits, C = m->classes, T = method_frames(m), S = method_frame_size(m);
     out->K = K;
     out->C = C;
-    Ctx *ctx = ctx_create(BACKEND_CPU, 0);
+    char why[768];
+    Ctx *ctx = run_device_open(dev, 0, m->ps, why, sizeof why);
     if (!ctx) {
-        snprintf(err, err_cap, "eval: out of memory");
+        snprintf(err, err_cap, "eval: %s", why);
         return false;
     }
     ctx_set_training(ctx, false);
@@ -875,16 +889,14 @@ bool method_collect_exit_logits(Method *m, TrainDataSource *src, int epoch, FILE
         ctx_clear_error(ctx);
         ctx_begin_pass(ctx);
         ctx->step = 0; /* eval draws (none for most methods) do not depend on the batch number */
-        Tensor *clips = tensor_new(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}); /* (B, T, 3, S, S) */
-        if (clips && clips->data)
-            memcpy(clips->data, b.video, tensor_bytes(clips));
+        Tensor *clips = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}, b.video);
         Tensor *lg = clips ? m->ops->forward_exits(ctx, m, clips, out->sample_gflops + out->n * K) : NULL;
-        if (!lg || !lg->data || tensor_numel(lg) != (int64_t)b.size * K * C) {
+        if (!lg || !lg->data || tensor_numel(lg) != (int64_t)b.size * K * C ||
+            !run_device_to_host(ctx, lg, out->exit_logits + out->n * K * C)) {
             snprintf(err, err_cap, "eval: %s", ctx_error_message(ctx));
             ok = false;
             break;
         }
-        memcpy(out->exit_logits + out->n * K * C, tensor_f32(lg), (size_t)b.size * K * C * sizeof(float));
         for (int i = 0; i < b.size; i++) {
             out->labels[out->n + i] = b.labels ? b.labels[i] : -1;
             out->videos[out->n + i] = b.videos ? b.videos[i] : -1;
@@ -895,7 +907,7 @@ bool method_collect_exit_logits(Method *m, TrainDataSource *src, int epoch, FILE
             fflush(progress);
         }
     }
-    ctx_destroy(ctx);
+    run_device_close(ctx, m->ps);
     if (ok && out->n == 0) {
         snprintf(err, err_cap, "eval: the data source gave no clip");
         ok = false;

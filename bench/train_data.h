@@ -119,6 +119,7 @@ typedef struct {
     /* data parallelism: as impl/train_loop.h's TrainConfig (NULL: one process) */
     DistComm *comm;
     bool sync_bn;
+    RunDevice device;        /* where the steps run (kernels/device.h): the CPU (zero value) or CUDA */
 } MethodTrainConfig;
 
 /* The preset's training settings (baselines/registry.h method_preset_find(m->preset)->train),
@@ -142,9 +143,9 @@ bool method_trainer_run(MethodTrainer *t, TrainDataSource *src, TrainEpochFn on_
                         size_t err_cap);
 bool method_trainer_save(MethodTrainer *t, int epochs_done, char *err, size_t err_cap);
 
-/* m->ops->forward_exits in eval mode (ctx->step 0) over epoch `epoch` of src: out->K = m->n_exits,
- * out->sample_gflops filled (n, K). */
-bool method_collect_exit_logits(Method *m, TrainDataSource *src, int epoch, FILE *progress, int every,
-                                ExitLogits *out, char *err, size_t err_cap);
+/* m->ops->forward_exits in eval mode (ctx->step 0) over epoch `epoch` of src, on dev (NULL: the CPU):
+ * out->K = m->n_exits, out->sample_gflops filled (n, K). */
+bool method_collect_exit_logits(Method *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
+                                int every, ExitLogits *out, char *err, size_t err_cap);
 
 #endif

@@ -3,7 +3,9 @@
  * A video is planned from its own RNG stream, keyed (seed, RNG_PURPOSE_AUGMENT, split·2^32 +
  * index, SYNTH_STEP + substream); SYNTH_STEP keeps these far from the loader's per-epoch keys.
  * Rendering is plain float arithmetic per pixel, rounded once; RGB → YUV is integer C
- * (video_writer.c) and the encoder runs single-threaded, so the bytes depend on the seed only.
+ * (video_writer.c) and the encoder runs single-threaded (and below AVX-512, whose libx264 code
+ * read uninitialised memory: video_writer.c), so the bytes depend on the seed only, not on the
+ * worker-thread count.
  */
 #include "datasets/synth.h"
 

@@ -3,6 +3,8 @@
  * Follows the pattern verified in research/ecosystem.md §7: the muxer is chosen from the final
  * file name, AV_CODEC_FLAG_GLOBAL_HEADER when the muxer wants it, the stream time base changes
  * in avformat_write_header so every packet is rescaled, a NULL frame flushes the encoder.
+ * libx264 is kept below AVX-512 (x264_asm_cap): its AVX-512 MB-tree code reads uninitialised
+ * heap memory, which made the bytes depend on the heap's history (thread count, path lengths).
  */
 #include "datasets/video_writer.h"
 
@@ -107,6 +109,33 @@ const char *video_default_encoder(void)
     return NULL;
 }
 
+/* The x264-params entry that keeps libx264 off its AVX-512 code, or NULL where x264 would not
+ * use AVX-512 anyway. Why: with libx264 0.164.3095 (Debian 12's, git baee400) on an AVX-512 CPU
+ * the MB-tree reads heap bytes it never initialised (most likely the overread that upstream fixed
+ * three commits later, 7628a569 "Fix memory overread in mbtree": its buffers were padded for
+ * SSE/AVX2 reads, not 64-byte ones). With B-frames and MB-tree on (preset veryfast) those
+ * stray bytes change the rate control, so the same frames encoded in one process
+ * gave different files depending on what the heap held before: which other videos other
+ * threads were encoding, even the length of the output path. Measured on an AVX-512 machine:
+ * MALLOC_PERTURB_ changes the output, mbtree=0 or asm capped at AVX2 make it fixed; at most
+ * AVX2 the files are byte-identical at any thread count, same size and speed (mbtree=0 would
+ * cost 43 % more bytes at the same CRF). Capping keeps the other machines' output unchanged. */
+static const char *x264_asm_cap(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (!__builtin_cpu_supports("avx512f"))
+        return NULL;
+    /* "asm=AVX2" turns on x264's whole AVX2 set (AVX, FMA3, LZCNT, BMI1/2, AVX2) without
+     * checking the CPU, so name it only where all of that is there (every AVX-512 CPU so far). */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi") &&
+        __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("lzcnt"))
+        return "asm=AVX2";
+    return "mbtree=0"; /* a CPU with AVX-512 but not the AVX2 set: avoid the faulty code instead */
+#else
+    return NULL;
+#endif
+}
+
 void video_writer_abort(VideoWriter *w)
 {
     if (!w)
@@ -195,8 +224,13 @@ VideoWriter *video_writer_open(const char *path, const VideoWriterOptions *o, ch
         snprintf(crf, sizeof crf, "%d", o->quality > 0 ? o->quality : 18);
         av_opt_set(c->priv_data, "preset", o->preset ? o->preset : "veryfast", 0);
         av_opt_set(c->priv_data, "crf", crf, 0);
-        if (o->gop > 0) /* no scene-cut keyframes: the GOP is exactly what was asked */
-            av_opt_set(c->priv_data, "x264-params", "scenecut=0", 0);
+        /* no scene-cut keyframes with a GOP: the GOP is exactly what was asked */
+        const char *cap = x264_asm_cap();
+        char params[64];
+        snprintf(params, sizeof params, "%s%s%s", o->gop > 0 ? "scenecut=0" : "", o->gop > 0 && cap ? ":" : "",
+                 cap ? cap : "");
+        if (params[0])
+            av_opt_set(c->priv_data, "x264-params", params, 0);
     } else {
         c->flags |= AV_CODEC_FLAG_QSCALE;
         c->global_quality = FF_QP2LAMBDA * (o->quality > 0 ? o->quality : 3);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/backend.h"
+
 static bool has_prefix(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
 static int match_group(const SgdGroup *groups, int n_groups, const char *key)
@@ -16,6 +18,8 @@ static int match_group(const SgdGroup *groups, int n_groups, const char *key)
                 return g;
     return -1;
 }
+
+void sgd_set_device(Sgd *opt, Ctx *ctx) { opt->device = ctx && ctx->backend != BACKEND_CPU ? ctx : NULL; }
 
 void sgd_destroy(Sgd *opt)
 {
@@ -153,36 +157,32 @@ int sgd_group_of(const Sgd *opt, const char *key)
 bool sgd_step(Sgd *opt, char *err, size_t err_cap)
 {
     const float momentum = (float)opt->cfg.momentum;
-    const bool first = opt->steps == 0;
+    const bool fresh = opt->steps == 0 || momentum == 0.0f;
+    Ctx *ctx = opt->device;
+    const BackendOps *ops = ctx ? ctx->ops : cpu_backend_ops();
+    const BackendKind where = ctx ? ctx->backend : BACKEND_CPU;
+    if (!ops || !ops->sgd_update) {
+        snprintf(err, err_cap, "sgd: the %s backend has no optimizer update", backend_name(where));
+        return false;
+    }
     for (int i = 0; i < opt->n; i++) {
-        Tensor *t = opt->params[i];
-        if (!t->data || !t->grad || !t->grad->data || t->backend != BACKEND_CPU) {
-            snprintf(err, err_cap, "sgd: parameter %s has no host data or gradient", t->name);
+        const Tensor *t = opt->params[i], *b = opt->state->items[i];
+        if (!t->data || !t->grad || !t->grad->data || t->backend != where || t->grad->backend != where ||
+            !b->data || b->backend != where) {
+            snprintf(err, err_cap, "sgd: parameter %s, its gradient or its momentum buffer is not in %s memory "
+                     "(sgd_set_device after moving all three there)", t->name, backend_name(where));
             return false;
         }
     }
     for (int i = 0; i < opt->n; i++) {
         Tensor *t = opt->params[i];
         const SgdGroupState *g = &opt->groups[opt->group_of[i]];
-        const float wd = (float)g->weight_decay;
-        const float neg_lr = (float)-g->lr;
-        float *p = tensor_f32(t);                             /* (numel) */
-        const float *grad = tensor_f32(t->grad);              /* (numel) */
-        float *buf = tensor_f32(opt->state->items[i]);        /* (numel) */
-        int64_t n = tensor_numel(t);
-#if HAVE_OPENMP
-#pragma omp parallel for schedule(static) if (n > 65536)
-#endif
-        for (int64_t j = 0; j < n; j++) {
-            float d = wd != 0.0f ? fmaf(wd, p[j], grad[j]) : grad[j];
-            /* two statements: mul_ and add_ round separately (ISO C mode does not contract) */
-            float b = buf[j] * momentum;
-            b = b + d;
-            if (first || momentum == 0.0f)
-                b = d; /* PyTorch's buffer starts as a clone of d; without momentum it keeps none */
-            buf[j] = b;
-            p[j] = fmaf(neg_lr, b, p[j]);
-        }
+        ops->sgd_update(ctx, tensor_numel(t), tensor_f32(t), tensor_f32(t->grad), tensor_f32(opt->state->items[i]),
+                        (float)-g->lr, (float)g->weight_decay, momentum, fresh);
+    }
+    if (ctx && !ctx_ok(ctx)) {
+        snprintf(err, err_cap, "sgd: %s", ctx_error_message(ctx));
+        return false;
     }
     opt->steps++;
     return true;

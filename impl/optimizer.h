@@ -23,7 +23,10 @@
  *     constant lr(e) = lr0
  * then group lr = lr(e) × lr_mult and group wd = weight_decay × decay_mult, in double.
  *
- * Parameters run on the host (CPU ParamSet); a device backend's optimizer kernel goes here later.
+ * Where: the update runs through the backend op table (kernels/backend.h sgd_update) on the memory
+ * the parameters live in: the host by default, or a device after the parameters, their gradients
+ * and the momentum buffers (Sgd.state) were moved there (kernels/device.h) and sgd_set_device named
+ * its context. The CUDA kernel rounds exactly as the CPU loop, so an update is bit-identical.
  */
 #ifndef FOCUSBENCH_OPTIMIZER_H
 #define FOCUSBENCH_OPTIMIZER_H
@@ -32,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/context.h"
 #include "kernels/params.h"
 
 enum { SGD_MAX_GROUPS = 16, SGD_MAX_PREFIXES = 4, SGD_MAX_LR_STEPS = 8 };
@@ -78,6 +82,7 @@ typedef struct {
     int n_groups;
     int64_t steps;          /* sgd_step calls so far (0: buffers not yet created) */
     int epoch;              /* the epoch of the current rates (−1 before sgd_set_epoch) */
+    Ctx *device;            /* borrowed: the device context the tensors live on, NULL on the host */
 } Sgd;
 
 /* Builds the optimizer over ps's trainable tensors. Every trainable tensor must match exactly
@@ -90,6 +95,10 @@ void sgd_destroy(Sgd *opt);
 double sgd_schedule_lr(const SgdConfig *cfg, int epoch);
 /* Sets every group's lr and weight decay for epoch e. */
 void sgd_set_epoch(Sgd *opt, int epoch);
+
+/* The tensors (parameters, gradients, momentum buffers) now live on ctx's device (NULL or a CPU
+ * context: the host). */
+void sgd_set_device(Sgd *opt, Ctx *ctx);
 
 /* One update from the current gradients (the caller zeroes them afterwards). False with a
  * message when a gradient is missing or the parameters are not on the host. */

@@ -64,22 +64,6 @@ static void join_path(char *buf, size_t cap, const char *dir, const char *file)
 
 /* ---- tensors from the host --------------------------------------------------------------------- */
 
-static Tensor *upload(Ctx *ctx, DType dtype, int ndim, const int64_t *dims, const void *src)
-{
-    Tensor *t = tensor_new(ctx, dtype, ndim, dims);
-    if (!t || !t->data)
-        return t;
-    if (t->backend == BACKEND_CPU)
-        memcpy(t->data, src, tensor_bytes(t));
-    else if (ctx->ops && ctx->ops->copy_from_host)
-        ctx->ops->copy_from_host(ctx, t, src);
-    else {
-        ctx_set_error(ctx, "train: the %s backend cannot copy from the host", backend_name(t->backend));
-        return NULL;
-    }
-    return t;
-}
-
 static Tensor *detach(Ctx *ctx, Tensor *t) { return t ? tensor_view(ctx, t, t->ndim, t->shape) : NULL; }
 
 /* ---- groups ------------------------------------------------------------------------------------- */
@@ -104,10 +88,37 @@ static int uaf_groups(const TrainConfig *c, SgdGroup *g)
 
 /* ---- checkpoints ------------------------------------------------------------------------------- */
 
+bool train_state_to_device(Ctx *ctx, ParamSet *ps, Sgd *opt, DistGradSync *sync, char *err, size_t err_cap)
+{
+    if (ctx->backend == BACKEND_CPU || ps->backend == ctx->backend)
+        return true;
+    if (!run_device_attach(ctx, ps, err, err_cap) || !run_device_attach(ctx, opt->state, err, err_cap)) {
+        train_state_to_host(ctx, ps, opt, sync, err + strlen(err), err_cap - strlen(err));
+        return false;
+    }
+    sgd_set_device(opt, ctx);
+    if (sync)
+        dist_grad_sync_set_device(sync, ctx);
+    return true;
+}
+
+bool train_state_to_host(Ctx *ctx, ParamSet *ps, Sgd *opt, DistGradSync *sync, char *err, size_t err_cap)
+{
+    bool ok = run_device_detach(ctx, ps, err, err_cap);
+    ok = run_device_detach(ctx, opt->state, ok ? err : err + strlen(err), ok ? err_cap : err_cap - strlen(err)) && ok;
+    sgd_set_device(opt, NULL);
+    if (sync)
+        dist_grad_sync_set_device(sync, NULL);
+    return ok;
+}
+
 bool trainer_save(Trainer *tr, int epochs_done, char *err, size_t err_cap)
 {
     if (!tr->out_dir || dist_rank(tr->cfg.comm) != 0) /* data-parallel: rank 0 writes */
         return true;
+    /* the files are written from the host blocks; the next step moves everything back */
+    if (!train_state_to_host(tr->ctx, tr->m->ps, tr->opt, tr->sync, err, err_cap))
+        return false;
     const ParamSet *ps = tr->m->ps, *mom = tr->opt->state;
     int n = ps->n + mom->n;
     SafetensorsWriteTensor *t = calloc((size_t)n, sizeof *t);
@@ -224,6 +235,11 @@ void trainer_destroy(Trainer *tr)
 {
     if (!tr)
         return;
+    if (tr->ctx && tr->opt) { /* the model goes on living on the host */
+        char err[256];
+        if (!train_state_to_host(tr->ctx, tr->m->ps, tr->opt, tr->sync, err, sizeof err))
+            fprintf(stderr, "train: %s\n", err);
+    }
     dist_grad_sync_destroy(tr->sync);
     sgd_destroy(tr->opt);
     ctx_destroy(tr->ctx);
@@ -262,9 +278,14 @@ Trainer *trainer_create(UafModel *m, const TrainConfig *cfg, char *err, size_t e
     tr->cfg = *cfg;
     tr->config_text = dup_str(cfg->config_text);
     tr->out_dir = cfg->out_dir ? dup_str(cfg->out_dir) : NULL;
-    tr->ctx = ctx_create(BACKEND_CPU, cfg->seed);
-    if (!tr->config_text || (cfg->out_dir && !tr->out_dir) || !tr->ctx) {
+    if (!tr->config_text || (cfg->out_dir && !tr->out_dir)) {
         snprintf(err, err_cap, "train: out of memory");
+        trainer_destroy(tr);
+        return NULL;
+    }
+    char why[768];
+    if (!(tr->ctx = run_device_ctx(&cfg->device, cfg->seed, why, sizeof why))) {
+        snprintf(err, err_cap, "train: %s", why);
         trainer_destroy(tr);
         return NULL;
     }
@@ -336,6 +357,8 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
                      "unlabelled video, or --classes smaller than the data set's)", b, (int)batch->labels[b], C);
             return false;
         }
+    if (!train_state_to_device(ctx, tr->m->ps, tr->opt, tr->sync, err, err_cap))
+        return false;
     ctx_clear_error(ctx);
     ctx_begin_pass(ctx);
     ctx_set_training(ctx, true);
@@ -349,7 +372,7 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
     }
     train_random_actions(B, T, c->patch_size, c->box_min, c->box_max, tr->cfg.seed, key, rand_host);
 
-    Tensor *video = upload(ctx, DTYPE_F32, 5, (int64_t[]){B, T, 3, S, S}, batch->video);
+    Tensor *video = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){B, T, 3, S, S}, batch->video);
     UafForwardOptions fo = {.aux_logits = true, .step = key};
     UafOutput out;
     UafFocusOutput sets[2];
@@ -357,7 +380,7 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
     bool ok = video && uaf_glance(ctx, m, video, &fo, &out) && uaf_policies(ctx, m, &out) &&
               uaf_select_focus(ctx, m, &fo, &out);
     if (ok) {
-        Tensor *acts[2] = {out.actions, upload(ctx, DTYPE_F32, 3, (int64_t[]){B, T, 4}, rand_host)};
+        Tensor *acts[2] = {out.actions, run_device_from_host(ctx, DTYPE_F32, 3, (int64_t[]){B, T, 4}, rand_host)};
         ok = uaf_focus(ctx, m, video, out.focus_idx, acts, 2, out.glance_pooled, &fo, sets);
     }
     free(rand_host);
@@ -382,7 +405,7 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
         ok = uaf_loss_total(ctx, &li, batch->labels, B, tr->cfg.norm_ratio, &terms);
     }
     if (ok) {
-        params_zero_grad(m->ps);
+        run_device_zero_grad(ctx, m->ps);
         ok = tape_backward(ctx, terms.total);
     }
     if (!ok) {
@@ -404,8 +427,8 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
     /* accuracy of the policy set's prediction, as main.py's acc1 on pred_1 */
     const Tensor *pred = sets[0].cls.prediction; /* (B, C) */
     int correct = 0;
-    if (pred && pred->data && pred->backend == BACKEND_CPU) {
-        const float *p = tensor_f32(pred);
+    float *p = pred && pred->data ? malloc((size_t)B * C * sizeof *p) : NULL; /* (B, C) on the host */
+    if (p && run_device_to_host(ctx, pred, p)) {
         for (int b = 0; b < B; b++) {
             int best = 0;
             for (int k = 1; k < C; k++)
@@ -414,6 +437,7 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
             correct += best == batch->labels[b];
         }
     }
+    free(p);
     terms.total = NULL;
     st->terms = terms;
     st->batch = B;
@@ -506,17 +530,18 @@ void exit_logits_free(ExitLogits *e)
     memset(e, 0, sizeof *e);
 }
 
-bool collect_exit_logits(const UafModel *m, TrainDataSource *src, int epoch, FILE *progress, int every,
-                         ExitLogits *out, char *err, size_t err_cap)
+bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
+                         int every, ExitLogits *out, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
     const UafConfig *c = &m->cfg;
     const int K = c->focus + 1, C = c->num_classes, T = c->frames, S = c->frame_size;
     out->K = K;
     out->C = C;
-    Ctx *ctx = ctx_create(BACKEND_CPU, 0);
+    char why[768];
+    Ctx *ctx = run_device_open(dev, 0, m->ps, why, sizeof why);
     if (!ctx) {
-        snprintf(err, err_cap, "eval: out of memory");
+        snprintf(err, err_cap, "eval: %s", why);
         return false;
     }
     ctx_set_training(ctx, false);
@@ -551,7 +576,7 @@ bool collect_exit_logits(const UafModel *m, TrainDataSource *src, int epoch, FIL
         }
         ctx_clear_error(ctx);
         ctx_begin_pass(ctx);
-        Tensor *video = upload(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}, b.video);
+        Tensor *video = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}, b.video);
         UafForwardOptions fo = {0};
         UafOutput o;
         if (!video || !uaf_forward(ctx, m, video, &fo, &o) ||
@@ -570,7 +595,7 @@ bool collect_exit_logits(const UafModel *m, TrainDataSource *src, int epoch, FIL
             fflush(progress);
         }
     }
-    ctx_destroy(ctx);
+    run_device_close(ctx, m->ps);
     if (ok && out->n == 0) {
         snprintf(err, err_cap, "eval: the data source gave no clip");
         ok = false;

@@ -49,7 +49,9 @@
 #include "impl/optimizer.h"
 #include "impl/uniadafocus.h"
 #include "kernels/context.h"
+#include "kernels/device.h"
 #include "kernels/dist/dist.h"
+#include "kernels/dist/dist_grads.h"
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
@@ -101,6 +103,9 @@ typedef struct {
      * unchanged, bit-identical to comm = NULL). */
     DistComm *comm;
     bool sync_bn;           /* average the batch-norm running statistics over ranks after each step */
+
+    /* where the steps run (kernels/device.h): the CPU (zero value) or a CUDA GPU at a precision */
+    RunDevice device;
 } TrainConfig;
 
 /* A TrainConfig with the official ActivityNet command's values and no checkpoints. */
@@ -129,7 +134,7 @@ typedef void (*TrainEpochFn)(void *user, const TrainEpochStats *st);
 
 typedef struct Trainer Trainer;
 
-/* Builds the optimizer and a CPU context for m (created with gradients: uaf_create(…, true, …)).
+/* Builds the optimizer and a context on cfg->device for m (created with gradients: uaf_create(…, true, …)).
  * When cfg->resume and the state file exists, loads it (model, momentum, epoch, step). */
 Trainer *trainer_create(UafModel *m, const TrainConfig *cfg, char *err, size_t err_cap);
 void trainer_destroy(Trainer *tr);
@@ -150,6 +155,15 @@ bool trainer_run(Trainer *tr, TrainDataSource *src, TrainEpochFn on_epoch, void 
 /* Writes the two checkpoint files for `epochs_done` completed epochs. */
 bool trainer_save(Trainer *tr, int epochs_done, char *err, size_t err_cap);
 
+/* ---- where a trainer's tensors live (shared by this loop and bench/train_data.h's) ------------------ */
+
+/* Moves the parameters ps, their gradients and the optimizer's momentum buffers to ctx's device and
+ * points the optimizer and the gradient average (sync, may be NULL) there; a no-op on a CPU context or
+ * when they are already there. A trainer calls it before a step. */
+bool train_state_to_device(Ctx *ctx, ParamSet *ps, Sgd *opt, DistGradSync *sync, char *err, size_t err_cap);
+/* Brings them back into their host blocks (a checkpoint reads them there; the run's end). */
+bool train_state_to_host(Ctx *ctx, ParamSet *ps, Sgd *opt, DistGradSync *sync, char *err, size_t err_cap);
+
 /* The random patch set's actions (B, T, 4) of a step, on the host: a_y, a_x uniform from video b's
  * RANDOM_PATCH stream (elements 2t, 2t+1), a_h = a_w = the fixed size. */
 void train_random_actions(int B, int T, int P, float box_min, float box_max, uint64_t seed, uint64_t step,
@@ -166,10 +180,10 @@ typedef struct {
     double *sample_gflops; /* (n, K) per-video cost at each exit, or NULL (collect_exit_logits) */
 } ExitLogits;
 
-/* Runs m in eval mode over epoch `epoch` of src (batch by batch, CPU), keeping every exit's
- * logits. progress (may be NULL) gets a line every `every` batches. False with a message. */
-bool collect_exit_logits(const UafModel *m, TrainDataSource *src, int epoch, FILE *progress, int every,
-                         ExitLogits *out, char *err, size_t err_cap);
+/* Runs m in eval mode over epoch `epoch` of src (batch by batch, on dev: NULL is the CPU), keeping
+ * every exit's logits. progress (may be NULL) gets a line every `every` batches. False with a message. */
+bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
+                         int every, ExitLogits *out, char *err, size_t err_cap);
 void exit_logits_free(ExitLogits *e);
 
 #endif

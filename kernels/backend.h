@@ -215,6 +215,19 @@ struct BackendOps {
      * table that leaves it NULL gets the unfused ops too. */
     void (*conv_bias_act_forward)(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
                                   const Tensor *residual, int act, Tensor *y);
+
+    /* ---- appended (training on a device: the optimizer works where the parameters are). Raw
+     * pointers into a ParamSet's blocks (kernels/params.h) on this backend's memory; every table
+     * has them (the CPU's are the reference loops, impl/optimizer.h gives the exact arithmetic). ---- */
+    /* One SGD update of n floats, torch.optim.SGD's float32 arithmetic:
+     *   d = wd ? fmaf(wd, p, g) : g;   b = fresh ? d : (buf·momentum) + d (two roundings);
+     *   buf = b;   p = fmaf(neg_lr, b, p). */
+    void (*sgd_update)(Ctx *ctx, int64_t n, float *p, const float *g, float *buf, float neg_lr, float wd,
+                       float momentum, bool fresh);
+    /* Σ x² of n floats, accumulated in double (a fixed order on each backend; waits for the result). */
+    double (*sum_squares)(Ctx *ctx, int64_t n, const float *x);
+    /* x = (float)((double)x · coef) for n floats, in place. */
+    void (*scale_inplace)(Ctx *ctx, int64_t n, float *x, double coef);
 };
 
 const BackendOps *cpu_backend_ops(void);

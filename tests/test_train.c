@@ -777,7 +777,7 @@ static int eval_correct(const UafModel *m, TrainDataSource *src, int *n)
 {
     char err[512];
     ExitLogits el;
-    if (!collect_exit_logits(m, src, 0, NULL, 0, &el, err, sizeof err))
+    if (!collect_exit_logits(m, NULL, src, 0, NULL, 0, &el, err, sizeof err))
         fail_msg("%s", err);
     int correct = 0;
     for (int64_t i = 0; i < el.n; i++) {
@@ -1094,7 +1094,7 @@ static void test_method_tsn_tiny_trains(void **state)
     assert_true(isfinite(log.first) && log.last < 0.7 * log.first);
     /* eval-mode exit logits through forward_exits: K = n_exits, per-video costs = exit_gflops */
     ExitLogits el;
-    if (!method_collect_exit_logits(m, &src, 0, NULL, 0, &el, err, sizeof err))
+    if (!method_collect_exit_logits(m, NULL, &src, 0, NULL, 0, &el, err, sizeof err))
         fail_msg("%s", err);
     assert_int_equal(el.n, 8);
     assert_int_equal(el.K, m->n_exits);

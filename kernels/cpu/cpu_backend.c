@@ -40,6 +40,9 @@ static const BackendOps CPU_OPS = {
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
     .conv_bias_act_forward = cpu_conv_bias_act_forward,
+    .sgd_update = cpu_sgd_update,
+    .sum_squares = cpu_sum_squares,
+    .scale_inplace = cpu_scale_inplace,
 };
 
 const BackendOps *cpu_backend_ops(void) { return &CPU_OPS; }

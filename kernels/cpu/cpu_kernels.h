@@ -96,4 +96,10 @@ void cpu_gather_backward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, c
 void cpu_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
                                const Tensor *residual, int act, Tensor *y);
 
+/* cpu_optim.c: the optimizer's in-place updates on raw host arrays (backend.h gives the arithmetic) */
+void cpu_sgd_update(Ctx *ctx, int64_t n, float *p, const float *g, float *buf, float neg_lr, float wd,
+                    float momentum, bool fresh);
+double cpu_sum_squares(Ctx *ctx, int64_t n, const float *x);
+void cpu_scale_inplace(Ctx *ctx, int64_t n, float *x, double coef);
+
 #endif

@@ -91,6 +91,9 @@ bool cuda_params_upload(Ctx *ctx, ParamSet *ps);
 bool cuda_params_download(Ctx *ctx, ParamSet *ps);
 void cuda_params_release(Ctx *ctx, ParamSet *ps);
 void cuda_params_zero_grad(Ctx *ctx, ParamSet *ps);
+/* The device copy of ps's gradient block (same offsets as the host block), NULL when ps is not on
+ * this context's device or has no gradients. */
+float *cuda_params_grad_block(Ctx *ctx, const ParamSet *ps);
 
 /* Makes the activation arena one block of at least `bytes` (planning from a meta pass); call
  * between passes. */

@@ -371,6 +371,9 @@ static const BackendOps CUDA_OPS = {
     .quantile_sample = cl_quantile_sample,
     .box_transform = cl_box_transform,
     .conv_bias_act_forward = cuda_conv_bias_act_forward,
+    .sgd_update = cuda_sgd_update,
+    .sum_squares = cuda_sum_squares,
+    .scale_inplace = cuda_scale_inplace,
 };
 
 /* ================================ creation =============================================== */
@@ -722,6 +725,13 @@ void cuda_params_release(Ctx *ctx, ParamSet *ps)
     free(up->host_data);
     free(up->host_grad);
     *up = st->uploads[--st->n_uploads];
+}
+
+float *cuda_params_grad_block(Ctx *ctx, const ParamSet *ps)
+{
+    CudaState *st = cuda_state(ctx);
+    CudaUpload *up = st ? upload_find(st, ps) : NULL;
+    return up ? up->d_grad : NULL;
 }
 
 void cuda_params_zero_grad(Ctx *ctx, ParamSet *ps)

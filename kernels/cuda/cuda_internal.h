@@ -197,6 +197,12 @@ void cuda_gather_backward(Ctx *ctx, int64_t B, int64_t T, int64_t F, int64_t R, 
 void cuda_quantile_sample(Ctx *ctx, int64_t B, int G, int T, int F, const Tensor *w, const Tensor *u, Tensor *idx);
 void cuda_box_transform(Ctx *ctx, const BoxGeom *g, int64_t N, const Tensor *a, Tensor *boxes, Tensor *theta);
 
+/* ---- cuda_optim.cu (the optimizer's in-place updates, backend.h) ------------------------- */
+void cuda_sgd_update(Ctx *ctx, int64_t n, float *p, const float *g, float *buf, float neg_lr, float wd,
+                     float momentum, bool fresh);
+double cuda_sum_squares(Ctx *ctx, int64_t n, const float *x);
+void cuda_scale_inplace(Ctx *ctx, int64_t n, float *x, double coef);
+
 /* ---- cuda_conv.c (cuDNN plans + dispatch) ------------------------------------------------ */
 void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y);
 void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,

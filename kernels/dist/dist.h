@@ -11,9 +11,10 @@
  *          PyTorch's wheel under site-packages/nvidia/nccl/lib), so the binary still starts where
  *          NCCL is missing and says so when a run asks for it.
  *
- * The training side is CPU (impl/train_loop.h), so the host collectives below take HOST buffers:
- * the NCCL backend stages them through a device buffer on its own CUDA stream (copy in, collective,
- * copy out). dist_allreduce_sum_f32_device is the device-memory entry for device-resident data.
+ * Training runs on the CPU or on a GPU (impl/train_loop.h, kernels/device.h). The host collectives
+ * below take HOST buffers (a CPU run's gradients): the NCCL backend stages them through a device
+ * buffer on its own CUDA stream (copy in, collective, copy out). dist_allreduce_sum_f32_device is the
+ * entry for device-resident data (a GPU run's gradients and batch-norm buffers, no staging).
  *
  * Every call is collective: all ranks call it in the same order with the same sizes. Errors are
  * returned with a message naming the call, the sizes and the rank.

@@ -5,11 +5,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "kernels/tensor.h"
+
+#if HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
 
 struct DistGradSync {
     DistComm *comm;
     ParamSet *ps;
+    Ctx *device; /* the device context the gradients and buffers live on, NULL: the host */
     DistBucket *buckets;
     int n_buckets;
     size_t *offset, *count; /* (n_buckets) the buckets' slices, for the bucketed all-reduce */
@@ -121,6 +128,22 @@ int dist_grad_sync_buckets(const DistGradSync *g, const DistBucket **buckets)
     return g->n_buckets;
 }
 
+void dist_grad_sync_set_device(DistGradSync *g, Ctx *ctx)
+{
+    g->device = ctx && ctx->backend != BACKEND_CPU ? ctx : NULL;
+}
+
+/* The device context's stream (a cudaStream_t), for the collectives on device memory. */
+static void *device_stream(Ctx *ctx)
+{
+#if HAVE_CUDA
+    if (ctx && ctx->backend == BACKEND_CUDA)
+        return cuda_stream(ctx);
+#endif
+    (void)ctx;
+    return NULL;
+}
+
 bool dist_grad_sync_average(DistGradSync *g, int local_clips, int *global_clips, char *err, size_t err_cap)
 {
     double total = local_clips;
@@ -134,6 +157,23 @@ bool dist_grad_sync_average(DistGradSync *g, int local_clips, int *global_clips,
         return false;
     }
     float w = (float)((double)local_clips / total); /* exactly 1 on one rank */
+    if (g->device) {
+        /* The tape's backward is one call, so every gradient is ready now: one all-reduce over the
+         * whole device block (NCCL pipelines a large buffer itself; buckets were for host staging). */
+        Ctx *ctx = g->device;
+        float *grads = run_device_grad_block(ctx, g->ps); /* (grad_floats) on the device */
+        if (!grads) {
+            snprintf(err, err_cap, "dist_grad_sync_average: the gradients are not on the device");
+            return false;
+        }
+        if (w != 1.0f)
+            ctx->ops->scale_inplace(ctx, (int64_t)g->grad_floats, grads, (double)w);
+        if (!ctx_ok(ctx)) {
+            snprintf(err, err_cap, "dist_grad_sync_average: %s", ctx_error_message(ctx));
+            return false;
+        }
+        return dist_allreduce_sum_f32_device(g->comm, grads, g->grad_floats, device_stream(ctx), err, err_cap);
+    }
     if (w != 1.0f) {
         float *grads = g->ps->grad_block; /* (grad_floats) padding stays 0 */
         for (size_t i = 0; i < g->grad_floats; i++)
@@ -159,12 +199,23 @@ bool dist_grad_sync_buffers(DistGradSync *g, char *err, size_t err_cap)
         if (t->requires_grad || t->dtype != DTYPE_F32 || !t->data ||
             !(ends_with(t->name, "running_mean") || ends_with(t->name, "running_var")))
             continue;
-        float *v = t->data; /* (C) */
+        float *v = t->data; /* (C), on the device when g->device */
         size_t n = (size_t)tensor_numel(t);
+        /* the mean as sum · (1/world): exact division for a power-of-two world, the same on both sides */
+        const double inv = 1.0 / world;
+        if (g->device) {
+            if (!dist_allreduce_sum_f32_device(g->comm, v, n, device_stream(g->device), err, err_cap))
+                return false;
+            g->device->ops->scale_inplace(g->device, (int64_t)n, v, inv);
+            if (!ctx_ok(g->device)) {
+                snprintf(err, err_cap, "dist_grad_sync_buffers: %s", ctx_error_message(g->device));
+                return false;
+            }
+            continue;
+        }
         if (!dist_allreduce_sum_f32(g->comm, v, n, err, err_cap))
             return false;
-        for (size_t k = 0; k < n; k++)
-            v[k] /= (float)world;
+        cpu_backend_ops()->scale_inplace(NULL, (int64_t)n, v, inv);
     }
     return true;
 }

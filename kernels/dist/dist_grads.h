@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "kernels/context.h"
 #include "kernels/dist/dist.h"
 #include "kernels/params.h"
 
@@ -51,6 +52,11 @@ DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_
                                     size_t err_cap);
 void dist_grad_sync_destroy(DistGradSync *g);
 int dist_grad_sync_buckets(const DistGradSync *g, const DistBucket **buckets);
+
+/* The gradients and buffers now live on ctx's device (kernels/device.h run_device_attach; NULL or a
+ * CPU context: the host). On a device the average is one NCCL all-reduce over the whole gradient
+ * block on ctx's stream (no host staging), and the buffers are reduced in place there. */
+void dist_grad_sync_set_device(DistGradSync *g, Ctx *ctx);
 
 /* After backward: averages the gradients over ranks (local_clips of this rank's shard, see above);
  * *global_clips (may be NULL) gets B. */

@@ -7,10 +7,12 @@
  *              device frame sampler and patch boxes bit for bit (test_cuda_models.c)
  *   cuda_graph   inference captured as a CUDA graph: replay == eager, no allocation, latency (test_cuda_models.c)
  *   cuda_x3d     X3D blocks and the channel-wise 3-D convolution kernel vs the CPU (test_cuda_x3d.c)
- *   cuda_fused   the bf16 channels-last activation path and fused conv epilogues vs the CPU (test_cuda_fused.c) */
+ *   cuda_fused   the bf16 channels-last activation path and fused conv epilogues vs the CPU (test_cuda_fused.c)
+ *   dist_gpu     the NCCL communicator with one rank, and with several where the machine has several GPUs
+ *   cuda_train   the trainers on the GPU: optimizer kernels, a step of every method CPU vs GPU, resume (test_cuda_train.c) */
 #include "tests/test_runner.h"
 
-#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass) X(profile_gpu) X(cuda_models) X(cuda_graph) X(cuda_x3d) X(cuda_fused) X(dist_gpu)
+#define GPU_TEST_GROUPS X(device) X(cuda_ops) X(cuda_gemm) X(cuda_pass) X(profile_gpu) X(cuda_models) X(cuda_graph) X(cuda_x3d) X(cuda_fused) X(dist_gpu) X(cuda_train)
 
 #define X(name) int test_group_##name(int *total) __attribute__((weak));
 GPU_TEST_GROUPS
