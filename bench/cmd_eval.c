@@ -652,7 +652,7 @@ static bool eval_boxes(const EvalArgs *a, Method *mm, const UafModel *m, int arg
     }
     if (ok) {
         CsvEnv env;
-        csv_env_init(&env, "cpu", argc, argv);
+        csv_env_init(&env, a->device.backend == BACKEND_CUDA ? "cuda" : "cpu", argc, argv);
         csv_env_set_seed(&env, a->seed);
         ok = boxes_write_csv(a->boxes_csv, &rec, &truth, a->frames, a->frame_size, data_args_whole_frame(&a->data),
                              a->method_id, a->preset_name, &env, sum, err, err_cap);
@@ -864,7 +864,7 @@ int cmd_eval(int argc, char **argv)
     int64_t nv = val->n, nc = cal->n;
     if (a.csv) {
         CsvEnv env;
-        csv_env_init(&env, "cpu", argc, argv);
+        csv_env_init(&env, a.device.backend == BACKEND_CUDA ? "cuda" : "cpu", argc, argv);
         csv_env_set_seed(&env, a.seed);
         if (!(w = csv_out_open(a.csv, COLUMNS, N_COLUMNS, &env, err, sizeof err))) {
             fprintf(stderr, "focusbench eval: %s\n", err);
@@ -873,7 +873,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (a.exits_csv) {
         CsvEnv env;
-        csv_env_init(&env, "cpu", argc, argv);
+        csv_env_init(&env, a.device.backend == BACKEND_CUDA ? "cuda" : "cpu", argc, argv);
         csv_env_set_seed(&env, a.seed);
         if (!(wx = csv_out_open(a.exits_csv, EXIT_COLUMNS, N_EXIT_COLUMNS, &env, err, sizeof err))) {
             fprintf(stderr, "focusbench eval: %s\n", err);

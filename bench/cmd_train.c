@@ -72,6 +72,37 @@ static bool dist_batch_ok(const DistComm *comm, int batch)
     return false;
 }
 
+/* Data-parallel runs: every rank must end with the same trainable weights (the averaged gradients
+ * make every update identical); a rank that drifted means a broken all-reduce. ps on the host. */
+static bool replicas_check(DistComm *comm, const ParamSet *ps)
+{
+    if (dist_world(comm) < 2)
+        return true;
+    int64_t n = params_count_trainable(ps), k = 0;
+    float *w = malloc((size_t)n * sizeof *w); /* (n) the trainable tensors, declaration order */
+    if (!w) {
+        fprintf(stderr, "focusbench train: out of memory checking the replicas\n");
+        return false;
+    }
+    for (int i = 0; i < ps->n; i++)
+        if (ps->items[i]->requires_grad) {
+            memcpy(w + k, ps->items[i]->data, (size_t)tensor_numel(ps->items[i]) * sizeof *w);
+            k += tensor_numel(ps->items[i]);
+        }
+    char err[512];
+    int bad = -1;
+    bool ok = dist_replicas_agree(comm, w, (size_t)n * sizeof *w, &bad, err, sizeof err);
+    free(w);
+    if (!ok)
+        fprintf(stderr, "focusbench train: checking the replicas: %s\n", err);
+    else if (bad >= 0)
+        fprintf(stderr, "focusbench train: rank %d ended with other weights than rank 0: the gradient all-reduce is "
+                "broken (report it with the launch command)\n", bad);
+    else
+        printf("train: all %d ranks hold identical weights (%lld trainable values)\n", dist_world(comm), (long long)n);
+    return ok && bad < 0;
+}
+
 static void usage(FILE *out)
 {
     char names[512];
@@ -742,9 +773,13 @@ static int cmd_train_method(int argc, char **argv)
         goto done;
     }
     train_data_print_summary(data);
-    if (method_trainer_epoch(tr) < tc.epochs)
-        printf("train: stopped after epoch %d of %d as asked; continue with --resume\n", method_trainer_epoch(tr),
-               tc.epochs);
+    int epochs_done = method_trainer_epoch(tr);
+    method_trainer_destroy(tr); /* the weights back on the host */
+    tr = NULL;
+    if (!replicas_check(comm, m->ps))
+        goto done;
+    if (epochs_done < tc.epochs)
+        printf("train: stopped after epoch %d of %d as asked; continue with --resume\n", epochs_done, tc.epochs);
     else
         printf("train: done, %d epochs; model %s/model.safetensors, log %s\n", tc.epochs, a.out, log.path);
     rc = 0;
@@ -874,9 +909,13 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     train_data_print_summary(data);
-    if (trainer_epoch(tr) < a.tc.epochs)
-        printf("train: stopped after epoch %d of %d as asked; continue with --resume\n", trainer_epoch(tr),
-               a.tc.epochs);
+    int epochs_done = trainer_epoch(tr);
+    trainer_destroy(tr); /* the weights back on the host */
+    tr = NULL;
+    if (!replicas_check(comm, m->ps))
+        goto done;
+    if (epochs_done < a.tc.epochs)
+        printf("train: stopped after epoch %d of %d as asked; continue with --resume\n", epochs_done, a.tc.epochs);
     else
         printf("train: done, %d epochs; model %s/model.safetensors, log %s\n", a.tc.epochs, a.out, log.path);
     rc = 0;

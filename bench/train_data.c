@@ -9,6 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#if HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #include "datasets/clip_cache.h"
 #include "datasets/formats.h"
 #include "datasets/loader.h"
@@ -171,8 +175,9 @@ struct TrainData {
     int pos, epoch;
     float *batch;      /* (B, T, 3, S, S) */
     int32_t *batch_labels, *batch_videos; /* (B) */
-    uint8_t *frames;   /* (T, S, S, 3) */
-    uint8_t *background; /* (S, S, 3) */
+    uint8_t *frames;   /* (workers, T, S, S, 3) one rendering scratch per worker thread */
+    uint8_t *background; /* (workers, S, S, 3) */
+    int workers;       /* threads rendering the clips of a batch */
     /* data-parallel shards (kernels/dist/dist_shard.h): the global batch sizes of this epoch */
     int64_t *global_sizes; /* (n_global) */
     int n_global, cap_global;
@@ -273,8 +278,9 @@ static bool synth_start(void *user, int epoch, char *err, size_t err_cap)
     return true;
 }
 
-/* Renders video v's T sampled frames, transformed and normalised, into out (T, 3, S, S). */
-static bool synth_clip(TrainData *d, int v, float *out, char *err, size_t err_cap)
+/* Renders video v's T sampled frames, transformed and normalised, into out (T, 3, S, S), with
+ * worker w's scratch (a clip depends only on v, the epoch and the seed: any worker gives the same). */
+static bool synth_clip(TrainData *d, int v, int w, float *out, char *err, size_t err_cap)
 {
     const int T = d->o.frames, S = d->o.frame_size;
     SynthVideo sv;
@@ -284,9 +290,11 @@ static bool synth_clip(TrainData *d, int v, float *out, char *err, size_t err_ca
     }
     int64_t idx[T]; /* (T) */
     video_sample_tsn(sv.frames, T, d->o.train, d->o.seed, (uint64_t)v, (uint64_t)d->epoch, idx);
-    synth_render_background(&d->synth, &sv, d->background);
+    uint8_t *background = d->background + (size_t)w * S * S * 3; /* (S, S, 3) */
+    uint8_t *frames = d->frames + (size_t)w * T * S * S * 3;      /* (T, S, S, 3) */
+    synth_render_background(&d->synth, &sv, background);
     for (int t = 0; t < T; t++)
-        synth_render_frame(&d->synth, &sv, d->background, (int)idx[t], d->frames + (size_t)t * S * S * 3);
+        synth_render_frame(&d->synth, &sv, background, (int)idx[t], frames + (size_t)t * S * S * 3);
     TransformRegion r;
     if (d->o.train && !d->whole_frame) {
         RngStream rs = rng_stream(d->o.seed, RNG_PURPOSE_AUGMENT, (uint64_t)v, (uint64_t)d->epoch);
@@ -295,7 +303,7 @@ static bool synth_clip(TrainData *d, int v, float *out, char *err, size_t err_ca
         r = transform_center_region(S, S, S, S); /* the whole rendered frame */
     }
     synth_video_free(&sv);
-    if (!transform_clip_f32(d->frames, T, S, S, &r, S, out)) {
+    if (!transform_clip_f32(frames, T, S, S, &r, S, out)) {
         snprintf(err, err_cap, "synthetic data: out of memory transforming video %d", v);
         return false;
     }
@@ -318,13 +326,33 @@ static int synth_batch(void *user, TrainBatch *b, char *err, size_t err_cap)
             return -1;
         }
         int64_t clip = (int64_t)d->o.frames * 3 * d->o.frame_size * d->o.frame_size;
+        /* Clips rendered in parallel (a full-size clip takes ~0.1 s on one core: one thread would
+         * starve a GPU); each clip is a pure function of (video, epoch, seed), so the batch is the
+         * same whatever the number of workers. */
+        int failed = 0;
+#if HAVE_OPENMP
+#pragma omp parallel for schedule(dynamic) num_threads(d->workers) reduction(+ : failed)
+#endif
         for (int64_t i = lo; i < hi; i++) {
             int v = d->order[d->pos + i];
-            if (!synth_clip(d, v, d->batch + (i - lo) * clip, err, err_cap))
-                return -1;
+#if HAVE_OPENMP
+            int w = omp_get_thread_num();
+#else
+            int w = 0;
+#endif
+            char why[256];
+            if (!synth_clip(d, v, w, d->batch + (i - lo) * clip, why, sizeof why)) {
+#if HAVE_OPENMP
+#pragma omp critical
+#endif
+                snprintf(err, err_cap, "%s", why);
+                failed++;
+            }
             d->batch_labels[i - lo] = d->labels[v];
             d->batch_videos[i - lo] = v;
         }
+        if (failed)
+            return -1;
         d->pos += B;
         if (hi == lo)
             continue; /* fewer clips than ranks in this batch (eval only) */
@@ -348,8 +376,13 @@ static TrainData *open_synthetic(const DataArgs *a, int split, const DataLoadOpt
     d->batch = malloc((size_t)B * T * 3 * S * S * sizeof *d->batch);
     d->batch_labels = malloc((size_t)B * sizeof *d->batch_labels);
     d->batch_videos = malloc((size_t)B * sizeof *d->batch_videos);
-    d->frames = malloc((size_t)T * S * S * 3);
-    d->background = malloc((size_t)S * S * 3);
+#if HAVE_OPENMP
+    d->workers = omp_get_max_threads() < B ? omp_get_max_threads() : B;
+#else
+    d->workers = 1;
+#endif
+    d->frames = malloc((size_t)d->workers * T * S * S * 3);
+    d->background = malloc((size_t)d->workers * S * S * 3);
     if (!d->labels || !d->order || !d->batch || !d->batch_labels || !d->batch_videos || !d->frames || !d->background) {
         snprintf(err, err_cap, "synthetic data: out of memory for %d videos of %d x %dx%d frames", d->n, T, S, S);
         train_data_close(d);

@@ -171,6 +171,28 @@ void dist_unpin_host(DistComm *c, void *p)
     (void)c, (void)p;
 }
 
+bool dist_replicas_agree(DistComm *c, const void *bytes, size_t n, int *first_differing, char *err, size_t err_cap)
+{
+    *first_differing = -1;
+    /* FNV-1a over the bytes: equal replicas hash equal; a differing one almost surely not */
+    uint64_t h = 1469598103934665603ull;
+    const unsigned char *p = bytes;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    int world = dist_world(c);
+    uint64_t *all = calloc((size_t)world, sizeof *all); /* (world) every rank's hash */
+    if (!all) {
+        snprintf(err, err_cap, "dist_replicas_agree: out of memory");
+        return false;
+    }
+    bool ok = dist_allgather(c, &h, sizeof h, all, err, err_cap);
+    for (int r = 1; ok && r < world && *first_differing < 0; r++)
+        if (all[r] != all[0])
+            *first_differing = r;
+    free(all);
+    return ok;
+}
+
 #if !HAVE_NCCL
 bool dist_nccl_available(char *why, size_t why_cap)
 {

@@ -78,6 +78,11 @@ bool dist_allreduce_sum_f32_buckets(DistComm *c, float *base, const size_t *offs
 bool dist_pin_host(DistComm *c, void *p, size_t bytes);
 void dist_unpin_host(DistComm *c, void *p);
 
+/* Whether every rank holds the same n bytes (a hash of each rank's bytes, all-gathered): after
+ * data-parallel training every replica must hold the same weights. *first_differing gets the first
+ * rank whose bytes differ from rank 0's, or −1. False only when the collective fails. */
+bool dist_replicas_agree(DistComm *c, const void *bytes, size_t n, int *first_differing, char *err, size_t err_cap);
+
 /* The NCCL backend's library version (e.g. 22703), 0 on the local backend. */
 int dist_nccl_version(const DistComm *c);
 
