@@ -11,9 +11,20 @@
 # ablations, AdaFocusV2, FrameExit, AR-Net, OCSampler), the curves CSV and the accuracy-vs-GFLOPs
 # plot, a CPU profile, the CPU conv/linear benchmark, REPORT.md.
 #
+# On a machine with a usable NVIDIA GPU (and a focusbench built with the CUDA backend) the same
+# steps run there instead: the full-size synthetic benchmark (synth-full: 224x224 videos, 1200
+# training videos), the models at 128x128 frames (Uni-AdaFocus synth-small: 64x64 patches; every
+# baseline at the same frame size), training and evaluation with --device cuda, and GPU profiles
+# (the synthetic model, and Uni-AdaFocus at paper size, actnet-p128, in bf16) instead of the CPU one.
+#
 # Environment knobs (defaults give the full run, sized for a 2-core CPU in < 20 minutes):
+#   DEVICE       auto (default: cuda when the binary has the CUDA backend and `focusbench version`
+#                finds a usable GPU, else cpu), cpu or cuda
+#   PRECISION    GPU math: fp32, tf32 (default) or bf16
 #   RESULTS_DIR  where results go (default results); curves etc. under RESULTS_DIR/reproduce
-#   DATA_DIR     where the synthetic benchmark is written (default data/synth-small)
+#   DATA_DIR     where the synthetic benchmark is written (default data/synth-small, data/synth-full
+#                on the GPU). A binary without FFmpeg (the lent GPU machines have none) renders the
+#                benchmark in memory instead (--synthetic SYNTH_VIDEOS per split, default 1200)
 #   REPORT       the report regenerated at the end (default REPORT.md)
 #   REDUCED=1    the tiny form run by `make test` (group reproduce): a few videos, one epoch,
 #                one budget point, no bench-ops, no profile; seconds, not minutes
@@ -25,22 +36,47 @@ bin=${1:?usage: reproduce.sh path/to/focusbench}
 case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac  # we cd to the repository root below
 cd "$(dirname "$0")/.."
 out=${RESULTS_DIR:-results}
-data=${DATA_DIR:-data/synth-small}
 report=${REPORT:-REPORT.md}
 reduced=${REDUCED:-0}
 rep="$out/reproduce"
-mkdir -p "$out" "$rep" "$(dirname "$data")"
 threads=${THREADS:-$(nproc)}
-# The model trained on the 64x64 synth-small videos: synth-tiny (64x64 frames, 32x32 patches)
-# is the preset whose frame size matches the data, and it trains in minutes on 2 cores.
-model_preset=synth-tiny
+device=${DEVICE:-auto}
+if [ "$device" = auto ]; then
+  if "$bin" version | grep -q '^features:.*cuda=1' && ! "$bin" version | grep -q '^device: *none'; then
+    device=cuda
+  else
+    device=cpu
+  fi
+fi
+if [ "$device" = cuda ]; then
+  # The full-size benchmark at 224x224, the models at 128x128 frames (64x64 patches): Uni-AdaFocus
+  # synth-small, every baseline given the same frame size.
+  data_preset=synth-full; model_preset=synth-small; frame=128; half=64
+  dev_args=(--device cuda --precision "${PRECISION:-tf32}")
+  size_args=(--frame-size "$frame")
+else
+  # The model trained on the 64x64 synth-small videos: synth-tiny (64x64 frames, 32x32 patches)
+  # is the preset whose frame size matches the data, and it trains in minutes on 2 cores.
+  data_preset=synth-small; model_preset=synth-tiny; frame=64; half=32
+  dev_args=()
+  size_args=()
+fi
+data=${DATA_DIR:-data/$data_preset}
+mkdir -p "$out" "$rep" "$(dirname "$data")"
+if "$bin" version | grep -q '^features:.*ffmpeg=1'; then
+  data_args=(--data "$data")
+else
+  data_args=(--synthetic "${SYNTH_VIDEOS:-1200}")
+fi
 if [ "$reduced" = 1 ]; then
   gen_extra=(--videos-train 16 --videos-val 8)
+  [ "${data_args[0]}" = --synthetic ] && data_args=(--synthetic 16)
   epochs=${EPOCHS:-1}; batch=${BATCH:-8}; log_every=0
   budgets=0.5
 else
   gen_extra=()
-  epochs=${EPOCHS:-3}; batch=${BATCH:-8}; log_every=50
+  # batch 16 on a GPU: the small models are launch-bound at 8 (the same epochs, half the steps)
+  epochs=${EPOCHS:-3}; batch=${BATCH:-$([ "$device" = cuda ] && echo 16 || echo 8)}; log_every=50
   budgets=0.05,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95
 fi
 
@@ -76,10 +112,14 @@ for p in actnet-p96 actnet-p128 actnet-p160 actnet-p192 fcvid-p128 minik-p128 \
   echo "  $p: $(awk -F, '$1 == "total" || $1 == "exit1" { v = $2 } END { print v }' "$out/flops_$p.csv") GFLOPs per video"
 done
 
-step "synthetic benchmark (synth-small${gen_extra[*]:+ reduced: ${gen_extra[*]}})"
-# One encoder thread: with several workers gen-data was seen to write different videos from run
-# to run (an open defect of its parallel mode), which made two reproduce runs differ.
-"$bin" gen-data --out "$data" --preset synth-small --seed 0 --threads 1 ${gen_extra[@]+"${gen_extra[@]}"}
+echo "reproduce: on the $device${dev_args[*]:+ (${dev_args[*]})}; data $data_preset, models at ${frame}x$frame frames ($model_preset)"
+if [ "${data_args[0]}" = --data ]; then
+  step "synthetic benchmark ($data_preset${gen_extra[*]:+ reduced: ${gen_extra[*]}})"
+  # Byte-identical whatever the number of encoder threads (datasets/README.md, Determinism).
+  "$bin" gen-data --out "$data" --preset "$data_preset" --seed 0 ${gen_extra[@]+"${gen_extra[@]}"}
+else
+  echo "reproduce: this focusbench has no FFmpeg: the benchmark is rendered in memory (${data_args[*]} per split)"
+fi
 
 # ---- training and evaluation of every method ---------------------------------------------------
 # The paper's methods all start from ImageNet-pretrained backbones. The analogue here: the two
@@ -93,39 +133,41 @@ evals=()    # "label=eval.csv" pairs, in curve order
 train_run() {  # train_run NAME ARGS... → $rep/run_NAME
   local name=$1; shift
   rm -rf "$rep/run_$name"
-  "$bin" train "$@" --data "$data" --out "$rep/run_$name" --epochs "$epochs" --batch-size "$batch" --seed 0 \
-    --log-every "$log_every"
+  "$bin" train "$@" "${data_args[@]}" --out "$rep/run_$name" --epochs "$epochs" --batch-size "$batch" --seed 0 \
+    --log-every "$log_every" ${dev_args[@]+"${dev_args[@]}"}
 }
 eval_run() {  # eval_run LABEL NAME ARGS... → $rep/eval_LABEL.csv, listed in the curves under LABEL
   local label=$1 name=$2; shift 2
-  "$bin" eval "$@" --ckpt "$rep/run_$name/model.safetensors" --data "$data" --budgets "$budgets" --score max-logit \
-    --seed 0 --csv "$rep/eval_$label.csv" --exits-csv "$rep/exits_$label.csv" | sed -n '/^fixed exits/,$p'
+  "$bin" eval "$@" --ckpt "$rep/run_$name/model.safetensors" "${data_args[@]}" --budgets "$budgets" --score max-logit \
+    --seed 0 --csv "$rep/eval_$label.csv" --exits-csv "$rep/exits_$label.csv" ${dev_args[@]+"${dev_args[@]}"} |
+    sed -n '/^fixed exits/,$p'
   evals+=("$label=$rep/eval_$label.csv")
 }
 tsn_ckpt="$rep/run_pretrain-resnet/model.safetensors"
 mbv2_ckpt="$rep/run_pretrain-mobilenet/model.safetensors"
 
+sz=${size_args[@]+"${size_args[@]}"}  # the baselines' frame size on the GPU (their presets say 64)
 step "pretraining the shared backbones: ResNet-18 w16 and MobileNetV2 x0.25 as TSN frame classifiers, $epochs epochs each"
-train_run pretrain-resnet --method tsn-synth
-train_run pretrain-mobilenet --method tsn-mbv2-synth
+train_run pretrain-resnet --method tsn-synth $sz
+train_run pretrain-mobilenet --method tsn-mbv2-synth $sz
 
-step "TSN, ResNet-18 w16, 4 frames at 64 (uniform full frames)"
-train_run tsn --method tsn-synth --pretrained "base_model.=$tsn_ckpt"
-eval_run tsn-4x64 tsn --method tsn-synth
+step "TSN, ResNet-18 w16, 4 frames at $frame (uniform full frames)"
+train_run tsn --method tsn-synth $sz --pretrained "base_model.=$tsn_ckpt"
+eval_run "tsn-4x$frame" tsn --method tsn-synth $sz
 
-step "TSN, MobileNetV2 x0.25, 4 frames at 64 (the glance network alone, uniform)"
-train_run tsn-mbv2 --method tsn-mbv2-synth --pretrained "base_model.=$mbv2_ckpt"
-eval_run tsn-mbv2-4x64 tsn-mbv2 --method tsn-mbv2-synth
+step "TSN, MobileNetV2 x0.25, 4 frames at $frame (the glance network alone, uniform)"
+train_run tsn-mbv2 --method tsn-mbv2-synth $sz --pretrained "base_model.=$mbv2_ckpt"
+eval_run "tsn-mbv2-4x$frame" tsn-mbv2 --method tsn-mbv2-synth $sz
 
-step "TSN, ResNet-18 w16, 4 frames at 32 (uniform frames at half resolution: about Uni-AdaFocus's cost)"
-train_run tsn-32 --method tsn-synth --frame-size 32 --pretrained "base_model.=$tsn_ckpt"
-eval_run tsn-4x32 tsn-32 --method tsn-synth --frame-size 32
+step "TSN, ResNet-18 w16, 4 frames at $half (uniform frames at half resolution: about Uni-AdaFocus's cost)"
+train_run tsn-half --method tsn-synth --frame-size "$half" --pretrained "base_model.=$tsn_ckpt"
+eval_run "tsn-4x$half" tsn-half --method tsn-synth --frame-size "$half"
 
-step "TSM, ResNet-18 w16, 4 frames at 64"
-train_run tsm --method tsm-synth --pretrained "base_model.=$tsn_ckpt"
-eval_run tsm tsm --method tsm-synth
+step "TSM, ResNet-18 w16, 4 frames at $frame"
+train_run tsm --method tsm-synth $sz --pretrained "base_model.=$tsn_ckpt"
+eval_run tsm tsm --method tsm-synth $sz
 
-step "Uni-AdaFocus ($model_preset: glance 4 frames at 64, focus 4 patches of 32), $epochs epochs"
+step "Uni-AdaFocus ($model_preset), $epochs epochs"
 train_run uniadafocus --preset "$model_preset" --pretrained-global "$mbv2_ckpt" --pretrained-local "$tsn_ckpt"
 eval_run uniadafocus uniadafocus --preset "$model_preset" --boxes-csv "$rep/boxes_uniadafocus.csv"
 
@@ -139,22 +181,26 @@ for abl in uniform centre randombox; do
 done
 eval_run uniadafocus-noexit uniadafocus --method "uniadafocus-noexit-$model_preset"
 
-step "AdaFocusV2 (MobileNetV2 x0.25 + ResNet-18 w16, 8 frames, 32x32 patches)"
-train_run adafocusv2 --method adafocusv2-synth --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
-eval_run adafocusv2 adafocusv2 --method adafocusv2-synth --boxes-csv "$rep/boxes_adafocusv2.csv"
+patch=$((frame / 2))
+step "AdaFocusV2 (MobileNetV2 x0.25 + ResNet-18 w16, 8 frames, ${patch}x$patch patches)"
+train_run adafocusv2 --method adafocusv2-synth $sz ${sz:+--patch-size $patch} \
+  --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
+eval_run adafocusv2 adafocusv2 --method adafocusv2-synth $sz ${sz:+--patch-size $patch} \
+  --boxes-csv "$rep/boxes_adafocusv2.csv"
 
 step "FrameExit (ResNet-18 w16, up to 8 frames, learned exit gates)"
-train_run frameexit --method frameexit-synth --pretrained "backbone.=$tsn_ckpt"
-eval_run frameexit frameexit --method frameexit-synth
+train_run frameexit --method frameexit-synth $sz --pretrained "backbone.=$tsn_ckpt"
+eval_run frameexit frameexit --method frameexit-synth $sz
 
-step "AR-Net (MobileNetV2 policy; ResNet-18 w16 at 64/48/32 or skip)"
-train_run arnet --method arnet-synth --pretrained "lite_backbone.=$mbv2_ckpt" --pretrained "base_model_list.0.=$tsn_ckpt" \
-  --pretrained "base_model_list.1.=$tsn_ckpt" --pretrained "base_model_list.2.=$tsn_ckpt"
-eval_run arnet arnet --method arnet-synth
+step "AR-Net (MobileNetV2 policy; ResNet-18 w16 at three resolutions or skip)"
+train_run arnet --method arnet-synth $sz --pretrained "lite_backbone.=$mbv2_ckpt" \
+  --pretrained "base_model_list.0.=$tsn_ckpt" --pretrained "base_model_list.1.=$tsn_ckpt" \
+  --pretrained "base_model_list.2.=$tsn_ckpt"
+eval_run arnet arnet --method arnet-synth $sz
 
-step "OCSampler (MobileNetV2-TSM sampler at 32, ResNet-18 w16 on the top frames)"
-train_run ocsampler --method ocsampler-synth --pretrained "backbone.=$tsn_ckpt"  # its sampler (+ a scoring head) from scratch
-eval_run ocsampler ocsampler --method ocsampler-synth
+step "OCSampler (MobileNetV2-TSM sampler, ResNet-18 w16 on the top frames)"
+train_run ocsampler --method ocsampler-synth $sz --pretrained "backbone.=$tsn_ckpt"  # its sampler (+ a scoring head) from scratch
+eval_run ocsampler ocsampler --method ocsampler-synth $sz
 
 step "curves CSV ($rep/curves.csv)"
 # `focusbench sweep` merges the eval CSVs into one row per point of a curve (method, point,
@@ -188,10 +234,15 @@ else
   echo "  gnuplot is not installed (scripts/install-deps.sh installs gnuplot-nox): no plot; the CSV has every point"
 fi
 
-if [ "$reduced" != 1 ]; then
+if [ "$reduced" != 1 ] && [ "$device" = cuda ]; then
+  step "GPU profiles (Uni-AdaFocus $model_preset, ${dev_args[*]}; Uni-AdaFocus actnet-p128, bf16)"
+  "$bin" profile --preset "$model_preset" "${dev_args[@]}" --batch 1,8,32 --csv "$rep/profile_gpu.csv"
+  "$bin" profile --preset actnet-p128 --device cuda --precision bf16 --batch 1,8 --csv "$rep/profile_gpu_actnet-p128.csv"
+elif [ "$reduced" != 1 ]; then
   step "CPU profile (Uni-AdaFocus $model_preset, batch 1,8)"
   "$bin" profile --preset "$model_preset" --device cpu --batch 1,8 --csv "$rep/profile_cpu.csv"
-
+fi
+if [ "$reduced" != 1 ]; then
   step "CPU conv/linear benchmark (batch 16, $threads threads)"
   "$bin" bench-ops --batch 16 --threads "$threads" --csv "$out/bench_ops_cpu.csv"
 fi
