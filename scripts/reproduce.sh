@@ -13,8 +13,9 @@
 #
 # On a machine with a usable NVIDIA GPU (and a focusbench built with the CUDA backend) the same
 # steps run there instead: the full-size synthetic benchmark (synth-full: 224x224 videos, 1200
-# training videos), the models at 128x128 frames (Uni-AdaFocus synth-small: 64x64 patches; every
-# baseline at the same frame size), training and evaluation with --device cuda, and GPU profiles
+# training videos), the same networks at 128x128 frames (Uni-AdaFocus synth-tiny with 64x64
+# patches; every baseline at the same frame size), training and evaluation with --device cuda, and
+# GPU profiles
 # (the synthetic model, and Uni-AdaFocus at paper size, actnet-p128, in bf16) instead of the CPU one.
 #
 # Environment knobs (defaults give the full run, sized for a 2-core CPU in < 20 minutes):
@@ -49,17 +50,21 @@ if [ "$device" = auto ]; then
   fi
 fi
 if [ "$device" = cuda ]; then
-  # The full-size benchmark at 224x224, the models at 128x128 frames (64x64 patches): Uni-AdaFocus
-  # synth-small, every baseline given the same frame size.
-  data_preset=synth-full; model_preset=synth-small; frame=128; half=64
+  # The full-size benchmark at 224x224, every model at 128x128 frames: the CPU's networks (the
+  # shared backbones fit every method), twice the frame and patch size (boxes scaled alike).
+  data_preset=synth-full; model_preset=synth-tiny; frame=128; half=64
   dev_args=(--device cuda --precision "${PRECISION:-tf32}")
   size_args=(--frame-size "$frame")
+  uaf_size_args=(--frame-size "$frame" --patch-size 64 --box-min 54.857143 --box-max "$frame")
+  abl_size_args=(--frame-size "$frame" --patch-size 64)
 else
   # The model trained on the 64x64 synth-small videos: synth-tiny (64x64 frames, 32x32 patches)
   # is the preset whose frame size matches the data, and it trains in minutes on 2 cores.
   data_preset=synth-small; model_preset=synth-tiny; frame=64; half=32
   dev_args=()
   size_args=()
+  uaf_size_args=()
+  abl_size_args=()
 fi
 data=${DATA_DIR:-data/$data_preset}
 mkdir -p "$out" "$rep" "$(dirname "$data")"
@@ -168,18 +173,20 @@ train_run tsm --method tsm-synth $sz --pretrained "base_model.=$tsn_ckpt"
 eval_run tsm tsm --method tsm-synth $sz
 
 step "Uni-AdaFocus ($model_preset), $epochs epochs"
-train_run uniadafocus --preset "$model_preset" --pretrained-global "$mbv2_ckpt" --pretrained-local "$tsn_ckpt"
-eval_run uniadafocus uniadafocus --preset "$model_preset" --boxes-csv "$rep/boxes_uniadafocus.csv"
+usz=${uaf_size_args[@]+"${uaf_size_args[@]}"}
+asz=${abl_size_args[@]+"${abl_size_args[@]}"}
+train_run uniadafocus --preset "$model_preset" $usz --pretrained-global "$mbv2_ckpt" --pretrained-local "$tsn_ckpt"
+eval_run uniadafocus uniadafocus --preset "$model_preset" $usz --boxes-csv "$rep/boxes_uniadafocus.csv"
 
 step "Uni-AdaFocus ablations: uniform frames, centre box, random box (trained); no exit (the same weights)"
 for abl in uniform centre randombox; do
   echo "-- uniadafocus-$abl"
-  train_run "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset" \
+  train_run "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset" $asz \
     --pretrained "global_CNN.=$mbv2_ckpt" --pretrained "local_CNN.=$tsn_ckpt"
-  eval_run "uniadafocus-$abl" "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset" \
+  eval_run "uniadafocus-$abl" "uniadafocus-$abl" --method "uniadafocus-$abl-$model_preset" $asz \
     --boxes-csv "$rep/boxes_uniadafocus-$abl.csv"
 done
-eval_run uniadafocus-noexit uniadafocus --method "uniadafocus-noexit-$model_preset"
+eval_run uniadafocus-noexit uniadafocus --method "uniadafocus-noexit-$model_preset" $asz
 
 patch=$((frame / 2))
 step "AdaFocusV2 (MobileNetV2 x0.25 + ResNet-18 w16, 8 frames, ${patch}x$patch patches)"
@@ -235,8 +242,8 @@ else
 fi
 
 if [ "$reduced" != 1 ] && [ "$device" = cuda ]; then
-  step "GPU profiles (Uni-AdaFocus $model_preset, ${dev_args[*]}; Uni-AdaFocus actnet-p128, bf16)"
-  "$bin" profile --preset "$model_preset" "${dev_args[@]}" --batch 1,8,32 --csv "$rep/profile_gpu.csv"
+  step "GPU profiles (Uni-AdaFocus $model_preset at $frame, ${dev_args[*]}; Uni-AdaFocus actnet-p128, bf16)"
+  "$bin" profile --preset "$model_preset" $usz "${dev_args[@]}" --batch 1,8,32 --csv "$rep/profile_gpu.csv"
   "$bin" profile --preset actnet-p128 --device cuda --precision bf16 --batch 1,8 --csv "$rep/profile_gpu_actnet-p128.csv"
 elif [ "$reduced" != 1 ]; then
   step "CPU profile (Uni-AdaFocus $model_preset, batch 1,8)"
