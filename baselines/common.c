@@ -9,6 +9,7 @@
 #include "impl/frame_sampler.h"
 #include "impl/init.h"
 #include "kernels/backend.h"
+#include "kernels/device.h"
 #include "kernels/ops.h"
 
 /* ---- method records --------------------------------------------------------------------------- */
@@ -460,37 +461,13 @@ void bl_coarse_to_fine_order(int T, int32_t *order)
 
 /* ---- tensors ---------------------------------------------------------------------------------- */
 
+/* kernels/device.h does the copies (any backend); these names stay for the baselines' code. */
 Tensor *bl_from_host(Ctx *ctx, DType dtype, int ndim, const int64_t *dims, const void *src)
 {
-    Tensor *t = tensor_new(ctx, dtype, ndim, dims);
-    if (!t || !t->data)
-        return t; /* meta: shape only */
-    if (t->backend == BACKEND_CPU)
-        memcpy(t->data, src, tensor_bytes(t));
-    else if (ctx->ops && ctx->ops->copy_from_host)
-        ctx->ops->copy_from_host(ctx, t, src);
-    else {
-        ctx_set_error(ctx, "baselines: the %s backend cannot copy from the host", backend_name(t->backend));
-        return NULL;
-    }
-    return t;
+    return run_device_from_host(ctx, dtype, ndim, dims, src);
 }
 
-bool bl_to_host(Ctx *ctx, const Tensor *t, void *dst)
-{
-    if (!ctx_ok(ctx) || !t || !t->data)
-        return false;
-    if (t->backend == BACKEND_CPU) {
-        memcpy(dst, t->data, tensor_bytes(t));
-        return true;
-    }
-    if (!ctx->ops || !ctx->ops->copy_to_host) {
-        ctx_set_error(ctx, "baselines: the %s backend cannot copy to the host", backend_name(t->backend));
-        return false;
-    }
-    ctx->ops->copy_to_host(ctx, dst, t);
-    return true;
-}
+bool bl_to_host(Ctx *ctx, const Tensor *t, void *dst) { return run_device_to_host(ctx, t, dst); }
 
 Tensor *bl_const(Ctx *ctx, float value, int ndim)
 {

@@ -37,8 +37,8 @@
 
 /* Data parallelism: under `focusbench launch` (FOCUSBENCH_WORLD_SIZE set) the communicator of the
  * ranks, else NULL (a plain run). Ranks other than 0 print nothing on stdout: rank 0 speaks for the
- * run and writes its files. FOCUSBENCH_SYNC_BN=1 (launch --sync-bn) averages the batch-norm running
- * statistics over the ranks. */
+ * run and writes its files. FOCUSBENCH_SYNC_BN=1 (launch --sync-bn): synchronised batch norm, every
+ * training-mode batch norm normalises with the statistics of the whole global batch (kernels/ops_norm.c). */
 static bool dist_begin(DistComm **comm, bool *sync_bn)
 {
     *comm = NULL;
@@ -57,8 +57,8 @@ static bool dist_begin(DistComm **comm, bool *sync_bn)
         return false;
     }
     printf("train: data-parallel rank 0 of %d (%s backend%s%s), global batch split over the ranks\n",
-           dist_world(*comm), dist_backend_name(*comm), *sync_bn ? ", synchronised batch-norm running statistics" : "",
-           dist_world(*comm) > 1 ? ", gradients averaged in buckets" : "");
+           dist_world(*comm), dist_backend_name(*comm), *sync_bn ? ", synchronised batch norm" : "",
+           dist_world(*comm) > 1 ? ", gradients averaged over the ranks" : "");
     return true;
 }
 

@@ -23,7 +23,7 @@ typedef struct {
     const char *master_addr; /* several hosts */
     int master_port;
     const char *backend;     /* "nccl", "local" or NULL (nccl for more than one rank) */
-    bool sync_bn;            /* --sync-bn: FOCUSBENCH_SYNC_BN=1 (batch-norm running statistics averaged) */
+    bool sync_bn;            /* --sync-bn: FOCUSBENCH_SYNC_BN=1 (synchronised batch norm: global-batch statistics) */
     int sub_argc;            /* the subcommand and its arguments (after "--") */
     char **sub_argv;
 } LaunchArgs;

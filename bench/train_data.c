@@ -756,10 +756,14 @@ MethodTrainer *method_trainer_create(Method *m, const MethodTrainConfig *cfg, ch
     if (n_groups < 0 || !(t->opt = sgd_create(m->ps, &sc, groups, n_groups, err, err_cap)) ||
         (cfg->resume && t->out_dir && !mt_load(t, err, err_cap)) ||
         (cfg->comm && (!dist_broadcast_params(cfg->comm, m->ps, 0, err, err_cap) ||
-                       !(t->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, cfg->sync_bn, err, err_cap))))) {
+                       !(t->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, false, err, err_cap))))) {
         method_trainer_destroy(t);
         return NULL;
     }
+    /* synchronised batch norm: global-batch statistics in every batch norm, so the running
+     * statistics are equal on every rank by construction (the sync's averaging stays off) */
+    if (cfg->comm && cfg->sync_bn)
+        dist_install_bn_sync(t->ctx, cfg->comm);
     return t;
 }
 

@@ -118,7 +118,7 @@ typedef struct {
     int log_every;
     /* data parallelism: as impl/train_loop.h's TrainConfig (NULL: one process) */
     DistComm *comm;
-    bool sync_bn;
+    bool sync_bn;            /* synchronised batch norm over the ranks (TrainConfig.sync_bn) */
     RunDevice device;        /* where the steps run (kernels/device.h): the CPU (zero value) or CUDA */
 } MethodTrainConfig;
 

@@ -307,12 +307,16 @@ Trainer *trainer_create(UafModel *m, const TrainConfig *cfg, char *err, size_t e
             return NULL;
         }
     }
-    /* every rank starts from rank 0's weights (a resume reads the same state file on every rank) */
+    /* every rank starts from rank 0's weights (a resume reads the same state file on every rank);
+     * synchronised batch norm keeps the running statistics equal on every rank by construction, so
+     * the sync's averaging of them stays off (it would only add rounding) */
     if (cfg->comm && (!dist_broadcast_params(cfg->comm, m->ps, 0, err, err_cap) ||
-                      !(tr->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, cfg->sync_bn, err, err_cap)))) {
+                      !(tr->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, false, err, err_cap)))) {
         trainer_destroy(tr);
         return NULL;
     }
+    if (cfg->comm && cfg->sync_bn)
+        dist_install_bn_sync(tr->ctx, cfg->comm);
     return tr;
 }
 

@@ -102,7 +102,9 @@ typedef struct {
      * rank 0 writes checkpoints, and rank r keys its random draws by step·world + r (one rank:
      * unchanged, bit-identical to comm = NULL). */
     DistComm *comm;
-    bool sync_bn;           /* average the batch-norm running statistics over ranks after each step */
+    bool sync_bn;           /* synchronised batch norm: every batch norm normalises with the statistics of the
+                             * whole global batch, and its running statistics follow them (kernels/dist/
+                             * dist_grads.h dist_install_bn_sync); more than one rank only */
 
     /* where the steps run (kernels/device.h): the CPU (zero value) or a CUDA GPU at a precision */
     RunDevice device;

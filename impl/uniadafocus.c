@@ -9,6 +9,7 @@
 #include "impl/frame_sampler.h"
 #include "impl/init.h"
 #include "kernels/backend.h"
+#include "kernels/device.h"
 #include "kernels/ops.h"
 
 /* ---- configuration -------------------------------------------------------------------------- */
@@ -190,21 +191,7 @@ UafParamGroup uaf_param_group(const char *key)
 
 /* ---- host transfers ------------------------------------------------------------------------- */
 
-bool uaf_read_host(Ctx *ctx, const Tensor *t, float *dst)
-{
-    if (!t || !t->data)
-        return false;
-    if (t->backend == BACKEND_CPU) {
-        memcpy(dst, t->data, tensor_bytes(t));
-        return true;
-    }
-    if (!ctx->ops || !ctx->ops->copy_to_host) {
-        ctx_set_error(ctx, "uniadafocus: the %s backend cannot copy to the host", backend_name(t->backend));
-        return false;
-    }
-    ctx->ops->copy_to_host(ctx, dst, t);
-    return ctx_ok(ctx); /* a device fault during the copy leaves dst unwritten */
-}
+bool uaf_read_host(Ctx *ctx, const Tensor *t, float *dst) { return run_device_to_host(ctx, t, dst); }
 
 Tensor *uaf_index_tensor(Ctx *ctx, const int32_t *host, int64_t B, int64_t K)
 {

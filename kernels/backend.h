@@ -228,6 +228,36 @@ struct BackendOps {
     double (*sum_squares)(Ctx *ctx, int64_t n, const float *x);
     /* x = (float)((double)x · coef) for n floats, in place. */
     void (*scale_inplace)(Ctx *ctx, int64_t n, float *x, double coef);
+
+    /* ---- appended (synchronised batch norm over data-parallel ranks, Ctx.bn_sync): the train
+     * batch norm split at its two reductions, so that the op layer (kernels/ops_norm.c) can sum the
+     * per-channel figures over the ranks in between. The figures travel in HOST arrays of doubles
+     * (C or 2C values per layer; a device backend copies them and waits). x, dy, dx: (N, C, S) as
+     * NormGeom, this rank's part of the batch; `count` is the number of values per channel of the
+     * whole (global) batch. ---- */
+    /* This rank's statistics: stats[c] = Σ x, stats[C + c] = Σ (x − Σx/m)² over the m = N·S values
+     * of channel c (two passes in double, as batch_norm_forward_train; both 0 when m = 0).
+     * stats: host (2, C). */
+    void (*batch_norm_stats)(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats);
+    /* batch_norm_forward_train with given statistics instead of x's own: mean (C) and biased var
+     * (C), host doubles; invstd = 1/√(var + ε) and everything after it with batch_norm_forward_train's
+     * arithmetic, the running variance unbiased with count: var·count/(count − 1) (count > 1). With
+     * x's own statistics (count = N·S) it equals batch_norm_forward_train bit for bit. */
+    void (*batch_norm_forward_stats)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                     const Tensor *beta, const double *mean, const double *var, double count,
+                                     Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean,
+                                     Tensor *save_invstd);
+    /* This rank's backward sums: sums[c] = Σ dy, sums[C + c] = Σ dy·(x − mean)·invstd (double,
+     * host (2, C), as batch_norm_backward's); dbeta += (float)sums[c], dgamma += (float)sums[C + c]
+     * (either may be NULL). mean/invstd: the saved (global) statistics. */
+    void (*batch_norm_backward_reduce)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *mean,
+                                       const Tensor *invstd, const Tensor *dy, double *sums, Tensor *dgamma,
+                                       Tensor *dbeta);
+    /* dx += γ·invstd/count·(count·dy − sums[c] − x̂·sums[C + c]), x̂ = (x − mean)·invstd, with the
+     * given (global) sums, host (2, C): batch_norm_backward's train formula and arithmetic. */
+    void (*batch_norm_backward_dx)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                   const Tensor *mean, const Tensor *invstd, const Tensor *dy, const double *sums,
+                                   double count, Tensor *dx);
 };
 
 const BackendOps *cpu_backend_ops(void);

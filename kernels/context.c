@@ -64,6 +64,12 @@ void ctx_set_training(Ctx *ctx, bool training)
     ctx->recording = training;
 }
 
+void ctx_set_bn_sync(Ctx *ctx, CtxAllreduceF64 fn, void *user)
+{
+    ctx->bn_sync = fn;
+    ctx->bn_sync_user = fn ? user : NULL;
+}
+
 void ctx_set_error(Ctx *ctx, const char *fmt, ...)
 {
     if (ctx->failed)

@@ -12,6 +12,7 @@
 #define FOCUSBENCH_CONTEXT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -19,6 +20,11 @@
 
 typedef struct BackendOps BackendOps;
 typedef struct Tape Tape;
+
+/* An in-place sum over the ranks of a data-parallel run of a host array of n doubles; false with
+ * a message in err on failure. A collective: every rank calls it in the same order with the same
+ * n (kernels/dist/dist_grads.h dist_install_bn_sync supplies one over a DistComm). */
+typedef bool (*CtxAllreduceF64)(void *user, double *buf, size_t n, char *err, size_t err_cap);
 
 /* The FLOP convention of DESIGN.md §4: multiply-accumulates of every conv and linear layer (bias
  * not counted) plus one per batch-norm channel per sample (N·C: that is how the official
@@ -65,6 +71,13 @@ typedef struct Ctx {
      * (bench/cmd_profile.c); the scope is counters[scope_stack[scope_depth - 1]].name. */
     void (*on_scope_change)(struct Ctx *ctx, void *user);
     void *on_scope_change_user;
+
+    /* Synchronised batch norm (torch.nn.SyncBatchNorm), set by ctx_set_bn_sync. NULL, the
+     * default: every batch norm in training mode normalises with its own batch's statistics.
+     * Set: with the statistics of the union of every rank's batch, summed through this hook (one
+     * call per layer forward, one per layer backward when dx is needed; kernels/ops_norm.c). */
+    CtxAllreduceF64 bn_sync;
+    void *bn_sync_user;
 } Ctx;
 
 /* Creates a context for `backend` (CPU or META; CUDA through its own backend module). */
@@ -76,6 +89,8 @@ void ctx_destroy(Ctx *ctx);
 void ctx_begin_pass(Ctx *ctx);
 
 void ctx_set_training(Ctx *ctx, bool training);  /* also turns tape recording on/off */
+/* Installs (fn != NULL) or removes (fn == NULL) the synchronised batch-norm hook, see Ctx.bn_sync. */
+void ctx_set_bn_sync(Ctx *ctx, CtxAllreduceF64 fn, void *user);
 void ctx_set_error(Ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline bool ctx_ok(const Ctx *ctx) { return !ctx->failed; }
 static inline const char *ctx_error_message(const Ctx *ctx) { return ctx->error; }

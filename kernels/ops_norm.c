@@ -7,6 +7,43 @@
  * MFLOPs per frame = 1280·4096 + 4096, and the spatial policy on one video's (1280, 16, 7, 7)
  * volume adds 3·128 for its three BNs. Per sample, not per call, so a batch of B clips costs
  * exactly B times one clip, as convs do. Counting N·C·S would break the exact match.
+ *
+ * Synchronised batch norm (torch.nn.SyncBatchNorm): with a hook on the context (Ctx.bn_sync, a
+ * sum over the ranks of a data-parallel run) a training-mode batch norm normalises every rank's
+ * part of the batch with the statistics of the WHOLE global batch, so an N-rank run equals a
+ * one-rank run of the same global batch up to float rounding:
+ *
+ *   forward   each rank sends, per channel, m_r (its count), S_r = Σx, Q_r = Σ(x − S_r/m_r)² (two
+ *             passes in double) and P_r = S_r²/m_r, in ONE sum over the ranks (3C + 1 doubles);
+ *             then M = Σm_r, S = ΣS_r, mean = S/M and the exact pooled sum of squares
+ *             Σ(x − mean)² = ΣQ_r + (ΣP_r − S²/M) (Chan et al.'s parallel variance: the second term
+ *             is the spread of the ranks' means; it is the only cancellation, between double sums
+ *             of the ranks' means, not of single values). var = that/M (biased), and the rank's
+ *             values are normalised, the statistics saved and the running statistics updated
+ *             (unbiased with M: var·M/(M − 1)) by batch_norm_forward_stats with the CPU's
+ *             arithmetic. One rank: ΣP_r − S²/M is exactly 0 and the result is bit-identical to
+ *             the unsynchronised op. M > 1 is required over all ranks (a rank alone may hold
+ *             one value or none).
+ *   backward  each rank's Σdy and Σdy·x̂ (x̂ with the saved global statistics) are summed over the
+ *             ranks in one call (2C doubles), and dx = γ·invstd/M·(M·dy − Σdy − x̂·Σdy·x̂) with the
+ *             global sums and M; dγ and dβ get this rank's own sums (the trainers' gradient
+ *             all-reduce adds the ranks' up, kernels/dist/dist_grads.h).
+ *
+ * Scaling of dy. Rank r's loss is the mean over its own b_r clips, and the gradient all-reduce
+ * weighs rank r by w_r = b_r/B (B = Σb): the global loss is L = Σ w_r·L_r. Every adjoint a rank
+ * computes is therefore 1/w_r times the adjoint of L; at a synchronised batch norm the true
+ * global sums are Σ_s w_s·Σdy_s (and alike for Σdy·x̂), so rank r must use (Σ_s w_s·Σdy_s)/w_r.
+ * The op takes w_s ∝ m_s, the layer's local count: every layer of the models here sees a fixed
+ * number of values per clip, so m_s/m_r = b_s/b_r. Each rank therefore sends m_r·(its sums) and
+ * divides the total by m_r. For equal shards this is exactly torch's SyncBatchNorm + DDP (plain
+ * sums: dy unscaled in the global sums, then the gradients averaged); with unequal shards (a
+ * global batch that the world does not divide) it still gives the gradient of the mean loss
+ * over the global batch, which plain sums would not. A layer whose count is not proportional to
+ * the rank's clips would get torch's unweighted behaviour only for equal shards.
+ *
+ * Collectives: every rank runs the same model code, so every rank calls the hook in the same
+ * order with the same n. The meta backend (no data) never calls it. A rank that fails before a
+ * call (an error on that rank alone) leaves the others waiting in it, as with any collective.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +55,57 @@
 typedef struct {
     NormGeom g;
     bool batch_stats; /* train mode: backward goes through the batch statistics */
+    bool synced;      /* the statistics are the global batch's (Ctx.bn_sync; see the file comment) */
+    double count;     /* synced: values per channel of the global batch (M) */
 } BatchNormArgs;
+
+/* Sums buf (n doubles) over the ranks through the context's hook; false with the error set. */
+static bool bn_allreduce(Ctx *ctx, double *buf, size_t n, const char *what)
+{
+    char err[CTX_ERROR_LEN / 2];
+    err[0] = '\0';
+    if (ctx->bn_sync(ctx->bn_sync_user, buf, n, err, sizeof err))
+        return true;
+    ctx_set_error(ctx, "batch_norm: summing the %s over the ranks (%zu doubles) failed: %s", what, n,
+                  err[0] ? err : "(no message)");
+    return false;
+}
+
+/* `n` doubles of the scratch arena (host memory on every backend but meta); NULL with the error set. */
+static double *bn_host_scratch(Ctx *ctx, size_t n)
+{
+    double *p = arena_alloc(&ctx->scratch, n * sizeof(double));
+    if (!p)
+        ctx_set_error(ctx, "batch_norm: scratch arena frozen and full (%zu doubles needed for the synchronised "
+                           "statistics)", n);
+    return p;
+}
+
+/* The synchronised backward: this rank's sums (dγ, dβ get them), then, when dx is wanted, the
+ * global sums through the hook, weighted by the ranks' counts (the file comment says why), and dx. */
+static void batch_norm_backward_synced(Ctx *ctx, const BatchNormArgs *a, const TapeEntry *e, Tensor *dx,
+                                       Tensor *dgamma, Tensor *dbeta)
+{
+    const int64_t C = a->g.C;
+    double *sums = bn_host_scratch(ctx, 2 * (size_t)C); /* (2, C): Σdy, Σdy·x̂ */
+    if (!sums)
+        return;
+    OP_KERNEL(ctx, batch_norm_backward_reduce, &a->g, e->in[0], e->saved[0], e->saved[1], e->out->grad, sums, dgamma,
+              dbeta);
+    /* dx is wanted on every rank or on none (same model code): the hook is called on all or none */
+    if (dx && ctx_ok(ctx)) {
+        const double m = (double)(a->g.N * a->g.S); /* this rank's weight */
+        for (int64_t i = 0; i < 2 * C; i++)
+            sums[i] *= m;
+        if (bn_allreduce(ctx, sums, 2 * (size_t)C, "batch-norm gradient sums") && m > 0) {
+            for (int64_t i = 0; i < 2 * C; i++)
+                sums[i] /= m;
+            OP_KERNEL(ctx, batch_norm_backward_dx, &a->g, e->in[0], e->in[1], e->saved[0], e->saved[1], e->out->grad,
+                      sums, a->count, dx);
+        }
+    }
+    arena_reset(&ctx->scratch); /* per-op workspace: give it back */
+}
 
 static void batch_norm_backward(Ctx *ctx, const TapeEntry *e)
 {
@@ -26,9 +113,55 @@ static void batch_norm_backward(Ctx *ctx, const TapeEntry *e)
     Tensor *dx = op_grad_for(ctx, e->in[0]);
     Tensor *dgamma = op_grad_for(ctx, e->in[1]);
     Tensor *dbeta = op_grad_for(ctx, e->in[2]);
-    if (dx || dgamma || dbeta)
+    if (a->synced && (dx || dgamma || dbeta))
+        batch_norm_backward_synced(ctx, a, e, dx, dgamma, dbeta);
+    else if (dx || dgamma || dbeta)
         OP_KERNEL(ctx, batch_norm_backward, &a->g, a->batch_stats, e->in[0], e->in[1], e->saved[0], e->saved[1],
                   e->out->grad, dx, dgamma, dbeta);
+}
+
+/* The synchronised forward (see the file comment): the global count, mean and biased variance
+ * from every rank's figures, then the normalisation with them. *count gets M. */
+static bool batch_norm_forward_synced(Ctx *ctx, const NormGeom *g, Tensor *x, Tensor *gamma, Tensor *beta,
+                                      Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *mean,
+                                      Tensor *invstd, double *count)
+{
+    const int64_t C = g->C;
+    const double m = (double)(g->N * g->S);
+    /* (3C + 1): S_r (C), Q_r (C), P_r (C), m_r; then the global mean (C) and variance (C) */
+    double *buf = bn_host_scratch(ctx, 5 * (size_t)C + 1);
+    if (!buf)
+        return false;
+    double *S = buf, *Q = buf + C, *P = buf + 2 * C, *gmean = buf + 3 * C + 1, *gvar = gmean + C;
+    OP_KERNEL(ctx, batch_norm_stats, g, x, buf); /* fills S and Q */
+    bool ok = ctx_ok(ctx);
+    if (ok) {
+        for (int64_t c = 0; c < C; c++)
+            P[c] = m > 0 ? S[c] * S[c] / m : 0.0;
+        buf[3 * C] = m;
+        ok = bn_allreduce(ctx, buf, 3 * (size_t)C + 1, "batch-norm statistics");
+    }
+    const double M = ok ? buf[3 * C] : 0.0;
+    if (ok && !(M > 1)) {
+        char sx[96];
+        ctx_set_error(ctx, "batch_norm: expected more than 1 value per channel over all ranks when training, got %g "
+                           "(this rank's input %s)", M, tensor_shape_str(x, sx, sizeof sx));
+        ok = false;
+    }
+    if (ok) {
+        for (int64_t c = 0; c < C; c++) {
+            /* the ranks' means spread: ΣP − S²/M ≥ 0 (exactly 0 on one rank); rounding may dip below */
+            double between = P[c] - S[c] * S[c] / M;
+            gmean[c] = S[c] / M;
+            gvar[c] = (Q[c] + (between > 0 ? between : 0.0)) / M;
+        }
+        OP_KERNEL(ctx, batch_norm_forward_stats, g, x, gamma, beta, gmean, gvar, M, running_mean, running_var, y,
+                  mean, invstd);
+        ok = ctx_ok(ctx);
+    }
+    arena_reset(&ctx->scratch); /* per-op workspace: give it back */
+    *count = M;
+    return ok;
 }
 
 /* Checks that a per-channel tensor is f32 of shape (C). */
@@ -100,7 +233,10 @@ Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *
     }
     NormGeom g = {.N = x->shape[0], .C = C, .S = tensor_span(x, 2, x->ndim), .eps = eps, .momentum = momentum};
     bool batch_stats = ctx->training;
-    if (batch_stats && g.N * g.S <= 1) {
+    /* the meta backend has no data to synchronise: it runs (counts) the plain op */
+    bool synced = batch_stats && ctx->bn_sync && ctx->ops;
+    /* synchronised, the count that matters is the global one, checked after the sum over ranks */
+    if (batch_stats && !synced && g.N * g.S <= 1) {
         char sx[96];
         ctx_set_error(ctx, "batch_norm: expected more than 1 value per channel when training, got input size %s",
                       tensor_shape_str(x, sx, sizeof sx));
@@ -126,7 +262,11 @@ Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *
         if (!mean || !invstd)
             return NULL;
     }
-    if (batch_stats) {
+    double count = (double)(g.N * g.S);
+    if (synced) {
+        if (!batch_norm_forward_synced(ctx, &g, x, gamma, beta, running_mean, running_var, y, mean, invstd, &count))
+            return NULL;
+    } else if (batch_stats) {
         OP_KERNEL(ctx, batch_norm_forward_train, &g, x, gamma, beta, running_mean, running_var, y, mean, invstd);
     } else {
         OP_KERNEL(ctx, batch_norm_forward_eval, &g, x, gamma, beta, running_mean, running_var, y);
@@ -136,7 +276,7 @@ Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *
     if (!ctx_ok(ctx))
         return NULL;
     if (records) {
-        BatchNormArgs args = {g, batch_stats};
+        BatchNormArgs args = {g, batch_stats, synced, count};
         TapeEntry *e = tape_record(ctx, op, batch_norm_backward, y, &args, sizeof args);
         if (e) {
             e->in[0] = x, e->in[1] = gamma, e->in[2] = beta;

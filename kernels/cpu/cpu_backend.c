@@ -43,6 +43,10 @@ static const BackendOps CPU_OPS = {
     .sgd_update = cpu_sgd_update,
     .sum_squares = cpu_sum_squares,
     .scale_inplace = cpu_scale_inplace,
+    .batch_norm_stats = cpu_batch_norm_stats,
+    .batch_norm_forward_stats = cpu_batch_norm_forward_stats,
+    .batch_norm_backward_reduce = cpu_batch_norm_backward_reduce,
+    .batch_norm_backward_dx = cpu_batch_norm_backward_dx,
 };
 
 const BackendOps *cpu_backend_ops(void) { return &CPU_OPS; }

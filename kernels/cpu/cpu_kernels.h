@@ -102,4 +102,17 @@ void cpu_sgd_update(Ctx *ctx, int64_t n, float *p, const float *g, float *buf, f
 double cpu_sum_squares(Ctx *ctx, int64_t n, const float *x);
 void cpu_scale_inplace(Ctx *ctx, int64_t n, float *x, double coef);
 
+/* cpu_norm.c: synchronised batch norm's pieces (backend.h's last block; host double arrays) */
+void cpu_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats);
+void cpu_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                  const Tensor *beta, const double *mean, const double *var, double count,
+                                  Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean,
+                                  Tensor *save_invstd);
+void cpu_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *mean,
+                                    const Tensor *invstd, const Tensor *dy, double *sums, Tensor *dgamma,
+                                    Tensor *dbeta);
+void cpu_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                const Tensor *mean, const Tensor *invstd, const Tensor *dy, const double *sums,
+                                double count, Tensor *dx);
+
 #endif

@@ -5,14 +5,19 @@
  * outputs, so the channel loop may run in parallel; the sums inside one channel always run in
  * the same order (n, then s) in double precision, so results are bit-identical run to run and
  * do not lose digits on large batches.
+ *
+ * The synchronised batch norm (backend.h's last block, kernels/ops_norm.c) uses the same pieces
+ * split at the reductions: batch_norm_stats gives this rank's Σx and Σ(x − local mean)²,
+ * batch_norm_forward_stats finishes with given (global) statistics, batch_norm_backward_reduce
+ * and batch_norm_backward_dx are batch_norm_backward's two loops apart.
  */
 #include <math.h>
 
 #include "cpu_kernels.h"
 
-/* Mean and biased variance of channel c, two passes in double (the one-pass E[x²] − E[x]² form
- * cancels badly when |mean| ≫ std). */
-static void channel_stats(const NormGeom *g, const float *px, int64_t c, double *mean, double *var)
+/* Σx and Σ(x − mean)² of channel c, two passes in double (the one-pass E[x²] − E[x]² form
+ * cancels badly when |mean| ≫ std). *mean = Σx / n (NaN when n = 0; then both sums are 0). */
+static void channel_sums(const NormGeom *g, const float *px, int64_t c, double *sum_out, double *mean, double *sq_out)
 {
     double n = (double)(g->N * g->S), sum = 0, sq = 0;
     for (int64_t i = 0; i < g->N; i++) {
@@ -28,8 +33,17 @@ static void channel_stats(const NormGeom *g, const float *px, int64_t c, double 
             sq += d * d;
         }
     }
+    *sum_out = sum;
     *mean = m;
-    *var = sq / n;
+    *sq_out = sq;
+}
+
+/* Mean and biased variance of channel c. */
+static void channel_stats(const NormGeom *g, const float *px, int64_t c, double *mean, double *var)
+{
+    double sum, sq;
+    channel_sums(g, px, c, &sum, mean, &sq);
+    *var = sq / (double)(g->N * g->S);
 }
 
 /* y = (x − mean)·invstd·γ + β on channel c, as one scale and one shift per channel. */
@@ -45,6 +59,23 @@ static void channel_normalise(const NormGeom *g, const float *px, float *py, int
     }
 }
 
+/* The train forward of channel c once its statistics are known (this batch's, or the global
+ * batch's for the synchronised op): saved mean/invstd, running statistics, y. unbias = n/(n−1)
+ * for the n values the statistics cover. */
+static void channel_finish_train(const NormGeom *g, const float *px, float *py, int64_t c, double mean, double var,
+                                 double unbias, const float *pg, const float *pb, float *prm, float *prv, float *pm,
+                                 float *pis)
+{
+    double mom = g->momentum;
+    double invstd = 1.0 / sqrt(var + (double)g->eps);
+    pm[c] = (float)mean;
+    pis[c] = (float)invstd;
+    /* Same order of terms as PyTorch's CPU update (momentum·batch + (1−momentum)·running). */
+    prm[c] = (float)(mom * mean + (1.0 - mom) * prm[c]);
+    prv[c] = (float)(mom * var * unbias + (1.0 - mom) * prv[c]);
+    channel_normalise(g, px, py, c, mean, invstd, pg[c], pb[c]);
+}
+
 void cpu_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                   const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y,
                                   Tensor *save_mean, Tensor *save_invstd)
@@ -56,18 +87,12 @@ void cpu_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, 
     float *pm = tensor_f32(save_mean), *pis = tensor_f32(save_invstd); /* (C) each */
     int64_t n = g->N * g->S;
     /* PyTorch keeps the running variance unbiased: var · n/(n−1). The op layer guarantees n > 1. */
-    double unbias = (double)n / (double)(n - 1), mom = g->momentum;
+    double unbias = (double)n / (double)(n - 1);
 #pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
     for (int64_t c = 0; c < g->C; c++) {
         double mean, var;
         channel_stats(g, px, c, &mean, &var);
-        double invstd = 1.0 / sqrt(var + (double)g->eps);
-        pm[c] = (float)mean;
-        pis[c] = (float)invstd;
-        /* Same order of terms as PyTorch's CPU update (momentum·batch + (1−momentum)·running). */
-        prm[c] = (float)(mom * mean + (1.0 - mom) * prm[c]);
-        prv[c] = (float)(mom * var * unbias + (1.0 - mom) * prv[c]);
-        channel_normalise(g, px, py, c, mean, invstd, pg[c], pb[c]);
+        channel_finish_train(g, px, py, c, mean, var, unbias, pg, pb, prm, prv, pm, pis);
     }
 }
 
@@ -92,6 +117,45 @@ void cpu_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, c
  *   train (statistics of this batch, m = N·S values per channel):
  *       dx = γ·invstd/m · (m·dy − dβ − x̂·dγ)
  * The train formula needs both sums even when dγ/dβ themselves are not wanted. */
+
+/* Σ dy and Σ dy·x̂ of channel c in double, n then s. */
+static void channel_backward_sums(const NormGeom *g, const float *px, const float *pdy, int64_t c, double mu,
+                                  double is, double *sum_dy_out, double *sum_dy_xhat_out)
+{
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int64_t i = 0; i < g->N; i++) {
+        const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
+        const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
+        for (int64_t s = 0; s < g->S; s++) {
+            sum_dy += gr[s];
+            sum_dy_xhat += gr[s] * (xr[s] - mu) * is;
+        }
+    }
+    *sum_dy_out = sum_dy;
+    *sum_dy_xhat_out = sum_dy_xhat;
+}
+
+/* dx of channel c: the train formula over m values with the given sums, or the eval one. */
+static void channel_backward_dx(const NormGeom *g, bool batch_stats, const float *px, const float *pdy, float *pdx,
+                                int64_t c, double mu, double is, double gamma, double m, double sum_dy,
+                                double sum_dy_xhat)
+{
+    double k = gamma * is;
+    for (int64_t i = 0; i < g->N; i++) {
+        const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
+        const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
+        float *dr = pdx + (i * g->C + c) * g->S;        /* (S) */
+        for (int64_t s = 0; s < g->S; s++) {
+            if (batch_stats) {
+                double xhat = (xr[s] - mu) * is;
+                dr[s] += (float)(k / m * (m * gr[s] - sum_dy - xhat * sum_dy_xhat));
+            } else {
+                dr[s] += (float)(k * gr[s]);
+            }
+        }
+    }
+}
+
 void cpu_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma,
                              const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx,
                              Tensor *dgamma, Tensor *dbeta)
@@ -105,34 +169,75 @@ void cpu_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, cons
     double m = (double)(g->N * g->S);
 #pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
     for (int64_t c = 0; c < g->C; c++) {
-        double mu = pm[c], is = pis[c], sum_dy = 0, sum_dy_xhat = 0;
-        for (int64_t i = 0; i < g->N; i++) {
-            const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
-            const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
-            for (int64_t s = 0; s < g->S; s++) {
-                sum_dy += gr[s];
-                sum_dy_xhat += gr[s] * (xr[s] - mu) * is;
-            }
-        }
+        double mu = pm[c], is = pis[c], sum_dy, sum_dy_xhat;
+        channel_backward_sums(g, px, pdy, c, mu, is, &sum_dy, &sum_dy_xhat);
         if (pdb)
             pdb[c] += (float)sum_dy;
         if (pdg)
             pdg[c] += (float)sum_dy_xhat;
-        if (!pdx)
-            continue;
-        double k = pg[c] * is;
-        for (int64_t i = 0; i < g->N; i++) {
-            const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
-            const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
-            float *dr = pdx + (i * g->C + c) * g->S;        /* (S) */
-            for (int64_t s = 0; s < g->S; s++) {
-                if (batch_stats) {
-                    double xhat = (xr[s] - mu) * is;
-                    dr[s] += (float)(k / m * (m * gr[s] - sum_dy - xhat * sum_dy_xhat));
-                } else {
-                    dr[s] += (float)(k * gr[s]);
-                }
-            }
-        }
+        if (pdx)
+            channel_backward_dx(g, batch_stats, px, pdy, pdx, c, mu, is, pg[c], m, sum_dy, sum_dy_xhat);
     }
+}
+
+/* ---- synchronised batch norm: the pieces above, split at the reductions (backend.h) ---- */
+
+void cpu_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats)
+{
+    const float *px = tensor_f32(x); /* (N, C, S) */
+    /* stats: (2, C) host: Σx, then Σ(x − local mean)² */
+#pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
+    for (int64_t c = 0; c < g->C; c++) {
+        double mean;
+        channel_sums(g, px, c, &stats[c], &mean, &stats[g->C + c]);
+    }
+}
+
+void cpu_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                  const Tensor *beta, const double *mean, const double *var, double count,
+                                  Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean,
+                                  Tensor *save_invstd)
+{
+    const float *px = tensor_f32(x);                                   /* (N, C, S) */
+    const float *pg = tensor_f32(gamma), *pb = tensor_f32(beta);       /* (C) each */
+    float *prm = tensor_f32(running_mean), *prv = tensor_f32(running_var); /* (C) each, updated */
+    float *py = tensor_f32(y);                                         /* (N, C, S) */
+    float *pm = tensor_f32(save_mean), *pis = tensor_f32(save_invstd); /* (C) each */
+    /* the global count: the op layer guarantees count > 1 */
+    double unbias = count / (count - 1.0);
+#pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
+    for (int64_t c = 0; c < g->C; c++)
+        channel_finish_train(g, px, py, c, mean[c], var[c], unbias, pg, pb, prm, prv, pm, pis);
+}
+
+void cpu_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *mean,
+                                    const Tensor *invstd, const Tensor *dy, double *sums, Tensor *dgamma,
+                                    Tensor *dbeta)
+{
+    const float *px = tensor_f32(x), *pdy = tensor_f32(dy);        /* (N, C, S) each */
+    const float *pm = tensor_f32(mean), *pis = tensor_f32(invstd); /* (C) each */
+    float *pdg = dgamma ? tensor_f32(dgamma) : NULL;               /* (C), accumulated */
+    float *pdb = dbeta ? tensor_f32(dbeta) : NULL;                 /* (C), accumulated */
+    /* sums: (2, C) host: Σdy, then Σdy·x̂ */
+#pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
+    for (int64_t c = 0; c < g->C; c++) {
+        channel_backward_sums(g, px, pdy, c, pm[c], pis[c], &sums[c], &sums[g->C + c]);
+        if (pdb)
+            pdb[c] += (float)sums[c];
+        if (pdg)
+            pdg[c] += (float)sums[g->C + c];
+    }
+}
+
+void cpu_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                const Tensor *mean, const Tensor *invstd, const Tensor *dy, const double *sums,
+                                double count, Tensor *dx)
+{
+    const float *px = tensor_f32(x), *pdy = tensor_f32(dy);        /* (N, C, S) each */
+    const float *pg = tensor_f32(gamma);                           /* (C) */
+    const float *pm = tensor_f32(mean), *pis = tensor_f32(invstd); /* (C) each */
+    float *pdx = tensor_f32(dx);                                   /* (N, C, S), accumulated */
+#pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
+    for (int64_t c = 0; c < g->C; c++)
+        channel_backward_dx(g, true, px, pdy, pdx, c, pm[c], pis[c], pg[c], count, sums[c], sums[g->C + c]);
 }

@@ -374,6 +374,10 @@ static const BackendOps CUDA_OPS = {
     .sgd_update = cuda_sgd_update,
     .sum_squares = cuda_sum_squares,
     .scale_inplace = cuda_scale_inplace,
+    .batch_norm_stats = cl_batch_norm_stats,
+    .batch_norm_forward_stats = cl_batch_norm_forward_stats,
+    .batch_norm_backward_reduce = cl_batch_norm_backward_reduce,
+    .batch_norm_backward_dx = cl_batch_norm_backward_dx,
 };
 
 /* ================================ creation =============================================== */

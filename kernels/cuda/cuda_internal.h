@@ -330,6 +330,30 @@ bool cuda_launch_gemm_fallback(Ctx *ctx, bool trans_a, bool trans_b, int64_t m, 
                                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *D,
                                int64_t ldd, const float *bias);
 
+/* ---- synchronised batch norm (cuda_norm.cu; the cl_ wrappers in cuda_layout.c) ------------ */
+void cuda_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats);
+void cuda_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                   const Tensor *beta, const double *mean, const double *var, double count,
+                                   Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean,
+                                   Tensor *save_invstd);
+void cuda_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *mean,
+                                     const Tensor *invstd, const Tensor *dy, double *sums, Tensor *dgamma,
+                                     Tensor *dbeta);
+void cuda_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                 const Tensor *mean, const Tensor *invstd, const Tensor *dy, const double *sums,
+                                 double count, Tensor *dx);
+void cl_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats);
+void cl_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                 const Tensor *beta, const double *mean, const double *var, double count,
+                                 Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean,
+                                 Tensor *save_invstd);
+void cl_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *mean,
+                                   const Tensor *invstd, const Tensor *dy, double *sums, Tensor *dgamma,
+                                   Tensor *dbeta);
+void cl_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                               const Tensor *mean, const Tensor *invstd, const Tensor *dy, const double *sums,
+                               double count, Tensor *dx);
+
 #ifdef __cplusplus
 }
 #endif

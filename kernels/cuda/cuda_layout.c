@@ -246,6 +246,55 @@ void cl_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const
     cuda_batch_norm_backward(ctx, g, batch_stats, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
 }
 
+void cl_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats)
+{
+    cuda_layout_in(ctx, x);
+    cuda_batch_norm_stats(ctx, g, x, stats);
+}
+
+void cl_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                 const Tensor *beta, const double *mean, const double *var, double count,
+                                 Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean,
+                                 Tensor *save_invstd)
+{
+    cuda_layout_in(ctx, x);
+    cuda_layout_in(ctx, gamma);
+    cuda_layout_in(ctx, beta);
+    cuda_layout_out(ctx, running_mean);
+    cuda_layout_out(ctx, running_var);
+    cuda_layout_out(ctx, y);
+    cuda_layout_out(ctx, save_mean);
+    cuda_layout_out(ctx, save_invstd);
+    cuda_batch_norm_forward_stats(ctx, g, x, gamma, beta, mean, var, count, running_mean, running_var, y, save_mean,
+                                  save_invstd);
+}
+
+void cl_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *mean,
+                                   const Tensor *invstd, const Tensor *dy, double *sums, Tensor *dgamma,
+                                   Tensor *dbeta)
+{
+    cuda_layout_in(ctx, x);
+    cuda_layout_in(ctx, mean);
+    cuda_layout_in(ctx, invstd);
+    cuda_layout_in(ctx, dy);
+    cuda_layout_out(ctx, dgamma);
+    cuda_layout_out(ctx, dbeta);
+    cuda_batch_norm_backward_reduce(ctx, g, x, mean, invstd, dy, sums, dgamma, dbeta);
+}
+
+void cl_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                               const Tensor *mean, const Tensor *invstd, const Tensor *dy, const double *sums,
+                               double count, Tensor *dx)
+{
+    cuda_layout_in(ctx, x);
+    cuda_layout_in(ctx, gamma);
+    cuda_layout_in(ctx, mean);
+    cuda_layout_in(ctx, invstd);
+    cuda_layout_in(ctx, dy);
+    cuda_layout_out(ctx, dx);
+    cuda_batch_norm_backward_dx(ctx, g, x, gamma, mean, invstd, dy, sums, count, dx);
+}
+
 void cl_unary_backward(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, const Tensor *y, const Tensor *dy, Tensor *dx)
 {
     cuda_layout_in(ctx, x);

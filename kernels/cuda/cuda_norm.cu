@@ -7,6 +7,12 @@
  * CPU's sums up to the order of double additions. The statistics then go through exactly the
  * CPU's double arithmetic (mean, two-pass biased variance, 1/sqrt(var + eps), the running-stat
  * update with the unbiased variance, scale and shift), and y = (float)(x·scale + shift) in double.
+ *
+ * The synchronised batch norm's pieces (backend.h's last block, kernels/ops_norm.c) are the same
+ * kernels split at the reductions: batch_norm_stats copies this rank's Σx and Σ(x − mean)² to
+ * the host and waits; batch_norm_forward_stats copies the global mean/variance in and finishes as
+ * the train forward; batch_norm_backward_reduce copies this rank's Σdy, Σdy·x̂ out (and adds them
+ * to dγ/dβ); batch_norm_backward_dx copies the global sums in. Host arrays are (2, C), planar.
  */
 #include "kernels/cuda/cuda_kernels.cuh"
 
@@ -210,9 +216,10 @@ __global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, cons
     }
 }
 
-/* Per channel: the two sums in chunk order; dgamma/dbeta accumulated; sums kept for dx. */
+/* Per channel: the two sums in chunk order; dgamma/dbeta accumulated; sums kept for dx, as
+ * (C, 2) pairs, or planar (2, C) for the host (the synchronised op). */
 __global__ static void bn_backward_stats_kernel(BnPlan p, const double *partial, float *dgamma, float *dbeta,
-                                                double *sums)
+                                                double *sums, bool planar)
 {
     CK_FOR(c, p.C)
     {
@@ -221,8 +228,8 @@ __global__ static void bn_backward_stats_kernel(BnPlan p, const double *partial,
             a = d_add(a, partial[(c * p.chunks + k) * 2]);
             b = d_add(b, partial[(c * p.chunks + k) * 2 + 1]);
         }
-        sums[2 * c] = a;
-        sums[2 * c + 1] = b;
+        sums[planar ? c : 2 * c] = a;
+        sums[planar ? p.C + c : 2 * c + 1] = b;
         if (dbeta)
             dbeta[c] = f_add(dbeta[c], (float)a);
         if (dgamma)
@@ -230,12 +237,14 @@ __global__ static void bn_backward_stats_kernel(BnPlan p, const double *partial,
     }
 }
 
-/* train: dx += (float)(k/m·(m·dy − Σdy − x̂·Σdy·x̂)), eval: dx += (float)(k·dy), k = γ·invstd. */
-__global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, const float *x, const float *dy,
+/* train: dx += (float)(k/m·(m·dy − Σdy − x̂·Σdy·x̂)), eval: dx += (float)(k·dy), k = γ·invstd.
+ * m: the values per channel the statistics cover (N·S, or the global count when synchronised);
+ * Σdy of channel c at sum_dy[c·stride], Σdy·x̂ at sum_dy_xhat[c·stride] (NULL in eval). */
+__global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, double m, const float *x, const float *dy,
                                              const float *gamma, const float *mean, const float *invstd,
-                                             const double *sums, float *dx)
+                                             const double *sum_dy, const double *sum_dy_xhat, int64_t stride,
+                                             float *dx)
 {
-    double m = (double)p.m;
     CK_FOR(k, p.N * p.C * p.S)
     {
         int64_t c = (k / p.S) % p.C;
@@ -243,7 +252,8 @@ __global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, const f
         double gr = (double)dy[k], v;
         if (batch_stats) {
             double xhat = d_mul(d_sub((double)x[k], mu), is);
-            v = d_mul(d_div(kk, m), d_sub(d_sub(d_mul(m, gr), sums[2 * c]), d_mul(xhat, sums[2 * c + 1])));
+            v = d_mul(d_div(kk, m),
+                      d_sub(d_sub(d_mul(m, gr), sum_dy[c * stride]), d_mul(xhat, sum_dy_xhat[c * stride])));
         } else {
             v = d_mul(kk, gr);
         }
@@ -275,15 +285,185 @@ extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch
         }
         if (ok) {
             bn_backward_stats_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(
-                p, partial, dgamma ? tensor_f32(dgamma) : NULL, dbeta ? tensor_f32(dbeta) : NULL, sums);
+                p, partial, dgamma ? tensor_f32(dgamma) : NULL, dbeta ? tensor_f32(dbeta) : NULL, sums, false);
             ok = LAUNCH_OK(ctx, "bn_backward_stats_kernel");
         }
     }
     int64_t total = p.N * p.C * p.S;
     if (ok && dx && total > 0) {
         bn_backward_dx_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(
-            p, batch_stats, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean), tensor_f32(invstd),
-            sums, tensor_f32(dx));
+            p, batch_stats, (double)p.m, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean),
+            tensor_f32(invstd), sums, sums ? sums + 1 : NULL, 2, tensor_f32(dx));
+        LAUNCH_OK(ctx, "bn_backward_dx_kernel");
+    }
+    cuda_scratch_release(ctx);
+}
+
+/* ================================ synchronised batch norm (backend.h's last block) ========== */
+
+/* stats[c] = Σx of channel c (chunk order), mean[c] = stats[c]/m (NaN when m = 0: unused then,
+ * as no value of the channel reads it). */
+__global__ static void bn_sum_mean_kernel(BnPlan p, const double *partial, double *stats, double *mean)
+{
+    CK_FOR(c, p.C)
+    {
+        double total = bn_chunk_total(p, partial, c);
+        stats[c] = total;
+        mean[c] = d_div(total, (double)p.m);
+    }
+}
+
+/* stats[C + c] = Σ(x − mean)² of channel c (chunk order). */
+__global__ static void bn_sq_total_kernel(BnPlan p, const double *partial, double *stats)
+{
+    CK_FOR(c, p.C) stats[p.C + c] = bn_chunk_total(p, partial, c);
+}
+
+extern "C" void cuda_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats)
+{
+    if (!cuda_ready(ctx) || g->C == 0)
+        return;
+    BnPlan p = bn_plan(g);
+    cudaStream_t s = cuda_stream_of(ctx);
+    double *partial = (double *)cuda_scratch(ctx, (size_t)(p.C * p.chunks) * sizeof(double), "batch_norm partials");
+    double *dev = (double *)cuda_scratch(ctx, (size_t)(3 * p.C) * sizeof(double), "batch_norm local statistics");
+    if (!partial || !dev) {
+        cuda_scratch_release(ctx);
+        return;
+    }
+    double *dstats = dev, *mean = dev + 2 * p.C; /* (2, C) Σx, Σ(x − mean)²; (C) the local mean */
+    dim3 grid((unsigned)p.C, (unsigned)p.chunks);
+    unsigned cb = ck_blocks(p.C, 128);
+    bool ok = true;
+    bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), NULL, partial);
+    ok = ok && LAUNCH_OK(ctx, "bn_partial_kernel(sum)");
+    if (ok) {
+        bn_sum_mean_kernel<<<cb, 128, 0, s>>>(p, partial, dstats, mean);
+        ok = LAUNCH_OK(ctx, "bn_sum_mean_kernel");
+    }
+    if (ok) {
+        bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), mean, partial);
+        ok = LAUNCH_OK(ctx, "bn_partial_kernel(squared deviations)");
+    }
+    if (ok) {
+        bn_sq_total_kernel<<<cb, 128, 0, s>>>(p, partial, dstats);
+        ok = LAUNCH_OK(ctx, "bn_sq_total_kernel");
+    }
+    /* the op layer sums them over the ranks on the host next: wait for them */
+    if (ok && CUDA_OK(ctx, cudaMemcpyAsync(stats, dstats, (size_t)(2 * p.C) * sizeof(double),
+                                           cudaMemcpyDeviceToHost, s)))
+        CUDA_OK(ctx, cudaStreamSynchronize(s));
+    cuda_scratch_release(ctx);
+}
+
+/* bn_train_stats_kernel with given (global) mean and biased variance over `count` values. */
+__global__ static void bn_given_stats_kernel(int64_t C, const double *mean, const double *var, double count, float eps,
+                                             float momentum, const float *gamma, const float *beta, float *rmean,
+                                             float *rvar, float *save_mean, float *save_invstd, double *scale,
+                                             double *shift)
+{
+    CK_FOR(c, C)
+    {
+        double v = var[c];
+        double invstd = d_div(1.0, sqrt(d_add(v, (double)eps)));
+        double mu = mean[c], mom = (double)momentum;
+        double unbias = d_div(count, d_sub(count, 1.0));
+        save_mean[c] = (float)mu;
+        save_invstd[c] = (float)invstd;
+        rmean[c] = (float)d_add(d_mul(mom, mu), d_mul(d_sub(1.0, mom), (double)rmean[c]));
+        rvar[c] = (float)d_add(d_mul(d_mul(mom, v), unbias), d_mul(d_sub(1.0, mom), (double)rvar[c]));
+        double sc = d_mul(invstd, (double)gamma[c]);
+        scale[c] = sc;
+        shift[c] = d_sub((double)beta[c], d_mul(mu, sc));
+    }
+}
+
+extern "C" void cuda_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                              const Tensor *beta, const double *mean, const double *var, double count,
+                                              Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean,
+                                              Tensor *save_invstd)
+{
+    if (!cuda_ready(ctx) || g->C == 0)
+        return;
+    const int64_t C = g->C;
+    cudaStream_t s = cuda_stream_of(ctx);
+    double *dev = (double *)cuda_scratch(ctx, (size_t)(4 * C) * sizeof(double), "batch_norm global statistics");
+    if (!dev) {
+        cuda_scratch_release(ctx);
+        return;
+    }
+    double *dmean = dev, *dvar = dev + C, *scale = dev + 2 * C, *shift = dev + 3 * C; /* (C) each */
+    /* from pageable host memory: each copy returns once its source is staged (the host arrays
+     * may be reused at once), and it is ordered before the kernels on the stream */
+    bool ok = CUDA_OK(ctx, cudaMemcpyAsync(dmean, mean, (size_t)C * sizeof(double), cudaMemcpyHostToDevice, s)) &&
+              CUDA_OK(ctx, cudaMemcpyAsync(dvar, var, (size_t)C * sizeof(double), cudaMemcpyHostToDevice, s));
+    if (ok) {
+        bn_given_stats_kernel<<<ck_blocks(C, 128), 128, 0, s>>>(
+            C, dmean, dvar, count, g->eps, g->momentum, tensor_f32(gamma), tensor_f32(beta), tensor_f32(running_mean),
+            tensor_f32(running_var), tensor_f32(save_mean), tensor_f32(save_invstd), scale, shift);
+        ok = LAUNCH_OK(ctx, "bn_given_stats_kernel");
+    }
+    int64_t total = g->N * C * g->S;
+    if (ok && total > 0) {
+        bn_normalise_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, C, g->S, tensor_f32(x), scale,
+                                                                               shift, tensor_f32(y));
+        LAUNCH_OK(ctx, "bn_normalise_kernel");
+    }
+    cuda_scratch_release(ctx);
+}
+
+extern "C" void cuda_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *mean,
+                                                const Tensor *invstd, const Tensor *dy, double *sums, Tensor *dgamma,
+                                                Tensor *dbeta)
+{
+    if (!cuda_ready(ctx) || g->C == 0)
+        return;
+    BnPlan p = bn_plan(g);
+    if (p.m == 0) { /* no values here: zero sums, nothing added to dγ/dβ */
+        for (int64_t i = 0; i < 2 * p.C; i++)
+            sums[i] = 0.0;
+        return;
+    }
+    cudaStream_t s = cuda_stream_of(ctx);
+    double *partial = (double *)cuda_scratch(ctx, (size_t)(p.C * p.chunks * 2) * sizeof(double),
+                                             "batch_norm backward partials");
+    double *dsums = (double *)cuda_scratch(ctx, (size_t)(2 * p.C) * sizeof(double), "batch_norm backward sums");
+    bool ok = partial && dsums;
+    if (ok) {
+        dim3 grid((unsigned)p.C, (unsigned)p.chunks);
+        bn_backward_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean),
+                                                               tensor_f32(invstd), partial);
+        ok = LAUNCH_OK(ctx, "bn_backward_partial_kernel");
+    }
+    if (ok) {
+        bn_backward_stats_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(
+            p, partial, dgamma ? tensor_f32(dgamma) : NULL, dbeta ? tensor_f32(dbeta) : NULL, dsums, true);
+        ok = LAUNCH_OK(ctx, "bn_backward_stats_kernel");
+    }
+    /* the op layer sums them over the ranks on the host next: wait for them */
+    if (ok && CUDA_OK(ctx, cudaMemcpyAsync(sums, dsums, (size_t)(2 * p.C) * sizeof(double), cudaMemcpyDeviceToHost,
+                                           s)))
+        CUDA_OK(ctx, cudaStreamSynchronize(s));
+    cuda_scratch_release(ctx);
+}
+
+extern "C" void cuda_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
+                                            const Tensor *mean, const Tensor *invstd, const Tensor *dy,
+                                            const double *sums, double count, Tensor *dx)
+{
+    int64_t total = g->N * g->C * g->S;
+    if (!cuda_ready(ctx) || total == 0)
+        return;
+    BnPlan p = bn_plan(g);
+    cudaStream_t s = cuda_stream_of(ctx);
+    double *dsums = (double *)cuda_scratch(ctx, (size_t)(2 * p.C) * sizeof(double), "batch_norm global sums");
+    /* pageable host source: returns once staged, ordered before the kernel */
+    bool ok = dsums &&
+              CUDA_OK(ctx, cudaMemcpyAsync(dsums, sums, (size_t)(2 * p.C) * sizeof(double), cudaMemcpyHostToDevice, s));
+    if (ok) {
+        bn_backward_dx_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(
+            p, true, count, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean), tensor_f32(invstd),
+            dsums, dsums + p.C, 1, tensor_f32(dx));
         LAUNCH_OK(ctx, "bn_backward_dx_kernel");
     }
     cuda_scratch_release(ctx);

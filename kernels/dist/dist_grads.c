@@ -254,3 +254,17 @@ bool dist_bn_moments(DistComm *comm, int C, const double *sum, const double *sum
     free(buf);
     return ok;
 }
+
+/* The Ctx.bn_sync hook: a host all-reduce of doubles over the communicator in `user`. */
+static bool bn_sync_allreduce(void *user, double *buf, size_t n, char *err, size_t err_cap)
+{
+    return dist_allreduce_sum_f64((DistComm *)user, buf, n, err, err_cap);
+}
+
+void dist_install_bn_sync(Ctx *ctx, DistComm *comm)
+{
+    if (dist_world(comm) > 1)
+        ctx_set_bn_sync(ctx, bn_sync_allreduce, comm);
+    else
+        ctx_set_bn_sync(ctx, NULL, NULL);
+}

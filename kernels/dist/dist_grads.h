@@ -17,12 +17,19 @@
  * backward, in reverse declaration order, and pipelined among themselves (bucket k+1 copied to the
  * device while bucket k is reduced; dist.h). Overlapping with backward needs such a hook in the tape.
  *
- * Batch norm: the statistics that normalise a batch are each rank's own (as the official
- * DistributedDataParallel run; op_batch_norm has no cross-rank hook). The running statistics are
- * rank 0's by default (DDP broadcasts rank 0's buffers; rank 0 writes the checkpoints); with
- * sync_bn every rank's running_mean/running_var are replaced by their average over ranks after
- * each step, and dist_bn_moments gives the synchronised batch moments from per-channel sums (the
- * reduction a synchronised batch norm needs once op_batch_norm takes a hook).
+ * Batch norm: by default the statistics that normalise a batch are each rank's own (as the
+ * official DistributedDataParallel run), and the running statistics are rank 0's (DDP broadcasts
+ * rank 0's buffers; rank 0 writes the checkpoints). Synchronised batch norm (launch --sync-bn,
+ * torch.nn.SyncBatchNorm) is dist_install_bn_sync: it gives the context a hook (Ctx.bn_sync)
+ * through which every training-mode op_batch_norm sums its per-channel figures over the ranks,
+ * so each layer normalises with the mean and variance of the WHOLE global batch, its backward
+ * uses the global sums, and the running statistics are updated with the global statistics — the
+ * same values on every rank, so an N-rank run equals a one-rank run of the same global batch up to
+ * float rounding (kernels/ops_norm.c gives the formulas and the scaling of the gradient sums that
+ * makes this hold with this file's b_r / B averaging, equal shards or not). The trainers install
+ * it and then leave dist_grad_sync_create's sync_bn off: averaging running statistics that are
+ * already equal would only add rounding. That option (every rank's running_mean/running_var
+ * replaced by their average over ranks after each step) stays for runs without the hook.
  */
 #ifndef FOCUSBENCH_DIST_GRADS_H
 #define FOCUSBENCH_DIST_GRADS_H
@@ -68,8 +75,15 @@ bool dist_grad_sync_buffers(DistGradSync *g, char *err, size_t err_cap);
 bool dist_broadcast_params(DistComm *comm, ParamSet *ps, int root, char *err, size_t err_cap);
 
 /* Synchronised batch moments: per-channel sum (C), sum of squares (C) and this rank's count are
- * summed over ranks; mean (C) and biased variance (C) of the union. */
+ * summed over ranks; mean (C) and biased variance (C) of the union (the one-pass form; op_batch_norm
+ * uses its own, exact two-pass form through the hook below). */
 bool dist_bn_moments(DistComm *comm, int C, const double *sum, const double *sumsq, double count, double *mean,
                      double *var, char *err, size_t err_cap);
+
+/* Synchronised batch norm on ctx over comm's ranks (see above): installs the hook when the world
+ * has more than one rank, removes it otherwise (one rank: the plain op, bit-identical to a run
+ * without a communicator). comm must outlive the hook (ctx_set_bn_sync(ctx, NULL, NULL) removes
+ * it). Every rank must install it, or none: each batch norm is a collective then. */
+void dist_install_bn_sync(Ctx *ctx, DistComm *comm);
 
 #endif

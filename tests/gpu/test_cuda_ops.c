@@ -1,7 +1,8 @@
 /* test_cuda_ops.c — every non-GEMM slot of the CUDA op table against the CPU reference kernels
- * (group cuda_ops): memory ops, activations, broadcast binary ops, reductions, batch norm, max
- * pooling, softmax and cross-entropy, gather, affine_grid / grid_sample, temporal shift,
- * interpolation, and dropout (whose masks must equal the CPU's bit for bit).
+ * (group cuda_ops): memory ops, activations, broadcast binary ops, reductions, batch norm (and
+ * the synchronised batch norm's split pieces), max pooling, softmax and cross-entropy, gather,
+ * affine_grid / grid_sample, temporal shift, interpolation, and dropout (whose masks must equal
+ * the CPU's bit for bit).
  *
  * Pattern of every check: the same random inputs on both backends; device outputs poisoned
  * with NaN first (forward outputs) or filled with the same random values as the CPU's
@@ -11,8 +12,10 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "kernels/tape.h"
 #include "tests/gpu/gpu_test_util.h"
 
 #define CPU(slot, ...) e->cpu->ops->slot(e->cpu, __VA_ARGS__)
@@ -266,6 +269,219 @@ static void test_batch_norm(void **state)
     gpu_end(e);
 }
 
+/* ---- synchronised batch norm's pieces (backend.h's last block) --------------------------- */
+
+/* Compares two host arrays of doubles through the usual float comparison (one line). */
+static bool expect_doubles_close(GpuEnv *e, const char *what, const double *got, const double *ref, int64_t n, Tol tol)
+{
+    Tensor *hg = gh(e, DTYPE_F32, DIMS(n)), *hr = gh(e, DTYPE_F32, DIMS(n));
+    for (int64_t i = 0; i < n; i++) {
+        tensor_f32(hg)[i] = (float)got[i];
+        tensor_f32(hr)[i] = (float)ref[i];
+    }
+    return gpu_expect_close(e, what, gd(e, hg), hr, tol);
+}
+
+/* A device tensor's contents as a new host tensor (empty on a failed download: the check fails). */
+static Tensor *host_of(GpuEnv *e, const Tensor *dev)
+{
+    Tensor *h = gh(e, dev->dtype, dev->ndim, dev->shape);
+    if (!cuda_tensor_to_host(e->gpu, dev, h))
+        gpu_expect_ok(e, "download");
+    return h;
+}
+
+static void test_batch_norm_sync_pieces(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "synchronised batch norm: local stats, forward with given stats, backward sums and dx");
+    struct {
+        int nd;
+        int64_t shape[5];
+        float offset;
+    } cases[] = {
+        {4, {4, 6, 5, 7}, 0.0f},
+        {2, {8, 11}, 0.0f},            /* BN1d, odd C */
+        {2, {1, 3}, 0.0f},             /* one value per channel on this rank (allowed when synchronised) */
+        {4, {16, 3, 40, 40}, 0.0f},    /* several partial-sum chunks */
+        {5, {2, 5, 3, 4, 6}, 100.0f},  /* |mean| >> std */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int nd = cases[i].nd;
+        const int64_t *sh = cases[i].shape;
+        int64_t C = sh[1], S = 1;
+        for (int k = 2; k < nd; k++)
+            S *= sh[k];
+        NormGeom g = {.N = sh[0], .C = C, .S = S, .eps = 1e-5f, .momentum = 0.1f};
+        const double m = (double)(g.N * S);
+        Tensor *x = gh_rand(e, 1900 + i, -2, 2, nd, sh);
+        for (int64_t k = 0; k < tensor_numel(x); k++)
+            tensor_f32(x)[k] += cases[i].offset;
+        Tensor *gamma = gh_rand(e, 1910 + i, 0.5f, 1.5f, DIMS(C)), *beta = gh_rand(e, 1920 + i, -0.5f, 0.5f, DIMS(C));
+        Tensor *rm0 = gh_rand(e, 1930 + i, -0.2f, 0.2f, DIMS(C)), *rv0 = gh_rand(e, 1940 + i, 0.5f, 2.0f, DIMS(C));
+        Tensor *dxx = gd(e, x), *dgamma = gd(e, gamma), *dbeta = gd(e, beta);
+        char what[160];
+
+        /* this rank's Σx and Σ(x − mean)²: host (2, C) */
+        double *st_c = malloc((size_t)(2 * C) * sizeof(double)), *st_g = malloc((size_t)(2 * C) * sizeof(double));
+        CPU(batch_norm_stats, &g, x, st_c);
+        GPU(batch_norm_stats, &g, dxx, st_g);
+        gpu_expect_ok(e, "batch_norm_stats");
+        snprintf(what, sizeof what, "bn sync local sums, case %zu (N %lld C %lld S %lld)", i, (long long)g.N,
+                 (long long)C, (long long)S);
+        expect_doubles_close(e, what, st_g, st_c, C, TOL_EXACTISH);
+        expect_doubles_close(e, "  local sums of squared deviations", st_g + C, st_c + C, C, TOL_EXACTISH);
+
+        /* the forward with given "global" statistics (as if other ranks had other values) */
+        double *gm = malloc((size_t)(2 * C) * sizeof(double)), *gv = gm + C; /* (C) each */
+        for (int64_t c = 0; c < C; c++) {
+            gm[c] = st_c[c] / m + 0.1;
+            gv[c] = st_c[C + c] / m * 1.3 + 0.05;
+        }
+        const double count = 3 * m;
+        Tensor *rm = gh_copy(e, rm0), *rv = gh_copy(e, rv0), *y = gh_like(e, x);
+        Tensor *mean = gh(e, DTYPE_F32, DIMS(C)), *invstd = gh(e, DTYPE_F32, DIMS(C));
+        Tensor *drm = gd(e, rm0), *drv = gd(e, rv0), *dy = gd_nan_like(e, x), *dmean = gd_nan_like(e, mean),
+               *dinv = gd_nan_like(e, invstd);
+        CPU(batch_norm_forward_stats, &g, x, gamma, beta, gm, gv, count, rm, rv, y, mean, invstd);
+        GPU(batch_norm_forward_stats, &g, dxx, dgamma, dbeta, gm, gv, count, drm, drv, dy, dmean, dinv);
+        snprintf(what, sizeof what, "bn sync forward with given statistics y, case %zu", i);
+        gpu_expect_close(e, what, dy, y, TOL_EXACTISH);
+        gpu_expect_close(e, "  saved mean", dmean, mean, TOL_EXACTISH);
+        gpu_expect_close(e, "  saved invstd", dinv, invstd, TOL_EXACTISH);
+        gpu_expect_close(e, "  running mean (updated)", drm, rm, TOL_EXACTISH);
+        gpu_expect_close(e, "  running var (updated, unbiased with the global count)", drv, rv, TOL_EXACTISH);
+
+        /* with this rank's own statistics, as the op layer forms them on one rank, the pieces are
+         * the device's batch_norm_forward_train bit for bit */
+        if (m > 1) {
+            for (int64_t c = 0; c < C; c++) {
+                gm[c] = st_g[c] / m;
+                gv[c] = (st_g[C + c] + 0.0) / m;
+            }
+            Tensor *trm = gd(e, rm0), *trv = gd(e, rv0), *ty = gd_nan_like(e, x), *tm = gd_nan_like(e, mean),
+                   *tis = gd_nan_like(e, invstd);
+            GPU(batch_norm_forward_train, &g, dxx, dgamma, dbeta, trm, trv, ty, tm, tis);
+            Tensor *hy = host_of(e, ty), *hm = host_of(e, tm), *his = host_of(e, tis), *hrm = host_of(e, trm),
+                   *hrv = host_of(e, trv);
+            Tensor *srm = gd(e, rm0), *srv = gd(e, rv0), *sy = gd_nan_like(e, x), *sm = gd_nan_like(e, mean),
+                   *sis = gd_nan_like(e, invstd);
+            GPU(batch_norm_forward_stats, &g, dxx, dgamma, dbeta, gm, gv, m, srm, srv, sy, sm, sis);
+            gpu_expect_equal(e, "  own statistics: y equals the train forward's (bitwise)", sy, hy);
+            gpu_expect_equal(e, "  own statistics: saved mean (bitwise)", sm, hm);
+            gpu_expect_equal(e, "  own statistics: saved invstd (bitwise)", sis, his);
+            gpu_expect_equal(e, "  own statistics: running mean (bitwise)", srm, hrm);
+            gpu_expect_equal(e, "  own statistics: running var (bitwise)", srv, hrv);
+        }
+
+        /* backward: this rank's sums (accumulated into dγ/dβ), then dx with "global" sums */
+        Tensor *gy = gh_rand(e, 1950 + i, -1, 1, nd, sh), *gx = gh_rand(e, 1960 + i, -1, 1, nd, sh);
+        Tensor *gg = gh_rand(e, 1970 + i, -1, 1, DIMS(C)), *gb = gh_rand(e, 1980 + i, -1, 1, DIMS(C));
+        Tensor *dm = gd(e, mean), *dis = gd(e, invstd), *dgy = gd(e, gy), *dgx = gd(e, gx), *dgg = gd(e, gg),
+               *dgb = gd(e, gb);
+        double *su_c = malloc((size_t)(2 * C) * sizeof(double)), *su_g = malloc((size_t)(2 * C) * sizeof(double));
+        CPU(batch_norm_backward_reduce, &g, x, mean, invstd, gy, su_c, gg, gb);
+        GPU(batch_norm_backward_reduce, &g, dxx, dm, dis, dgy, su_g, dgg, dgb);
+        gpu_expect_ok(e, "batch_norm_backward_reduce");
+        snprintf(what, sizeof what, "bn sync backward local sum dy, case %zu", i);
+        expect_doubles_close(e, what, su_g, su_c, C, TOL_EXACTISH);
+        expect_doubles_close(e, "  local sum dy*xhat", su_g + C, su_c + C, C, TOL_EXACTISH);
+        gpu_expect_close(e, "  dgamma (accumulated, local)", dgg, gg, TOL_EXACTISH);
+        gpu_expect_close(e, "  dbeta (accumulated, local)", dgb, gb, TOL_EXACTISH);
+        for (int64_t k = 0; k < 2 * C; k++) /* as if summed with other ranks' */
+            su_c[k] = su_c[k] * 1.7 + 0.05;
+        CPU(batch_norm_backward_dx, &g, x, gamma, mean, invstd, gy, su_c, count, gx);
+        GPU(batch_norm_backward_dx, &g, dxx, dgamma, dm, dis, dgy, su_c, count, dgx);
+        snprintf(what, sizeof what, "bn sync backward dx with global sums (accumulated), case %zu", i);
+        gpu_expect_close(e, what, dgx, gx, TOL_EXACTISH);
+        free(st_c);
+        free(st_g);
+        free(gm);
+        free(su_c);
+        free(su_g);
+    }
+    gpu_end(e);
+}
+
+/* The synchronised op on one rank: the sum over ranks is the identity; counts its calls. */
+static bool one_rank_sum(void *user, double *buf, size_t n, char *err, size_t err_cap)
+{
+    (void)buf, (void)n, (void)err, (void)err_cap;
+    ++*(int *)user;
+    return true;
+}
+
+/* A device leaf with a zeroed device gradient. */
+static Tensor *gd_leaf(GpuEnv *e, const Tensor *h)
+{
+    Tensor *d = gd(e, h);
+    d->requires_grad = true;
+    d->grad = gd(e, gh_like(e, h));
+    return d;
+}
+
+/* op_batch_norm with the hook (one rank) through the op layer on the GPU: the forward equals the
+ * plain op's bit for bit (the GPU's statistics go to the host and back unchanged), the backward
+ * to double rounding; and the whole synchronised op matches the CPU's. */
+static void test_batch_norm_sync_op_layer(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "synchronised batch norm through the op layer on one rank: GPU plain vs hook vs CPU");
+    const int64_t C = 7;
+    Tensor *x = gh_rand(e, 2001, 1, 3, DIMS(4, C, 5, 6)), *dyh = gh_rand(e, 2002, -1, 1, DIMS(4, C, 5, 6));
+    Tensor *gamma = gh_rand(e, 2003, 0.5f, 1.5f, DIMS(C)), *beta = gh_rand(e, 2004, -0.5f, 0.5f, DIMS(C));
+    Tensor *rm0 = gh_rand(e, 2005, -0.2f, 0.2f, DIMS(C)), *rv0 = gh_rand(e, 2006, 0.5f, 2.0f, DIMS(C));
+    struct {
+        Tensor *x, *gamma, *beta, *rm, *rv, *y;
+    } side[3]; /* GPU plain, GPU with the hook, CPU with the hook */
+    int calls[3] = {0, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        Ctx *ctx = k < 2 ? e->gpu : e->cpu;
+        if (k < 2) {
+            side[k].x = gd_leaf(e, x), side[k].gamma = gd_leaf(e, gamma), side[k].beta = gd_leaf(e, beta);
+            side[k].rm = gd(e, rm0), side[k].rv = gd(e, rv0);
+        } else {
+            side[k].x = gh_copy(e, x), side[k].gamma = gh_copy(e, gamma), side[k].beta = gh_copy(e, beta);
+            side[k].rm = gh_copy(e, rm0), side[k].rv = gh_copy(e, rv0);
+            side[k].x->requires_grad = side[k].gamma->requires_grad = side[k].beta->requires_grad = true;
+            side[k].x->grad = gh_like(e, x), side[k].gamma->grad = gh_like(e, gamma);
+            side[k].beta->grad = gh_like(e, beta);
+        }
+        ctx_set_training(ctx, true);
+        if (k > 0)
+            ctx_set_bn_sync(ctx, one_rank_sum, &calls[k]);
+        side[k].y = op_batch_norm(ctx, side[k].x, side[k].gamma, side[k].beta, side[k].rm, side[k].rv, 0.1f, 1e-5f);
+        Tensor *l = op_sum_all(ctx, op_mul(ctx, side[k].y, k < 2 ? gd(e, dyh) : dyh)); /* dL/dy = dy */
+        if (l)
+            tape_backward(ctx, l);
+        tape_clear(ctx->tape);
+        ctx_set_bn_sync(ctx, NULL, NULL);
+        ctx_set_training(ctx, false);
+    }
+    /* the CPU leaves' gradients are host tensors of the environment (freed once, by it): unlink */
+    Tensor *cpu_dx = side[2].x->grad, *cpu_dg = side[2].gamma->grad, *cpu_db = side[2].beta->grad;
+    side[2].x->grad = side[2].gamma->grad = side[2].beta->grad = NULL;
+    gpu_expect_ok(e, "plain and synchronised batch norm on the GPU");
+    e->checks++;
+    bool two = calls[1] == 2 && calls[2] == 2;
+    e->failures += !two;
+    printf("  %s one sum over the ranks forward and one backward (GPU %d calls, CPU %d)\n", two ? "ok  " : "FAIL",
+           calls[1], calls[2]);
+    if (!ctx_ok(e->cpu))
+        fail_msg("CPU synchronised batch norm: %s", ctx_error_message(e->cpu));
+    gpu_expect_equal(e, "hook on one rank: y equals the plain op's (bitwise)", side[1].y, host_of(e, side[0].y));
+    gpu_expect_equal(e, "  running mean (bitwise)", side[1].rm, host_of(e, side[0].rm));
+    gpu_expect_equal(e, "  running var (bitwise)", side[1].rv, host_of(e, side[0].rv));
+    gpu_expect_close(e, "  dx", side[1].x->grad, host_of(e, side[0].x->grad), TOL_EXACTISH);
+    gpu_expect_close(e, "  dgamma", side[1].gamma->grad, host_of(e, side[0].gamma->grad), TOL_EXACTISH);
+    gpu_expect_close(e, "  dbeta", side[1].beta->grad, host_of(e, side[0].beta->grad), TOL_EXACTISH);
+    gpu_expect_close(e, "synchronised op, GPU vs CPU: y", side[1].y, side[2].y, TOL_EXACTISH);
+    gpu_expect_close(e, "  running mean", side[1].rm, side[2].rm, TOL_EXACTISH);
+    gpu_expect_close(e, "  running var", side[1].rv, side[2].rv, TOL_EXACTISH);
+    gpu_expect_close(e, "  dx", side[1].x->grad, cpu_dx, TOL_EXACTISH);
+    gpu_expect_close(e, "  dgamma", side[1].gamma->grad, cpu_dg, TOL_EXACTISH);
+    gpu_expect_close(e, "  dbeta", side[1].beta->grad, cpu_db, TOL_EXACTISH);
+    gpu_end(e);
+}
+
 /* ---- max pool --------------------------------------------------------------------------- */
 
 static void test_max_pool(void **state)
@@ -510,7 +726,9 @@ int test_group_cuda_ops(int *total)
     struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_binary),         cmocka_unit_test(test_reduce),
-        cmocka_unit_test(test_batch_norm),     cmocka_unit_test(test_max_pool),
+        cmocka_unit_test(test_batch_norm),     cmocka_unit_test(test_batch_norm_sync_pieces),
+        cmocka_unit_test(test_batch_norm_sync_op_layer),
+        cmocka_unit_test(test_max_pool),
         cmocka_unit_test(test_softmax),        cmocka_unit_test(test_gather),
         cmocka_unit_test(test_spatial),        cmocka_unit_test(test_time),
         cmocka_unit_test(test_dropout_masks_bitwise),
