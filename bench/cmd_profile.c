@@ -1355,7 +1355,7 @@ static void print_timing(const TimingResult *tr, int n, const Model *m, bool cud
             continue;
         }
         double s = t->st.median * 1e-3;
-        char clk[64] = "";
+        char clk[256] = ""; /* the clock range and the throttle reasons (up to 160 bytes) */
         if (cuda) {
             if (isfinite(t->clk_min))
                 snprintf(clk, sizeof clk, "  %.0f..%.0f%s%s", t->clk_min, t->clk_max, t->reasons[0] ? " " : "",
