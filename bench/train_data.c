@@ -756,7 +756,7 @@ MethodTrainer *method_trainer_create(Method *m, const MethodTrainConfig *cfg, ch
     if (n_groups < 0 || !(t->opt = sgd_create(m->ps, &sc, groups, n_groups, err, err_cap)) ||
         (cfg->resume && t->out_dir && !mt_load(t, err, err_cap)) ||
         (cfg->comm && (!dist_broadcast_params(cfg->comm, m->ps, 0, err, err_cap) ||
-                       !(t->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, false, err, err_cap))))) {
+                       !(t->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, err, err_cap))))) {
         method_trainer_destroy(t);
         return NULL;
     }
@@ -815,8 +815,6 @@ bool method_trainer_step(MethodTrainer *t, const TrainBatch *batch, double *loss
         return false;
     }
     if (!sgd_step(t->opt, err, err_cap))
-        return false;
-    if (t->sync && !dist_grad_sync_buffers(t->sync, err, err_cap))
         return false;
     t->step++;
     return true;

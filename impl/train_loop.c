@@ -311,7 +311,7 @@ Trainer *trainer_create(UafModel *m, const TrainConfig *cfg, char *err, size_t e
      * synchronised batch norm keeps the running statistics equal on every rank by construction, so
      * the sync's averaging of them stays off (it would only add rounding) */
     if (cfg->comm && (!dist_broadcast_params(cfg->comm, m->ps, 0, err, err_cap) ||
-                      !(tr->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, false, err, err_cap)))) {
+                      !(tr->sync = dist_grad_sync_create(cfg->comm, m->ps, 0, err, err_cap)))) {
         trainer_destroy(tr);
         return NULL;
     }
@@ -425,8 +425,6 @@ bool trainer_step(Trainer *tr, const TrainBatch *batch, TrainStepStats *st, char
     if (tr->sync && !dist_grad_sync_average(tr->sync, B, NULL, err, err_cap))
         return false;
     if (!sgd_step(tr->opt, err, err_cap))
-        return false;
-    if (tr->sync && !dist_grad_sync_buffers(tr->sync, err, err_cap))
         return false;
     /* accuracy of the policy set's prediction, as main.py's acc1 on pred_1 */
     const Tensor *pred = sets[0].cls.prediction; /* (B, C) */

@@ -21,7 +21,7 @@ struct DistGradSync {
     int n_buckets;
     size_t *offset, *count; /* (n_buckets) the buckets' slices, for the bucketed all-reduce */
     size_t grad_floats;     /* floats of the gradient block */
-    bool pinned, sync_bn;
+    bool pinned;
 };
 
 /* Float offset of tensor i's gradient inside the block, and its aligned length (padding included). */
@@ -87,7 +87,7 @@ void dist_grad_sync_destroy(DistGradSync *g)
     free(g);
 }
 
-DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_bytes, bool sync_bn, char *err,
+DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_bytes, char *err,
                                     size_t err_cap)
 {
     if (!ps || ps->backend != BACKEND_CPU || !ps->allocated) {
@@ -101,7 +101,6 @@ DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_
     }
     g->comm = comm;
     g->ps = ps;
-    g->sync_bn = sync_bn;
     g->buckets = dist_make_buckets(ps, bucket_bytes ? bucket_bytes : DIST_BUCKET_DEFAULT_BYTES, &g->n_buckets);
     g->offset = calloc((size_t)g->n_buckets + 1, sizeof *g->offset);
     g->count = calloc((size_t)g->n_buckets + 1, sizeof *g->count);
@@ -183,43 +182,6 @@ bool dist_grad_sync_average(DistGradSync *g, int local_clips, int *global_clips,
                                           err_cap);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-bool dist_grad_sync_buffers(DistGradSync *g, char *err, size_t err_cap)
-{
-    int world = dist_world(g->comm);
-    if (!g->sync_bn || world == 1)
-        return true;
-    for (int i = 0; i < g->ps->n; i++) {
-        Tensor *t = g->ps->items[i];
-        if (t->requires_grad || t->dtype != DTYPE_F32 || !t->data ||
-            !(ends_with(t->name, "running_mean") || ends_with(t->name, "running_var")))
-            continue;
-        float *v = t->data; /* (C), on the device when g->device */
-        size_t n = (size_t)tensor_numel(t);
-        /* the mean as sum · (1/world): exact division for a power-of-two world, the same on both sides */
-        const double inv = 1.0 / world;
-        if (g->device) {
-            if (!dist_allreduce_sum_f32_device(g->comm, v, n, device_stream(g->device), err, err_cap))
-                return false;
-            g->device->ops->scale_inplace(g->device, (int64_t)n, v, inv);
-            if (!ctx_ok(g->device)) {
-                snprintf(err, err_cap, "dist_grad_sync_buffers: %s", ctx_error_message(g->device));
-                return false;
-            }
-            continue;
-        }
-        if (!dist_allreduce_sum_f32(g->comm, v, n, err, err_cap))
-            return false;
-        cpu_backend_ops()->scale_inplace(NULL, (int64_t)n, v, inv);
-    }
-    return true;
-}
-
 bool dist_broadcast_params(DistComm *comm, ParamSet *ps, int root, char *err, size_t err_cap)
 {
     if (!ps || (ps->data_bytes && !ps->data_block)) {
@@ -227,32 +189,6 @@ bool dist_broadcast_params(DistComm *comm, ParamSet *ps, int root, char *err, si
         return false;
     }
     return dist_broadcast(comm, ps->data_block, ps->data_bytes, root, err, err_cap);
-}
-
-bool dist_bn_moments(DistComm *comm, int C, const double *sum, const double *sumsq, double count, double *mean,
-                     double *var, char *err, size_t err_cap)
-{
-    double *buf = malloc(((size_t)2 * C + 1) * sizeof *buf); /* (2C + 1) sums, sums of squares, count */
-    if (!buf) {
-        snprintf(err, err_cap, "dist_bn_moments: out of memory");
-        return false;
-    }
-    memcpy(buf, sum, (size_t)C * sizeof *buf);
-    memcpy(buf + C, sumsq, (size_t)C * sizeof *buf);
-    buf[2 * C] = count;
-    bool ok = dist_allreduce_sum_f64(comm, buf, (size_t)2 * C + 1, err, err_cap);
-    double n = buf[2 * C];
-    if (ok && !(n > 0)) {
-        snprintf(err, err_cap, "dist_bn_moments: no elements on any rank");
-        ok = false;
-    }
-    for (int c = 0; ok && c < C; c++) {
-        mean[c] = buf[c] / n;
-        double v = buf[C + c] / n - mean[c] * mean[c];
-        var[c] = v > 0 ? v : 0;
-    }
-    free(buf);
-    return ok;
 }
 
 /* The Ctx.bn_sync hook: a host all-reduce of doubles over the communicator in `user`. */

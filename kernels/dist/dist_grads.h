@@ -26,10 +26,8 @@
  * uses the global sums, and the running statistics are updated with the global statistics — the
  * same values on every rank, so an N-rank run equals a one-rank run of the same global batch up to
  * float rounding (kernels/ops_norm.c gives the formulas and the scaling of the gradient sums that
- * makes this hold with this file's b_r / B averaging, equal shards or not). The trainers install
- * it and then leave dist_grad_sync_create's sync_bn off: averaging running statistics that are
- * already equal would only add rounding. That option (every rank's running_mean/running_var
- * replaced by their average over ranks after each step) stays for runs without the hook.
+ * makes this hold with this file's b_r / B averaging, equal shards or not). It replaced an earlier
+ * option that only averaged the running statistics after each step.
  */
 #ifndef FOCUSBENCH_DIST_GRADS_H
 #define FOCUSBENCH_DIST_GRADS_H
@@ -54,31 +52,22 @@ DistBucket *dist_make_buckets(const ParamSet *ps, size_t cap_bytes, int *n);
 
 typedef struct DistGradSync DistGradSync;
 
-/* For comm's ranks and ps (allocated on the CPU, with gradients). sync_bn: see above. */
-DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_bytes, bool sync_bn, char *err,
-                                    size_t err_cap);
+/* For comm's ranks and ps (allocated on the CPU, with gradients). */
+DistGradSync *dist_grad_sync_create(DistComm *comm, ParamSet *ps, size_t bucket_bytes, char *err, size_t err_cap);
 void dist_grad_sync_destroy(DistGradSync *g);
 int dist_grad_sync_buckets(const DistGradSync *g, const DistBucket **buckets);
 
-/* The gradients and buffers now live on ctx's device (kernels/device.h run_device_attach; NULL or a
- * CPU context: the host). On a device the average is one NCCL all-reduce over the whole gradient
- * block on ctx's stream (no host staging), and the buffers are reduced in place there. */
+/* The gradients now live on ctx's device (kernels/device.h run_device_attach; NULL or a CPU context:
+ * the host). On a device the average is one NCCL all-reduce over the whole gradient block on ctx's
+ * stream (no host staging). */
 void dist_grad_sync_set_device(DistGradSync *g, Ctx *ctx);
 
 /* After backward: averages the gradients over ranks (local_clips of this rank's shard, see above);
  * *global_clips (may be NULL) gets B. */
 bool dist_grad_sync_average(DistGradSync *g, int local_clips, int *global_clips, char *err, size_t err_cap);
-/* After the optimizer step: the running statistics option (nothing without sync_bn). */
-bool dist_grad_sync_buffers(DistGradSync *g, char *err, size_t err_cap);
 
 /* Every tensor of ps (parameters and buffers) from rank `root`. */
 bool dist_broadcast_params(DistComm *comm, ParamSet *ps, int root, char *err, size_t err_cap);
-
-/* Synchronised batch moments: per-channel sum (C), sum of squares (C) and this rank's count are
- * summed over ranks; mean (C) and biased variance (C) of the union (the one-pass form; op_batch_norm
- * uses its own, exact two-pass form through the hook below). */
-bool dist_bn_moments(DistComm *comm, int C, const double *sum, const double *sumsq, double count, double *mean,
-                     double *var, char *err, size_t err_cap);
 
 /* Synchronised batch norm on ctx over comm's ranks (see above): installs the hook when the world
  * has more than one rank, removes it otherwise (one rank: the plain op, bit-identical to a run
