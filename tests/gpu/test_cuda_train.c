@@ -150,14 +150,14 @@ static int64_t clip_floats_of(const char *name)
     return f;
 }
 
-/* All trainable parameters, concatenated (host). */
-static float *params_flat(const Method *m, int64_t *n)
+/* All trainable parameters of ps, concatenated (host). */
+static float *params_flat(const ParamSet *ps, int64_t *n)
 {
-    *n = params_count_trainable(m->ps);
+    *n = params_count_trainable(ps);
     float *v = malloc((size_t)*n * sizeof *v);
     int64_t k = 0;
-    for (int i = 0; i < m->ps->n; i++) {
-        const Tensor *t = m->ps->items[i];
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *t = ps->items[i];
         if (!t->requires_grad)
             continue;
         memcpy(v + k, t->data, (size_t)tensor_numel(t) * sizeof *v);
@@ -175,7 +175,7 @@ static double method_step(const char *name, const RunDevice *dev, OneBatch *ob, 
     tc.epochs = 1;
     tc.seed = 9;
     tc.device = *dev;
-    *before = params_flat(m, n);
+    *before = params_flat(m->ps, n);
     char err[1024];
     MethodTrainer *tr = method_trainer_create(m, &tc, err, sizeof err);
     if (!tr)
@@ -189,7 +189,7 @@ static double method_step(const char *name, const RunDevice *dev, OneBatch *ob, 
     method_trainer_destroy(tr); /* brings the weights home */
     if (m->ps->backend != BACKEND_CPU)
         fail_msg("%s: the weights are not back on the host after the trainer", name);
-    *after = params_flat(m, n);
+    *after = params_flat(m->ps, n);
     method_destroy(m);
     return loss;
 }
@@ -296,7 +296,7 @@ static float *train_tsn(const RunDevice *dev, OneBatch *ob, const char *dir, int
     if (!method_trainer_run(tr, &src, NULL, NULL, err, sizeof err))
         fail_msg("%s", err);
     method_trainer_destroy(tr);
-    float *w = params_flat(m, n);
+    float *w = params_flat(m->ps, n);
     method_destroy(m);
     return w;
 }
@@ -371,14 +371,7 @@ static float *uaf_train(const RunDevice *dev, DistComm *comm, OneBatch *ob, int 
             *first = st;
     }
     trainer_destroy(tr);
-    *n = params_count_trainable(m->ps);
-    float *w = malloc((size_t)*n * sizeof *w);
-    int64_t k = 0;
-    for (int i = 0; i < m->ps->n; i++)
-        if (m->ps->items[i]->requires_grad) {
-            memcpy(w + k, m->ps->items[i]->data, (size_t)tensor_numel(m->ps->items[i]) * sizeof *w);
-            k += tensor_numel(m->ps->items[i]);
-        }
+    float *w = params_flat(m->ps, n);
     uaf_destroy(m);
     return w;
 }
