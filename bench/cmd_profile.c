@@ -83,6 +83,7 @@ typedef struct {
     int n_batches;
     int modes;
     bool no_cupti, no_fold;
+    bool no_autotune; /* --no-autotune: the heuristics' first cuDNN plan, untimed */
     bool train; /* --train: time training steps (forward + backward of the training loss) */
     unsigned long long seed;
     LatencyPlan plan;
@@ -98,8 +99,8 @@ static void usage(FILE *out)
             "usage: focusbench profile --preset P [--method M] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
             "                          [--batch 1,8,32] [--mode eager|graph|both] [--no-cupti] [--repeats N]\n"
             "                          [--min-time S] [--max-time S] [--warmup N] [--split-repeats N]\n"
-            "                          [--top-kernels N] [--no-fold] [--train] [--seed N] [--csv FILE]\n"
-            "                          [size overrides]\n\n"
+            "                          [--top-kernels N] [--no-fold] [--no-autotune] [--train] [--seed N]\n"
+            "                          [--csv FILE] [size overrides]\n\n"
             "Latency and throughput of a method in eval mode with random weights, on a random normalised clip\n"
             "batch already on the device, with the arenas planned and frozen (nothing is allocated while\n"
             "timing). For each batch size: the forward pass's latency (median, p90, p99, IQR) and throughput\n"
@@ -122,6 +123,8 @@ static void usage(FILE *out)
             "  --split-repeats N passes for the per-component split (median over them; default 5)\n"
             "  --top-kernels N   kernels listed per batch size (default 10; all are in the CSV)\n"
             "  --no-fold         keep the backbones' batch norms (default: folded into the convs for inference)\n"
+            "  --no-autotune     cuda: run the cuDNN heuristics' first plan of each conv shape (default: time up\n"
+            "                    to 8 candidates on the planning pass and keep the fastest, as cudnn.benchmark)\n"
             "  --train           time training steps instead: the method's training loss (train mode: batch-norm\n"
             "                    batch statistics, dropout, every training branch) and its backward pass, gradients\n"
             "                    zeroed before each step (not timed), no optimizer update; eager only, no CUPTI\n"
@@ -244,6 +247,10 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
         }
         if (strcmp(opt, "--no-fold") == 0) {
             a->no_fold = true;
+            continue;
+        }
+        if (strcmp(opt, "--no-autotune") == 0) {
+            a->no_autotune = true;
             continue;
         }
         if (strcmp(opt, "--train") == 0) {
@@ -1497,6 +1504,8 @@ int cmd_profile(int argc, char **argv)
             fprintf(stderr, "focusbench profile: no usable GPU: %s\n", ctx_error_message(ctx));
             goto done;
         }
+        if (ctx)
+            cuda_set_conv_autotune(ctx, !a.no_autotune);
 #endif
     } else {
         ctx = ctx_create(BACKEND_CPU, a.seed);
@@ -1597,6 +1606,10 @@ int cmd_profile(int argc, char **argv)
                strcmp(a.precision, "fp32") == 0   ? "strict fp32 convolutions and GEMMs, no TF32"
                : strcmp(a.precision, "tf32") == 0 ? "convolutions and GEMMs on TF32 tensor cores, fp32 accumulate"
                                                   : "convolutions and GEMMs with bf16 inputs, fp32 accumulate");
+        printf("cuDNN plans: %s\n", cuda_get_conv_autotune(ctx)
+                                       ? "autotuned (the fastest of up to 8 heuristic candidates per conv shape, timed "
+                                         "once on the planning pass)"
+                                       : "the heuristics' first acceptable config per conv shape (--no-autotune)");
     } else
 #endif
     {

@@ -82,6 +82,11 @@ bool linear_declare(Linear *fc, ParamSet *ps, const char *prefix, const char *na
 
 Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act)
 {
+    return conv_bn_add_forward(ctx, cb, x, NULL, act);
+}
+
+Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *residual, BackboneAct act)
+{
     if (!x || !ctx_ok(ctx))
         return NULL;
     Tensor *y;
@@ -92,10 +97,11 @@ Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act)
                           cb->weight->name);
             return NULL;
         }
-        /* One fused op: conv + folded bias + activation in a single pass over y on backends with
-         * fused epilogues (the same values as conv2d then relu/relu6, see op_conv2d_bias_act). */
+        /* One fused op: conv + folded bias + residual + activation in a single pass over y on
+         * backends with fused epilogues (the same values as conv2d, add, then relu/relu6, see
+         * op_conv2d_bias_act). */
         OpAct fused = act == BACKBONE_ACT_RELU ? OP_ACT_RELU : act == BACKBONE_ACT_RELU6 ? OP_ACT_RELU6 : OP_ACT_NONE;
-        y = op_conv2d_bias_act(ctx, x, cb->weight, cb->folded_bias, NULL, cb->stride, cb->pad, cb->groups, fused);
+        y = op_conv2d_bias_act(ctx, x, cb->weight, cb->folded_bias, residual, cb->stride, cb->pad, cb->groups, fused);
         /* The folded batch norm still counts: +1 per BN channel per sample (FLOP_CONVENTION). */
         if (y)
             ctx_count(ctx, (double)y->shape[0] * (double)cb->weight->shape[0], 0.0);
@@ -104,6 +110,8 @@ Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act)
         y = op_conv2d(ctx, x, cb->weight, NULL, cb->stride, cb->pad, cb->groups);
         y = op_batch_norm(ctx, y, cb->gamma, cb->beta, cb->running_mean, cb->running_var, BACKBONE_BN_MOMENTUM,
                           BACKBONE_BN_EPS);
+        if (residual)
+            y = op_add(ctx, y, residual);
     }
     switch (act) {
     case BACKBONE_ACT_RELU:

@@ -74,6 +74,11 @@ bool linear_declare(Linear *fc, ParamSet *ps, const char *prefix, const char *na
  * in training mode is an error (its batch norm no longer exists as such). */
 Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act);
 
+/* The same with a residual added before the activation: act(conv_bn(x) + residual), residual
+ * of the output's shape (NULL: none). A folded layer runs it as one fused op (one pass over
+ * the output on the GPU); the values are those of conv_bn_forward, op_add, then the activation. */
+Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *residual, BackboneAct act);
+
 /* Folds the batch norm of each of the n layers into its conv, in place: declares one bias per
  * layer ("<conv weight key>.folded_bias") in a new ParamSet returned through *bias_ps, on the
  * backend of the layers' weights, then rewrites the weights (CPU; on the meta backend only the

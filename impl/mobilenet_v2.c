@@ -212,8 +212,8 @@ static Tensor *block_forward(Ctx *ctx, const MobileNetV2 *m, const MobileNetV2Bl
     if (b->expand.weight)
         h = conv_bn_forward(ctx, &b->expand, h, BACKBONE_ACT_RELU6);   /* (N, hidden, H, W) */
     h = conv_bn_forward(ctx, &b->depthwise, h, BACKBONE_ACT_RELU6);    /* (N, hidden, H/s, W/s) */
-    h = conv_bn_forward(ctx, &b->project, h, BACKBONE_ACT_NONE);       /* (N, out, H/s, W/s) */
-    return b->residual ? op_add(ctx, x, h) : h;
+    return conv_bn_add_forward(ctx, &b->project, h, b->residual ? x : NULL, /* (N, out, H/s, W/s) */
+                               BACKBONE_ACT_NONE);
 }
 
 bool mobilenet_v2_forward(Ctx *ctx, const MobileNetV2 *m, Tensor *x, BackboneOutput *out)

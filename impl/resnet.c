@@ -179,14 +179,13 @@ static Tensor *block_forward(Ctx *ctx, const ResNet *r, const ResNetBlock *b, Te
     if (b->shift) /* TSM "blockres": the branch sees the shifted input, the identity does not */
         h = op_temporal_shift(ctx, h, r->cfg.tsm_segments, r->cfg.tsm_fold_div);
     h = conv_bn_forward(ctx, &b->conv1, h, BACKBONE_ACT_RELU);
+    const ConvBn *last = &b->conv2; /* (N, planes, H/s, W/s) out of the basic block */
     if (b->conv3.weight) {
         h = conv_bn_forward(ctx, &b->conv2, h, BACKBONE_ACT_RELU); /* (N, planes, H/s, W/s) */
-        h = conv_bn_forward(ctx, &b->conv3, h, BACKBONE_ACT_NONE); /* (N, 4·planes, H/s, W/s) */
-    } else {
-        h = conv_bn_forward(ctx, &b->conv2, h, BACKBONE_ACT_NONE); /* (N, planes, H/s, W/s) */
+        last = &b->conv3;                                          /* (N, 4·planes, H/s, W/s) out */
     }
     Tensor *identity = b->downsample.weight ? conv_bn_forward(ctx, &b->downsample, x, BACKBONE_ACT_NONE) : x;
-    return op_relu(ctx, op_add(ctx, h, identity));
+    return conv_bn_add_forward(ctx, last, h, identity, BACKBONE_ACT_RELU); /* relu(last(h) + identity) */
 }
 
 bool resnet_forward(Ctx *ctx, const ResNet *r, Tensor *x, BackboneOutput *out)

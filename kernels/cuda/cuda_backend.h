@@ -61,6 +61,14 @@ void cuda_set_conv_path(Ctx *ctx, CudaConvPath path);
  * cuDNN's grouped 3-D kernel ran ~100x below the memory roofline on H100, research/ecosystem.md). */
 void cuda_set_depthwise_custom(Ctx *ctx, bool on);
 
+/* Autotuning of the cuDNN convolution plans: each new shape's first execution times up to 8
+ * acceptable engine configs of the heuristics on its own buffers and keeps the fastest (as
+ * PyTorch's cudnn.benchmark). Default off, so that which engine runs, and hence the rounding,
+ * never depends on timing noise (FOCUSBENCH_CUDNN_AUTOTUNE=1 in the environment turns it on at
+ * creation); `focusbench profile` turns it on. Applies to plans built after the call. */
+void cuda_set_conv_autotune(Ctx *ctx, bool on);
+bool cuda_get_conv_autotune(const Ctx *ctx);
+
 /* BF16 only: keep the outputs of fused convs (and of the depthwise, residual-add, ReLU and TSM
  * ops that follow them) as bf16 channels-last copies between layers instead of f32 NCHW; any op
  * that needs the f32 form gets it converted on demand (kernels/cuda/cuda_layout.c). Default on

@@ -480,6 +480,7 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->scratch.name = "workspace";
     st->poison = st->sync_each_launch = env_flag("FOCUSBENCH_CUDA_DEBUG");
     st->verbose = env_flag("FOCUSBENCH_CUDA_VERBOSE");
+    st->conv_autotune = env_flag("FOCUSBENCH_CUDNN_AUTOTUNE");
     snprintf(st->last_conv, sizeof st->last_conv, "none");
     ctx->backend_state = st;
     if (!state_init(ctx, st)) {
@@ -514,6 +515,17 @@ void cuda_set_depthwise_custom(Ctx *ctx, bool on)
 {
     if (cuda_state(ctx))
         cuda_state(ctx)->depthwise_custom = on;
+}
+
+void cuda_set_conv_autotune(Ctx *ctx, bool on)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->conv_autotune = on;
+}
+
+bool cuda_get_conv_autotune(const Ctx *ctx)
+{
+    return cuda_state(ctx) && cuda_state(ctx)->conv_autotune;
 }
 
 void cuda_set_resident_bf16(Ctx *ctx, bool on)

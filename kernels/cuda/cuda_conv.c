@@ -8,8 +8,10 @@
  * plan finalizes, passes the numerical filter below and needs at most CONV_WS_LIMIT of
  * workspace. Groups are not an attribute of the graph API: they follow from w's channel dim
  * being C/groups. Plans are built on first use of a shape and reused; a variant pack (the data
- * pointers) is built per call. Timing-based autotuning of the candidates is not done yet: the
- * heuristics' first acceptable config runs.
+ * pointers) is built per call. With autotuning on (cuda_set_conv_autotune; `profile` turns it
+ * on, as PyTorch's cudnn.benchmark), up to CONV_TUNE_MAX acceptable configs are finalized and
+ * the first execution times them all on its own buffers and keeps the fastest; off (the
+ * default: the choice then never depends on timing noise), the heuristics' first runs.
  *
  * Numerical filter (engine notes), per precision:
  *   FP32: no tensor-core (TF32) engines, no down-converted inputs, no reduced-precision
@@ -31,6 +33,7 @@
  * The backward kernels accumulate: cuDNN writes (beta = 0) into workspace and the result is
  * added to dx / dw, so a plan never depends on the blending support of an engine.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,8 @@ enum {
     CONV_OP_BWD_FILTER,
     CONV_MAX_CFGS = 32,
     CONV_KEEP = 10,
+    CONV_TUNE_MAX = 8,  /* candidates timed per plan when autotuning */
+    CONV_TUNE_REPS = 3, /* timed runs per candidate (after one untimed), the fastest counts */
 };
 static const int64_t CONV_WS_LIMIT = (int64_t)256 << 20;
 static const char *const OP_NAMES[3] = {"fwd", "bwd-data", "bwd-filter"};
@@ -61,16 +66,28 @@ typedef struct {
     int32_t op, precision;
 } ConvKey;
 
+/* One finalized execution plan of the heuristics' list (with the engine config it came from,
+ * which must outlive it). */
+typedef struct {
+    cudnnBackendDescriptor_t plan, cfg;
+    int64_t ws, engine_id, index; /* workspace bytes; cuDNN's engine id; position in the list */
+    char mode;                    /* heuristics mode: 'A' or 'F' (fallback) */
+    bool nondeterministic;
+} ConvCandidate;
+
 typedef struct {
     ConvKey key;
     bool used;
     bool cudnn; /* false: the direct kernels */
     bool bf16;  /* runs on bf16 channels-last copies */
-    cudnnBackendDescriptor_t plan;
-    cudnnBackendDescriptor_t keep[CONV_KEEP]; /* graph pieces kept alive with the plan */
+    /* cand[0] runs; with autotuning on, cand[1..n_cand) are the other acceptable configs until
+     * the first execution times them all and keeps the fastest in cand[0]. */
+    ConvCandidate cand[CONV_TUNE_MAX];
+    int n_cand;
+    bool tuned;
+    cudnnBackendDescriptor_t keep[CONV_KEEP]; /* graph pieces kept alive with the plans */
     int n_keep;
-    int64_t ws;
-    char info[128];
+    char info[160];
 } ConvPlan;
 
 struct ConvPlanCache {
@@ -92,14 +109,23 @@ ConvPlanCache *cuda_conv_cache_create(void)
     return c;
 }
 
+static void candidate_release(ConvCandidate *c)
+{
+    if (c->plan)
+        cudnnBackendDestroyDescriptor(c->plan);
+    if (c->cfg)
+        cudnnBackendDestroyDescriptor(c->cfg);
+    c->plan = c->cfg = NULL;
+}
+
 static void plan_release(ConvPlan *p)
 {
-    if (p->plan)
-        cudnnBackendDestroyDescriptor(p->plan);
+    for (int i = 0; i < p->n_cand; i++)
+        candidate_release(&p->cand[i]);
+    p->n_cand = 0;
     for (int i = p->n_keep - 1; i >= 0; i--)
         if (p->keep[i])
             cudnnBackendDestroyDescriptor(p->keep[i]);
-    p->plan = NULL;
     p->n_keep = 0;
 }
 
@@ -370,16 +396,16 @@ static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *
     return ok;
 }
 
-/* Tries the heuristic's configs of `mode` in order; on success p->plan is set. */
+/* Finalizes the heuristic's configs of `mode` in order, keeping those that pass the filter and
+ * fit the workspace limit as candidates, until p->cand holds `limit`; true when it holds any. */
 static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDescriptor_t graph,
-                           cudnnBackendHeurMode_t mode, const EngineFilter *f)
+                           cudnnBackendHeurMode_t mode, const EngineFilter *f, int limit)
 {
     cudnnBackendDescriptor_t heur = NULL, cfgs[CONV_MAX_CFGS] = {NULL};
     int64_t count = 0;
-    bool found = false;
     cudnnHandle_t handle = cuda_state(ctx)->cudnn;
     if (!TRY(cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur)))
-        return false;
+        return p->n_cand > 0;
     if (!TRY(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
                                       &graph)) ||
         !TRY(cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode)) ||
@@ -387,7 +413,7 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
         !TRY(cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
                                       NULL))) {
         cudnnBackendDestroyDescriptor(heur);
-        return false;
+        return p->n_cand > 0;
     }
     if (count > CONV_MAX_CFGS)
         count = CONV_MAX_CFGS;
@@ -400,7 +426,7 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
                                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, created, &got, cfgs))) {
         if (got > created)
             got = created;
-        for (int64_t i = 0; i < got && !found; i++) {
+        for (int64_t i = 0; i < got && p->n_cand < limit; i++) {
             int64_t engine_id;
             bool nondet;
             if (!engine_acceptable(cfgs[i], f, &engine_id, &nondet))
@@ -420,25 +446,31 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
                 cudnnBackendDestroyDescriptor(plan);
                 continue;
             }
-            if (!keep(p, cfgs[i])) { /* the config stays alive as long as the plan made from it */
-                cudnnBackendDestroyDescriptor(plan);
-                break;
-            }
+            /* the config stays alive as long as the plan made from it */
+            p->cand[p->n_cand++] = (ConvCandidate){.plan = plan,
+                                                   .cfg = cfgs[i],
+                                                   .ws = ws,
+                                                   .engine_id = engine_id,
+                                                   .index = i,
+                                                   .mode = mode == CUDNN_HEUR_MODE_A ? 'A' : 'F',
+                                                   .nondeterministic = nondet};
             cfgs[i] = NULL;
-            p->plan = plan;
-            p->ws = ws;
-            snprintf(p->info, sizeof p->info, "cudnn %s engine %lld (heuristics %s, config %lld%s) %s",
-                     OP_NAMES[p->key.op], (long long)engine_id,
-                     mode == CUDNN_HEUR_MODE_A ? "A" : mode == CUDNN_HEUR_MODE_FALLBACK ? "fallback" : "?",
-                     (long long)i, nondet ? ", NONDETERMINISTIC" : "", cuda_precision_name(f->precision));
-            found = true;
         }
     }
     for (int64_t i = 0; i < created; i++)
         if (cfgs[i])
             cudnnBackendDestroyDescriptor(cfgs[i]);
     cudnnBackendDestroyDescriptor(heur);
-    return found;
+    return p->n_cand > 0;
+}
+
+/* p->info from the running candidate (cand[0]); `tuning` says how it was chosen. */
+static void plan_describe(ConvPlan *p, const char *tuning)
+{
+    const ConvCandidate *c = &p->cand[0];
+    snprintf(p->info, sizeof p->info, "cudnn %s engine %lld (heuristics %s, config %lld%s%s) %s", OP_NAMES[p->key.op],
+             (long long)c->engine_id, c->mode == 'A' ? "A" : "fallback", (long long)c->index,
+             c->nondeterministic ? ", NONDETERMINISTIC" : "", tuning, cuda_precision_name((CudaPrecision)p->key.precision));
 }
 
 static void describe_geom(const ConvGeom *g, char *buf, size_t cap)
@@ -455,17 +487,21 @@ static void plan_build(Ctx *ctx, ConvPlan *p)
     BuildLog blog = {{0}}, *log = &blog;
     p->bf16 = p->key.precision == CUDA_PRECISION_BF16;
     EngineFilter f = {.strict = true, .precision = (CudaPrecision)p->key.precision};
+    int limit = st->conv_autotune ? CONV_TUNE_MAX : 1;
     cudnnBackendDescriptor_t graph = build_graph(ctx, log, p);
     bool found = false, relaxed = false;
     if (graph) {
-        found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f) ||
-                try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f);
+        found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f, limit) ||
+                try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f, limit);
         if (!found) {
             f.strict = false;
-            relaxed = found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f) ||
-                              try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f);
+            relaxed = found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f, limit) ||
+                              try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f, limit);
         }
     }
+    p->tuned = p->n_cand <= 1;
+    if (found)
+        plan_describe(p, p->tuned ? "" : ", to be autotuned");
     (void)cudaGetLastError(); /* cuDNN's probing may leave a benign error there: not ours to report */
     char geom[200];
     describe_geom(&p->key.g, geom, sizeof geom);
@@ -511,25 +547,107 @@ static ConvPlan *plan_get(Ctx *ctx, int op, const ConvGeom *g)
 
 /* ================================ execution ============================================== */
 
-static bool plan_execute(Ctx *ctx, ConvPlan *p, void *x, void *w, void *y)
+/* One execution of `plan` on (x, w, y) with workspace ws; cuDNN's status, nothing reported. */
+static cudnnStatus_t plan_run(cudnnHandle_t handle, cudnnBackendDescriptor_t plan, void *ws, void *x, void *w, void *y)
 {
-    CudaState *st = cuda_state(ctx);
-    void *ws = p->ws > 0 ? cuda_scratch(ctx, (size_t)p->ws, "cuDNN convolution workspace") : NULL;
-    if (p->ws > 0 && !ws)
-        return false;
     cudnnBackendDescriptor_t vp = NULL;
     int64_t uids[3] = {UID_X, UID_W, UID_Y};
     void *ptrs[3] = {x, w, y};
-    bool ok = CUDNN_OK(ctx, cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp)) &&
-              CUDNN_OK(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids)) &&
-              CUDNN_OK(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3,
-                                                     ptrs)) &&
-              CUDNN_OK(ctx, cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1,
-                                                     &ws)) &&
-              CUDNN_OK(ctx, cudnnBackendFinalize(vp)) &&
-              CUDNN_OK(ctx, cudnnBackendExecute(st->cudnn, p->plan, vp));
+    cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &vp);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendSetAttribute(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendFinalize(vp);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = cudnnBackendExecute(handle, plan, vp);
     if (vp)
         cudnnBackendDestroyDescriptor(vp);
+    return s;
+}
+
+/* Fastest of CONV_TUNE_REPS timed runs of candidate c (after one untimed run), in ms; INFINITY
+ * when it fails. */
+static float candidate_time(CudaState *st, const ConvCandidate *c, void *ws, cudaEvent_t e0, cudaEvent_t e1,
+                            void *x, void *w, void *y)
+{
+    float best = INFINITY;
+    for (int r = 0; r <= CONV_TUNE_REPS; r++) {
+        float ms = 0;
+        if (cudaEventRecord(e0, st->stream) != cudaSuccess ||
+            plan_run(st->cudnn, c->plan, ws, x, w, y) != CUDNN_STATUS_SUCCESS ||
+            cudaEventRecord(e1, st->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
+            (void)cudaGetLastError(); /* a refusing engine is skipped, not reported */
+            return INFINITY;
+        }
+        if (r > 0 && ms < best)
+            best = ms;
+    }
+    return best;
+}
+
+/* Autotuning (cudnn.benchmark's approach): times every candidate on this call's own buffers —
+ * each run writes the whole output with beta = 0, and the chosen plan runs again right after —
+ * keeps the fastest in cand[0] and frees the others. Not while a CUDA graph is being captured
+ * or the workspace arena is frozen: then the heuristics' first candidate stays. */
+static bool plan_autotune(Ctx *ctx, ConvPlan *p, void *x, void *w, void *y)
+{
+    CudaState *st = cuda_state(ctx);
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    if (!CUDA_OK(ctx, cudaStreamIsCapturing(st->stream, &capture)))
+        return false;
+    if (capture != cudaStreamCaptureStatusNone || ctx->scratch.frozen)
+        return true;
+    int64_t ws_max = 0;
+    for (int i = 0; i < p->n_cand; i++)
+        ws_max = p->cand[i].ws > ws_max ? p->cand[i].ws : ws_max;
+    void *ws = ws_max > 0 ? cuda_scratch(ctx, (size_t)ws_max, "cuDNN autotuning workspace") : NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    if ((ws_max > 0 && !ws) || !CUDA_OK(ctx, cudaEventCreate(&e0)) || !CUDA_OK(ctx, cudaEventCreate(&e1))) {
+        if (e0)
+            cudaEventDestroy(e0);
+        return false;
+    }
+    float ms[CONV_TUNE_MAX];
+    int best = 0;
+    for (int i = 0; i < p->n_cand; i++) {
+        ms[i] = candidate_time(st, &p->cand[i], ws, e0, e1, x, w, y);
+        if (ms[i] < ms[best])
+            best = i;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    if (!isfinite(ms[best])) /* none ran: keep the first; its real run reports the error */
+        best = 0;
+    char how[64];
+    snprintf(how, sizeof how, ", autotuned: %.3f ms, fastest of %d", (double)ms[best], p->n_cand);
+    ConvCandidate keep_c = p->cand[best];
+    for (int i = 0; i < p->n_cand; i++)
+        if (i != best)
+            candidate_release(&p->cand[i]);
+    p->cand[0] = keep_c;
+    p->n_cand = 1;
+    p->tuned = true;
+    plan_describe(p, how);
+    if (st->verbose)
+        fprintf(stderr, "focusbench cuda: conv plan %s\n", p->info);
+    return true;
+}
+
+static bool plan_execute(Ctx *ctx, ConvPlan *p, void *x, void *w, void *y)
+{
+    CudaState *st = cuda_state(ctx);
+    if (!p->tuned && !plan_autotune(ctx, p, x, w, y))
+        return false;
+    const ConvCandidate *c = &p->cand[0];
+    void *ws = c->ws > 0 ? cuda_scratch(ctx, (size_t)c->ws, "cuDNN convolution workspace") : NULL;
+    if (c->ws > 0 && !ws)
+        return false;
+    bool ok = CUDNN_OK(ctx, plan_run(st->cudnn, c->plan, ws, x, w, y));
     snprintf(st->last_conv, sizeof st->last_conv, "%s", p->info);
     return ok && LIBRARY_OK(ctx, "cudnnBackendExecute");
 }

@@ -2,7 +2,8 @@
  * speed): the fused conv epilogue (bias + residual + ReLU/ReLU6 in one pass over y), the
  * depthwise 3x3 2-D forward kernel with that epilogue, and the tiled (coalesced) conversions
  * between the backend's f32 (N, C, S) tensors and the bf16 channels-last copies of the BF16
- * precision (the conversion back into f32 carries the epilogue too).
+ * precision (elementwise when the two orders coincide, per position for a few channels; the
+ * conversion back into f32 carries the epilogue too).
  *
  * Epilogue order, everywhere: v = conv (+ b[k]) then v + residual, then the activation, each
  * step rounded on its own (f_add, no contraction): the unfused ops' order (conv bias add,
@@ -40,12 +41,43 @@ __global__ static void conv_epilogue_kernel(float *y, const float *b, const floa
     }
 }
 
+/* The same four values at a time (16-byte loads and stores) when P % 4 == 0, so the four share
+ * one channel, and y and r are 16-byte aligned; quads = total / 4. */
+template <typename Index>
+__global__ static void conv_epilogue4_kernel(float4 *y, const float *b, const float4 *r, int act, Index K, Index P,
+                                             Index quads)
+{
+    for (Index i = (Index)blockIdx.x * blockDim.x + threadIdx.x; i < quads; i += (Index)gridDim.x * blockDim.x) {
+        float4 v = y[i];
+        if (b) {
+            float bk = b[4 * i / P % K];
+            v = make_float4(f_add(v.x, bk), f_add(v.y, bk), f_add(v.z, bk), f_add(v.w, bk));
+        }
+        if (r) {
+            float4 q = r[i];
+            v = make_float4(f_add(v.x, q.x), f_add(v.y, q.y), f_add(v.z, q.z), f_add(v.w, q.w));
+        }
+        y[i] = make_float4(apply_act(v.x, act), apply_act(v.y, act), apply_act(v.z, act), apply_act(v.w, act));
+    }
+}
+
 bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *r, int act, int64_t N, int64_t K,
                                int64_t P)
 {
     int64_t total = N * K * P;
     if (total == 0 || (!b && !r && act == 0))
         return true;
+    if (P % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0) {
+        int64_t quads = total / 4;
+        unsigned blocks = ck_blocks(quads, CK_THREADS);
+        if (total < INT32_MAX)
+            conv_epilogue4_kernel<uint32_t><<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(
+                (float4 *)y, b, (const float4 *)r, act, (uint32_t)K, (uint32_t)P, (uint32_t)quads);
+        else
+            conv_epilogue4_kernel<int64_t><<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(
+                (float4 *)y, b, (const float4 *)r, act, K, P, quads);
+        return LAUNCH_OK(ctx, "conv_epilogue4_kernel");
+    }
     unsigned blocks = ck_blocks(total, CK_THREADS);
     if (total < INT32_MAX)
         conv_epilogue_kernel<uint32_t><<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(
@@ -150,6 +182,22 @@ bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, c
 
 enum { TILE = 32, TILE_ROWS = 8 };
 
+/* The store of every bf16 -> f32 conversion: dst[o] (o the f32 (N, C, S) index of channel c)
+ * = epilogue(v), or += v when accumulate. */
+__device__ static inline void from_bf16_store(float *dst, int64_t o, float v, int64_t c, const float *bias,
+                                              const float *r, int act, bool accumulate)
+{
+    if (accumulate) {
+        dst[o] = f_add(dst[o], v);
+        return;
+    }
+    if (bias)
+        v = f_add(v, bias[c]);
+    if (r)
+        v = f_add(v, r[o]);
+    dst[o] = apply_act(v, act);
+}
+
 /* dst (N, S, C) bf16 <- src (N, C, S) f32: per n a C x S transpose through a 32 x 33 shared
  * tile (reads coalesced along s, writes along c). Grid (S tiles, C tiles, n slices). */
 __global__ static void to_bf16_cl_tiled_kernel(const float *__restrict__ src, __nv_bfloat16 *__restrict__ dst,
@@ -190,21 +238,55 @@ __global__ static void from_bf16_cl_tiled_kernel(const __nv_bfloat16 *__restrict
         __syncthreads();
         for (int j = threadIdx.y; j < TILE; j += TILE_ROWS) {
             int64_t c = c0 + j, s = s0 + threadIdx.x;
-            if (c < C && s < S) {
-                int64_t o = (n * C + c) * S + s;
-                float v = tile[threadIdx.x][j];
-                if (accumulate) {
-                    dst[o] = f_add(dst[o], v);
-                } else {
-                    if (bias)
-                        v = f_add(v, bias[c]);
-                    if (r)
-                        v = f_add(v, r[o]);
-                    dst[o] = apply_act(v, act);
-                }
-            }
+            if (c < C && s < S)
+                from_bf16_store(dst, (n * C + c) * S + s, tile[threadIdx.x][j], c, bias, r, act, accumulate);
         }
         __syncthreads();
+    }
+}
+
+/* The two layouts coincide when S == 1 (1x1 filters) or C == 1: then a conversion is an
+ * elementwise pass, c = i % C. With a few channels (the RGB input of a backbone, 3) a 32 x 32
+ * tile would idle most of its threads: one thread per (n, s) walks the C planes instead
+ * (reads coalesced along s, each thread writes its C contiguous values). */
+enum { SMALL_C = 8 };
+
+static bool layouts_coincide(int64_t C, int64_t S) { return S == 1 || C == 1; }
+
+__global__ static void to_bf16_flat_kernel(const float *__restrict__ src, __nv_bfloat16 *__restrict__ dst,
+                                           int64_t total)
+{
+    CK_FOR(i, total)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+__global__ static void to_bf16_cl_small_kernel(const float *__restrict__ src, __nv_bfloat16 *__restrict__ dst,
+                                               int64_t C, int64_t S, int64_t NS)
+{
+    CK_FOR(i, NS) {
+        int64_t n = i / S, s = i - n * S;
+        const float *p = src + n * C * S + s;
+        for (int64_t c = 0; c < C; c++)
+            dst[i * C + c] = __float2bfloat16_rn(p[c * S]);
+    }
+}
+
+__global__ static void from_bf16_flat_kernel(const __nv_bfloat16 *__restrict__ src, float *__restrict__ dst,
+                                             int64_t C, int64_t total, const float *__restrict__ bias,
+                                             const float *__restrict__ r, int act, bool accumulate)
+{
+    CK_FOR(i, total)
+        from_bf16_store(dst, i, __bfloat162float(src[i]), i % C, bias, r, act, accumulate);
+}
+
+__global__ static void from_bf16_cl_small_kernel(const __nv_bfloat16 *__restrict__ src, float *__restrict__ dst,
+                                                 int64_t C, int64_t S, int64_t NS, const float *__restrict__ bias,
+                                                 const float *__restrict__ r, int act, bool accumulate)
+{
+    CK_FOR(i, NS) {
+        int64_t n = i / S, s = i - n * S;
+        for (int64_t c = 0; c < C; c++)
+            from_bf16_store(dst, (n * C + c) * S + s, __bfloat162float(src[i * C + c]), c, bias, r, act, accumulate);
     }
 }
 
@@ -225,6 +307,16 @@ bool cuda_launch_to_bf16_cl_tiled(Ctx *ctx, const float *src, void *dst, int64_t
     dim3 grid;
     if (N * C * S == 0)
         return true;
+    if (layouts_coincide(C, S) || C <= SMALL_C) {
+        int64_t items = layouts_coincide(C, S) ? N * C * S : N * S;
+        unsigned blocks = ck_blocks(items, CK_THREADS);
+        if (layouts_coincide(C, S))
+            to_bf16_flat_kernel<<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(src, (__nv_bfloat16 *)dst, items);
+        else
+            to_bf16_cl_small_kernel<<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(src, (__nv_bfloat16 *)dst, C, S,
+                                                                                  items);
+        return LAUNCH_OK(ctx, "to_bf16 small-channel conversion");
+    }
     if (!tiled_grid(ctx, N, C, S, &grid))
         return false;
     to_bf16_cl_tiled_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, cuda_stream_of(ctx)>>>(src, (__nv_bfloat16 *)dst, N, C,
@@ -238,6 +330,18 @@ bool cuda_launch_from_bf16_cl_tiled(Ctx *ctx, const void *src, float *dst, int64
     dim3 grid;
     if (N * C * S == 0)
         return true;
+    if (layouts_coincide(C, S) || C <= SMALL_C) {
+        const __nv_bfloat16 *b16 = (const __nv_bfloat16 *)src;
+        int64_t items = layouts_coincide(C, S) ? N * C * S : N * S;
+        unsigned blocks = ck_blocks(items, CK_THREADS);
+        if (layouts_coincide(C, S))
+            from_bf16_flat_kernel<<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(b16, dst, C, items, bias, r, act,
+                                                                                accumulate);
+        else
+            from_bf16_cl_small_kernel<<<blocks, CK_THREADS, 0, cuda_stream_of(ctx)>>>(b16, dst, C, S, items, bias, r,
+                                                                                    act, accumulate);
+        return LAUNCH_OK(ctx, "from_bf16 small-channel conversion");
+    }
     if (!tiled_grid(ctx, N, C, S, &grid))
         return false;
     from_bf16_cl_tiled_kernel<<<grid, dim3(TILE, TILE_ROWS), 0, cuda_stream_of(ctx)>>>(

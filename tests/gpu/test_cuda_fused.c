@@ -36,6 +36,9 @@ static const FusedCase CASES[] = {
     {"dense 1x1 project, bias + residual", 3, 64, 24, 9, 9, 1, 1, 0, 1, true, true, OP_ACT_NONE},
     {"dense 3x3 s2 stem, bias, ReLU6", 2, 3, 16, 33, 33, 3, 2, 1, 1, true, false, OP_ACT_RELU6},
     {"grouped 3x3 g4, bias, ReLU", 2, 8, 12, 9, 9, 3, 1, 1, 4, true, false, OP_ACT_RELU},
+    /* planes of a multiple of 4 values: the f32 epilogue's 16-byte path */
+    {"dense 1x1 8x8 planes, bias + residual + ReLU6", 2, 16, 24, 8, 8, 1, 1, 0, 1, true, true, OP_ACT_RELU6},
+    {"dense 3x3 12x12 planes, bias, ReLU", 3, 8, 20, 12, 12, 3, 1, 1, 1, true, false, OP_ACT_RELU},
 };
 
 static ConvGeom geom_of(const FusedCase *c)

@@ -1,7 +1,8 @@
 /* test_cuda_gemm.c — convolutions (cuDNN plans and the direct kernels) and linear layers
  * (cuBLASLt) of the CUDA backend against the CPU reference loops (group cuda_gemm), at each
  * precision with its tolerance (gpu_test_util.h), forward and every gradient, plus a
- * determinism check (two identical backward passes give identical bits).
+ * determinism check (two identical backward passes give identical bits); the convolutions once more
+ * with autotuned cuDNN plans.
  */
 #include <stdio.h>
 #include <string.h>
@@ -137,6 +138,11 @@ static void conv_case(GpuEnv *e, size_t ci)
         snprintf(what, sizeof what, "%s %s path=%s forward [%s]", cc->name, cuda_precision_name(runs[r].p), path,
                  info);
         gpu_expect_close(e, what, yd, y, tol);
+        if (strstr(info, "to be autotuned")) { /* autotuning happens at a plan's first run, not later */
+            e->checks++;
+            e->failures++;
+            printf("  FAIL %s: the plan ran without being autotuned\n", what);
+        }
         if (cc->expect_cudnn && runs[r].p == CUDA_PRECISION_FP32 && runs[r].path == CUDA_CONV_AUTO) {
             e->checks++;
             bool ok = strncmp(info, "cudnn", 5) == 0;
@@ -175,6 +181,20 @@ static void test_conv_3d(void **state)
     CudaStats s;
     cuda_get_stats(e->gpu, &s);
     printf("  (%d convolution plans cached, %d of them cuDNN)\n", s.conv_plans, s.conv_plans_cudnn);
+    gpu_end(e);
+}
+
+/* Every case again with autotuning on (a fresh context, so every plan is new): each plan's first
+ * run times its candidates on the call's own buffers, each candidate writing the whole output,
+ * and keeps the fastest; the results must still match the CPU at each precision. */
+static void test_conv_autotuned(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "conv1d/2d/3d with autotuned cuDNN plans vs CPU reference");
+    cuda_set_conv_autotune(e->gpu, true);
+    for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
+        conv_case(e, i);
+        ctx_begin_pass(e->gpu);
+    }
     gpu_end(e);
 }
 
@@ -225,6 +245,7 @@ int test_group_cuda_gemm(int *total)
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv_2d),
         cmocka_unit_test(test_conv_3d),
+        cmocka_unit_test(test_conv_autotuned),
         cmocka_unit_test(test_conv_deterministic),
     };
     return gpu_run_group("cuda_gemm", tests, sizeof tests / sizeof tests[0], total);
