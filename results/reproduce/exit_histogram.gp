@@ -14,11 +14,11 @@ if (exists("ARG0") && strlen(ARG0) > 0) {
 }
 
 $bars << EOD
-97.5 97.5 97.5 292.5
-2.25 1.75 0.75 4.75
-0.25 0.25 0.75 1.25
-0 0.5 0.5 1
-0 0 0.5 0.5
+99 99 99 297
+1 0.75 0.75 2.5
+0 0.25 0 0.25
+0 0 0 0
+0 0 0.25 0.25
 EOD
 
 set title "Uni-AdaFocus: where validation videos exit, per budget" . "\n" . "exits_uniadafocus.csv · AMD EPYC · synth-tiny" font ",15"
