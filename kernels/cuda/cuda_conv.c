@@ -55,7 +55,11 @@ enum {
     CONV_TUNE_MAX = 8,  /* candidates timed per plan when autotuning */
     CONV_TUNE_REPS = 3, /* timed runs per candidate (after one untimed), the fastest counts */
 };
-static const int64_t CONV_WS_LIMIT = (int64_t)256 << 20;
+/* cuDNN's tensor-core engines on f32 NCHW tensors (TF32) stage the input in NHWC in their
+ * workspace: at batch 32 x 16 patches a ResNet stage's input is 268 MB, and with a 256 MiB limit
+ * the strided and stem convolutions fell back to FFMA engines (FOCUSBENCH_CUDA_VERBOSE=1 lists
+ * every config refused and why). */
+static const int64_t CONV_WS_LIMIT = (int64_t)2 << 30;
 static const char *const OP_NAMES[3] = {"fwd", "bwd-data", "bwd-filter"};
 
 /* Unique ids of the tensors in a graph and its variant pack. */
@@ -346,9 +350,19 @@ typedef struct {
 } EngineFilter;
 
 /* Whether the engine behind `cfg` passes the filter; its global index for logs. */
-static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *f, int64_t *engine_id,
-                              bool *nondeterministic)
+static void note_add(char *notes, size_t cap, const char *name)
 {
+    size_t len = strlen(notes);
+    if (len + 1 < cap)
+        snprintf(notes + len, cap - len, "%s%s", len ? "," : "", name);
+}
+
+/* Whether the engine behind `cfg` passes the filter; its global index and its notes (for the
+ * verbose log) too. */
+static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *f, int64_t *engine_id,
+                              bool *nondeterministic, char *notes, size_t notes_cap)
+{
+    notes[0] = '\0';
     cudnnBackendDescriptor_t eng = NULL;
     int64_t n = 0;
     bool ok = true;
@@ -362,25 +376,38 @@ static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *
         return false;
     }
     cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, engine_id);
-    cudnnBackendNumericalNote_t notes[32];
+    cudnnBackendNumericalNote_t num[32];
     n = 0;
-    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE, 32, &n, notes) !=
+    if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE, 32, &n, num) !=
         CUDNN_STATUS_SUCCESS)
         n = 0;
     for (int64_t i = 0; i < n && i < 32; i++) {
-        switch (notes[i]) {
+        switch (num[i]) {
         case CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC:
             *nondeterministic = true;
             ok = ok && !f->strict;
+            note_add(notes, notes_cap, "nondeterministic");
             break;
         case CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS:
-        case CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION: ok = false; break;
-        case CUDNN_NUMERICAL_NOTE_TENSOR_CORE: ok = ok && f->precision != CUDA_PRECISION_FP32; break;
+            ok = false;
+            note_add(notes, notes_cap, "down-convert-inputs");
+            break;
+        case CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION:
+            ok = false;
+            note_add(notes, notes_cap, "reduced-precision-reduction");
+            break;
+        case CUDNN_NUMERICAL_NOTE_TENSOR_CORE:
+            ok = ok && f->precision != CUDA_PRECISION_FP32;
+            note_add(notes, notes_cap, "tensor-core");
+            break;
         case CUDNN_NUMERICAL_NOTE_FFT:
         case CUDNN_NUMERICAL_NOTE_WINOGRAD:
         case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_4x4:
         case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_6x6:
-        case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13: ok = ok && f->precision != CUDA_PRECISION_FP32; break;
+        case CUDNN_NUMERICAL_NOTE_WINOGRAD_TILE_13x13:
+            ok = ok && f->precision != CUDA_PRECISION_FP32;
+            note_add(notes, notes_cap, "fft/winograd");
+            break;
         default: break;
         }
     }
@@ -390,8 +417,10 @@ static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *
         CUDNN_STATUS_SUCCESS)
         n = 0;
     for (int64_t i = 0; i < n && i < 32; i++)
-        if (behavior[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION && f->strict)
-            ok = false;
+        if (behavior[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) {
+            ok = ok && !f->strict;
+            note_add(notes, notes_cap, "runtime-compilation");
+        }
     cudnnBackendDestroyDescriptor(eng);
     return ok;
 }
@@ -429,8 +458,14 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
         for (int64_t i = 0; i < got && p->n_cand < limit; i++) {
             int64_t engine_id;
             bool nondet;
-            if (!engine_acceptable(cfgs[i], f, &engine_id, &nondet))
+            char notes[128];
+            bool verbose = cuda_state(ctx)->verbose;
+            if (!engine_acceptable(cfgs[i], f, &engine_id, &nondet, notes, sizeof notes)) {
+                if (verbose)
+                    fprintf(stderr, "focusbench cuda:   config %lld: engine %lld (%s) filtered out at %s\n", (long long)i,
+                            (long long)engine_id, notes, cuda_precision_name(f->precision));
                 continue;
+            }
             cudnnBackendDescriptor_t plan = NULL;
             if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) != CUDNN_STATUS_SUCCESS)
                 continue;
@@ -443,6 +478,12 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
                 cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
                                          &ws) != CUDNN_STATUS_SUCCESS ||
                 ws < 0 || ws > CONV_WS_LIMIT) {
+                if (verbose && ws > CONV_WS_LIMIT)
+                    fprintf(stderr, "focusbench cuda:   config %lld: engine %lld (%s) needs %lld MiB of workspace, above "
+                            "the limit\n", (long long)i, (long long)engine_id, notes, (long long)(ws >> 20));
+                else if (verbose)
+                    fprintf(stderr, "focusbench cuda:   config %lld: engine %lld (%s) did not finalize\n", (long long)i,
+                            (long long)engine_id, notes);
                 cudnnBackendDestroyDescriptor(plan);
                 continue;
             }
