@@ -558,7 +558,7 @@ static bool write_acc_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
             }
             fprintf(gp, "EOD\n");
         }
-        fprintf(gp, "# the Pareto front over all curves: %s\n", maximize_x ? "no point has more throughput and higher accuracy"
+        fprintf(gp, "# the Pareto front over the curves shown: %s\n", maximize_x ? "no point has more throughput and higher accuracy"
                                                                          : "no point costs less and is more accurate");
         fprintf(gp, "$pareto << EOD\n");
         for (int j = 0; j < n_front; j++) {
@@ -605,7 +605,7 @@ static bool write_acc_plot(FILE *gp, const PlotSpec *spec, const CsvTable *t, co
                 gp_str(pc, names[i]);
                 fprintf(pc, ", \\\n     ");
             }
-            fprintf(pc, "$pareto using 1:2 with %s ls 100 title \"Pareto front (all methods)\", \\\n"
+            fprintf(pc, "$pareto using 1:2 with %s ls 100 title \"Pareto front (of the curves shown)\", \\\n"
                         "     $pareto using 1:2 with points ls 101 notitle",
                     maximize_x ? "fsteps" : "steps");
             fclose(pc);

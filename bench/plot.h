@@ -7,7 +7,7 @@
  *
  * Kinds and the columns they read (defaults; --x/--y/--group override):
  *   acc-gflops      x gflops_per_video, y top1, one curve per method, the Pareto front (least
- *                   cost for the accuracy, over all methods) drawn as a dashed staircase with
+ *                   cost for the accuracy, over every curve of the plot) drawn as a dashed staircase with
  *                   its points ringed
  *   acc-latency     x latency_ms_median, y top1, as above
  *   acc-throughput  x throughput_videos_per_s, y top1, as above (front: most throughput)

@@ -50,11 +50,12 @@ enum {
     CONV_OP_FWD = 0,
     CONV_OP_BWD_DATA,
     CONV_OP_BWD_FILTER,
-    CONV_MAX_CFGS = 32,
+    CONV_MAX_CFGS = 64,
     CONV_KEEP = 10,
     CONV_TUNE_MAX = 8,  /* candidates timed per plan when autotuning */
-    CONV_TUNE_REPS = 3, /* timed runs per candidate (after one untimed), the fastest counts */
+    CONV_TUNE_REPS = 3, /* timed groups per candidate (after one untimed run), the fastest counts */
 };
+static const float CONV_TUNE_GROUP_MS = 0.25f; /* a timed group lasts at least this long (at most 64 runs) */
 /* cuDNN's tensor-core engines on f32 NCHW tensors (TF32) stage the input in NHWC in their
  * workspace: at batch 32 x 16 patches a ResNet stage's input is 268 MB, and with a 256 MiB limit
  * the strided and stem convolutions fell back to FFMA engines (FOCUSBENCH_CUDA_VERBOSE=1 lists
@@ -610,24 +611,38 @@ static cudnnStatus_t plan_run(cudnnHandle_t handle, cudnnBackendDescriptor_t pla
     return s;
 }
 
-/* Fastest of CONV_TUNE_REPS timed runs of candidate c (after one untimed run), in ms; INFINITY
- * when it fails. */
+/* `runs` executions of candidate c between one pair of events: their mean in ms (INFINITY when
+ * one fails: a refusing engine is skipped, not reported). */
+static float candidate_runs(CudaState *st, const ConvCandidate *c, void *ws, cudaEvent_t e0, cudaEvent_t e1, void *x,
+                            void *w, void *y, int runs)
+{
+    float ms = 0;
+    bool ok = cudaEventRecord(e0, st->stream) == cudaSuccess;
+    for (int i = 0; ok && i < runs; i++)
+        ok = plan_run(st->cudnn, c->plan, ws, x, w, y) == CUDNN_STATUS_SUCCESS;
+    ok = ok && cudaEventRecord(e1, st->stream) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
+         cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess;
+    if (!ok) {
+        (void)cudaGetLastError();
+        return INFINITY;
+    }
+    return ms / (float)runs;
+}
+
+/* Candidate c's time per execution: one untimed run, then the fastest of CONV_TUNE_REPS timed
+ * groups, each group as many back-to-back runs as fill CONV_TUNE_GROUP_MS (a single run of a
+ * small convolution is a few microseconds, below what one event pair resolves, and launch gaps
+ * would decide the choice). */
 static float candidate_time(CudaState *st, const ConvCandidate *c, void *ws, cudaEvent_t e0, cudaEvent_t e1,
                             void *x, void *w, void *y)
 {
+    float once = candidate_runs(st, c, ws, e0, e1, x, w, y, 1);
+    if (!isfinite(once))
+        return INFINITY;
+    int runs = once >= CONV_TUNE_GROUP_MS ? 1 : (int)fminf(64.0f, ceilf(CONV_TUNE_GROUP_MS / fmaxf(once, 1e-3f)));
     float best = INFINITY;
-    for (int r = 0; r <= CONV_TUNE_REPS; r++) {
-        float ms = 0;
-        if (cudaEventRecord(e0, st->stream) != cudaSuccess ||
-            plan_run(st->cudnn, c->plan, ws, x, w, y) != CUDNN_STATUS_SUCCESS ||
-            cudaEventRecord(e1, st->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
-            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
-            (void)cudaGetLastError(); /* a refusing engine is skipped, not reported */
-            return INFINITY;
-        }
-        if (r > 0 && ms < best)
-            best = ms;
-    }
+    for (int r = 0; r < CONV_TUNE_REPS; r++)
+        best = fminf(best, candidate_runs(st, c, ws, e0, e1, x, w, y, runs));
     return best;
 }
 

@@ -41,8 +41,9 @@ __global__ static void conv_epilogue_kernel(float *y, const float *b, const floa
     }
 }
 
-/* The same four values at a time (16-byte loads and stores) when P % 4 == 0, so the four share
- * one channel, and y and r are 16-byte aligned; quads = total / 4. */
+/* The same four values at a time (16-byte loads and stores) when total % 4 == 0 and y and r are
+ * 16-byte aligned; quads = total / 4. The four usually share one channel; where a quad straddles
+ * two planes (P % 4 != 0), each value takes its own. */
 template <typename Index>
 __global__ static void conv_epilogue4_kernel(float4 *y, const float *b, const float4 *r, int act, Index K, Index P,
                                              Index quads)
@@ -50,8 +51,14 @@ __global__ static void conv_epilogue4_kernel(float4 *y, const float *b, const fl
     for (Index i = (Index)blockIdx.x * blockDim.x + threadIdx.x; i < quads; i += (Index)gridDim.x * blockDim.x) {
         float4 v = y[i];
         if (b) {
-            float bk = b[4 * i / P % K];
-            v = make_float4(f_add(v.x, bk), f_add(v.y, bk), f_add(v.z, bk), f_add(v.w, bk));
+            Index e = 4 * i, q = e / P;
+            float b0 = b[q % K], b1 = b0, b2 = b0, b3 = b0;
+            if (e - q * P + 3 >= P) { /* straddles */
+                b1 = b[(e + 1) / P % K];
+                b2 = b[(e + 2) / P % K];
+                b3 = b[(e + 3) / P % K];
+            }
+            v = make_float4(f_add(v.x, b0), f_add(v.y, b1), f_add(v.z, b2), f_add(v.w, b3));
         }
         if (r) {
             float4 q = r[i];
@@ -67,7 +74,7 @@ bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *
     int64_t total = N * K * P;
     if (total == 0 || (!b && !r && act == 0))
         return true;
-    if (P % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0) {
+    if (total % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0) {
         int64_t quads = total / 4;
         unsigned blocks = ck_blocks(quads, CK_THREADS);
         if (total < INT32_MAX)

@@ -83,7 +83,7 @@ EOD
 $curve8 << EOD
 0.034785728 30.25
 EOD
-# the Pareto front over all curves: no point costs less and is more accurate
+# the Pareto front over the curves shown: no point costs less and is more accurate
 $pareto << EOD
 0.01106912 11
 0.023009952 12.5
@@ -123,7 +123,7 @@ plot $curve1 using 1:2 with linespoints ls 1 title "tsn", \
      $curve6 using 1:2 with linespoints ls 6 title "uniadafocus-centre-fixed-exit", \
      $curve7 using 1:2 with linespoints ls 7 title "uniadafocus-randombox-fixed-exit", \
      $curve8 using 1:2 with linespoints ls 8 title "uniadafocus-noexit", \
-     $pareto using 1:2 with steps ls 100 title "Pareto front (all methods)", \
+     $pareto using 1:2 with steps ls 100 title "Pareto front (of the curves shown)", \
      $pareto using 1:2 with points ls 101 notitle
 
 set terminal svg size 1200,800 dynamic noenhanced font "Sans,13" background rgb "white"

@@ -32,11 +32,16 @@ static const FusedCase CASES[] = {
     {"depthwise 3x3 s1 tiny planes", 4, 96, 96, 4, 4, 3, 1, 1, 96, true, false, OP_ACT_RELU6},
     {"depthwise 3x3 s1 large (grid stride)", 8, 96, 96, 64, 64, 3, 1, 1, 96, true, false, OP_ACT_RELU6},
     {"depthwise 5x5 s1 (direct + epilogue)", 2, 12, 12, 11, 9, 5, 1, 2, 12, true, true, OP_ACT_RELU6},
+    /* larger planes, both strides, odd sizes */
+    {"depthwise 3x3 s2 32x29, bias, ReLU6", 3, 10, 10, 32, 29, 3, 2, 1, 10, true, false,
+     OP_ACT_RELU6},
+    {"depthwise 3x3 s1 13x21, residual, ReLU", 2, 6, 6, 13, 21, 3, 1, 1, 6, true, true, OP_ACT_RELU},
     {"dense 1x1, bias + residual + ReLU (bottleneck end)", 2, 32, 48, 7, 7, 1, 1, 0, 1, true, true, OP_ACT_RELU},
     {"dense 1x1 project, bias + residual", 3, 64, 24, 9, 9, 1, 1, 0, 1, true, true, OP_ACT_NONE},
     {"dense 3x3 s2 stem, bias, ReLU6", 2, 3, 16, 33, 33, 3, 2, 1, 1, true, false, OP_ACT_RELU6},
     {"grouped 3x3 g4, bias, ReLU", 2, 8, 12, 9, 9, 3, 1, 1, 4, true, false, OP_ACT_RELU},
-    /* planes of a multiple of 4 values: the f32 epilogue's 16-byte path */
+    /* planes of a multiple of 4 values: the f32 epilogue's 16-byte quads within one plane (the
+     * cases above with P % 4 != 0 exercise quads straddling two planes) */
     {"dense 1x1 8x8 planes, bias + residual + ReLU6", 2, 16, 24, 8, 8, 1, 1, 0, 1, true, true, OP_ACT_RELU6},
     {"dense 3x3 12x12 planes, bias, ReLU", 3, 8, 20, 12, 12, 3, 1, 1, 1, true, false, OP_ACT_RELU},
 };

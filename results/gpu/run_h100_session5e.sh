@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# run_h100_session5e.sh — session 5, last call on the H100 (issue 6): `make test-gpu` over every group in
+# one process (the issue's check), after session 5's changes: small-channel bf16 conversions, the
+# residual fused into the backbones' last convs, cuDNN autotuning, the 16-byte f32 epilogue, and a
+# 2 GiB cuDNN workspace limit (so that the TF32 tensor-core engines of the strided and stem convs
+# qualify at batch 32), autotuning candidates timed in groups of back-to-back runs, the 16-byte
+# epilogue for planes of any size; then the actnet-p128
+# profiles at bf16 / tf32 (both with CUPTI: per-kernel and per-component split) and fp32, batch
+# 1/8/32, the official PyTorch code in the same call, and a second bf16 run checked with
+# `focusbench regress` against the first (the new committed H100 baseline). Logs go to $OUT.
+set -uo pipefail
+OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT" "$OUT/r"
+t0=$(date +%s); el() { echo "[+$(($(date +%s) - t0)) s] $*"; }
+el "make test-gpu, every group in one process"
+timeout 300 scripts/gpu_check.sh > /dev/null 2>&1; echo "test-gpu rc=$?"; cp "$OUT/test-gpu.log" "$OUT/r/test-gpu.log"
+grep -E "^ *FAIL|RESULT|passed, " "$OUT/r/test-gpu.log" | head -20
+export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/usr/local/cuda-13.0/targets/x86_64-linux/lib:build/gpu-deps/lib
+B=build/gpu/focusbench
+el "profile actnet-p128"
+for p in bf16 tf32; do
+  timeout 100 $B profile --preset actnet-p128 --device cuda --precision $p --batch 1,8,32 \
+    --csv "$OUT/r/profile_h100_$p.csv" > "$OUT/r/profile_h100_$p.txt" 2>&1; echo "$p rc=$?"
+done
+timeout 60 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 1,8,32 --no-cupti \
+  --csv "$OUT/r/profile_h100_fp32.csv" > "$OUT/r/profile_h100_fp32.txt" 2>&1; echo "fp32 rc=$?"
+grep -hE "^ +(1|8|32) +(eager|graph)|^precision" "$OUT"/r/profile_h100_*.txt | head -24
+el "PyTorch official"
+(unset LD_LIBRARY_PATH; timeout 120 python3 scripts/bench_pytorch.py --official '.official/Uni-AdaFocus with Experiments on ActivityNet, FCVID and Mini-Kinetics' --batch 1,8,32 \
+  --precision fp32,tf32,bf16 --csv "$OUT/r/pytorch_official_h100.csv" > "$OUT/r/pytorch_official_h100.txt" 2>&1;
+  echo "pytorch rc=$?"); tail -12 "$OUT/r/pytorch_official_h100.txt"
+el "regress: a second bf16 run against the first"
+timeout 60 $B profile --preset actnet-p128 --device cuda --precision bf16 --batch 1,8,32 --no-cupti \
+  --csv "$OUT/r/profile_h100_bf16_rerun.csv" > /dev/null 2>&1; echo "rerun rc=$?"
+$B regress --baseline "$OUT/r/profile_h100_bf16.csv" --current "$OUT/r/profile_h100_bf16_rerun.csv" --allow-missing \
+  > "$OUT/r/regress_h100_bf16.txt" 2>&1; echo "regress rc=$?"; tail -8 "$OUT/r/regress_h100_bf16.txt"
+el "done"
+tar -C "$OUT/r" -czf "$OUT/session5e.tgz" .
