@@ -7,20 +7,18 @@
  * (research/paper.md §6a). Every size override of the preset changes the figures through the
  * same code; nothing is tabulated.
  *
- * CSV (--csv FILE, written to FILE.tmp, fsynced, renamed): one row per item,
- *     item,gflops,convention
- * items global_cnn (all G glance frames), global_cnn_per_frame, spatial_policy,
- * temporal_policy, local_cnn_per_patch, classifier (all parts at the last exit), exit_0 …
- * exit_F, total. GFLOPs are exact (integer MACs / 1e9, nine decimals).
+ * CSV (--csv FILE, bench/flops_csv.h: schema_version, item, gflops, the environment; written
+ * atomically): one row per item, items global_cnn (all G glance frames), global_cnn_per_frame,
+ * spatial_policy, temporal_policy, local_cnn_per_patch, classifier (all parts at the last exit),
+ * exit_0 … exit_F, total. GFLOPs are exact (integer MACs / 1e9).
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench/cli.h"
+#include "bench/flops_csv.h"
 #include "impl/presets.h"
 #include "impl/uniadafocus_tsm.h"
 #include "impl/uniadafocus_x3d.h"
@@ -40,54 +38,13 @@ static void usage(FILE *out)
             "G glance frames + the spatial and temporal policies (k >= 1) + k patches + the classifier\n"
             "parts up to k, as the official early-exit script composes them.\n\n"
             "  --preset NAME   %s\n"
-            "  --csv FILE      also write rows item,gflops,convention to FILE (atomically)\n\n"
+            "  --csv FILE      also write the rows (schema_version, item, gflops, the environment) to FILE\n\n"
             "size overrides of the preset:\n",
             FLOP_CONVENTION, uaf_preset_names(names, sizeof names));
     const char *name, *help;
     for (int i = 0; uaf_config_knob(i, &name, &help); i++)
         fprintf(out, "  --%-20s %s\n", name, help);
     fprintf(out, "\nexample: focusbench flops --preset actnet-p128   → total 27.233… GFLOPs\n");
-}
-
-typedef struct {
-    const char *item;
-    double macs;
-} Row;
-
-/* Writes the rows atomically; false with the reason on stderr. */
-static bool write_csv(const char *path, const Row *rows, int n)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        fprintf(stderr, "focusbench flops: the CSV path is too long: %s\n", path);
-        return false;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "focusbench flops: cannot write %s: %s (check the directory exists and is writable)\n", tmp,
-                strerror(errno));
-        return false;
-    }
-    bool ok = fprintf(f, "item,gflops,convention\n") > 0;
-    for (int i = 0; i < n && ok; i++) /* the convention holds commas: quoted */
-        ok = fprintf(f, "%s,%.9f,\"%s\"\n", rows[i].item, rows[i].macs / 1e9, FLOP_CONVENTION) > 0;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        saved = errno;
-    }
-    if (!ok) {
-        fprintf(stderr, "focusbench flops: writing %s failed: %s\n", tmp, strerror(saved));
-        remove(tmp);
-        return false;
-    }
-    if (rename(tmp, path) != 0) {
-        fprintf(stderr, "focusbench flops: cannot rename %s to %s: %s\n", tmp, path, strerror(errno));
-        remove(tmp);
-        return false;
-    }
-    return true;
 }
 
 int cmd_flops_model(int argc, char **argv)
@@ -153,20 +110,20 @@ int cmd_flops_model(int argc, char **argv)
     }
 
     enum { MAX_ROWS = 8 + UAF_MAX_FOCUS + 1 };
-    Row rows[MAX_ROWS];
+    FlopsRow rows[MAX_ROWS];
     char exit_names[UAF_MAX_FOCUS + 1][24];
     int n = 0;
-    rows[n++] = (Row){"global_cnn", fl.global_cnn};
-    rows[n++] = (Row){"global_cnn_per_frame", fl.glance_frame};
-    rows[n++] = (Row){"spatial_policy", fl.spatial_policy};
-    rows[n++] = (Row){"temporal_policy", fl.temporal_policy};
-    rows[n++] = (Row){"local_cnn_per_patch", fl.local_patch};
-    rows[n++] = (Row){"classifier", fl.classifier};
+    rows[n++] = (FlopsRow){"global_cnn", fl.global_cnn};
+    rows[n++] = (FlopsRow){"global_cnn_per_frame", fl.glance_frame};
+    rows[n++] = (FlopsRow){"spatial_policy", fl.spatial_policy};
+    rows[n++] = (FlopsRow){"temporal_policy", fl.temporal_policy};
+    rows[n++] = (FlopsRow){"local_cnn_per_patch", fl.local_patch};
+    rows[n++] = (FlopsRow){"classifier", fl.classifier};
     for (int k = 0; k < fl.n_exits; k++) {
         snprintf(exit_names[k], sizeof exit_names[k], "exit_%d", k);
-        rows[n++] = (Row){exit_names[k], fl.exit[k]};
+        rows[n++] = (FlopsRow){exit_names[k], fl.exit[k]};
     }
-    rows[n++] = (Row){"total", fl.total};
+    rows[n++] = (FlopsRow){"total", fl.total};
 
     printf("preset: %s%s (T %d, G %d, F %d, S %d, P %d, C %d, boxes %g..%g px)\n", p->name,
            memcmp(&cfg, &p->cfg, sizeof cfg) ? " with overrides" : "", cfg.frames, cfg.glance, cfg.focus,
@@ -188,7 +145,7 @@ int cmd_flops_model(int argc, char **argv)
     for (int k = 0; k < fl.n_exits; k++)
         printf("%-22s %14.9f%s\n", rows[6 + k].item, fl.exit[k] / 1e9, k == 0 ? "  (glance only)" : "");
     printf("%-22s %14.9f\n", "total", fl.total / 1e9);
-    if (csv && !write_csv(csv, rows, n))
+    if (csv && !flops_csv_write(csv, rows, n, argc, argv))
         return 1;
     return 0;
 }

@@ -7,18 +7,17 @@
  * each component's real code on the meta backend, composed as the official
  * ops/early_exit_uni_adafocus_tsm.py (research/paper.md §6b).
  *
- * CSV (--csv FILE; FILE.tmp, fsync, rename): rows item,gflops,convention with items
+ * CSV (--csv FILE, bench/flops_csv.h: schema_version, item, gflops, the environment) with items
  * global_cnn_per_frame, glance_backbone_per_frame, glance_heads_per_frame, global_cnn,
  * spatial_policy, temporal_policy, local_cnn_per_patch, local_backbone_per_patch,
  * local_heads_per_patch, local_cnn, exit_0, exit_1, total.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "bench/flops_csv.h"
 #include "impl/uniadafocus_tsm.h"
 #include "kernels/context.h"
 
@@ -34,50 +33,10 @@ static void usage(FILE *out)
             "Exit 0 = G glance frames (MobileNetV2-TSM with its two TSN heads); exit 1 = exit 0 + spatial and\n"
             "temporal policy + K patches (ResNet-50-TSM with its two heads), as the official early-exit script.\n\n"
             "  --preset NAME   %s\n"
-            "  --csv FILE      also write rows item,gflops,convention to FILE (atomically)\n"
+            "  --csv FILE      also write the rows (schema_version, item, gflops, the environment) to FILE\n"
             "  --frames N, --glance N, --focus N, --frame-size N, --patch-size N, --classes N   size overrides\n\n"
             "example: focusbench flops --method uniadafocus-tsm --preset sthv1-p128-8x12   → total 18.837 GFLOPs\n",
             FLOP_CONVENTION, uaf_tsm_preset_names(names, sizeof names));
-}
-
-typedef struct {
-    const char *item;
-    double macs;
-} Row;
-
-static bool write_csv(const char *path, const Row *rows, int n)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        fprintf(stderr, "focusbench flops: the CSV path is too long: %s\n", path);
-        return false;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "focusbench flops: cannot write %s: %s (check the directory exists and is writable)\n", tmp,
-                strerror(errno));
-        return false;
-    }
-    bool ok = fprintf(f, "item,gflops,convention\n") > 0;
-    for (int i = 0; i < n && ok; i++)
-        ok = fprintf(f, "%s,%.9f,\"%s\"\n", rows[i].item, rows[i].macs / 1e9, FLOP_CONVENTION) > 0;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        saved = errno;
-    }
-    if (!ok) {
-        fprintf(stderr, "focusbench flops: writing %s failed: %s\n", tmp, strerror(saved));
-        remove(tmp);
-        return false;
-    }
-    if (rename(tmp, path) != 0) {
-        fprintf(stderr, "focusbench flops: cannot rename %s to %s: %s\n", tmp, path, strerror(errno));
-        remove(tmp);
-        return false;
-    }
-    return true;
 }
 
 int cmd_flops_tsm(int argc, char **argv)
@@ -141,7 +100,7 @@ int cmd_flops_tsm(int argc, char **argv)
         fprintf(stderr, "focusbench flops: %s\n", err);
         return 1;
     }
-    const Row rows[] = {
+    const FlopsRow rows[] = {
         {"global_cnn_per_frame", fl.glance_frame},  {"glance_backbone_per_frame", fl.glance_backbone},
         {"glance_heads_per_frame", fl.glance_heads}, {"global_cnn", fl.global_cnn},
         {"spatial_policy", fl.spatial_policy},       {"temporal_policy", fl.temporal_policy},
@@ -167,7 +126,7 @@ int cmd_flops_tsm(int argc, char **argv)
     printf("\n%-26s %14.9f  (glance only)\n", "exit_0", fl.exit[0] / 1e9);
     printf("%-26s %14.9f  (full model)\n", "exit_1", fl.exit[1] / 1e9);
     printf("%-26s %14.9f\n", "total", fl.total / 1e9);
-    if (csv && !write_csv(csv, rows, (int)(sizeof rows / sizeof rows[0])))
+    if (csv && !flops_csv_write(csv, rows, (int)(sizeof rows / sizeof rows[0]), argc, argv))
         return 1;
     return 0;
 }

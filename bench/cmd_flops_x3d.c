@@ -5,14 +5,13 @@
  * Owns: the command's options and output for these presets; cmd_flops_model.c hands over when the
  * preset is one of them. Every figure is measured on the meta backend from the code that runs.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench/cli.h"
+#include "bench/flops_csv.h"
 #include "impl/uniadafocus_x3d.h"
 #include "kernels/context.h"
 
@@ -23,45 +22,10 @@ static void usage(FILE *out)
     fprintf(out, "usage: focusbench flops --preset NAME [--csv FILE] [--classes C]\n\n"
                  "Uni-AdaFocus-X3D cost per video in GFLOPs (paper convention: %s).\n"
                  "  --preset NAME   k400-x3d, k400-x3d-3view, synth-x3d-tiny\n"
-                 "  --csv FILE      also write item,gflops rows (atomically)\n"
+                 "  --csv FILE      also write the rows (schema_version, item, gflops, the environment) to FILE\n"
                  "  --classes C     number of classes (default: the preset's)\n\n"
                  "example: focusbench flops --preset k400-x3d   → full model 8.805 (official script 8.778)\n",
             FLOP_CONVENTION);
-}
-
-typedef struct {
-    const char *item;
-    double macs;
-} Row;
-
-static bool write_csv(const char *path, const Row *rows, int n)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        fprintf(stderr, "focusbench flops: the CSV path is too long: %s\n", path);
-        return false;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "focusbench flops: cannot write %s: %s (check the directory exists and is writable)\n", tmp,
-                strerror(errno));
-        return false;
-    }
-    bool ok = fprintf(f, "item,gflops,convention\n") > 0;
-    for (int i = 0; i < n && ok; i++)
-        ok = fprintf(f, "%s,%.9f,\"%s\"\n", rows[i].item, rows[i].macs / 1e9, FLOP_CONVENTION) > 0;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        saved = errno;
-    }
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "focusbench flops: writing %s failed: %s\n", path, strerror(ok ? errno : saved));
-        remove(tmp);
-        return false;
-    }
-    return true;
 }
 
 int cmd_flops_x3d(int argc, char **argv)
@@ -104,7 +68,7 @@ int cmd_flops_x3d(int argc, char **argv)
         fprintf(stderr, "focusbench flops: %s\n", err);
         return 1;
     }
-    const Row rows[] = {
+    const FlopsRow rows[] = {
         {"glance_x3d_s", f.glance_net},         {"glance_frame_head", f.glance_head},
         {"local_x3d_l", f.local_net},           {"spatial_policy", f.spatial_policy},
         {"temporal_policy", f.temporal_policy}, {"exit0", f.exit[0]},
@@ -122,7 +86,7 @@ int cmd_flops_x3d(int argc, char **argv)
         printf("%-20s %14.9f\n", rows[i].item, rows[i].macs / 1e9);
     }
     printf("official_exit*: early_exit_unifocus_X3D.py's composition, without the per-frame glance head\n");
-    if (csv && !write_csv(csv, rows, n))
+    if (csv && !flops_csv_write(csv, rows, n, argc, argv))
         return 1;
     return 0;
 }

@@ -114,7 +114,8 @@ step "FLOP tables, paper convention (meta backend)"
 for p in actnet-p96 actnet-p128 actnet-p160 actnet-p192 fcvid-p128 minik-p128 \
          sthv1-p96-8x8 sthv1-p96-8x12 sthv1-p128-8x12 sthv1-p128-8x16 k400-x3d; do
   "$bin" flops --preset "$p" --csv "$out/flops_$p.csv" > /dev/null
-  echo "  $p: $(awk -F, '$1 == "total" || $1 == "exit1" { v = $2 } END { print v }' "$out/flops_$p.csv") GFLOPs per video"
+  # columns schema_version, item (quoted), gflops, then the environment (bench/flops_csv.h)
+  echo "  $p: $(awk -F, '$2 == "\"total\"" || $2 == "\"exit1\"" { v = $3 } END { print v }' "$out/flops_$p.csv") GFLOPs per video"
 done
 
 echo "reproduce: on the $device${dev_args[*]:+ (${dev_args[*]})}; data $data_preset, models at ${frame}x$frame frames ($model_preset)"

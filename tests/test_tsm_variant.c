@@ -26,6 +26,7 @@
 #include "baselines/registry.h"
 #include "baselines/uniadafocus_tsm_method.h"
 #include "bench/cli.h"
+#include "bench/csv_out.h"
 #include "impl/checkpoint.h"
 #include "impl/optimizer.h"
 #include "impl/safetensors.h"
@@ -138,18 +139,6 @@ static void test_flops_equal_forward(void **state)
     }
 }
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = calloc(1, 1 << 16);
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void test_flops_command(void **state)
 {
     (void)state;
@@ -165,12 +154,33 @@ static void test_flops_command(void **state)
     fclose(stdout);
     stdout = saved;
     assert_int_equal(rc, 0);
-    char *csv = read_all(path);
-    assert_non_null(csv);
-    if (!strstr(csv, "\ntotal,18.836734464,") || !strstr(csv, "\nspatial_policy,0.411242880,") ||
-        !strstr(csv, "\nglobal_cnn_per_frame,0.299956768,") || !strstr(csv, "\nexit_0,2.399654144,"))
-        fail_msg("unexpected CSV:\n%s", csv);
-    free(csv);
+    CsvTable t;
+    char err[CSV_ERR_LEN];
+    if (!csv_table_read(path, &t, err, sizeof err))
+        fail_msg("%s", err);
+    int c_item = csv_table_col(&t, "item"), c_gf = csv_table_col(&t, "gflops");
+    assert_true(csv_table_col(&t, "schema_version") == 0 && c_item == 1 && c_gf == 2);
+    static const struct {
+        const char *item;
+        double gflops;
+    } want[] = {{"total", 18836734464 / 1e9},
+                {"spatial_policy", 411242880 / 1e9},
+                {"global_cnn_per_frame", 299956768 / 1e9},
+                {"exit_0", 2399654144 / 1e9}};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        bool found = false;
+        for (int r = 0; r < t.n_rows && !found; r++) {
+            double gf;
+            if (strcmp(csv_table_cell(&t, r, c_item), want[k].item) != 0)
+                continue;
+            found = csv_parse_double(csv_table_cell(&t, r, c_gf), &gf) && gf == want[k].gflops;
+            if (!found)
+                fail_msg("%s: gflops %s, want %.9f", want[k].item, csv_table_cell(&t, r, c_gf), want[k].gflops);
+        }
+        if (!found)
+            fail_msg("no row %s in the CSV", want[k].item);
+    }
+    csv_table_free(&t);
     remove(path);
     char *bad[] = {"flops", "--method", "tsn", "--preset", "sthv1-p96-8x8", NULL};
     stdout = fopen("/dev/null", "w");

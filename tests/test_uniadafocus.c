@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "bench/cli.h"
+#include "bench/csv_out.h"
 #include "impl/checkpoint.h"
 #include "impl/exit_classifier.h"
 #include "impl/frame_sampler.h"
@@ -945,19 +946,26 @@ static void test_flops_cli_csv(void **state)
     close(saved);
     close(devnull);
     assert_int_equal(rc, 0);
-    FILE *f = fopen(csv, "r");
-    assert_non_null(f);
-    char line[512];
-    assert_non_null(fgets(line, sizeof line, f));
-    assert_string_equal(line, "item,gflops,convention\n");
+    /* the result schema (bench/flops_csv.h): schema_version, item, gflops, the environment */
+    CsvTable t;
+    char err[CSV_ERR_LEN];
+    if (!csv_table_read(csv, &t, err, sizeof err))
+        fail_msg("%s", err);
+    int c_ver = csv_table_col(&t, "schema_version"), c_item = csv_table_col(&t, "item"),
+        c_gf = csv_table_col(&t, "gflops"), c_conv = csv_table_col(&t, "flop_convention"),
+        c_dev = csv_table_col(&t, "device"), c_cmd = csv_table_col(&t, "command");
+    assert_true(c_ver == 0 && c_item == 1 && c_gf == 2 && c_conv > 2 && c_dev > 2 && c_cmd > 2);
     static const char *const items[] = {"global_cnn", "global_cnn_per_frame", "spatial_policy", "temporal_policy",
                                         "local_cnn_per_patch", "classifier"};
-    int n = 0;
-    char item[64], total[32] = "";
-    while (fgets(line, sizeof line, f)) {
-        char gf[32];
-        assert_int_equal(sscanf(line, "%63[^,],%31[^,],", item, gf), 2);
-        assert_contains(line, "\"" FLOP_CONVENTION "\"");
+    char command[320];
+    snprintf(command, sizeof command, "focusbench flops --preset actnet-p128 --csv %s", csv);
+    assert_int_equal(t.n_rows, 6 + 17 + 1);
+    for (int n = 0; n < t.n_rows; n++) {
+        const char *item = csv_table_cell(&t, n, c_item);
+        assert_string_equal(csv_table_cell(&t, n, c_ver), "1");
+        assert_string_equal(csv_table_cell(&t, n, c_conv), FLOP_CONVENTION);
+        assert_string_equal(csv_table_cell(&t, n, c_dev), "meta");
+        assert_string_equal(csv_table_cell(&t, n, c_cmd), command);
         if (n < 6)
             assert_string_equal(item, items[n]);
         else if (n < 6 + 17) {
@@ -966,17 +974,17 @@ static void test_flops_cli_csv(void **state)
             assert_string_equal(item, want);
         } else {
             assert_string_equal(item, "total");
-            snprintf(total, sizeof total, "%s", gf);
         }
+        double gf;
+        assert_true(csv_parse_double(csv_table_cell(&t, n, c_gf), &gf));
         if (strcmp(item, "spatial_policy") == 0)
-            assert_string_equal(gf, "0.822485376");
+            assert_true(gf == 822485376 / 1e9);
         if (strcmp(item, "local_cnn_per_patch") == 0)
-            assert_string_equal(gf, "1.334601664");
-        n++;
+            assert_true(gf == 1334601664 / 1e9);
+        if (strcmp(item, "total") == 0)
+            assert_true(gf == 27229979648 / 1e9);
     }
-    fclose(f);
-    assert_int_equal(n, 6 + 17 + 1);
-    assert_string_equal(total, "27.229979648");
+    csv_table_free(&t);
     remove(csv);
     rmdir(dir);
     /* bad usage */
