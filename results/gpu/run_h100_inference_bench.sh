@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# run_h100_session5b.sh — session 5, call 2 on the H100 (issue 6): `make test-gpu` over every group in
-# one process (the issue's check, after the small-channel bf16 conversions, the residual fused into
-# the backbones' last convs, cuDNN autotuning and the 16-byte f32 epilogue), then the actnet-p128
-# profiles at bf16 / tf32 (both with CUPTI: per-kernel and per-component split) and fp32, batch
-# 1/8/32, the official PyTorch code in the same call, and a second bf16 run checked with
-# `focusbench regress` against the first (the new committed H100 baseline). Logs go to $OUT.
+# run_h100_inference_bench.sh TAG — one device call on the H100 (issue 6): `make test-gpu` over every
+# group in one process (the issue's check), then the actnet-p128 inference profiles at bf16 / tf32
+# (both with CUPTI: per-kernel and per-component split) and fp32, batch 1/8/32, the official
+# PyTorch code in the same call, and a second bf16 run checked with `focusbench regress` against
+# the first (the committed H100 baseline). Logs go to $OUT, tarred as TAG.tgz.
+# Session 5 ran it three times, after successive changes (each results/gpu/sessionTAG/ holds one
+# call's files; the git_commit column of its CSVs names the tree): 5b after the small-channel bf16
+# conversions, the residual fused into the backbones' last convs, cuDNN autotuning and the 16-byte
+# f32 epilogue; 5d after the 2 GiB cuDNN workspace limit; 5e (REPORT section 4) after candidates
+# timed in groups of back-to-back runs and the 16-byte epilogue for planes of any size.
 set -uo pipefail
+tag=${1:?usage: run_h100_inference_bench.sh TAG}
 OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT" "$OUT/r"
 t0=$(date +%s); el() { echo "[+$(($(date +%s) - t0)) s] $*"; }
 el "make test-gpu, every group in one process"
@@ -31,4 +36,4 @@ timeout 60 $B profile --preset actnet-p128 --device cuda --precision bf16 --batc
 $B regress --baseline "$OUT/r/profile_h100_bf16.csv" --current "$OUT/r/profile_h100_bf16_rerun.csv" --allow-missing \
   > "$OUT/r/regress_h100_bf16.txt" 2>&1; echo "regress rc=$?"; tail -8 "$OUT/r/regress_h100_bf16.txt"
 el "done"
-tar -C "$OUT/r" -czf "$OUT/session5b.tgz" .
+tar -C "$OUT/r" -czf "$OUT/$tag.tgz" .
