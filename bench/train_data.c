@@ -875,79 +875,24 @@ bool method_trainer_run(MethodTrainer *t, TrainDataSource *src, TrainEpochFn on_
     return true;
 }
 
+/* method_collect_exit_logits' batch: the method's forward_exits, (B, K, C), and the per-video
+ * cost of each exit. */
+static bool method_exit_batch(Ctx *ctx, void *user, Tensor *clips, int B, float *logits, double *gflops)
+{
+    Method *m = user;
+    ctx->step = 0; /* eval draws (none for most methods) do not depend on the batch number */
+    Tensor *lg = m->ops->forward_exits(ctx, m, clips, gflops);
+    if (!lg || !lg->data || tensor_numel(lg) != (int64_t)B * m->n_exits * m->classes) {
+        if (ctx_ok(ctx))
+            ctx_set_error(ctx, "%s: forward_exits gave no (%d, %d, %d) logits", m->id, B, m->n_exits, m->classes);
+        return false;
+    }
+    return run_device_to_host(ctx, lg, logits);
+}
+
 bool method_collect_exit_logits(Method *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
                                 int every, ExitLogits *out, char *err, size_t err_cap)
 {
-    memset(out, 0, sizeof *out);
-    const int K = m->n_exits, C = m->classes, T = method_frames(m), S = method_frame_size(m);
-    out->K = K;
-    out->C = C;
-    char why[768];
-    Ctx *ctx = run_device_open(dev, 0, m->ps, why, sizeof why);
-    if (!ctx) {
-        snprintf(err, err_cap, "eval: %s", why);
-        return false;
-    }
-    ctx_set_training(ctx, false);
-    int64_t cap = 0;
-    bool ok = src->start_epoch(src->user, epoch, err, err_cap);
-    for (int64_t batches = 0; ok; batches++) {
-        TrainBatch b;
-        int r = src->next_batch(src->user, &b, err, err_cap);
-        if (r <= 0) {
-            ok = r == 0;
-            break;
-        }
-        if (out->n + b.size > cap) {
-            int64_t ncap = cap ? cap * 2 : 256;
-            while (ncap < out->n + b.size)
-                ncap *= 2;
-            float *l = realloc(out->exit_logits, (size_t)ncap * K * C * sizeof *l); /* (n, K, C) */
-            if (l)
-                out->exit_logits = l;
-            int32_t *y = realloc(out->labels, (size_t)ncap * sizeof *y);
-            if (y)
-                out->labels = y;
-            int32_t *v = realloc(out->videos, (size_t)ncap * sizeof *v);
-            if (v)
-                out->videos = v;
-            double *g = realloc(out->sample_gflops, (size_t)ncap * K * sizeof *g); /* (n, K) */
-            if (g)
-                out->sample_gflops = g;
-            if (!l || !y || !v || !g) {
-                snprintf(err, err_cap, "eval: out of memory for %lld clips' exit logits", (long long)ncap);
-                ok = false;
-                break;
-            }
-            cap = ncap;
-        }
-        ctx_clear_error(ctx);
-        ctx_begin_pass(ctx);
-        ctx->step = 0; /* eval draws (none for most methods) do not depend on the batch number */
-        Tensor *clips = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}, b.video);
-        Tensor *lg = clips ? m->ops->forward_exits(ctx, m, clips, out->sample_gflops + out->n * K) : NULL;
-        if (!lg || !lg->data || tensor_numel(lg) != (int64_t)b.size * K * C ||
-            !run_device_to_host(ctx, lg, out->exit_logits + out->n * K * C)) {
-            snprintf(err, err_cap, "eval: %s", ctx_error_message(ctx));
-            ok = false;
-            break;
-        }
-        for (int i = 0; i < b.size; i++) {
-            out->labels[out->n + i] = b.labels ? b.labels[i] : -1;
-            out->videos[out->n + i] = b.videos ? b.videos[i] : -1;
-        }
-        out->n += b.size;
-        if (progress && every > 0 && (batches + 1) % every == 0) {
-            fprintf(progress, "  %lld clips\n", (long long)out->n);
-            fflush(progress);
-        }
-    }
-    run_device_close(ctx, m->ps);
-    if (ok && out->n == 0) {
-        snprintf(err, err_cap, "eval: the data source gave no clip");
-        ok = false;
-    }
-    if (!ok)
-        exit_logits_free(out);
-    return ok;
+    return exit_logits_collect(dev, m->ps, m->n_exits, m->classes, method_frames(m), method_frame_size(m), true,
+                               method_exit_batch, m, src, epoch, progress, every, out, err, err_cap);
 }

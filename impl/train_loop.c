@@ -532,16 +532,44 @@ void exit_logits_free(ExitLogits *e)
     memset(e, 0, sizeof *e);
 }
 
-bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
+/* Grows out's arrays to hold `need` clips (cap doubles); false when memory runs out. */
+static bool exit_logits_reserve(ExitLogits *out, int64_t need, int64_t *cap, bool with_gflops)
+{
+    if (need <= *cap)
+        return true;
+    int64_t ncap = *cap ? *cap * 2 : 256;
+    while (ncap < need)
+        ncap *= 2;
+    float *l = realloc(out->exit_logits, (size_t)ncap * out->K * out->C * sizeof *l); /* (n, K, C) */
+    if (l)
+        out->exit_logits = l;
+    int32_t *y = realloc(out->labels, (size_t)ncap * sizeof *y);
+    if (y)
+        out->labels = y;
+    int32_t *v = realloc(out->videos, (size_t)ncap * sizeof *v);
+    if (v)
+        out->videos = v;
+    double *g = NULL;
+    if (with_gflops) {
+        g = realloc(out->sample_gflops, (size_t)ncap * out->K * sizeof *g); /* (n, K) */
+        if (g)
+            out->sample_gflops = g;
+    }
+    if (!l || !y || !v || (with_gflops && !g))
+        return false;
+    *cap = ncap;
+    return true;
+}
+
+bool exit_logits_collect(const RunDevice *dev, ParamSet *ps, int K, int C, int T, int S, bool with_gflops,
+                         ExitLogitsBatchFn batch_fn, void *user, TrainDataSource *src, int epoch, FILE *progress,
                          int every, ExitLogits *out, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
-    const UafConfig *c = &m->cfg;
-    const int K = c->focus + 1, C = c->num_classes, T = c->frames, S = c->frame_size;
     out->K = K;
     out->C = C;
     char why[768];
-    Ctx *ctx = run_device_open(dev, 0, m->ps, why, sizeof why);
+    Ctx *ctx = run_device_open(dev, 0, ps, why, sizeof why);
     if (!ctx) {
         snprintf(err, err_cap, "eval: %s", why);
         return false;
@@ -556,33 +584,16 @@ bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSourc
             ok = r == 0;
             break;
         }
-        if (out->n + b.size > cap) {
-            int64_t ncap = cap ? cap * 2 : 256;
-            while (ncap < out->n + b.size)
-                ncap *= 2;
-            float *l = realloc(out->exit_logits, (size_t)ncap * K * C * sizeof *l);
-            if (l)
-                out->exit_logits = l;
-            int32_t *y = realloc(out->labels, (size_t)ncap * sizeof *y);
-            if (y)
-                out->labels = y;
-            int32_t *v = realloc(out->videos, (size_t)ncap * sizeof *v);
-            if (v)
-                out->videos = v;
-            if (!l || !y || !v) {
-                snprintf(err, err_cap, "eval: out of memory for %lld clips' exit logits", (long long)ncap);
-                ok = false;
-                break;
-            }
-            cap = ncap;
+        if (!exit_logits_reserve(out, out->n + b.size, &cap, with_gflops)) {
+            snprintf(err, err_cap, "eval: out of memory for %lld clips' exit logits", (long long)(out->n + b.size));
+            ok = false;
+            break;
         }
         ctx_clear_error(ctx);
         ctx_begin_pass(ctx);
-        Tensor *video = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}, b.video);
-        UafForwardOptions fo = {0};
-        UafOutput o;
-        if (!video || !uaf_forward(ctx, m, video, &fo, &o) ||
-            !uaf_read_host(ctx, o.focus.cls.exit_logits, out->exit_logits + out->n * K * C)) {
+        Tensor *clips = run_device_from_host(ctx, DTYPE_F32, 5, (int64_t[]){b.size, T, 3, S, S}, b.video);
+        if (!clips || !batch_fn(ctx, user, clips, b.size, out->exit_logits + out->n * K * C,
+                                with_gflops ? out->sample_gflops + out->n * K : NULL)) {
             snprintf(err, err_cap, "eval: %s", ctx_error_message(ctx));
             ok = false;
             break;
@@ -597,7 +608,7 @@ bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSourc
             fflush(progress);
         }
     }
-    run_device_close(ctx, m->ps);
+    run_device_close(ctx, ps);
     if (ok && out->n == 0) {
         snprintf(err, err_cap, "eval: the data source gave no clip");
         ok = false;
@@ -605,4 +616,22 @@ bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSourc
     if (!ok)
         exit_logits_free(out);
     return ok;
+}
+
+/* collect_exit_logits' batch: Uni-AdaFocus's forward, its (B, F + 1, C) exit logits. */
+static bool uaf_exit_batch(Ctx *ctx, void *user, Tensor *clips, int B, float *logits, double *gflops)
+{
+    (void)B, (void)gflops;
+    const UafModel *m = user;
+    UafForwardOptions fo = {0};
+    UafOutput o;
+    return uaf_forward(ctx, m, clips, &fo, &o) && uaf_read_host(ctx, o.focus.cls.exit_logits, logits);
+}
+
+bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
+                         int every, ExitLogits *out, char *err, size_t err_cap)
+{
+    const UafConfig *c = &m->cfg;
+    return exit_logits_collect(dev, m->ps, c->focus + 1, c->num_classes, c->frames, c->frame_size, false,
+                               uaf_exit_batch, (void *)m, src, epoch, progress, every, out, err, err_cap);
 }

@@ -186,6 +186,18 @@ typedef struct {
  * every exit's logits. progress (may be NULL) gets a line every `every` batches. False with a message. */
 bool collect_exit_logits(const UafModel *m, const RunDevice *dev, TrainDataSource *src, int epoch, FILE *progress,
                          int every, ExitLogits *out, char *err, size_t err_cap);
+
+/* One batch of the collection loop below: clips (B, T, 3, S, S) on ctx's device → the B rows of
+ * exit logits (B, K, C) written into the host array `logits`, and, when the loop keeps them, the
+ * per-video cost of each exit into `gflops` (B, K; NULL otherwise). False with ctx's error set. */
+typedef bool (*ExitLogitsBatchFn)(Ctx *ctx, void *user, Tensor *clips, int B, float *logits, double *gflops);
+
+/* The loop behind collect_exit_logits and method_collect_exit_logits: a context on dev holding ps,
+ * eval mode, every batch of src's epoch through batch_fn, the rows appended to out (K exits, C
+ * classes, clips of T frames of S x S; out->sample_gflops kept when with_gflops). */
+bool exit_logits_collect(const RunDevice *dev, ParamSet *ps, int K, int C, int T, int S, bool with_gflops,
+                         ExitLogitsBatchFn batch_fn, void *user, TrainDataSource *src, int epoch, FILE *progress,
+                         int every, ExitLogits *out, char *err, size_t err_cap);
 void exit_logits_free(ExitLogits *e);
 
 #endif
