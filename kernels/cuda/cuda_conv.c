@@ -6,12 +6,13 @@
  * convolution descriptor, one operation node (forward, backward-data or backward-filter), an
  * operation graph, engine configs from the heuristics, and the first config whose execution
  * plan finalizes, passes the numerical filter below and needs at most CONV_WS_LIMIT of
- * workspace. Groups are not an attribute of the graph API: they follow from w's channel dim
- * being C/groups. Plans are built on first use of a shape and reused; a variant pack (the data
- * pointers) is built per call. With autotuning on (cuda_set_conv_autotune; `profile` turns it
- * on, as PyTorch's cudnn.benchmark), up to CONV_TUNE_MAX acceptable configs are finalized and
- * the first execution times them all on its own buffers and keeps the fastest; off (the
- * default: the choice then never depends on timing noise), the heuristics' first runs.
+ * workspace (CONV_WS_LIMIT_TUNED when autotuning). Groups are not an attribute of the graph
+ * API: they follow from w's channel dim being C/groups. Plans are built on first use of a shape
+ * and reused; a variant pack (the data pointers) is built per call. With autotuning on
+ * (cuda_set_conv_autotune; `profile` turns it on, as PyTorch's cudnn.benchmark), up to
+ * CONV_TUNE_MAX acceptable configs are finalized and the first execution times them all on its
+ * own buffers and keeps the fastest; off (the default: the choice then never depends on timing
+ * noise), the heuristics' first runs.
  *
  * Numerical filter (engine notes), per precision:
  *   FP32: no tensor-core (TF32) engines, no down-converted inputs, no reduced-precision
@@ -50,17 +51,19 @@ enum {
     CONV_OP_FWD = 0,
     CONV_OP_BWD_DATA,
     CONV_OP_BWD_FILTER,
-    CONV_MAX_CFGS = 64,
+    CONV_MAX_CFGS = 32,
     CONV_KEEP = 10,
     CONV_TUNE_MAX = 8,  /* candidates timed per plan when autotuning */
     CONV_TUNE_REPS = 3, /* timed groups per candidate (after one untimed run), the fastest counts */
 };
 static const float CONV_TUNE_GROUP_MS = 0.25f; /* a timed group lasts at least this long (at most 64 runs) */
-/* cuDNN's tensor-core engines on f32 NCHW tensors (TF32) stage the input in NHWC in their
- * workspace: at batch 32 x 16 patches a ResNet stage's input is 268 MB, and with a 256 MiB limit
- * the strided and stem convolutions fell back to FFMA engines (FOCUSBENCH_CUDA_VERBOSE=1 lists
- * every config refused and why). */
-static const int64_t CONV_WS_LIMIT = (int64_t)2 << 30;
+/* The most workspace a plan may need. cuDNN's tensor-core engines on f32 NCHW tensors (TF32)
+ * stage the input in NHWC in their workspace: at batch 32 x 16 patches a ResNet stage's input is
+ * 268 MB, and under 256 MiB the strided and stem convolutions fell back to FFMA engines
+ * (FOCUSBENCH_CUDA_VERBOSE=1 lists every config refused and why). Autotuning (a benchmark:
+ * `profile`) allows 2 GiB; otherwise 256 MiB, so that a run near the card's capacity (training)
+ * is not pushed over it by a workspace. */
+static const int64_t CONV_WS_LIMIT = (int64_t)256 << 20, CONV_WS_LIMIT_TUNED = (int64_t)2 << 30;
 static const char *const OP_NAMES[3] = {"fwd", "bwd-data", "bwd-filter"};
 
 /* Unique ids of the tensors in a graph and its variant pack. */
@@ -350,7 +353,7 @@ typedef struct {
     CudaPrecision precision;
 } EngineFilter;
 
-/* Whether the engine behind `cfg` passes the filter; its global index for logs. */
+/* Appends ",name" (or "name" first) to the notes string, as far as it fits. */
 static void note_add(char *notes, size_t cap, const char *name)
 {
     size_t len = strlen(notes);
@@ -456,6 +459,7 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
                                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, created, &got, cfgs))) {
         if (got > created)
             got = created;
+        const int64_t ws_limit = limit > 1 ? CONV_WS_LIMIT_TUNED : CONV_WS_LIMIT;
         for (int64_t i = 0; i < got && p->n_cand < limit; i++) {
             int64_t engine_id;
             bool nondet;
@@ -478,8 +482,8 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
                 cudnnBackendFinalize(plan) != CUDNN_STATUS_SUCCESS ||
                 cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n,
                                          &ws) != CUDNN_STATUS_SUCCESS ||
-                ws < 0 || ws > CONV_WS_LIMIT) {
-                if (verbose && ws > CONV_WS_LIMIT)
+                ws < 0 || ws > ws_limit) {
+                if (verbose && ws > ws_limit)
                     fprintf(stderr, "focusbench cuda:   config %lld: engine %lld (%s) needs %lld MiB of workspace, above "
                             "the limit\n", (long long)i, (long long)engine_id, notes, (long long)(ws >> 20));
                 else if (verbose)
