@@ -12,6 +12,8 @@
 #include "kernels/device.h"
 #include "kernels/ops.h"
 
+static const char WHO[] = "uniadafocus"; /* in error messages */
+
 /* ---- configuration -------------------------------------------------------------------------- */
 
 bool uaf_config_check(const UafConfig *c, char *err, size_t err_cap)
@@ -242,47 +244,55 @@ Tensor *uaf_random_actions(Ctx *ctx, const UafModel *m, int64_t B, uint64_t step
     return ctx_ok(ctx) ? t : NULL;
 }
 
-/* The same data as t without its tape history (PyTorch's .detach()). */
-static Tensor *detach(Ctx *ctx, Tensor *t)
+Tensor *uaf_detach(Ctx *ctx, Tensor *t)
 {
     return t ? tensor_view(ctx, t, t->ndim, t->shape) : NULL;
 }
 
-static void *host_alloc(Ctx *ctx, size_t bytes)
+void *uaf_host_alloc(Ctx *ctx, const char *who, size_t bytes)
 {
     void *p = arena_alloc(&ctx->host, bytes);
     if (!p)
-        ctx_set_error(ctx, "uniadafocus: the host arena is frozen and full (%zu bytes for frame indices)", bytes);
+        ctx_set_error(ctx, "%s: the host arena is frozen and full (%zu bytes of per-pass host data)", who, bytes);
     return p;
 }
 
 /* ---- the forward pass --------------------------------------------------------------------------- */
 
-static bool check_video(Ctx *ctx, const UafModel *m, const Tensor *video)
+bool uaf_check_video(Ctx *ctx, const char *who, const Tensor *video, int frames, int size)
 {
     if (!ctx_ok(ctx))
         return false;
-    const UafConfig *c = &m->cfg;
-    if (!video || video->dtype != DTYPE_F32 || video->ndim != 5 || video->shape[0] < 1 ||
-        video->shape[1] != c->frames || video->shape[2] != 3 || video->shape[3] != c->frame_size ||
-        video->shape[4] != c->frame_size) {
+    if (!video || video->dtype != DTYPE_F32 || video->ndim != 5 || video->shape[0] < 1 || video->shape[1] != frames ||
+        video->shape[2] != 3 || video->shape[3] != size || video->shape[4] != size) {
         char s[96] = "NULL";
         if (video)
             tensor_shape_str(video, s, sizeof s);
-        ctx_set_error(ctx, "uniadafocus: the video must be f32 (B, T = %d, 3, S = %d, S = %d) normalised frames, got "
-                      "%s%s%s", c->frames, c->frame_size, c->frame_size, video ? dtype_name(video->dtype) : "", video ? " " : "", s);
+        ctx_set_error(ctx, "%s: the video must be f32 (B, T = %d, 3, S = %d, S = %d) normalised frames, got %s%s%s",
+                      who, frames, size, size, video ? dtype_name(video->dtype) : "", video ? " " : "", s);
         return false;
     }
     return true;
 }
 
-/* Frames of video (B, T, 3, S, S) at idx (B, K) as a batch of images (B·K, 3, S, S). */
-static Tensor *gather_frames(Ctx *ctx, Tensor *video, Tensor *idx)
+Tensor *uaf_gather_frames(Ctx *ctx, Tensor *video, Tensor *idx)
 {
     Tensor *f = op_gather_rows(ctx, video, idx); /* (B, K, 3, S, S) */
     if (!f)
         return NULL;
     return op_reshape(ctx, f, 4, (int64_t[]){f->shape[0] * f->shape[1], 3, f->shape[3], f->shape[4]});
+}
+
+Tensor *uaf_repeat_action(Ctx *ctx, const char *who, Tensor *a, int64_t K)
+{
+    if (!ctx_ok(ctx) || !a)
+        return NULL;
+    const int64_t B = a->shape[0];
+    int32_t *zeros = uaf_host_alloc(ctx, who, (size_t)(B * K) * sizeof *zeros); /* (B, K) */
+    if (!zeros)
+        return NULL;
+    memset(zeros, 0, (size_t)(B * K) * sizeof *zeros);
+    return op_gather_rows(ctx, op_reshape(ctx, a, 3, (int64_t[]){B, 1, 4}), uaf_index_tensor(ctx, zeros, B, K));
 }
 
 static const UafForwardOptions NO_OPTIONS = {0};
@@ -291,17 +301,17 @@ bool uaf_glance(Ctx *ctx, const UafModel *m, Tensor *video, const UafForwardOpti
 {
     memset(out, 0, sizeof *out);
     opt = opt ? opt : &NO_OPTIONS;
-    if (!check_video(ctx, m, video))
+    if (!uaf_check_video(ctx, WHO, video, m->cfg.frames, m->cfg.frame_size))
         return false;
     const UafConfig *c = &m->cfg;
     int B = (int)video->shape[0], G = c->glance;
     out->B = B;
-    out->glance_idx_host = host_alloc(ctx, (size_t)B * G * sizeof(int32_t)); /* (B, G) */
+    out->glance_idx_host = uaf_host_alloc(ctx, WHO, (size_t)B * G * sizeof(int32_t)); /* (B, G) */
     if (!out->glance_idx_host)
         return false;
     frame_sampler_glance(B, c->frames, G, ctx->training, ctx->seed, opt->step, out->glance_idx_host);
     out->glance_idx = uaf_index_tensor(ctx, out->glance_idx_host, B, G);
-    Tensor *frames = gather_frames(ctx, video, out->glance_idx); /* (B·G, 3, S, S) */
+    Tensor *frames = uaf_gather_frames(ctx, video, out->glance_idx); /* (B·G, 3, S, S) */
     BackboneOutput g;
     ctx_scope_push(ctx, "glance");
     bool ok = frames && mobilenet_v2_forward(ctx, m->global_cnn, frames, &g);
@@ -330,14 +340,14 @@ bool uaf_policies(Ctx *ctx, const UafModel *m, UafOutput *out)
     /* The policies read the glance outputs with their gradients stopped, as the official
      * global_feat_map.detach() / global_feat.detach() */
     ctx_scope_push(ctx, "spatial_policy");
-    Tensor *a = policy_spatial_forward(ctx, &m->spatial, detach(ctx, out->glance_features)); /* (B, G, 4) */
+    Tensor *a = policy_spatial_forward(ctx, &m->spatial, uaf_detach(ctx, out->glance_features)); /* (B, G, 4) */
     ctx_scope_pop(ctx);
     out->glance_actions = a;
     /* (B, G, 4) → (B, 4, G) → linear interpolation to T → (B, T, 4) */
     Tensor *at = op_interp_time(ctx, op_permute(ctx, a, (int[]){0, 2, 1}), m->cfg.frames);
     out->actions = op_permute(ctx, at, (int[]){0, 2, 1});
     ctx_scope_push(ctx, "temporal_policy");
-    policy_temporal_forward(ctx, &m->temporal, detach(ctx, out->glance_pooled), &out->temporal);
+    policy_temporal_forward(ctx, &m->temporal, uaf_detach(ctx, out->glance_pooled), &out->temporal);
     ctx_scope_pop(ctx);
     return ctx_ok(ctx);
 }
@@ -359,7 +369,7 @@ static bool select_focus_device(Ctx *ctx, const UafModel *m, const UafForwardOpt
     }
     Tensor *u = NULL; /* (B, F) stratified thresholds in training; NULL: the test thresholds (i + 0.5)/F */
     if (ctx->training) {
-        float *uh = host_alloc(ctx, (size_t)B * F * sizeof *uh); /* (B, F) */
+        float *uh = uaf_host_alloc(ctx, WHO, (size_t)B * F * sizeof *uh); /* (B, F) */
         if (!uh)
             return false;
         for (int b = 0; b < B; b++) {
@@ -394,7 +404,7 @@ bool uaf_select_focus(Ctx *ctx, const UafModel *m, const UafForwardOptions *opt,
         ctx->ops->quantile_sample && ctx->ops->copy_from_host)
         return select_focus_device(ctx, m, opt, out);
     float *w = malloc((size_t)B * G * sizeof *w); /* (B, G) w_T on the host */
-    out->focus_idx_host = host_alloc(ctx, (size_t)B * F * sizeof(int32_t)); /* (B, F) */
+    out->focus_idx_host = uaf_host_alloc(ctx, WHO, (size_t)B * F * sizeof(int32_t)); /* (B, F) */
     if (!w || !out->focus_idx_host) {
         free(w);
         if (ctx_ok(ctx))
@@ -427,7 +437,7 @@ bool uaf_focus(Ctx *ctx, const UafModel *m, Tensor *video, Tensor *focus_idx, Te
     opt = opt ? opt : &NO_OPTIONS;
     if (n_sets >= 1)
         memset(outs, 0, (size_t)n_sets * sizeof *outs);
-    if (!check_video(ctx, m, video))
+    if (!uaf_check_video(ctx, WHO, video, m->cfg.frames, m->cfg.frame_size))
         return false;
     const UafConfig *c = &m->cfg;
     int64_t B = video->shape[0], T = c->frames, F = c->focus;
@@ -452,11 +462,11 @@ bool uaf_focus(Ctx *ctx, const UafModel *m, Tensor *video, Tensor *focus_idx, Te
         }
     }
     int64_t BF = B * F;
-    Tensor *frames = gather_frames(ctx, video, focus_idx); /* (B·F, 3, S, S) */
+    Tensor *frames = uaf_gather_frames(ctx, video, focus_idx); /* (B·F, 3, S, S) */
     Tensor *patch_sets[8] = {NULL};
     for (int s = 0; s < n_sets; s++) {
         /* The official local_actions.detach(): the pixel crop sends no gradient to the policy. */
-        Tensor *a = op_gather_rows(ctx, detach(ctx, actions_T[s]), focus_idx); /* (B, F, 4) */
+        Tensor *a = op_gather_rows(ctx, uaf_detach(ctx, actions_T[s]), focus_idx); /* (B, F, 4) */
         Tensor *a2 = op_reshape(ctx, a, 2, (int64_t[]){BF, 4});
         outs[s].actions = a;
         Tensor *boxes = patch_box_boxes(ctx, a2, &m->pixel_box);
@@ -503,7 +513,7 @@ Tensor *uaf_spatial_aux_logits(Ctx *ctx, const UafModel *m, Tensor *glance_featu
     int p = m->feature_box.out_size;
     ctx_scope_push(ctx, "spatial_aux");
     Tensor *a = op_reshape(ctx, glance_actions, 2, (int64_t[]){B * G, 4});
-    Tensor *crop = patch_box_crop(ctx, detach(ctx, glance_features), a, &m->feature_box); /* (B·G, D, p, p) */
+    Tensor *crop = patch_box_crop(ctx, uaf_detach(ctx, glance_features), a, &m->feature_box); /* (B·G, D, p, p) */
     Tensor *v = op_reshape(ctx, crop, 5, (int64_t[]){B, G, D, p, p});
     /* the official mean over dims [1, 3, 4]: frames and space */
     v = op_mean(ctx, op_mean(ctx, op_mean(ctx, v, 4), 3), 1); /* (B, D) */
@@ -522,8 +532,7 @@ bool uaf_forward(Ctx *ctx, const UafModel *m, Tensor *video, const UafForwardOpt
 
 /* ---- cost ------------------------------------------------------------------------------------- */
 
-/* MACs the ops since the last reset counted. */
-static double take(Ctx *ctx)
+double uaf_take_macs(Ctx *ctx)
 {
     double v = ctx_total_macs(ctx);
     ctx_reset_counters(ctx);
@@ -549,22 +558,22 @@ bool uaf_flops(const UafConfig *cfg, UafFlops *out, char *err, size_t err_cap)
     TemporalPolicyOutput to;
     /* Each component's own code, on its unit of work (the official constants' units). */
     mobilenet_v2_forward(ctx, m->global_cnn, tensor_new(ctx, DTYPE_F32, 4, (int64_t[]){1, 3, S, S}), &bo);
-    out->glance_frame = take(ctx);
+    out->glance_frame = uaf_take_macs(ctx);
     policy_spatial_forward(ctx, &m->spatial, tensor_new(ctx, DTYPE_F32, 4, (int64_t[]){G, m->global_dim, h, h}));
-    out->spatial_policy = take(ctx);
+    out->spatial_policy = uaf_take_macs(ctx);
     policy_temporal_forward(ctx, &m->temporal, tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){G, m->global_dim}), &to);
-    out->temporal_policy = take(ctx);
+    out->temporal_policy = uaf_take_macs(ctx);
     resnet_forward(ctx, m->local_cnn, tensor_new(ctx, DTYPE_F32, 4, (int64_t[]){1, 3, P, P}), &bo);
-    out->local_patch = take(ctx);
+    out->local_patch = uaf_take_macs(ctx);
     const ExitClassifier *ec = &m->classifier;
     exit_classifier_mlp(ctx, &ec->global_mlp, tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){1, m->global_dim}));
-    out->global_mlp_frame = take(ctx);
+    out->global_mlp_frame = uaf_take_macs(ctx);
     exit_classifier_mlp(ctx, &ec->local_mlp, tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){1, m->local_dim}));
-    out->local_mlp_frame = take(ctx);
+    out->local_mlp_frame = uaf_take_macs(ctx);
     exit_classifier_head(ctx, ec, &ec->global_heads[0], tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){1, W}));
-    out->global_head = take(ctx);
+    out->global_head = uaf_take_macs(ctx);
     exit_classifier_head(ctx, ec, &ec->local_heads[0], tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){1, 2 * W}));
-    out->local_head = take(ctx);
+    out->local_head = uaf_take_macs(ctx);
     bool ok = ctx_ok(ctx);
     if (!ok)
         snprintf(err, err_cap, "uniadafocus flops: %s", ctx_error_message(ctx));

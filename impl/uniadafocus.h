@@ -186,6 +186,25 @@ Tensor *uaf_random_actions(Ctx *ctx, const UafModel *m, int64_t B, uint64_t step
 
 /* A (B, K) i32 index tensor of the context's backend from host values. */
 Tensor *uaf_index_tensor(Ctx *ctx, const int32_t *host, int64_t B, int64_t K);
+
+/* ---- pieces the three variants share (this model, uniadafocus_tsm.h, uniadafocus_x3d.h) ----------
+ * `who` names the model in error messages ("uniadafocus", "uniadafocus-tsm", ...). */
+
+/* The same data as t without its tape history (PyTorch's .detach()); NULL stays NULL. */
+Tensor *uaf_detach(Ctx *ctx, Tensor *t);
+/* bytes of the context's host arena (per-pass host data: frame indices); NULL with the error set
+ * when the arena is frozen and full. */
+void *uaf_host_alloc(Ctx *ctx, const char *who, size_t bytes);
+/* Checks video is f32 (B >= 1, T = frames, 3, S = size, S = size); false with the error set. */
+bool uaf_check_video(Ctx *ctx, const char *who, const Tensor *video, int frames, int size);
+/* Frames of video (B, T, 3, S, S) at idx (B, K) as a batch of images (B·K, 3, S, S). */
+Tensor *uaf_gather_frames(Ctx *ctx, Tensor *video, Tensor *idx);
+/* a (B, 4) → (B, K, 4): each video's action for its K frames (a gather of row 0, so the backward
+ * sums over the K copies, as autograd of a repeat does). */
+Tensor *uaf_repeat_action(Ctx *ctx, const char *who, Tensor *a, int64_t K);
+/* The MACs the ops counted since the last reset; then resets the counters and begins a new pass
+ * (the unit step of the uaf*_flops tables). */
+double uaf_take_macs(Ctx *ctx);
 /* A tensor's f32 values on the host (CPU data or a device copy); false on meta (no data). */
 bool uaf_read_host(Ctx *ctx, const Tensor *t, float *dst);
 

@@ -14,6 +14,8 @@
 #include "kernels/backend.h"
 #include "kernels/ops.h"
 
+static const char WHO[] = "uniadafocus-tsm"; /* in error messages */
+
 /* ---- presets ---------------------------------------------------------------------------------- */
 
 /* The official README command of a Sth-Sth / Jester model: --num_glance_segments 8
@@ -261,9 +263,6 @@ float uaf_tsm_lr_multiplier(const UafTsmTrainDefaults *t, const char *key)
 
 /* ---- helpers ---------------------------------------------------------------------------------- */
 
-/* The same data without its tape history (PyTorch's .detach()). */
-static Tensor *detach(Ctx *ctx, Tensor *t) { return t ? tensor_view(ctx, t, t->ndim, t->shape) : NULL; }
-
 /* An f32 tensor of the context's backend from host values (shape only on meta). */
 static Tensor *f32_from_host(Ctx *ctx, int ndim, const int64_t *dims, const float *src)
 {
@@ -279,65 +278,13 @@ static Tensor *f32_from_host(Ctx *ctx, int ndim, const int64_t *dims, const floa
     return ctx_ok(ctx) ? t : NULL;
 }
 
-static void *host_alloc(Ctx *ctx, size_t bytes)
-{
-    void *p = arena_alloc(&ctx->host, bytes);
-    if (!p)
-        ctx_set_error(ctx, "uniadafocus-tsm: the host arena is frozen and full (%zu bytes for frame indices)", bytes);
-    return p;
-}
-
-static bool check_video(Ctx *ctx, const UafTsmModel *m, const Tensor *video)
-{
-    if (!ctx_ok(ctx))
-        return false;
-    const UafTsmConfig *c = &m->cfg;
-    if (!video || video->dtype != DTYPE_F32 || video->ndim != 5 || video->shape[0] < 1 ||
-        video->shape[1] != c->frames || video->shape[2] != 3 || video->shape[3] != c->frame_size ||
-        video->shape[4] != c->frame_size) {
-        char s[96] = "NULL";
-        if (video)
-            tensor_shape_str(video, s, sizeof s);
-        ctx_set_error(ctx, "uniadafocus-tsm: the video must be f32 (B, T = %d, 3, S = %d, S = %d), got %s", c->frames,
-                      c->frame_size, c->frame_size, s);
-        return false;
-    }
-    return true;
-}
-
-/* Frames of video (B, T, 3, S, S) at idx (B, K) → (B·K, 3, S, S). */
-static Tensor *gather_frames(Ctx *ctx, Tensor *video, Tensor *idx)
-{
-    Tensor *f = op_gather_rows(ctx, video, idx);
-    if (!f)
-        return NULL;
-    return op_reshape(ctx, f, 4, (int64_t[]){f->shape[0] * f->shape[1], 3, f->shape[3], f->shape[4]});
-}
-
-/* a (B, 4) → (B, n, 4): the video's action repeated for its n frames (gather of row 0; the
- * backward sums over the n copies, as autograd of a repeat does). */
-static Tensor *repeat_action(Ctx *ctx, Tensor *a, int64_t n)
-{
-    if (!ctx_ok(ctx) || !a)
-        return NULL;
-    int64_t B = a->shape[0];
-    int32_t *zeros = calloc((size_t)(B * n), sizeof *zeros); /* (B, n) */
-    if (!zeros) {
-        ctx_set_error(ctx, "uniadafocus-tsm: out of memory");
-        return NULL;
-    }
-    Tensor *idx = uaf_index_tensor(ctx, zeros, B, n);
-    free(zeros);
-    return op_gather_rows(ctx, op_reshape(ctx, a, 3, (int64_t[]){B, 1, 4}), idx);
-}
-
 /* TSN head pair on per-frame features (B·n, D): dropout once, new_fc on the detached result,
  * new_new_fc on it, both averaged over the n frames ("avg" consensus). */
 static void tsn_heads(Ctx *ctx, const UafTsmHeads *h, Tensor *feat, int64_t B, int64_t n, float dropout,
                       Tensor **dropped, Tensor **final_frames, Tensor **avg_frames, Tensor **final, Tensor **avg)
 {
     Tensor *d = dropout > 0.0f ? op_dropout(ctx, feat, dropout) : feat;
-    Tensor *fl = op_linear(ctx, detach(ctx, d), h->final_fc.weight, h->final_fc.bias); /* (B·n, C) */
+    Tensor *fl = op_linear(ctx, uaf_detach(ctx, d), h->final_fc.weight, h->final_fc.bias); /* (B·n, C) */
     Tensor *al = op_linear(ctx, d, h->avg_fc.weight, h->avg_fc.bias);
     int64_t C = h->final_fc.weight ? h->final_fc.weight->shape[0] : 0;
     if (dropped)
@@ -355,12 +302,12 @@ static void tsn_heads(Ctx *ctx, const UafTsmHeads *h, Tensor *feat, int64_t B, i
 bool uaf_tsm_glance(Ctx *ctx, const UafTsmModel *m, Tensor *video, uint64_t step, UafTsmOutput *out)
 {
     memset(out, 0, sizeof *out);
-    if (!check_video(ctx, m, video))
+    if (!uaf_check_video(ctx, WHO, video, m->cfg.frames, m->cfg.frame_size))
         return false;
     const UafTsmConfig *c = &m->cfg;
     const int B = (int)video->shape[0], G = c->glance, T = c->frames;
     out->B = B;
-    out->glance_idx_host = host_alloc(ctx, (size_t)B * G * sizeof(int32_t)); /* (B, G) */
+    out->glance_idx_host = uaf_host_alloc(ctx, WHO, (size_t)B * G * sizeof(int32_t)); /* (B, G) */
     if (!out->glance_idx_host)
         return false;
     /* TSN segments of the T candidates: the one holding time (j + 0.5)/G at test, (j + U)/G in training */
@@ -376,7 +323,7 @@ bool uaf_tsm_glance(Ctx *ctx, const UafTsmModel *m, Tensor *video, uint64_t step
         }
     }
     out->glance_idx = uaf_index_tensor(ctx, out->glance_idx_host, B, G);
-    Tensor *frames = gather_frames(ctx, video, out->glance_idx); /* (B·G, 3, S, S) */
+    Tensor *frames = uaf_gather_frames(ctx, video, out->glance_idx); /* (B·G, 3, S, S) */
     BackboneOutput g;
     ctx_scope_push(ctx, "glance"); /* the heads too: the official per-frame constant holds them */
     bool ok = frames && mobilenet_v2_forward(ctx, m->global_cnn, frames, &g);
@@ -398,10 +345,10 @@ bool uaf_tsm_policies(Ctx *ctx, const UafTsmModel *m, UafTsmOutput *out)
         return false;
     }
     ctx_scope_push(ctx, "temporal_policy");
-    policy_temporal_forward(ctx, &m->temporal, detach(ctx, out->glance_feat), &out->temporal);
+    policy_temporal_forward(ctx, &m->temporal, uaf_detach(ctx, out->glance_feat), &out->temporal);
     ctx_scope_pop(ctx);
     ctx_scope_push(ctx, "spatial_policy");
-    Tensor *a = policy_spatial_forward(ctx, &m->spatial, detach(ctx, out->glance_features)); /* (B, 1, 4) */
+    Tensor *a = policy_spatial_forward(ctx, &m->spatial, uaf_detach(ctx, out->glance_features)); /* (B, 1, 4) */
     ctx_scope_pop(ctx);
     out->action = a ? op_reshape(ctx, a, 2, (int64_t[]){a->shape[0], 4}) : NULL;
     return ctx_ok(ctx);
@@ -429,7 +376,7 @@ bool uaf_tsm_select_focus(Ctx *ctx, const UafTsmModel *m, uint64_t step, UafTsmO
         return ctx_ok(ctx);
     }
     float *w = malloc((size_t)B * G * sizeof *w); /* (B, G) w_T on the host */
-    out->focus_idx_host = host_alloc(ctx, (size_t)B * K * sizeof(int32_t)); /* (B, K) */
+    out->focus_idx_host = uaf_host_alloc(ctx, WHO, (size_t)B * K * sizeof(int32_t)); /* (B, K) */
     if (!w || !out->focus_idx_host) {
         free(w);
         if (ctx_ok(ctx))
@@ -461,7 +408,7 @@ bool uaf_tsm_focus(Ctx *ctx, const UafTsmModel *m, Tensor *video, Tensor *focus_
 {
     if (n_sets >= 1 && n_sets <= 2)
         memset(outs, 0, (size_t)n_sets * sizeof *outs);
-    if (!check_video(ctx, m, video))
+    if (!uaf_check_video(ctx, WHO, video, m->cfg.frames, m->cfg.frame_size))
         return false;
     const UafTsmConfig *c = &m->cfg;
     const int64_t B = video->shape[0], K = c->focus, C = c->num_classes;
@@ -484,12 +431,12 @@ bool uaf_tsm_focus(Ctx *ctx, const UafTsmModel *m, Tensor *video, Tensor *focus_
         }
     }
     const int64_t BK = B * K;
-    Tensor *frames = gather_frames(ctx, video, focus_idx); /* (B·K, 3, S, S) */
+    Tensor *frames = uaf_gather_frames(ctx, video, focus_idx); /* (B·K, 3, S, S) */
     Tensor *sets[2] = {NULL, NULL};
     for (int s = 0; s < n_sets; s++) {
         /* the official action.detach(): one box per video, the same for its K frames */
-        outs[s].actions = detach(ctx, actions[s]);
-        Tensor *a = op_reshape(ctx, repeat_action(ctx, outs[s].actions, K), 2, (int64_t[]){BK, 4});
+        outs[s].actions = uaf_detach(ctx, actions[s]);
+        Tensor *a = op_reshape(ctx, uaf_repeat_action(ctx, WHO, outs[s].actions, K), 2, (int64_t[]){BK, 4});
         outs[s].theta = patch_box_theta(ctx, a, &m->pixel_box);                    /* (B·K, 2, 3) */
         outs[s].patches = sets[s] = op_patch_crop(ctx, frames, outs[s].theta, c->patch_size); /* (B·K, 3, P, P) */
     }
@@ -567,12 +514,12 @@ bool uaf_tsm_train_loss(Ctx *ctx, const UafTsmModel *m, Tensor *video, const int
         return false;
     ctx_scope_push(ctx, "losses");
     /* temporal_sample_logits: the MC average of the detached per-frame glance (new_new_fc) logits */
-    Tensor *mc = loss_mc_average(ctx, detach(ctx, o.glance_avg_frames), o.temporal.weights, loss_mc_rounds((int)G),
+    Tensor *mc = loss_mc_average(ctx, uaf_detach(ctx, o.glance_avg_frames), o.temporal.weights, loss_mc_rounds((int)G),
                                  mc_samples, step);
     /* action_3: the spatial policy run again on the detached maps (its batch norms update twice, as
      * there), attached: the feature-crop loss and the box regulariser train the policy */
-    Tensor *a3 = policy_spatial_forward(ctx, &m->spatial, detach(ctx, o.glance_features)); /* (B, 1, 4) */
-    Tensor *sp = loss_feature_crop_logits(ctx, o.glance_features, repeat_action(ctx, op_reshape(ctx, a3, 2,
+    Tensor *a3 = policy_spatial_forward(ctx, &m->spatial, uaf_detach(ctx, o.glance_features)); /* (B, 1, 4) */
+    Tensor *sp = loss_feature_crop_logits(ctx, o.glance_features, uaf_repeat_action(ctx, WHO, op_reshape(ctx, a3, 2,
                                           (int64_t[]){B, 4}), G), &m->feature_box, m->aux_fc.weight, m->aux_fc.bias);
     /* main.py's total is uaf_loss_total's with one row per video in every term */
     UafLossInputs li = {.n_sets = 2,
@@ -594,14 +541,6 @@ bool uaf_tsm_train_loss(Ctx *ctx, const UafTsmModel *m, Tensor *video, const int
 
 /* ---- cost ------------------------------------------------------------------------------------- */
 
-static double take(Ctx *ctx)
-{
-    double v = ctx_total_macs(ctx);
-    ctx_reset_counters(ctx);
-    ctx_begin_pass(ctx);
-    return v;
-}
-
 bool uaf_tsm_flops(const UafTsmConfig *cfg, UafTsmFlops *out, char *err, size_t err_cap)
 {
     memset(out, 0, sizeof *out);
@@ -622,19 +561,19 @@ bool uaf_tsm_flops(const UafTsmConfig *cfg, UafTsmFlops *out, char *err, size_t 
     /* Each component's own code on its unit of work (the official constants' units). The TSM shift
      * needs whole clips: a clip of G frames (K patches) counted, then divided (MACs are per frame). */
     mobilenet_v2_forward(ctx, m->global_cnn, tensor_new(ctx, DTYPE_F32, 4, (int64_t[]){G, 3, S, S}), &bo);
-    out->glance_backbone = take(ctx) / G;
+    out->glance_backbone = uaf_take_macs(ctx) / G;
     tsn_heads(ctx, &m->global_heads, tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){1, m->global_dim}), 1, 1, 0.0f, NULL,
               NULL, NULL, &fl, &al);
-    out->glance_heads = take(ctx);
+    out->glance_heads = uaf_take_macs(ctx);
     policy_spatial_forward(ctx, &m->spatial, tensor_new(ctx, DTYPE_F32, 4, (int64_t[]){G, m->global_dim, h, h}));
-    out->spatial_policy = take(ctx);
+    out->spatial_policy = uaf_take_macs(ctx);
     policy_temporal_forward(ctx, &m->temporal, tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){G, m->global_dim}), &to);
-    out->temporal_policy = take(ctx);
+    out->temporal_policy = uaf_take_macs(ctx);
     resnet_forward(ctx, m->local_cnn, tensor_new(ctx, DTYPE_F32, 4, (int64_t[]){K, 3, P, P}), &bo);
-    out->local_backbone = take(ctx) / K;
+    out->local_backbone = uaf_take_macs(ctx) / K;
     tsn_heads(ctx, &m->local_heads, tensor_new(ctx, DTYPE_F32, 2, (int64_t[]){1, m->local_dim}), 1, 1, 0.0f, NULL,
               NULL, NULL, &fl, &al);
-    out->local_heads = take(ctx);
+    out->local_heads = uaf_take_macs(ctx);
     bool ok = ctx_ok(ctx);
     if (!ok)
         snprintf(err, err_cap, "uniadafocus-tsm flops: %s", ctx_error_message(ctx));

@@ -13,6 +13,8 @@
 #include "kernels/backend.h"
 #include "kernels/ops.h"
 
+static const char WHO[] = "uniadafocus-x3d"; /* in error messages */
+
 /* ---- presets ---------------------------------------------------------------------------------- */
 
 #define K400_TRAIN                                                                                             \
@@ -197,16 +199,6 @@ void uafx3d_init(UafX3dModel *m, uint64_t seed)
 
 /* ---- forward pieces --------------------------------------------------------------------------- */
 
-static Tensor *detach(Ctx *ctx, Tensor *t) { return t ? tensor_view(ctx, t, t->ndim, t->shape) : NULL; }
-
-static void *host_alloc(Ctx *ctx, size_t bytes)
-{
-    void *p = arena_alloc(&ctx->host, bytes);
-    if (!p)
-        ctx_set_error(ctx, "uniadafocus-x3d: the host arena is frozen and full (%zu bytes)", bytes);
-    return p;
-}
-
 /* Bilinear resize (N, C, H, W) → (N, C, size, size): an identity affine crop (0 MACs), which is
  * F.interpolate(bilinear, align_corners=False) when downscaling. */
 static Tensor *resize(Ctx *ctx, Tensor *x, int size)
@@ -214,7 +206,7 @@ static Tensor *resize(Ctx *ctx, Tensor *x, int size)
     if (!x || (x->shape[2] == size && x->shape[3] == size))
         return x;
     const int64_t N = x->shape[0];
-    float *th = host_alloc(ctx, (size_t)N * 6 * sizeof *th); /* (N, 2, 3) identity */
+    float *th = uaf_host_alloc(ctx, WHO, (size_t)N * 6 * sizeof *th); /* (N, 2, 3) identity */
     if (!th)
         return NULL;
     for (int64_t n = 0; n < N; n++) {
@@ -229,25 +221,6 @@ static Tensor *resize(Ctx *ctx, Tensor *x, int size)
     else if (ctx->ops && ctx->ops->copy_from_host)
         ctx->ops->copy_from_host(ctx, theta, th);
     return op_patch_crop(ctx, x, theta, size);
-}
-
-/* (N, K) rows of zeros as an i32 index tensor: repeats row 0 of a (N, 1, ...) tensor K times. */
-static Tensor *zero_index(Ctx *ctx, int64_t N, int64_t K)
-{
-    int32_t *z = host_alloc(ctx, (size_t)(N * K) * sizeof *z);
-    if (!z)
-        return NULL;
-    memset(z, 0, (size_t)(N * K) * sizeof *z);
-    return uaf_index_tensor(ctx, z, N, K);
-}
-
-/* a (N, 4) → (N, K, 4): the same action for K frames (gradients sum back). */
-static Tensor *repeat_action(Ctx *ctx, Tensor *a, int64_t K)
-{
-    if (!a)
-        return NULL;
-    const int64_t N = a->shape[0];
-    return op_gather_rows(ctx, op_reshape(ctx, a, 3, (int64_t[]){N, 1, 4}), zero_index(ctx, N, K));
 }
 
 /* Per-frame head: feat (N, D, T) → linear (no bias) → ReLU → dropout → linear → mean over T (N, C);
@@ -273,7 +246,7 @@ static Tensor *frame_head(Ctx *ctx, Tensor *feat, Tensor *w0, const Linear *fc, 
 static Tensor *spatial_policy(Ctx *ctx, const UafX3dModel *m, Tensor *maps)
 {
     static const int s1[3] = {1, 1, 1}, p0[3] = {0, 0, 0}, p1[3] = {1, 1, 1};
-    Tensor *x = detach(ctx, maps);
+    Tensor *x = uaf_detach(ctx, maps);
     x = policy_bn_relu(ctx, &m->spatial[0], op_conv3d(ctx, x, m->spatial[0].weight, NULL, s1, p0, 1));
     x = policy_bn_relu(ctx, &m->spatial[1], op_conv3d(ctx, x, m->spatial[1].weight, NULL, s1, p1, 1));
     x = policy_bn_relu(ctx, &m->spatial[2], op_conv3d(ctx, x, m->spatial[2].weight, NULL, s1, p1, 1));
@@ -330,7 +303,7 @@ static bool glance_stage(Ctx *ctx, const UafX3dModel *m, Tensor *v, uint64_t ste
         return false;
     const int64_t N = v->shape[0];
     gs->N = N;
-    int32_t *gidx = host_alloc(ctx, (size_t)(N * G) * sizeof *gidx);
+    int32_t *gidx = uaf_host_alloc(ctx, WHO, (size_t)(N * G) * sizeof *gidx);
     if (!gidx)
         return false;
     frame_sampler_glance((int)N, T, G, ctx->training, ctx->seed, step, gidx);
@@ -350,7 +323,7 @@ static bool glance_stage(Ctx *ctx, const UafX3dModel *m, Tensor *v, uint64_t ste
     Tensor *pooled = op_reshape(ctx, op_permute(ctx, gs->glance.frame_features, (int[]){0, 2, 1}), 2,
                                 (int64_t[]){N * G, D}); /* (N·G, D) */
     ctx_scope_push(ctx, "temporal_policy");
-    policy_temporal_forward(ctx, &m->temporal, detach(ctx, pooled), &gs->temporal);
+    policy_temporal_forward(ctx, &m->temporal, uaf_detach(ctx, pooled), &gs->temporal);
     ctx_scope_pop(ctx);
     ctx_scope_push(ctx, "spatial_policy");
     gs->actions = spatial_policy(ctx, m, gs->glance.features);
@@ -363,7 +336,7 @@ static bool glance_stage(Ctx *ctx, const UafX3dModel *m, Tensor *v, uint64_t ste
          * w_T back (so an eval pass can be captured as a CUDA graph) */
         Tensor *u = NULL; /* (N, F) stratified thresholds in training; NULL: the test midpoints */
         if (ctx->training) {
-            float *uh = host_alloc(ctx, (size_t)(N * F) * sizeof *uh);
+            float *uh = uaf_host_alloc(ctx, WHO, (size_t)(N * F) * sizeof *uh);
             if (!uh)
                 return false;
             for (int64_t b = 0; b < N; b++) {
@@ -381,8 +354,8 @@ static bool glance_stage(Ctx *ctx, const UafX3dModel *m, Tensor *v, uint64_t ste
         return ctx_ok(ctx);
     }
     /* focus frames from w_T on the host (uniform weights on meta, which has no data) */
-    gs->focus_host = host_alloc(ctx, (size_t)(N * F) * sizeof *gs->focus_host);
-    float *w = host_alloc(ctx, (size_t)(N * G) * sizeof *w);
+    gs->focus_host = uaf_host_alloc(ctx, WHO, (size_t)(N * F) * sizeof *gs->focus_host);
+    float *w = uaf_host_alloc(ctx, WHO, (size_t)(N * G) * sizeof *w);
     if (!w || !gs->focus_host)
         return false;
     if (!uaf_read_host(ctx, gs->temporal.weights_T, w)) {
@@ -413,7 +386,7 @@ static bool local_stage(Ctx *ctx, const UafX3dModel *m, Tensor *v, const GlanceS
     frames = op_reshape(ctx, frames, 4, (int64_t[]){N * F, 3, S, S});
     Tensor *sets[8] = {0};
     for (int s = 0; s < n_sets; s++) {
-        Tensor *as = op_reshape(ctx, repeat_action(ctx, detach(ctx, a[s]), F), 2, (int64_t[]){N * F, 4});
+        Tensor *as = op_reshape(ctx, uaf_repeat_action(ctx, WHO, uaf_detach(ctx, a[s]), F), 2, (int64_t[]){N * F, 4});
         sets[s] = patch_box_crop(ctx, frames, as, &m->pixel_box); /* (N·F, 3, P, P) */
     }
     Tensor *patches = n_sets == 1 ? sets[0] : op_concat(ctx, sets, n_sets, 0);
@@ -467,7 +440,7 @@ bool uafx3d_forward(Ctx *ctx, const UafX3dModel *m, Tensor *clips, uint64_t step
 static Tensor *random_actions(Ctx *ctx, const UafX3dModel *m, int64_t N, uint64_t step)
 {
     const UafX3dConfig *c = &m->cfg;
-    float *a = host_alloc(ctx, (size_t)(N * 4) * sizeof *a);
+    float *a = uaf_host_alloc(ctx, WHO, (size_t)(N * 4) * sizeof *a);
     if (!a)
         return NULL;
     double size = ((double)c->patch_size - c->box_min) / ((double)c->box_max - c->box_min);
@@ -513,10 +486,10 @@ Tensor *uafx3d_train_loss(Ctx *ctx, const UafX3dModel *m, Tensor *clips, const i
     Tensor *local_avg = frame_head(ctx, local.frame_features, m->local_head_w0, &m->local_head_fc, c->dropout, NULL);
     /* MC temporal logits on the detached per-frame glance logits */
     int rounds = (int)lround(G / 3.0);
-    Tensor *mc = loss_mc_average(ctx, detach(ctx, gs.glance_frame_logits), gs.temporal.weights, rounds,
+    Tensor *mc = loss_mc_average(ctx, uaf_detach(ctx, gs.glance_frame_logits), gs.temporal.weights, rounds,
                                  train->mc_samples, step);
     /* feature-crop logits: the box of every glance frame's map (the same box for all G) */
-    Tensor *a3 = repeat_action(ctx, gs.actions, G); /* (B, G, 4) */
+    Tensor *a3 = uaf_repeat_action(ctx, WHO, gs.actions, G); /* (B, G, 4) */
     Tensor *maps = gs.glance.features;               /* (B, D, G, h, h) */
     Tensor *sp = NULL;
     if (maps) {
