@@ -96,21 +96,39 @@ bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *
 
 /* ---- depthwise 3x3 (2-D), forward with the epilogue -------------------------------------- */
 
-enum { DW_OUT = 4 }; /* outputs per thread, consecutive along the width */
+enum { DW_OUT = 4 }; /* outputs per thread, consecutive along the width (a multiple of 4; 8 was slower) */
+
+/* Elements e .. e + 3 of a row of n floats into v[0..3] (0 beyond the row): one 16-byte load when
+ * the row is 16-byte aligned (vec) and the four are inside it, else element by element. */
+__device__ static inline void load4(const float *__restrict__ row, int e, int n, bool vec, float *v)
+{
+    if (vec && e >= 0 && e + 3 < n) {
+        float4 q = __ldg(reinterpret_cast<const float4 *>(row + e));
+        v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+        return;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        v[j] = (e + j >= 0 && e + j < n) ? __ldg(row + e + j) : 0.0f;
+}
 
 /* x (N, C, H, W), w (C, 1, 3, 3), y (N, C, Ho, Wo). One thread per DW_OUT consecutive outputs
  * of a row: it keeps the 3 x (DW_OUT·S + 2) input window of its row in registers (neighbouring
  * threads' windows overlap and meet in L1), its channel's 9 weights, and sums each output from
  * the bias in (kh, kw) tap order with fmaf — the order of conv_direct_forward_kernel, so the
  * fast kernel gives the direct kernel's values. Out-of-range rows are skipped, out-of-range
- * columns read as 0. 32-bit indices: the caller checks N·C·H·W and N·C·Ho·Wo fit. */
+ * columns read as 0. With vec_in (rows 16-byte aligned: W % 4 == 0, pw == 1) the window's
+ * middle is read 16 bytes at a time, from the aligned element DW_OUT·S·wq; with vec_out
+ * (Wo % 4 == 0) the outputs (and residuals) move four at a time as 16-byte stores (loads). 32-bit
+ * indices: the caller checks N·C·H·W and N·C·Ho·Wo fit. */
 template <int S>
 __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
     const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
     const float *__restrict__ r, float *__restrict__ y, int act, uint32_t C, uint32_t H, uint32_t W, uint32_t Ho,
-    uint32_t Wo, int ph, int pw, uint32_t WQ, uint32_t total)
+    uint32_t Wo, int ph, int pw, uint32_t WQ, uint32_t total, bool vec_in, bool vec_out)
 {
     constexpr int WIN = DW_OUT * S + 3 - S; /* inputs the DW_OUT outputs of a row read */
+    static_assert(DW_OUT % 4 == 0, "the 16-byte paths move groups of four values");
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         uint32_t wq = i % WQ, t = i / WQ;
         uint32_t ho = t % Ho, plane = t / Ho, c = plane % C;
@@ -133,10 +151,20 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
                 continue;
             const float *row = xp + (size_t)hi * W;
             float in[WIN];
+            if (vec_in) { /* wi0 = DW_OUT·S·wq − 1: one element, then DW_OUT·S/4 groups of four, the rest */
+                in[0] = wi0 >= 0 ? __ldg(row + wi0) : 0.0f;
 #pragma unroll
-            for (int j = 0; j < WIN; j++) {
-                int wi = wi0 + j;
-                in[j] = (wi >= 0 && wi < (int)W) ? __ldg(row + wi) : 0.0f;
+                for (int q = 0; q < DW_OUT * S / 4; q++)
+                    load4(row, wi0 + 1 + 4 * q, (int)W, true, in + 1 + 4 * q);
+#pragma unroll
+                for (int j = 1 + DW_OUT * S; j < WIN; j++)
+                    in[j] = wi0 + j < (int)W ? __ldg(row + wi0 + j) : 0.0f;
+            } else {
+#pragma unroll
+                for (int j = 0; j < WIN; j++) {
+                    int wi = wi0 + j;
+                    in[j] = (wi >= 0 && wi < (int)W) ? __ldg(row + wi) : 0.0f;
+                }
             }
 #pragma unroll
             for (int o = 0; o < DW_OUT; o++)
@@ -146,13 +174,28 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
         }
         size_t ybase = ((size_t)plane * Ho + ho) * Wo + (size_t)wo0;
 #pragma unroll
-        for (int o = 0; o < DW_OUT; o++) {
-            if (wo0 + o >= (int)Wo)
-                break;
-            float v = acc[o];
-            if (r)
-                v = f_add(v, __ldg(r + ybase + o));
-            y[ybase + o] = apply_act(v, act);
+        for (int q = 0; q < DW_OUT / 4; q++) {
+            const float *a4 = acc + 4 * q;
+            size_t o4 = ybase + 4 * q;
+            if (vec_out && wo0 + 4 * q + 3 < (int)Wo) {
+                float4 v = make_float4(a4[0], a4[1], a4[2], a4[3]);
+                if (r) {
+                    float4 rq = __ldg(reinterpret_cast<const float4 *>(r + o4));
+                    v = make_float4(f_add(v.x, rq.x), f_add(v.y, rq.y), f_add(v.z, rq.z), f_add(v.w, rq.w));
+                }
+                *reinterpret_cast<float4 *>(y + o4) =
+                    make_float4(apply_act(v.x, act), apply_act(v.y, act), apply_act(v.z, act), apply_act(v.w, act));
+                continue;
+            }
+#pragma unroll
+            for (int o = 0; o < 4; o++) {
+                if (wo0 + 4 * q + o >= (int)Wo)
+                    break;
+                float v = a4[o];
+                if (r)
+                    v = f_add(v, __ldg(r + o4 + o));
+                y[o4 + o] = apply_act(v, act);
+            }
         }
     }
 }
@@ -174,14 +217,17 @@ bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, c
         return true;
     unsigned blocks = ck_blocks(total, CK_THREADS);
     cudaStream_t s = cuda_stream_of(ctx);
+    /* 16-byte rows: every row starts at a multiple of W (Wo) floats from a 16-byte aligned base */
+    bool vec_in = g->W % 4 == 0 && g->pw == 1 && ((uintptr_t)x & 15u) == 0;
+    bool vec_out = g->Wo % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0;
     if (g->sh == 1)
         dw3x3_forward_kernel<1><<<blocks, CK_THREADS, 0, s>>>(x, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
                                                                (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
-                                                               g->ph, g->pw, WQ, (uint32_t)total);
+                                                               g->ph, g->pw, WQ, (uint32_t)total, vec_in, vec_out);
     else
         dw3x3_forward_kernel<2><<<blocks, CK_THREADS, 0, s>>>(x, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
                                                                (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
-                                                               g->ph, g->pw, WQ, (uint32_t)total);
+                                                               g->ph, g->pw, WQ, (uint32_t)total, vec_in, vec_out);
     return LAUNCH_OK(ctx, "dw3x3_forward_kernel");
 }
 
