@@ -69,6 +69,12 @@ void cuda_set_depthwise_custom(Ctx *ctx, bool on);
 void cuda_set_conv_autotune(Ctx *ctx, bool on);
 bool cuda_get_conv_autotune(const Ctx *ctx);
 
+/* FP32 / TF32: a fused convolution run by cuDNN leaves its bias + activation pending until its
+ * output is first read, and the depthwise 3x3 kernel applies it while reading its input (one
+ * pass over the tensor less); any other reader gets it applied in place first. The same values
+ * either way. Default on (FOCUSBENCH_CUDA_DEFER_EPILOGUE=0 in the environment turns it off). */
+void cuda_set_defer_epilogue(Ctx *ctx, bool on);
+
 /* BF16 only: keep the outputs of fused convs (and of the depthwise, residual-add, ReLU and TSM
  * ops that follow them) as bf16 channels-last copies between layers instead of f32 NCHW; any op
  * that needs the f32 form gets it converted on demand (kernels/cuda/cuda_layout.c). Default on

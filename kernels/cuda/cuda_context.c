@@ -275,7 +275,7 @@ static void slot_begin_pass(Ctx *ctx)
         return;
     dev_arena_reset(ctx, &st->arena);
     dev_arena_reset(ctx, &st->scratch);
-    st->n_shadows = 0; /* the arena's addresses are reused from here on */
+    st->n_shadows = st->n_pending = 0; /* the arena's addresses are reused from here on */
     ctx->arena.used = 0;
     ctx->arena.high_water = st->arena.high_water;
     ctx->arena.system_allocs = st->arena.mallocs;
@@ -302,6 +302,7 @@ static void state_destroy(CudaState *st)
     }
     free(st->uploads);
     free(st->shadows);
+    free(st->pending);
     cuda_conv_cache_destroy(st->conv);
     cuda_gemm_cache_destroy(st->gemm);
     dev_arena_free(&st->arena);
@@ -476,6 +477,8 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->depthwise_custom = true;
     const char *resident = getenv("FOCUSBENCH_CUDA_RESIDENT"); /* "0": f32 between layers at BF16 too */
     st->resident = !(resident && strcmp(resident, "0") == 0);
+    const char *defer = getenv("FOCUSBENCH_CUDA_DEFER_EPILOGUE"); /* "0": every epilogue at once */
+    st->defer_epilogue = !(defer && strcmp(defer, "0") == 0);
     st->arena.name = "activation";
     st->scratch.name = "workspace";
     st->poison = st->sync_each_launch = env_flag("FOCUSBENCH_CUDA_DEBUG");
@@ -526,6 +529,12 @@ void cuda_set_conv_autotune(Ctx *ctx, bool on)
 bool cuda_get_conv_autotune(const Ctx *ctx)
 {
     return cuda_state(ctx) && cuda_state(ctx)->conv_autotune;
+}
+
+void cuda_set_defer_epilogue(Ctx *ctx, bool on)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->defer_epilogue = on;
 }
 
 void cuda_set_resident_bf16(Ctx *ctx, bool on)
@@ -587,7 +596,7 @@ void cuda_arena_reserve(Ctx *ctx, size_t bytes)
         cudaFree(st->arena.blocks[i].ptr);
     st->arena.n_blocks = 0;
     st->arena.used = 0;
-    st->n_shadows = 0;
+    st->n_shadows = st->n_pending = 0;
     dev_block_new(ctx, &st->arena, bytes);
 }
 

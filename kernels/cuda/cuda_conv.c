@@ -756,7 +756,7 @@ void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
         return;
     if (!p) {
         if (cuda_dwconv2d_supported(g))
-            cuda_launch_dwconv2d_forward(ctx, g, px, pw, pb, NULL, 0, py);
+            cuda_launch_dwconv2d_forward(ctx, g, px, NULL, 0, pw, pb, NULL, 0, py);
         else if (cuda_dwconv3d_suits(g)) /* channel-wise 3-D (X3D): cuda_dwconv3d.cu */
             cuda_dwconv3d_forward(ctx, g, px, pw, pb, py);
         else
@@ -819,10 +819,17 @@ void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, co
                      "direct fwd (depthwise, bf16 channels-last)");
             return;
         }
-        cuda_layout_in(ctx, x);
+        /* x's own epilogue, when its conv left it pending, is applied by the depthwise kernel as
+         * it reads x (cuda_layout.c) */
+        const CudaPendingEpilogue *pe = cuda_dwconv2d_supported(g) ? cuda_epilogue_pending(ctx, x) : NULL;
+        CudaPendingEpilogue xe = {0};
+        if (pe && pe->N == g->N && pe->K == g->C && pe->P == Sin)
+            xe = *pe;
+        else
+            cuda_layout_in(ctx, x);
         cuda_layout_in(ctx, residual);
         if (cuda_dwconv2d_supported(g))
-            cuda_launch_dwconv2d_forward(ctx, g, px, pw, pb, pr, act, py);
+            cuda_launch_dwconv2d_forward(ctx, g, px, xe.base ? xe.bias : NULL, xe.act, pw, pb, pr, act, py);
         else if (cuda_dwconv3d_suits(g) ? cuda_dwconv3d_forward(ctx, g, px, pw, pb, py)
                                          : cuda_launch_conv_direct_forward(ctx, g, px, pw, pb, py))
             cuda_launch_conv_epilogue(ctx, py, NULL, pr, act, g->N, g->K, Sout);
@@ -831,8 +838,12 @@ void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, co
     if (!p->bf16) {
         cuda_layout_in(ctx, x);
         cuda_layout_in(ctx, residual);
-        if (plan_execute(ctx, p, (void *)px, (void *)pw, py))
-            cuda_launch_conv_epilogue(ctx, py, pb, pr, act, g->N, g->K, Sout);
+        if (plan_execute(ctx, p, (void *)px, (void *)pw, py)) {
+            if (!pr && pb && cuda_epilogue_deferrable(ctx)) /* applied by y's first reader */
+                cuda_epilogue_defer(ctx, y, pb, act, g->N, g->K, Sout);
+            else
+                cuda_launch_conv_epilogue(ctx, py, pb, pr, act, g->N, g->K, Sout);
+        }
         cuda_scratch_release(ctx);
         return;
     }

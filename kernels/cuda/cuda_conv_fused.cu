@@ -117,15 +117,16 @@ __device__ static inline void load4(const float *__restrict__ row, int e, int n,
  * threads' windows overlap and meet in L1), its channel's 9 weights, and sums each output from
  * the bias in (kh, kw) tap order with fmaf — the order of conv_direct_forward_kernel, so the
  * fast kernel gives the direct kernel's values. Out-of-range rows are skipped, out-of-range
- * columns read as 0. With vec_in (rows 16-byte aligned: W % 4 == 0, pw == 1) the window's
+ * columns read as 0; with in_bias, each value read inside the plane becomes in_act(v + in_bias[c])
+ * first (the deferred epilogue of x's conv, cuda_layout.c). With vec_in (rows 16-byte aligned: W % 4 == 0, pw == 1) the window's
  * middle is read 16 bytes at a time, from the aligned element DW_OUT·S·wq; with vec_out
  * (Wo % 4 == 0) the outputs (and residuals) move four at a time as 16-byte stores (loads). 32-bit
  * indices: the caller checks N·C·H·W and N·C·Ho·Wo fit. */
 template <int S>
 __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
-    const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
-    const float *__restrict__ r, float *__restrict__ y, int act, uint32_t C, uint32_t H, uint32_t W, uint32_t Ho,
-    uint32_t Wo, int ph, int pw, uint32_t WQ, uint32_t total, bool vec_in, bool vec_out)
+    const float *__restrict__ x, const float *__restrict__ in_bias, int in_act, const float *__restrict__ w,
+    const float *__restrict__ b, const float *__restrict__ r, float *__restrict__ y, int act, uint32_t C, uint32_t H,
+    uint32_t W, uint32_t Ho, uint32_t Wo, int ph, int pw, uint32_t WQ, uint32_t total, bool vec_in, bool vec_out)
 {
     constexpr int WIN = DW_OUT * S + 3 - S; /* inputs the DW_OUT outputs of a row read */
     static_assert(DW_OUT % 4 == 0, "the 16-byte paths move groups of four values");
@@ -138,7 +139,7 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
 #pragma unroll
         for (int j = 0; j < 9; j++)
             wr[j] = __ldg(w + c * 9 + j);
-        float bias = b ? __ldg(b + c) : 0.0f;
+        float bias = b ? __ldg(b + c) : 0.0f, ib = in_bias ? __ldg(in_bias + c) : 0.0f;
         float acc[DW_OUT];
 #pragma unroll
         for (int o = 0; o < DW_OUT; o++)
@@ -165,6 +166,12 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
                     int wi = wi0 + j;
                     in[j] = (wi >= 0 && wi < (int)W) ? __ldg(row + wi) : 0.0f;
                 }
+            }
+            if (in_bias) { /* x's deferred epilogue, on the values inside the row (padding stays 0) */
+#pragma unroll
+                for (int j = 0; j < WIN; j++)
+                    if (wi0 + j >= 0 && wi0 + j < (int)W)
+                        in[j] = apply_act(f_add(in[j], ib), in_act);
             }
 #pragma unroll
             for (int o = 0; o < DW_OUT; o++)
@@ -208,8 +215,8 @@ bool cuda_dwconv2d_supported(const ConvGeom *g)
            nx < INT32_MAX && ny < INT32_MAX;
 }
 
-bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
-                                  const float *r, int act, float *y)
+bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *in_bias, int in_act,
+                                  const float *w, const float *b, const float *r, int act, float *y)
 {
     uint32_t WQ = (uint32_t)((g->Wo + DW_OUT - 1) / DW_OUT);
     int64_t total = (int64_t)g->N * g->C * g->Ho * WQ;
@@ -221,13 +228,15 @@ bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, c
     bool vec_in = g->W % 4 == 0 && g->pw == 1 && ((uintptr_t)x & 15u) == 0;
     bool vec_out = g->Wo % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0;
     if (g->sh == 1)
-        dw3x3_forward_kernel<1><<<blocks, CK_THREADS, 0, s>>>(x, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
-                                                               (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
-                                                               g->ph, g->pw, WQ, (uint32_t)total, vec_in, vec_out);
+        dw3x3_forward_kernel<1><<<blocks, CK_THREADS, 0, s>>>(x, in_bias, in_act, w, b, r, y, act, (uint32_t)g->C,
+                                                               (uint32_t)g->H, (uint32_t)g->W, (uint32_t)g->Ho,
+                                                               (uint32_t)g->Wo, g->ph, g->pw, WQ, (uint32_t)total,
+                                                               vec_in, vec_out);
     else
-        dw3x3_forward_kernel<2><<<blocks, CK_THREADS, 0, s>>>(x, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
-                                                               (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
-                                                               g->ph, g->pw, WQ, (uint32_t)total, vec_in, vec_out);
+        dw3x3_forward_kernel<2><<<blocks, CK_THREADS, 0, s>>>(x, in_bias, in_act, w, b, r, y, act, (uint32_t)g->C,
+                                                               (uint32_t)g->H, (uint32_t)g->W, (uint32_t)g->Ho,
+                                                               (uint32_t)g->Wo, g->ph, g->pw, WQ, (uint32_t)total,
+                                                               vec_in, vec_out);
     return LAUNCH_OK(ctx, "dw3x3_forward_kernel");
 }
 

@@ -67,6 +67,16 @@ typedef struct {
     bool canon;
 } CudaShadow;
 
+/* An f32 conv output whose epilogue (bias, activation) is still to be applied in place
+ * (cuda_layout.c): the f32 data at [base, base + bytes) is the raw conv output (N, K, P). */
+typedef struct {
+    const char *base;
+    size_t bytes;
+    const float *bias;
+    int act;
+    int64_t N, K, P;
+} CudaPendingEpilogue;
+
 typedef struct CudaState {
     CudaPrecision precision;
     CudaConvPath conv_path;
@@ -93,6 +103,9 @@ typedef struct CudaState {
     bool resident; /* BF16: keep activations as bf16 channels-last shadows (cuda_layout.c) */
     CudaShadow *shadows;
     int n_shadows, cap_shadows;
+    bool defer_epilogue; /* FP32/TF32: conv epilogues wait for their reader (cuda_layout.c) */
+    CudaPendingEpilogue *pending;
+    int n_pending, cap_pending;
 } CudaState;
 
 static inline CudaState *cuda_state(const Ctx *ctx) { return (CudaState *)ctx->backend_state; }
@@ -241,9 +254,11 @@ bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *
 /* Whether cuda_launch_dwconv2d_forward takes this geometry: depthwise (groups == C == K), 2-D,
  * 3x3, stride 1 or 2 in both dims, dilation 1, tensors under 2^31 elements. */
 bool cuda_dwconv2d_supported(const ConvGeom *g);
-/* y (N, C, Ho, Wo) = act(dwconv3x3(x, w) + b + r) (b, r may be NULL); overwrites y. */
-bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
-                                  const float *r, int act, float *y);
+/* y (N, C, Ho, Wo) = act(dwconv3x3(x', w) + b + r) (b, r may be NULL); overwrites y. x' = x, or
+ * with in_bias, x' = in_act(x + in_bias[c]) element by element (a deferred epilogue of the conv
+ * that wrote x, applied as it is read; padding stays 0). */
+bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *in_bias, int in_act,
+                                  const float *w, const float *b, const float *r, int act, float *y);
 /* dst (N, S, C) bf16 = src (N, C, S) f32 (round to nearest even). */
 bool cuda_launch_to_bf16_cl_tiled(Ctx *ctx, const float *src, void *dst, int64_t N, int64_t C, int64_t S);
 /* dst (N, C, S) f32 = act(src (N, S, C) bf16 + bias[c] + r) (bias, r may be NULL), or, when
@@ -253,6 +268,14 @@ bool cuda_launch_from_bf16_cl_tiled(Ctx *ctx, const void *src, float *dst, int64
 
 /* ---- cuda_layout.c (bf16 channels-last activations between layers) ----------------------- */
 void cuda_shadow_reset(Ctx *ctx);
+/* FP32 / TF32, deferral on, not recording: a fused conv may leave its epilogue pending. */
+bool cuda_epilogue_deferrable(const Ctx *ctx);
+/* Registers t (the raw conv output (N, K, P)) as waiting for act(t + bias[k]); the first reader
+ * that is not cuda_epilogue_pending's caller gets it applied in place (cuda_layout_in). */
+bool cuda_epilogue_defer(Ctx *ctx, const Tensor *t, const float *bias, int act, int64_t N, int64_t K, int64_t P);
+/* The pending epilogue of exactly t, or NULL; it stays registered (other readers still get it
+ * applied). Valid until the next defer or layout call. */
+const CudaPendingEpilogue *cuda_epilogue_pending(const Ctx *ctx, const Tensor *t);
 /* BF16 precision, resident mode on, not recording: fused convs may leave shadows. */
 bool cuda_resident_active(const Ctx *ctx);
 /* The shadow of exactly t (same address and size), or NULL. Valid until the next add/drop. */

@@ -12,7 +12,8 @@
  * the host and device memsets do the same. So any op stays correct: it just sees f32 tensors.
  *
  * Entries live for one pass: the registry is emptied whenever the activation arena is reset
- * (begin_pass, cuda_arena_reserve), as the addresses are reused then. Lookups are by address
+ * (begin_pass, cuda_arena_reserve), as the addresses are reused then. The same wrappers apply
+ * the deferred epilogues of FP32 / TF32 (below). Lookups are by address
  * range, so a view into a shadowed tensor (same memory, other shape, or an offset) is
  * canonicalised too. With no shadow registered (FP32, TF32, training, or resident mode off)
  * every wrapper returns at its first test.
@@ -26,7 +27,71 @@ void cuda_shadow_reset(Ctx *ctx)
 {
     CudaState *st = cuda_state(ctx);
     if (st)
-        st->n_shadows = 0;
+        st->n_shadows = st->n_pending = 0;
+}
+
+/* ---- deferred epilogues (FP32 / TF32) ------------------------------------------------------
+ * A fused conv on the cuDNN path writes its raw output and registers the bias + activation as
+ * pending instead of running the in-place epilogue pass. The f32 depthwise kernel applies a
+ * pending epilogue of its input as it reads it (MobileNetV2's expand → depthwise: the largest
+ * tensors of the glance then make one trip through memory less); any other reader, and any
+ * writer, goes through layout_range below, which applies it in place first, once. The values are
+ * the same either way: the same (v + b) then act, each rounded on its own. */
+
+bool cuda_epilogue_deferrable(const Ctx *ctx)
+{
+    const CudaState *st = cuda_state(ctx);
+    return st && st->defer_epilogue && st->precision != CUDA_PRECISION_BF16 && !ctx->recording;
+}
+
+bool cuda_epilogue_defer(Ctx *ctx, const Tensor *t, const float *bias, int act, int64_t N, int64_t K, int64_t P)
+{
+    CudaState *st = cuda_state(ctx);
+    /* the entry lives until the arena is reset; the bias it applies must too (a model's
+     * weights may be freed before then): a copy in the arena */
+    float *b = bias ? cuda_arena_alloc(ctx, (size_t)K * sizeof *b, "a deferred epilogue's bias") : NULL;
+    if (bias && (!b || !CUDA_OK(ctx, cudaMemcpyAsync(b, bias, (size_t)K * sizeof *b, cudaMemcpyDeviceToDevice,
+                                                      st->stream))))
+        return false;
+    if (st->n_pending == st->cap_pending) {
+        int cap = st->cap_pending ? 2 * st->cap_pending : 64;
+        CudaPendingEpilogue *grown = realloc(st->pending, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            ctx_set_error(ctx, "cuda: out of host memory for the deferred-epilogue registry");
+            return false;
+        }
+        st->pending = grown;
+        st->cap_pending = cap;
+    }
+    st->pending[st->n_pending++] = (CudaPendingEpilogue){
+        .base = (const char *)t->data, .bytes = tensor_bytes(t), .bias = b, .act = act, .N = N, .K = K, .P = P};
+    return true;
+}
+
+const CudaPendingEpilogue *cuda_epilogue_pending(const Ctx *ctx, const Tensor *t)
+{
+    const CudaState *st = cuda_state(ctx);
+    if (!st || !t || !t->data)
+        return NULL;
+    for (int i = st->n_pending - 1; i >= 0; i--)
+        if (st->pending[i].base == (const char *)t->data && st->pending[i].bytes == tensor_bytes(t))
+            return &st->pending[i];
+    return NULL;
+}
+
+/* Applies (and forgets) every pending epilogue overlapping [lo, hi). */
+static void pending_apply(Ctx *ctx, const char *lo, const char *hi)
+{
+    CudaState *st = cuda_state(ctx);
+    for (int i = 0; i < st->n_pending; i++) {
+        CudaPendingEpilogue *e = &st->pending[i];
+        if (e->base >= hi || e->base + e->bytes <= lo)
+            continue;
+        CudaPendingEpilogue done = *e;
+        st->pending[i--] = st->pending[--st->n_pending];
+        if (!cuda_launch_conv_epilogue(ctx, (float *)done.base, done.bias, NULL, done.act, done.N, done.K, done.P))
+            return;
+    }
 }
 
 bool cuda_resident_active(const Ctx *ctx)
@@ -71,9 +136,11 @@ bool cuda_shadow_add(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C
 static void layout_range(Ctx *ctx, const void *p, size_t bytes, bool drop)
 {
     CudaState *st = cuda_state(ctx);
-    if (!st || st->n_shadows == 0 || !p || !bytes || ctx->failed)
+    if (!st || (st->n_shadows == 0 && st->n_pending == 0) || !p || !bytes || ctx->failed)
         return;
     const char *lo = p, *hi = lo + bytes;
+    if (st->n_pending)
+        pending_apply(ctx, lo, hi);
     for (int i = 0; i < st->n_shadows; i++) {
         CudaShadow *s = &st->shadows[i];
         if (s->base >= hi || s->base + s->bytes <= lo)

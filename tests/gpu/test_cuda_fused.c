@@ -5,7 +5,8 @@
  * conversion carrying the epilogue), at fp32 / tf32 / bf16 with their tolerances, outputs
  * poisoned with NaN first (the GPU context of the tests poisons every new block), each result
  * repeated bit for bit; and the fused op through the op layer equal to the unfused chain on the
- * GPU (forward), with its backward (the recorded chain) against the CPU.
+ * GPU (forward), with its backward (the recorded chain) against the CPU; deferred epilogues
+ * (fp32 / tf32) against immediate ones and the CPU.
  */
 #include <stdio.h>
 #include <string.h>
@@ -294,6 +295,52 @@ static void test_resident_depthwise(void **state)
     gpu_end(e);
 }
 
+/* FP32 / TF32 deferred epilogues (cuda_layout.c): a fused 1x1 conv (bias, ReLU6) feeding a fused
+ * depthwise 3x3 conv (bias, ReLU6), as MobileNetV2's expand and depthwise; the depthwise kernel
+ * applies the 1x1's pending epilogue while reading, and the 1x1's output read back afterwards
+ * gets it applied in place. With deferral on and off: the same bits for both tensors, and both
+ * match the CPU. */
+static void test_deferred_epilogue(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "deferred conv epilogues (fp32, tf32): same bits as immediate ones, and the CPU's");
+    static const CudaPrecision precisions[2] = {CUDA_PRECISION_FP32, CUDA_PRECISION_TF32};
+    const int N = 2, C = 8, K = 16, H = 12, W = 12;
+    Tensor *x = gh_rand(e, 9100, -2, 3, DIMS(N, C, H, W));
+    Tensor *w1 = gh_rand(e, 9101, -1, 1, DIMS(K, C, 1, 1)), *b1 = gh_rand(e, 9102, -1, 2, DIMS(K));
+    Tensor *w2 = gh_rand(e, 9103, -1, 1, DIMS(K, 1, 3, 3)), *b2 = gh_rand(e, 9104, -1, 2, DIMS(K));
+    Tensor *h_ref = op_conv2d_bias_act(e->cpu, x, w1, b1, NULL, 1, 0, 1, OP_ACT_RELU6);
+    Tensor *y_ref = op_conv2d_bias_act(e->cpu, h_ref, w2, b2, NULL, 1, 1, K, OP_ACT_RELU6);
+    Tensor *dx = gd(e, x), *dw1 = gd(e, w1), *db1 = gd(e, b1), *dw2 = gd(e, w2), *db2 = gd(e, b2);
+    for (int p = 0; p < 2; p++) {
+        cuda_set_precision(e->gpu, precisions[p]);
+        Tensor *first_h = gh_like(e, h_ref), *first_y = gh_like(e, y_ref);
+        for (int defer = 1; defer >= 0; defer--) {
+            cuda_set_defer_epilogue(e->gpu, defer);
+            Tensor *h = op_conv2d_bias_act(e->gpu, dx, dw1, db1, NULL, 1, 0, 1, OP_ACT_RELU6);
+            Tensor *y = op_conv2d_bias_act(e->gpu, h, dw2, db2, NULL, 1, 1, K, OP_ACT_RELU6);
+            char what[160];
+            snprintf(what, sizeof what, "%s deferral %s: depthwise output", cuda_precision_name(precisions[p]),
+                     defer ? "on" : "off");
+            gpu_expect_ok(e, what);
+            Tol tol = gpu_tol_for(precisions[p]);
+            gpu_expect_close(e, what, y, y_ref, tol);
+            snprintf(what, sizeof what, "%s deferral %s: the 1x1 output read afterwards", cuda_precision_name(precisions[p]),
+                     defer ? "on" : "off");
+            gpu_expect_close(e, what, h, h_ref, tol);
+            if (defer) {
+                if (!cuda_tensor_to_host(e->gpu, h, first_h) || !cuda_tensor_to_host(e->gpu, y, first_y))
+                    gpu_expect_ok(e, "download with deferral on");
+            } else {
+                gpu_expect_equal(e, "  deferral off gives the deferral-on depthwise output, bit for bit", y, first_y);
+                gpu_expect_equal(e, "  ... and the same 1x1 output", h, first_h);
+            }
+        }
+    }
+    cuda_set_defer_epilogue(e->gpu, true);
+    cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
+    gpu_end(e);
+}
+
 int test_group_cuda_fused(int *total)
 {
     struct CMUnitTest tests[] = {
@@ -301,6 +348,7 @@ int test_group_cuda_fused(int *total)
         cmocka_unit_test(test_fused_op_layer),
         cmocka_unit_test(test_resident_bf16_chain),
         cmocka_unit_test(test_resident_depthwise),
+        cmocka_unit_test(test_deferred_epilogue),
     };
     return gpu_run_group("cuda_fused", tests, sizeof tests / sizeof tests[0], total);
 }
