@@ -84,6 +84,7 @@ typedef struct {
     int modes;
     bool no_cupti, no_fold;
     bool no_autotune; /* --no-autotune: the heuristics' first cuDNN plan, untimed */
+    bool nondeterministic; /* --nondeterministic: cuDNN engines that use atomics are acceptable */
     bool train; /* --train: time training steps (forward + backward of the training loss) */
     unsigned long long seed;
     LatencyPlan plan;
@@ -99,7 +100,8 @@ static void usage(FILE *out)
             "usage: focusbench profile --preset P [--method M] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
             "                          [--batch 1,8,32] [--mode eager|graph|both] [--no-cupti] [--repeats N]\n"
             "                          [--min-time S] [--max-time S] [--warmup N] [--split-repeats N]\n"
-            "                          [--top-kernels N] [--no-fold] [--no-autotune] [--train] [--seed N]\n"
+            "                          [--top-kernels N] [--no-fold] [--no-autotune] [--nondeterministic]\n"
+            "                          [--train] [--seed N]\n"
             "                          [--csv FILE] [size overrides]\n\n"
             "Latency and throughput of a method in eval mode with random weights, on a random normalised clip\n"
             "batch already on the device, with the arenas planned and frozen (nothing is allocated while\n"
@@ -125,10 +127,15 @@ static void usage(FILE *out)
             "  --no-fold         keep the backbones' batch norms (default: folded into the convs for inference)\n"
             "  --no-autotune     cuda: run the cuDNN heuristics' first plan of each conv shape (default: time up\n"
             "                    to 8 candidates on the planning pass and keep the fastest, as cudnn.benchmark)\n"
+            "  --nondeterministic cuda: cuDNN engines noted nondeterministic (atomics: the last bits vary run to\n"
+            "                    run) may run, as under PyTorch's default cudnn.deterministic = False (default:\n"
+            "                    deterministic engines only; the CSV's pass rows say which)\n"
             "  --train           time training steps instead: the method's training loss (train mode: batch-norm\n"
             "                    batch statistics, dropout, every training branch) and its backward pass, gradients\n"
-            "                    zeroed before each step (not timed), no optimizer update; eager only, no CUPTI\n"
-            "                    split, unfolded model, the preset's sizes (size overrides are not applied)\n"
+            "                    zeroed before each step (not timed), no optimizer update; eager only, unfolded\n"
+            "                    model, the preset's sizes (size overrides are not applied); the CUPTI split charges\n"
+            "                    the forward to its components and the whole backward pass to 'backward' (no\n"
+            "                    hardware FLOP counts)\n"
             "  --seed N          weights and clip seed (default 0)\n"
             "  --csv FILE        write every measurement as CSV (schema v1, written atomically)\n\n"
             "Uni-AdaFocus size overrides of the preset:\n",
@@ -249,6 +256,10 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
             a->no_fold = true;
             continue;
         }
+        if (strcmp(opt, "--nondeterministic") == 0) {
+            a->nondeterministic = true;
+            continue;
+        }
         if (strcmp(opt, "--no-autotune") == 0) {
             a->no_autotune = true;
             continue;
@@ -327,12 +338,13 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
                                                 : MODE_EAGER | MODE_GRAPH;
     if (!cuda && (a->modes & MODE_GRAPH))
         USAGE_ERR("--mode %s needs --device cuda (CUDA graphs)", mode);
+    if (!cuda && a->nondeterministic)
+        USAGE_ERR("--nondeterministic needs --device cuda (it chooses among cuDNN's engines)");
     if (a->train) {
         if (mode && strcmp(mode, "eager") != 0)
             USAGE_ERR("--train times eager training steps; --mode %s is not available with it", mode);
         a->modes = MODE_EAGER;
         a->no_fold = true; /* training needs the batch norms */
-        a->no_cupti = true;
     }
     if (a->plan.max_repeats < a->plan.min_repeats)
         a->plan.max_repeats = a->plan.min_repeats;
@@ -341,14 +353,26 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
     return 0;
 }
 
-typedef enum { STAGE_NONE = 0, STAGE_GLANCE, STAGE_POLICIES, STAGE_SELECT, STAGE_FOCUS } Stage;
+typedef enum {
+    STAGE_NONE = 0,
+    STAGE_GLANCE,
+    STAGE_POLICIES,
+    STAGE_SELECT,
+    STAGE_FOCUS,
+    STAGE_BACKWARD, /* --train: the backward pass (the tape keeps no scopes: one component) */
+} Stage;
 typedef struct Model Model;
 
 /* The component of work running in `stage` under cost scope `scope` ("focus/layer3", "" …):
  * the scope's first segment, with both policies under "policies"; work outside any scope goes to
- * its Uni-AdaFocus stage (the crop is the unscoped work of uaf_focus), else to "other". */
+ * its Uni-AdaFocus stage (the crop is the unscoped work of uaf_focus), else to "other"; a training
+ * step's backward pass is "backward" whatever the scope. */
 static void component_of(Stage stage, const char *scope, char *out, size_t cap)
 {
+    if (stage == STAGE_BACKWARD) {
+        snprintf(out, cap, "backward");
+        return;
+    }
     size_t n = strcspn(scope, "/");
     char top[CTX_SCOPE_NAME];
     snprintf(top, sizeof top, "%.*s", (int)n, scope);
@@ -710,9 +734,8 @@ static Tensor *train_labels(Ctx *ctx, int64_t B, int classes)
     return ctx_ok(ctx) ? t : NULL;
 }
 
-/* One training step: gradients zeroed and labels uploaded first (untimed), then the training loss
- * in train mode and its backward pass (timed); the loss is last_out. */
-static bool train_step(Runner *r, double *ms)
+/* The untimed start of a training step: a new pass, gradients zeroed, labels uploaded; the labels. */
+static Tensor *train_prepare(Runner *r)
 {
     Ctx *ctx = r->ctx;
     Method *mm = r->model->method;
@@ -723,9 +746,16 @@ static bool train_step(Runner *r, double *ms)
     else
 #endif
         params_zero_grad(mm->ps);
-    Tensor *labels = train_labels(ctx, r->video.shape[0], mm->classes);
-    if (!labels)
-        return false;
+    return train_labels(ctx, r->video.shape[0], mm->classes);
+}
+
+/* The timed part of a training step: the training loss in train mode and its backward pass; the
+ * loss is last_out. With `at` (the CUPTI split), the forward's work is charged to its scopes'
+ * components and the backward's to "backward". */
+static bool train_run(Runner *r, Tensor *labels, double *ms, Attribution *at)
+{
+    Ctx *ctx = r->ctx;
+    Method *mm = r->model->method;
     double t0 = 0;
     bool ok = true;
 #if HAVE_CUDA
@@ -735,8 +765,11 @@ static bool train_step(Runner *r, double *ms)
 #endif
         t0 = latency_host_now();
     ctx_set_training(ctx, true);
+    set_stage(at, ctx, STAGE_NONE);
     Tensor *loss = ok ? mm->ops->train_loss(ctx, mm, &r->video, labels, ++r->step) : NULL;
+    set_stage(at, ctx, STAGE_BACKWARD);
     ok = loss && tape_backward(ctx, loss);
+    set_stage(at, ctx, STAGE_NONE);
     ctx_set_training(ctx, false);
 #if HAVE_CUDA
     if (r->cuda)
@@ -746,6 +779,13 @@ static bool train_step(Runner *r, double *ms)
         *ms = (latency_host_now() - t0) * 1e3;
     r->last_out = ok ? loss : NULL;
     return ok && ctx_ok(ctx);
+}
+
+/* One training step: train_prepare (untimed), then train_run (timed). */
+static bool train_step(Runner *r, double *ms)
+{
+    Tensor *labels = train_prepare(r);
+    return labels && train_run(r, labels, ms, NULL);
 }
 
 static bool run_train(void *user, double *ms, char *err, size_t cap)
@@ -939,10 +979,16 @@ static void split_cupti(Runner *r, SplitResult *s)
     r->ctx->on_scope_change = on_scope_change;
     r->ctx->on_scope_change_user = at;
     for (int p = 0; p < n; p++) {
-        ctx_begin_pass(r->ctx);
+        Tensor *labels = NULL;
+        if (r->a->train) /* zeroing the gradients is not part of the timed step: not recorded */
+            labels = train_prepare(r);
+        else
+            ctx_begin_pass(r->ctx);
+        double step_ms;
         cupti_activity_set_pass(p);
-        Tensor *y = model_forward(r->ctx, r->model, &r->video, at);
-        bool ok = y && cuda_synchronize(r->ctx);
+        bool ok = r->a->train ? labels && train_run(r, labels, &step_ms, at)
+                              : model_forward(r->ctx, r->model, &r->video, at) != NULL;
+        ok = ok && cuda_synchronize(r->ctx);
         cupti_activity_set_pass(-1);
         if (!ok) {
             snprintf(s->note, sizeof s->note, "failed: %s", ctx_error_message(r->ctx));
@@ -1288,12 +1334,17 @@ static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, c
     if (!w)
         return false;
     const char *lat_timing = cuda ? "cuda-events" : "host-clock";
+    const char *split_mode = a->train ? "train" : "eager"; /* the kind of pass the split measured */
     for (int i = 0; i < n_tr; i++) {
         const TimingResult *t = &tr[i];
         double med_s = t->measured ? t->st.median * 1e-3 : NAN;
+        char note[sizeof t->note + 64];
+        snprintf(note, sizeof note, "%s%s%s", t->note,
+                 a->nondeterministic && t->note[0] ? "; " : "",
+                 a->nondeterministic ? "cuDNN nondeterministic engines allowed (--nondeterministic)" : "");
         CsvRow row = {
             .batch = t->batch, .mode = mode_name(t->mode), .level = "pass", .component = "total",
-            .timing = lat_timing, .reasons = t->reasons, .note = t->note, .samples = t->measured ? t->st.n : 0,
+            .timing = lat_timing, .reasons = t->reasons, .note = note, .samples = t->measured ? t->st.n : 0,
             .warmup = t->info.warmup_done, .lat = t->measured ? &t->st : NULL,
             .throughput = t->batch / med_s, .time_median = t->measured ? t->st.median : NAN,
             .time_iqr = t->measured ? t->st.iqr : NAN, .share_pct = t->measured ? 100.0 : NAN, .launches = NAN,
@@ -1305,7 +1356,7 @@ static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, c
     for (int i = 0; i < n_sr; i++) {
         const SplitResult *s = &sr[i];
         if (!s->measured) {
-            CsvRow row = {.batch = s->batch, .mode = "eager", .level = "component", .component = "",
+            CsvRow row = {.batch = s->batch, .mode = split_mode, .level = "component", .component = "",
                           .timing = s->timing, .note = s->note, .warmup = -1, .throughput = NAN, .time_median = NAN,
                           .time_iqr = NAN, .share_pct = NAN, .launches = NAN, .gflops = NAN, .achieved = NAN,
                           .clk_min = NAN, .clk_max = NAN};
@@ -1317,7 +1368,7 @@ static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, c
             total += s->st[c].median;
         for (int c = 0; c < s->n_comp; c++) {
             double g = comp_gflops(m, s->names[c]);
-            CsvRow row = {.batch = s->batch, .mode = "eager", .level = "component", .component = s->names[c],
+            CsvRow row = {.batch = s->batch, .mode = split_mode, .level = "component", .component = s->names[c],
                           .timing = s->timing, .note = s->note, .samples = s->st[c].n, .warmup = -1,
                           .throughput = NAN, .time_median = s->st[c].median, .time_iqr = s->st[c].iqr,
                           .share_pct = total > 0 ? 100 * s->st[c].median / total : NAN, .launches = NAN, .gflops = g,
@@ -1327,7 +1378,7 @@ static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, c
         }
         for (int k = 0; k < s->n_kernels; k++) {
             const KernelStat *ks = &s->kernels[k];
-            CsvRow row = {.batch = s->batch, .mode = "eager", .level = "kernel", .component = s->names[ks->comp],
+            CsvRow row = {.batch = s->batch, .mode = split_mode, .level = "kernel", .component = s->names[ks->comp],
                           .kernel = s->kernel_names ? s->kernel_names[k] : "?", .timing = s->timing,
                           .samples = ks->st.n, .warmup = -1, .throughput = NAN, .time_median = ks->st.median,
                           .time_iqr = ks->st.iqr, .share_pct = total > 0 ? 100 * ks->st.median / total : NAN,
@@ -1504,8 +1555,10 @@ int cmd_profile(int argc, char **argv)
             fprintf(stderr, "focusbench profile: no usable GPU: %s\n", ctx_error_message(ctx));
             goto done;
         }
-        if (ctx)
+        if (ctx) {
             cuda_set_conv_autotune(ctx, !a.no_autotune);
+            cuda_set_conv_nondeterministic(ctx, a.nondeterministic);
+        }
 #endif
     } else {
         ctx = ctx_create(BACKEND_CPU, a.seed);
@@ -1610,6 +1663,9 @@ int cmd_profile(int argc, char **argv)
                                        ? "autotuned (the fastest of up to 8 heuristic candidates per conv shape, timed "
                                          "once on the planning pass)"
                                        : "the heuristics' first acceptable config per conv shape (--no-autotune)");
+        printf("cuDNN engines: %s\n", cuda_get_conv_nondeterministic(ctx)
+                                          ? "nondeterministic ones allowed (--nondeterministic; as PyTorch's default)"
+                                          : "deterministic only (reruns are bit-identical)");
     } else
 #endif
     {
@@ -1748,7 +1804,7 @@ int cmd_profile(int argc, char **argv)
         }
     }
     /* ---- phase C (GPU): hardware FLOPs per component from the CUPTI range profiler, last ---- */
-    if (cuda && !a.no_cupti) {
+    if (cuda && !a.no_cupti && !a.train) {
         hw = calloc((size_t)a.n_batches, sizeof *hw);
         for (int bi = 0; hw && bi < a.n_batches; bi++) {
             r.video = *(Tensor *)params_find(clips, "video");
@@ -1773,7 +1829,7 @@ int cmd_profile(int argc, char **argv)
     for (int i = 0; i < n_sr; i++) {
         const TimingResult *eager = NULL;
         for (int j = 0; j < n_tr; j++)
-            if (tr[j].batch == sr[i].batch && tr[j].mode == MODE_EAGER)
+            if (tr[j].batch == sr[i].batch && (tr[j].mode == MODE_EAGER || tr[j].mode == MODE_TRAIN))
                 eager = &tr[j];
         print_split(&sr[i], &model, eager, a.top_kernels, a.split_repeats);
     }

@@ -4,6 +4,7 @@
 #
 #   scripts/gpu_check.sh [GROUP...]   on the GPU machine (default: every GPU test group); the log
 #                                     goes to $OUT/test-gpu.log (or build/gpu/test-gpu.log)
+#   scripts/gpu_check.sh --build-only on the GPU machine: the same build, no tests
 #   scripts/gpu_check.sh --pack       on the build machine: copies what the GPU machines lack
 #                                     (cmocka and libcsv headers/libraries, the cuDNN headers)
 #                                     into build/gpu-deps/, to be carried to the GPU machine
@@ -146,6 +147,7 @@ if [[ $rc_build != 0 ]]; then
   section "RESULT: BUILD FAILED (rc $rc_build)"
   exit "$rc_build"
 fi
+[[ ${1:-} == --build-only ]] && exit 0
 
 section "make test-gpu ${*:-(all groups)}"
 t0=$(date +%s)

@@ -69,6 +69,15 @@ void cuda_set_depthwise_custom(Ctx *ctx, bool on);
 void cuda_set_conv_autotune(Ctx *ctx, bool on);
 bool cuda_get_conv_autotune(const Ctx *ctx);
 
+/* Whether cuDNN engines noted nondeterministic (their reductions use atomics: results vary in the
+ * last bits from run to run) may run convolutions, as under PyTorch's default
+ * cudnn.deterministic = False. Default off: focusbench's runs repeat bit for bit (a resumed run
+ * ends bit-identical to an uninterrupted one); FOCUSBENCH_CUDNN_NONDETERMINISTIC=1 in the
+ * environment turns it on at creation, `profile --nondeterministic` too. Applies to plans built
+ * after the call (the flag is part of the plan cache's key). */
+void cuda_set_conv_nondeterministic(Ctx *ctx, bool on);
+bool cuda_get_conv_nondeterministic(const Ctx *ctx);
+
 /* FP32 / TF32: a fused convolution run by cuDNN leaves its bias + activation pending until its
  * output is first read, and the depthwise 3x3 kernel applies it while reading its input (one
  * pass over the tensor less); any other reader gets it applied in place first. The same values

@@ -484,6 +484,7 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->poison = st->sync_each_launch = env_flag("FOCUSBENCH_CUDA_DEBUG");
     st->verbose = env_flag("FOCUSBENCH_CUDA_VERBOSE");
     st->conv_autotune = env_flag("FOCUSBENCH_CUDNN_AUTOTUNE");
+    st->conv_nondeterministic = env_flag("FOCUSBENCH_CUDNN_NONDETERMINISTIC");
     snprintf(st->last_conv, sizeof st->last_conv, "none");
     ctx->backend_state = st;
     if (!state_init(ctx, st)) {
@@ -529,6 +530,17 @@ void cuda_set_conv_autotune(Ctx *ctx, bool on)
 bool cuda_get_conv_autotune(const Ctx *ctx)
 {
     return cuda_state(ctx) && cuda_state(ctx)->conv_autotune;
+}
+
+void cuda_set_conv_nondeterministic(Ctx *ctx, bool on)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->conv_nondeterministic = on;
+}
+
+bool cuda_get_conv_nondeterministic(const Ctx *ctx)
+{
+    return cuda_state(ctx) && cuda_state(ctx)->conv_nondeterministic;
 }
 
 void cuda_set_defer_epilogue(Ctx *ctx, bool on)

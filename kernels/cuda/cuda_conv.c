@@ -19,9 +19,10 @@
  *         reductions, no FFT or Winograd (their fp32 error is ~1e-4, not ~1e-6);
  *   TF32: tensor cores allowed; no down-conversion below TF32, no reduced-precision reductions;
  *   BF16: bf16 data on tensor cores, fp32 accumulation (no reduced-precision reductions).
- * First pass: deterministic engines without runtime compilation (NVRTC) only, heuristics mode A
- * then FALLBACK; if none qualifies, a second pass allows nondeterministic and runtime-compiled
- * engines (and says so on stderr); if still none, the direct kernels run (also said on stderr).
+ * First pass: deterministic engines without runtime compilation (NVRTC) only (nondeterministic
+ * ones too when cuda_set_conv_nondeterministic is on), heuristics mode A then FALLBACK; if none
+ * qualifies, a second pass allows nondeterministic and runtime-compiled engines (and says so on
+ * stderr); if still none, the direct kernels run (also said on stderr).
  *
  * Layouts: FP32 and TF32 run on the backend's own f32 NC(T)HW tensors. BF16 converts x, w and
  * dy into bf16 channels-last copies in the per-op workspace (the layout cuDNN's bf16 tensor-core
@@ -72,6 +73,7 @@ enum { UID_X = 'x', UID_W = 'w', UID_Y = 'y' };
 typedef struct {
     ConvGeom g;
     int32_t op, precision;
+    int32_t nondeterministic; /* the engines allowed (cuda_set_conv_nondeterministic) */
 } ConvKey;
 
 /* One finalized execution plan of the heuristics' list (with the engine config it came from,
@@ -349,7 +351,8 @@ static cudnnBackendDescriptor_t build_graph(Ctx *ctx, BuildLog *log, ConvPlan *p
 }
 
 typedef struct {
-    bool strict; /* deterministic engines without runtime compilation only */
+    bool strict;             /* deterministic engines without runtime compilation only ... */
+    bool nondeterministic;   /* ... except that nondeterministic ones are acceptable too */
     CudaPrecision precision;
 } EngineFilter;
 
@@ -389,7 +392,7 @@ static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *
         switch (num[i]) {
         case CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC:
             *nondeterministic = true;
-            ok = ok && !f->strict;
+            ok = ok && (!f->strict || f->nondeterministic);
             note_add(notes, notes_cap, "nondeterministic");
             break;
         case CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS:
@@ -532,7 +535,9 @@ static void plan_build(Ctx *ctx, ConvPlan *p)
     CudaState *st = cuda_state(ctx);
     BuildLog blog = {{0}}, *log = &blog;
     p->bf16 = p->key.precision == CUDA_PRECISION_BF16;
-    EngineFilter f = {.strict = true, .precision = (CudaPrecision)p->key.precision};
+    EngineFilter f = {.strict = true,
+                      .nondeterministic = p->key.nondeterministic != 0,
+                      .precision = (CudaPrecision)p->key.precision};
     int limit = st->conv_autotune ? CONV_TUNE_MAX : 1;
     cudnnBackendDescriptor_t graph = build_graph(ctx, log, p);
     bool found = false, relaxed = false;
@@ -576,6 +581,7 @@ static ConvPlan *plan_get(Ctx *ctx, int op, const ConvGeom *g)
     key.g = *g;
     key.op = op;
     key.precision = (int32_t)st->precision;
+    key.nondeterministic = st->conv_nondeterministic;
     ConvPlan *p = cache_slot(st->conv, &key);
     if (!p) {
         ctx_set_error(ctx, "conv: out of host memory growing the plan cache");
@@ -879,6 +885,18 @@ void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, co
     cuda_scratch_release(ctx);
 }
 
+/* bf16 channels-last copy of dy (N, Sout, K) in scratch, made on first use and shared by the
+ * data and filter gradients of one backward call; NULL on error (reported). */
+static void *bf16_dy_once(Ctx *ctx, const ConvGeom *g, const float *pdy, int64_t Sout, void **dyb)
+{
+    if (!*dyb) {
+        void *p = cuda_scratch(ctx, (size_t)((int64_t)g->N * g->K * Sout) * 2, "bf16 copy of dy");
+        if (p && cuda_launch_to_bf16_channels_last(ctx, pdy, p, g->N, g->K, Sout))
+            *dyb = p;
+    }
+    return *dyb;
+}
+
 void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy,
                         Tensor *dx, Tensor *dw, Tensor *db)
 {
@@ -887,62 +905,62 @@ void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tens
     const float *px = tensor_f32(x), *pw = tensor_f32(w), *pdy = tensor_f32(dy); /* see ConvGeom */
     int64_t Sin = (int64_t)g->T * g->H * g->W, Sout = (int64_t)g->To * g->Ho * g->Wo;
     int64_t taps = (int64_t)g->kt * g->kh * g->kw, Cg = g->C / g->groups;
-    int64_t nx = (int64_t)g->N * g->C * Sin, nw = (int64_t)g->K * Cg * taps, ny = (int64_t)g->N * g->K * Sout;
+    int64_t nx = (int64_t)g->N * g->C * Sin, nw = (int64_t)g->K * Cg * taps;
 
     if (db && !cuda_launch_conv_bias_grad(ctx, pdy, tensor_f32(db), g->N, g->K, Sout))
         return;
 
+    /* Scratch lives until the end of the call (one release): at bf16 the channels-last copy of dy
+     * serves both gradients. */
+    void *dyb = NULL;
     if (dx) { /* dx (N, C, T, H, W) += convᵀ(dy, w) */
         float *pdx = tensor_f32(dx);
         ConvPlan *p = choose(ctx, CONV_OP_BWD_DATA, g, pdx, pw, pdy);
-        if (!ctx_ok(ctx))
-            return;
         if (!p) {
-            if (!(cuda_dwconv3d_suits(g) ? cuda_dwconv3d_backward_data(ctx, g, pw, pdy, pdx)
-                                         : cuda_launch_conv_direct_backward_data(ctx, g, pw, pdy, pdx)))
-                return;
+            if (ctx_ok(ctx)) {
+                if (cuda_dwconv2d_supported(g))
+                    cuda_dwconv2d_backward_data(ctx, g, pw, pdy, pdx);
+                else if (cuda_dwconv3d_suits(g))
+                    cuda_dwconv3d_backward_data(ctx, g, pw, pdy, pdx);
+                else
+                    cuda_launch_conv_direct_backward_data(ctx, g, pw, pdy, pdx);
+            }
         } else if (!p->bf16) {
             float *tmp = cuda_scratch(ctx, (size_t)nx * sizeof(float), "conv dx before accumulation");
             if (tmp && plan_execute(ctx, p, tmp, (void *)pw, (void *)pdy))
                 cuda_launch_add(ctx, tmp, pdx, nx);
-            cuda_scratch_release(ctx);
         } else {
-            void *dyb = cuda_scratch(ctx, (size_t)ny * 2, "bf16 copy of dy");
-            void *wb = dyb ? cuda_scratch(ctx, (size_t)nw * 2, "bf16 copy of w") : NULL;
+            void *wb = cuda_scratch(ctx, (size_t)nw * 2, "bf16 copy of w");
             void *dxb = wb ? cuda_scratch(ctx, (size_t)nx * 2, "bf16 dx") : NULL;
-            if (dxb && cuda_launch_to_bf16_channels_last(ctx, pdy, dyb, g->N, g->K, Sout) &&
+            if (dxb && bf16_dy_once(ctx, g, pdy, Sout, &dyb) &&
                 cuda_launch_to_bf16_channels_last(ctx, pw, wb, g->K, Cg, taps) && plan_execute(ctx, p, dxb, wb, dyb))
                 cuda_launch_from_bf16_channels_last(ctx, dxb, pdx, g->N, g->C, Sin, NULL, true);
-            cuda_scratch_release(ctx);
         }
-        if (!ctx_ok(ctx))
-            return;
     }
 
-    if (dw) { /* dw (K, C/groups, kt, kh, kw) += Σ dy · x */
+    if (dw && ctx_ok(ctx)) { /* dw (K, C/groups, kt, kh, kw) += Σ dy · x */
         float *pdw = tensor_f32(dw);
         ConvPlan *p = choose(ctx, CONV_OP_BWD_FILTER, g, px, pdw, pdy);
-        if (!ctx_ok(ctx))
-            return;
         if (!p) {
-            if (cuda_dwconv3d_suits(g))
-                cuda_dwconv3d_backward_filter(ctx, g, px, pdy, pdw);
-            else
-                cuda_launch_conv_direct_backward_filter(ctx, g, px, pdy, pdw);
+            if (ctx_ok(ctx)) {
+                if (cuda_dwconv2d_supported(g))
+                    cuda_dwconv2d_backward_filter(ctx, g, px, pdy, pdw);
+                else if (cuda_dwconv3d_suits(g))
+                    cuda_dwconv3d_backward_filter(ctx, g, px, pdy, pdw);
+                else
+                    cuda_launch_conv_direct_backward_filter(ctx, g, px, pdy, pdw);
+            }
         } else if (!p->bf16) {
             float *tmp = cuda_scratch(ctx, (size_t)nw * sizeof(float), "conv dw before accumulation");
             if (tmp && plan_execute(ctx, p, (void *)px, tmp, (void *)pdy))
                 cuda_launch_add(ctx, tmp, pdw, nw);
-            cuda_scratch_release(ctx);
         } else {
             void *xb = cuda_scratch(ctx, (size_t)nx * 2, "bf16 copy of x");
-            void *dyb = xb ? cuda_scratch(ctx, (size_t)ny * 2, "bf16 copy of dy") : NULL;
-            void *dwb = dyb ? cuda_scratch(ctx, (size_t)nw * 2, "bf16 dw") : NULL;
-            if (dwb && cuda_launch_to_bf16_channels_last(ctx, px, xb, g->N, g->C, Sin) &&
-                cuda_launch_to_bf16_channels_last(ctx, pdy, dyb, g->N, g->K, Sout) &&
-                plan_execute(ctx, p, xb, dwb, dyb))
+            void *dwb = xb ? cuda_scratch(ctx, (size_t)nw * 2, "bf16 dw") : NULL;
+            if (dwb && bf16_dy_once(ctx, g, pdy, Sout, &dyb) &&
+                cuda_launch_to_bf16_channels_last(ctx, px, xb, g->N, g->C, Sin) && plan_execute(ctx, p, xb, dwb, dyb))
                 cuda_launch_from_bf16_channels_last(ctx, dwb, pdw, g->K, Cg, taps, NULL, true);
-            cuda_scratch_release(ctx);
         }
     }
+    cuda_scratch_release(ctx);
 }

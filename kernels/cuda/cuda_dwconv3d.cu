@@ -11,6 +11,10 @@
  *                  reduces each tap in a fixed tree order into partial[c][s][tap]; a second kernel
  *                  sums the splits in order and adds to dw. The split count is a function of the
  *                  geometry only, so results are identical on every device and run.
+ * The 2-D 3x3 depthwise backward (MobileNetV2's; cuda_dwconv2d_supported geometry) has its own
+ * kernels at the end: the same work split, but 32-bit indices, the 3x3 stencil and the stride
+ * fixed at compile time (the general kernels' 64-bit index arithmetic made them compute-bound,
+ * 12x under the memory bound on those shapes).
  */
 #include "kernels/cuda/cuda_kernels.cuh"
 #include "kernels/cuda/cuda_dwconv3d.h"
@@ -216,5 +220,173 @@ extern "C" bool cuda_dwconv3d_backward_filter(Ctx *ctx, const ConvGeom *g, const
     }
     cuda_scratch_release(ctx);
     snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv, "dwconv3d bwd-filter");
+    return ok;
+}
+
+/* ================= 2-D 3x3 depthwise (cuda_dwconv2d_supported geometry) ================= */
+
+enum { DW2_OUT = 4, DW2_WG_PER_THREAD = 64 };
+
+/* dx (N, C, H, W) += convᵀ(dy (N, C, Ho, Wo), w (C, 1, 3, 3)), stride S, padding (ph, pw). One
+ * thread per DW2_OUT consecutive elements of a dx row; per element the taps in (kh, kw) order
+ * with fmaf from 0, then one add to dx (the order of the general kernels). 32-bit indices: the
+ * caller checks that N·C·H·W and N·C·Ho·Wo fit. */
+template <int S>
+__global__ static void __launch_bounds__(CK_THREADS)
+    dw2_backward_data_kernel(const float *__restrict__ w, const float *__restrict__ dy, float *__restrict__ dx,
+                             uint32_t C, uint32_t H, uint32_t W, uint32_t Ho, uint32_t Wo, int ph, int pw, uint32_t WQ,
+                             uint32_t total)
+{
+    for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        uint32_t wq = i % WQ, t = i / WQ;
+        uint32_t hi = t % H, plane = t / H, c = plane % C;
+        int wi0 = (int)wq * DW2_OUT;
+        const float *dyp = dy + (size_t)plane * Ho * Wo;
+        float wr[9];
+#pragma unroll
+        for (int j = 0; j < 9; j++)
+            wr[j] = __ldg(w + c * 9 + j);
+        float acc[DW2_OUT];
+#pragma unroll
+        for (int o = 0; o < DW2_OUT; o++)
+            acc[o] = 0.0f;
+#pragma unroll
+        for (int kh = 0; kh < 3; kh++) {
+            int nh = (int)hi + ph - kh; /* = ho·S for the output row this tap meets */
+            if (nh < 0 || (S == 2 && (nh & 1)) || nh / S >= (int)Ho)
+                continue;
+            const float *row = dyp + (size_t)(nh / S) * Wo;
+#pragma unroll
+            for (int o = 0; o < DW2_OUT; o++)
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++) {
+                    int nw = wi0 + o + pw - kw;
+                    if (nw >= 0 && !(S == 2 && (nw & 1)) && nw / S < (int)Wo)
+                        acc[o] = fmaf(wr[kh * 3 + kw], __ldg(row + nw / S), acc[o]);
+                }
+        }
+        float *dxr = dx + ((size_t)plane * H + hi) * W;
+#pragma unroll
+        for (int o = 0; o < DW2_OUT; o++)
+            if (wi0 + o < (int)W)
+                dxr[wi0 + o] = f_add(dxr[wi0 + o], acc[o]);
+    }
+}
+
+/* partial (C, splits, 9): block (s, c) sums dy · x over its chunk of channel c's N·Ho·Wo
+ * (sample, output position) pairs, one double accumulator per tap, fixed tree order. */
+template <int S>
+__global__ static void __launch_bounds__(DW_WG_THREADS)
+    dw2_wgrad_partial_kernel(const float *__restrict__ x, const float *__restrict__ dy, uint32_t C, uint32_t H,
+                             uint32_t W, uint32_t Ho, uint32_t Wo, int ph, int pw, uint32_t NP, uint32_t chunk,
+                             int splits, double *__restrict__ partial)
+{
+    __shared__ double sh[DW_WG_THREADS];
+    const uint32_t s = blockIdx.x, c = blockIdx.y, P = Ho * Wo;
+    const uint32_t q0 = s * chunk, q1 = q0 + chunk < NP ? q0 + chunk : NP;
+    double acc[9];
+#pragma unroll
+    for (int t = 0; t < 9; t++)
+        acc[t] = 0.0;
+    for (uint32_t q = q0 + threadIdx.x; q < q1; q += blockDim.x) {
+        uint32_t n = q / P, p = q - n * P;
+        uint32_t ho = p / Wo, wo = p - ho * Wo;
+        size_t plane = (size_t)n * C + c;
+        const double gv = (double)__ldg(dy + plane * P + p);
+        const float *xp = x + plane * H * W;
+        const int h0 = (int)ho * S - ph, w0 = (int)wo * S - pw;
+#pragma unroll
+        for (int kh = 0; kh < 3; kh++) {
+            int hi = h0 + kh;
+            if (hi < 0 || hi >= (int)H)
+                continue;
+#pragma unroll
+            for (int kw = 0; kw < 3; kw++) {
+                int wi = w0 + kw;
+                if (wi >= 0 && wi < (int)W)
+                    acc[kh * 3 + kw] = d_add(acc[kh * 3 + kw], d_mul(gv, (double)__ldg(xp + (size_t)hi * W + wi)));
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < 9; t++) {
+        double total = ck_block_sum(acc[t], sh);
+        if (threadIdx.x == 0)
+            partial[((size_t)c * splits + s) * 9 + t] = total;
+    }
+}
+
+static bool dw2_geometry_ok(Ctx *ctx, const ConvGeom *g, const char *who)
+{
+    if (!cuda_dwconv2d_supported(g)) {
+        ctx_set_error(ctx, "%s: not a 2-D 3x3 depthwise geometry of stride 1 or 2 under 2^31 elements", who);
+        return false;
+    }
+    return true;
+}
+
+extern "C" bool cuda_dwconv2d_backward_data(Ctx *ctx, const ConvGeom *g, const float *w, const float *dy, float *dx)
+{
+    if (!dw2_geometry_ok(ctx, g, "dwconv2d backward data"))
+        return false;
+    uint32_t WQ = (uint32_t)((g->W + DW2_OUT - 1) / DW2_OUT);
+    int64_t total = (int64_t)g->N * g->C * g->H * WQ;
+    if (total == 0)
+        return true;
+    unsigned blocks = ck_blocks(total, CK_THREADS);
+    cudaStream_t st = cuda_stream_of(ctx);
+    if (g->sh == 1)
+        dw2_backward_data_kernel<1><<<blocks, CK_THREADS, 0, st>>>(w, dy, dx, (uint32_t)g->C, (uint32_t)g->H,
+                                                                   (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
+                                                                   g->ph, g->pw, WQ, (uint32_t)total);
+    else
+        dw2_backward_data_kernel<2><<<blocks, CK_THREADS, 0, st>>>(w, dy, dx, (uint32_t)g->C, (uint32_t)g->H,
+                                                                   (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo,
+                                                                   g->ph, g->pw, WQ, (uint32_t)total);
+    snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv, "dwconv2d bwd-data");
+    return LAUNCH_OK(ctx, "dw2_backward_data_kernel");
+}
+
+extern "C" bool cuda_dwconv2d_backward_filter(Ctx *ctx, const ConvGeom *g, const float *x, const float *dy,
+                                              float *dw)
+{
+    if (!dw2_geometry_ok(ctx, g, "dwconv2d backward filter"))
+        return false;
+    const int64_t NP = (int64_t)g->N * g->Ho * g->Wo;
+    if (NP == 0 || g->C == 0)
+        return true;
+    if (g->C > 65535) {
+        ctx_set_error(ctx, "dwconv2d backward: %d channels exceed the CUDA grid's y limit", g->C);
+        return false;
+    }
+    /* a fixed split of the N·P pairs (a function of the geometry only) */
+    int64_t per_block = (int64_t)DW_WG_THREADS * DW2_WG_PER_THREAD;
+    int64_t splits = (NP + per_block - 1) / per_block;
+    if (splits > DW_WG_MAX_SPLITS)
+        splits = DW_WG_MAX_SPLITS;
+    int64_t chunk = (NP + splits - 1) / splits;
+    splits = (NP + chunk - 1) / chunk;
+    double *partial = (double *)cuda_scratch(ctx, (size_t)g->C * splits * 9 * sizeof(double),
+                                             "dwconv2d weight-gradient partials");
+    if (!partial)
+        return false;
+    dim3 grid((unsigned)splits, (unsigned)g->C);
+    cudaStream_t st = cuda_stream_of(ctx);
+    if (g->sh == 1)
+        dw2_wgrad_partial_kernel<1><<<grid, DW_WG_THREADS, 0, st>>>(
+            x, dy, (uint32_t)g->C, (uint32_t)g->H, (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo, g->ph, g->pw,
+            (uint32_t)NP, (uint32_t)chunk, (int)splits, partial);
+    else
+        dw2_wgrad_partial_kernel<2><<<grid, DW_WG_THREADS, 0, st>>>(
+            x, dy, (uint32_t)g->C, (uint32_t)g->H, (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo, g->ph, g->pw,
+            (uint32_t)NP, (uint32_t)chunk, (int)splits, partial);
+    bool ok = LAUNCH_OK(ctx, "dw2_wgrad_partial_kernel");
+    if (ok) {
+        int64_t n = (int64_t)g->C * 9;
+        dw3_wgrad_reduce_kernel<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, st>>>(partial, g->C, (int)splits, 9, dw);
+        ok = LAUNCH_OK(ctx, "dw3_wgrad_reduce_kernel");
+    }
+    cuda_scratch_release(ctx);
+    snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv, "dwconv2d bwd-filter");
     return ok;
 }

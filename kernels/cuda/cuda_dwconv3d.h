@@ -1,5 +1,6 @@
 /* cuda_dwconv3d.h — the channel-wise (depthwise) 3-D convolution kernels of the CUDA backend
- * (cuda_dwconv3d.cu), used by cuda_conv.c for X3D's 3×3×3 and 5×1×1 channel-wise convolutions.
+ * (cuda_dwconv3d.cu), used by cuda_conv.c for X3D's 3×3×3 and 5×1×1 channel-wise convolutions,
+ * and the backward kernels of the 2-D 3×3 depthwise convolution (end of this header).
  *
  * Why: cuDNN's grouped kernels run such shapes about 100× under the memory bound, and the
  * generic direct kernels of cuda_conv_kernels.cu reduce each weight gradient element in its own
@@ -34,6 +35,12 @@ bool cuda_dwconv3d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const fl
 bool cuda_dwconv3d_backward_data(Ctx *ctx, const ConvGeom *g, const float *w, const float *dy, float *dx);
 /* dw += Σ_n Σ_out dy · x (per-block partials, fixed-order reduction; uses and releases scratch). */
 bool cuda_dwconv3d_backward_filter(Ctx *ctx, const ConvGeom *g, const float *x, const float *dy, float *dw);
+
+/* The backward of the 2-D 3x3 depthwise conv (MobileNetV2's; the geometry of
+ * cuda_dwconv2d_supported, whose forward is cuda_launch_dwconv2d_forward): the same contracts as
+ * the two above, the same determinism; an error on any other geometry. */
+bool cuda_dwconv2d_backward_data(Ctx *ctx, const ConvGeom *g, const float *w, const float *dy, float *dx);
+bool cuda_dwconv2d_backward_filter(Ctx *ctx, const ConvGeom *g, const float *x, const float *dy, float *dw);
 
 #ifdef __cplusplus
 }

@@ -85,6 +85,7 @@ typedef struct CudaState {
     bool sync_each_launch;
     bool verbose; /* FOCUSBENCH_CUDA_VERBOSE=1: print each new conv / GEMM plan on stderr */
     bool conv_autotune; /* time the candidate cuDNN plans of each new conv shape (cuda_conv.c) */
+    bool conv_nondeterministic; /* cuDNN engines whose results vary run to run are acceptable */
     int device;
     int sm_count;
     size_t cudnn_version;

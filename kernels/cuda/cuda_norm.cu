@@ -4,7 +4,10 @@
  * x is viewed as (N, C, S); channel c owns x[(n·C + c)·S + s]. Per-channel sums are split into
  * fixed chunks (`chunks` blocks per channel, each a fixed-order tree sum in double), and one
  * thread per channel adds its chunks in order: deterministic, no atomics, and equal to the
- * CPU's sums up to the order of double additions. The statistics then go through exactly the
+ * CPU's sums up to the order of double additions. Where a channel's planes hold a multiple of 4
+ * values (and the pointers are 16-byte aligned) each thread moves 4 consecutive values of a plane
+ * with one 16-byte access (BN_VEC): the element loops were latency-bound with one 4-byte access
+ * in flight per thread; the per-element arithmetic is the same. The statistics then go through exactly the
  * CPU's double arithmetic (mean, two-pass biased variance, 1/sqrt(var + eps), the running-stat
  * update with the unbiased variance, scale and shift), and y = (float)(x·scale + shift) in double.
  *
@@ -16,7 +19,7 @@
  */
 #include "kernels/cuda/cuda_kernels.cuh"
 
-enum { BN_CHUNK = 8192, BN_MAX_CHUNKS = 512 };
+enum { BN_CHUNK = 8192, BN_MAX_CHUNKS = 512, BN_VEC = 4 };
 
 typedef struct {
     int64_t N, C, S;
@@ -34,33 +37,94 @@ static BnPlan bn_plan(const NormGeom *g)
         chunks = BN_MAX_CHUNKS;
     if (chunks < 1)
         chunks = 1;
-    p.chunks = (int)chunks;
     p.chunk_len = (p.m + chunks - 1) / chunks;
     if (p.chunk_len < 1)
         p.chunk_len = 1;
+    if (p.S % BN_VEC == 0) /* chunks of whole 4-value groups (a group never straddles two planes) */
+        p.chunk_len = (p.chunk_len + BN_VEC - 1) / BN_VEC * BN_VEC;
+    p.chunks = (int)((p.m + p.chunk_len - 1) / p.chunk_len);
+    if (p.chunks < 1)
+        p.chunks = 1;
     return p;
+}
+
+/* a / b for 0 ≤ a, 0 < b: in 32 bits when both fit (uniform across a launch in practice), as 64-bit
+ * division is a long software sequence that made these memory-bound kernels compute-bound. */
+__device__ static inline int64_t bn_quot(int64_t a, int64_t b)
+{
+    if (a <= (int64_t)UINT32_MAX && b <= (int64_t)UINT32_MAX)
+        return (int64_t)((uint32_t)a / (uint32_t)b);
+    return a / b;
 }
 
 /* Element e (0 ≤ e < N·S) of channel c. */
 __device__ static inline int64_t bn_index(const BnPlan &p, int64_t c, int64_t e)
 {
-    return ((e / p.S) * p.C + c) * p.S + e % p.S;
+    int64_t n = bn_quot(e, p.S);
+    return (n * p.C + c) * p.S + (e - n * p.S);
 }
 
-/* Grid (C, chunks). partial[c·chunks + chunk] = Σ x (center == NULL) or Σ (x − center[c])². */
+/* The channel of element k of an (N, C, S) tensor. */
+__device__ static inline int64_t bn_channel(int64_t k, int64_t C, int64_t S)
+{
+    int64_t ns = bn_quot(k, S);
+    return ns - bn_quot(ns, C) * C;
+}
+
+/* V consecutive floats at p (V = 1, or BN_VEC as one 16-byte access). */
+template <int V>
+__device__ static inline void bn_load(const float *p, float *v)
+{
+    if (V == BN_VEC) {
+        float4 q = *reinterpret_cast<const float4 *>(p);
+        v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+    } else {
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            v[j] = p[j];
+    }
+}
+
+template <int V>
+__device__ static inline void bn_store(float *p, const float *v)
+{
+    if (V == BN_VEC) {
+        *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            p[j] = v[j];
+    }
+}
+
+/* BN_VEC when every plane holds whole 4-value groups and the pointers allow 16-byte accesses. */
+static int bn_width(int64_t S, const void *a, const void *b, const void *c)
+{
+    uintptr_t bits = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c;
+    return S % BN_VEC == 0 && (bits & 15u) == 0 ? BN_VEC : 1;
+}
+
+/* Grid (C, chunks). partial[c·chunks + chunk] = Σ x (center == NULL) or Σ (x − center[c])². Each
+ * thread takes V consecutive values of a plane at a time (chunk bounds are multiples of V). */
+template <int V>
 __global__ static void bn_partial_kernel(BnPlan p, const float *x, const double *center, double *partial)
 {
     __shared__ double sh[CK_THREADS];
     int64_t c = blockIdx.x;
     int64_t e0 = (int64_t)blockIdx.y * p.chunk_len, e1 = e0 + p.chunk_len < p.m ? e0 + p.chunk_len : p.m;
     double mu = center ? center[c] : 0.0, acc = 0.0;
-    for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
-        double v = (double)x[bn_index(p, c, e)];
-        if (center) {
-            double d = d_sub(v, mu);
-            acc = d_add(acc, d_mul(d, d));
-        } else {
-            acc = d_add(acc, v);
+    for (int64_t e = e0 + (int64_t)V * threadIdx.x; e < e1; e += (int64_t)V * blockDim.x) {
+        float xv[V];
+        bn_load<V>(x + bn_index(p, c, e), xv);
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            double v = (double)xv[j];
+            if (center) {
+                double d = d_sub(v, mu);
+                acc = d_add(acc, d_mul(d, d));
+            } else {
+                acc = d_add(acc, v);
+            }
         }
     }
     double total = ck_block_sum(acc, sh);
@@ -115,15 +179,46 @@ __global__ static void bn_eval_stats_kernel(int64_t C, float eps, const float *g
     }
 }
 
-/* y = (float)(x·scale[c] + shift[c]) in double, as channel_normalise. */
-__global__ static void bn_normalise_kernel(int64_t total, int64_t C, int64_t S, const float *x, const double *scale,
+/* y = (float)(x·scale[c] + shift[c]) in double, as channel_normalise; V values per thread. */
+template <int V>
+__global__ static void bn_normalise_kernel(int64_t groups, int64_t C, int64_t S, const float *x, const double *scale,
                                            const double *shift, float *y)
 {
-    CK_FOR(k, total)
+    CK_FOR(q, groups)
     {
-        int64_t c = (k / S) % C;
-        y[k] = (float)d_add(d_mul((double)x[k], scale[c]), shift[c]);
+        int64_t k = q * V, c = bn_channel(k, C, S);
+        double sc = scale[c], sh = shift[c];
+        float v[V];
+        bn_load<V>(x + k, v);
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            v[j] = (float)d_add(d_mul((double)v[j], sc), sh);
+        bn_store<V>(y + k, v);
     }
+}
+
+static bool bn_launch_normalise(Ctx *ctx, int64_t total, int64_t C, int64_t S, const float *x, const double *scale,
+                                const double *shift, float *y)
+{
+    cudaStream_t s = cuda_stream_of(ctx);
+    if (bn_width(S, x, y, NULL) == BN_VEC)
+        bn_normalise_kernel<BN_VEC><<<ck_blocks(total / BN_VEC, CK_THREADS), CK_THREADS, 0, s>>>(
+            total / BN_VEC, C, S, x, scale, shift, y);
+    else
+        bn_normalise_kernel<1><<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, C, S, x, scale, shift, y);
+    return LAUNCH_OK(ctx, "bn_normalise_kernel");
+}
+
+/* The two partial-sum passes of the forward: Σ x (center NULL), then Σ (x − center)². */
+static bool bn_launch_partial(Ctx *ctx, const BnPlan &p, const float *x, const double *center, double *partial)
+{
+    dim3 grid((unsigned)p.C, (unsigned)p.chunks);
+    cudaStream_t s = cuda_stream_of(ctx);
+    if (bn_width(p.S, x, NULL, NULL) == BN_VEC)
+        bn_partial_kernel<BN_VEC><<<grid, CK_THREADS, 0, s>>>(p, x, center, partial);
+    else
+        bn_partial_kernel<1><<<grid, CK_THREADS, 0, s>>>(p, x, center, partial);
+    return LAUNCH_OK(ctx, center ? "bn_partial_kernel(squared deviations)" : "bn_partial_kernel(sum)");
 }
 
 extern "C" void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
@@ -141,19 +236,13 @@ extern "C" void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const
         return;
     }
     double *mean = stats, *scale = stats + p.C, *shift = stats + 2 * p.C; /* (C) each */
-    dim3 grid((unsigned)p.C, (unsigned)p.chunks);
     unsigned cb = ck_blocks(p.C, 128);
-    bool ok = true;
-    bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), NULL, partial);
-    ok = ok && LAUNCH_OK(ctx, "bn_partial_kernel(sum)");
+    bool ok = bn_launch_partial(ctx, p, tensor_f32(x), NULL, partial);
     if (ok) {
         bn_mean_kernel<<<cb, 128, 0, s>>>(p, partial, mean);
         ok = LAUNCH_OK(ctx, "bn_mean_kernel");
     }
-    if (ok) {
-        bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), mean, partial);
-        ok = LAUNCH_OK(ctx, "bn_partial_kernel(squared deviations)");
-    }
+    ok = ok && bn_launch_partial(ctx, p, tensor_f32(x), mean, partial);
     if (ok) {
         bn_train_stats_kernel<<<cb, 128, 0, s>>>(p, partial, mean, g->eps, g->momentum, tensor_f32(gamma),
                                                  tensor_f32(beta), tensor_f32(running_mean), tensor_f32(running_var),
@@ -162,9 +251,7 @@ extern "C" void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const
     }
     int64_t total = p.N * p.C * p.S;
     if (ok && total > 0) {
-        bn_normalise_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, p.C, p.S, tensor_f32(x), scale,
-                                                                               shift, tensor_f32(y));
-        LAUNCH_OK(ctx, "bn_normalise_kernel");
+        bn_launch_normalise(ctx, total, p.C, p.S, tensor_f32(x), scale, shift, tensor_f32(y));
     }
     cuda_scratch_release(ctx);
 }
@@ -187,14 +274,14 @@ extern "C" void cuda_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const 
                                                              tensor_f32(running_mean), tensor_f32(running_var), scale,
                                                              shift);
     if (LAUNCH_OK(ctx, "bn_eval_stats_kernel")) {
-        bn_normalise_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, g->C, g->S, tensor_f32(x), scale,
-                                                                               shift, tensor_f32(y));
-        LAUNCH_OK(ctx, "bn_normalise_kernel");
+        bn_launch_normalise(ctx, total, g->C, g->S, tensor_f32(x), scale, shift, tensor_f32(y));
     }
     cuda_scratch_release(ctx);
 }
 
-/* Grid (C, chunks): partial[(c·chunks + chunk)·2 + {0, 1}] = Σ dy, Σ dy·(x − mean)·invstd. */
+/* Grid (C, chunks): partial[(c·chunks + chunk)·2 + {0, 1}] = Σ dy, Σ dy·(x − mean)·invstd; V
+ * consecutive values of a plane per step, as bn_partial_kernel. */
+template <int V>
 __global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, const float *dy, const float *mean,
                                                   const float *invstd, double *partial)
 {
@@ -202,11 +289,17 @@ __global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, cons
     int64_t c = blockIdx.x;
     int64_t e0 = (int64_t)blockIdx.y * p.chunk_len, e1 = e0 + p.chunk_len < p.m ? e0 + p.chunk_len : p.m;
     double mu = mean[c], is = invstd[c], a = 0.0, b = 0.0;
-    for (int64_t e = e0 + threadIdx.x; e < e1; e += blockDim.x) {
+    for (int64_t e = e0 + (int64_t)V * threadIdx.x; e < e1; e += (int64_t)V * blockDim.x) {
         int64_t k = bn_index(p, c, e);
-        double gr = (double)dy[k];
-        a = d_add(a, gr);
-        b = d_add(b, d_mul(d_mul(gr, d_sub((double)x[k], mu)), is));
+        float xv[V], gv[V];
+        bn_load<V>(x + k, xv);
+        bn_load<V>(dy + k, gv);
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            double gr = (double)gv[j];
+            a = d_add(a, gr);
+            b = d_add(b, d_mul(d_mul(gr, d_sub((double)xv[j], mu)), is));
+        }
     }
     double ta = ck_block_sum(a, sh);
     double tb = ck_block_sum(b, sh);
@@ -214,6 +307,18 @@ __global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, cons
         partial[(c * p.chunks + blockIdx.y) * 2] = ta;
         partial[(c * p.chunks + blockIdx.y) * 2 + 1] = tb;
     }
+}
+
+static bool bn_launch_backward_partial(Ctx *ctx, const BnPlan &p, const float *x, const float *dy, const float *mean,
+                                       const float *invstd, double *partial)
+{
+    dim3 grid((unsigned)p.C, (unsigned)p.chunks);
+    cudaStream_t s = cuda_stream_of(ctx);
+    if (bn_width(p.S, x, dy, NULL) == BN_VEC)
+        bn_backward_partial_kernel<BN_VEC><<<grid, CK_THREADS, 0, s>>>(p, x, dy, mean, invstd, partial);
+    else
+        bn_backward_partial_kernel<1><<<grid, CK_THREADS, 0, s>>>(p, x, dy, mean, invstd, partial);
+    return LAUNCH_OK(ctx, "bn_backward_partial_kernel");
 }
 
 /* Per channel: the two sums in chunk order; dgamma/dbeta accumulated; sums kept for dx, as
@@ -240,25 +345,70 @@ __global__ static void bn_backward_stats_kernel(BnPlan p, const double *partial,
 /* train: dx += (float)(k/m·(m·dy − Σdy − x̂·Σdy·x̂)), eval: dx += (float)(k·dy), k = γ·invstd.
  * m: the values per channel the statistics cover (N·S, or the global count when synchronised);
  * Σdy of channel c at sum_dy[c·stride], Σdy·x̂ at sum_dy_xhat[c·stride] (NULL in eval). */
+/* coef[c] = γ·invstd (/ m with batch statistics): the per-channel factor of dx, computed once per
+ * channel with the double operations the element loop used to repeat (the same bits). */
+__global__ static void bn_dx_coef_kernel(int64_t C, bool batch_stats, double m, const float *gamma,
+                                         const float *invstd, double *coef)
+{
+    CK_FOR(c, C)
+    {
+        double kk = d_mul((double)gamma[c], (double)invstd[c]);
+        coef[c] = batch_stats ? d_div(kk, m) : kk;
+    }
+}
+
+template <int V>
 __global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, double m, const float *x, const float *dy,
-                                             const float *gamma, const float *mean, const float *invstd,
+                                             const double *coef, const float *mean, const float *invstd,
                                              const double *sum_dy, const double *sum_dy_xhat, int64_t stride,
                                              float *dx)
 {
-    CK_FOR(k, p.N * p.C * p.S)
+    CK_FOR(q, p.N * p.C * p.S / V)
     {
-        int64_t c = (k / p.S) % p.C;
-        double mu = mean[c], is = invstd[c], kk = d_mul((double)gamma[c], is);
-        double gr = (double)dy[k], v;
+        int64_t k = q * V, c = bn_channel(k, p.C, p.S);
+        double co = coef[c];
+        float gv[V], d[V], xv[V];
+        bn_load<V>(dy + k, gv);
+        bn_load<V>(dx + k, d);
         if (batch_stats) {
-            double xhat = d_mul(d_sub((double)x[k], mu), is);
-            v = d_mul(d_div(kk, m),
-                      d_sub(d_sub(d_mul(m, gr), sum_dy[c * stride]), d_mul(xhat, sum_dy_xhat[c * stride])));
+            bn_load<V>(x + k, xv);
+            double mu = (double)mean[c], is = (double)invstd[c], sdy = sum_dy[c * stride], sdx = sum_dy_xhat[c * stride];
+#pragma unroll
+            for (int j = 0; j < V; j++) {
+                double xhat = d_mul(d_sub((double)xv[j], mu), is);
+                double v = d_mul(co, d_sub(d_sub(d_mul(m, (double)gv[j]), sdy), d_mul(xhat, sdx)));
+                d[j] = f_add(d[j], (float)v);
+            }
         } else {
-            v = d_mul(kk, gr);
+#pragma unroll
+            for (int j = 0; j < V; j++)
+                d[j] = f_add(d[j], (float)d_mul(co, (double)gv[j]));
         }
-        dx[k] = f_add(dx[k], (float)v);
+        bn_store<V>(dx + k, d);
     }
+}
+
+/* dx += the batch norm's input gradient (the two kernels above; coef in scratch, released by the
+ * caller). sum_dy[c·stride], sum_dy_xhat[c·stride]: the per-channel sums (batch statistics). */
+static bool bn_launch_dx(Ctx *ctx, const BnPlan &p, bool batch_stats, double m, const float *x, const float *dy,
+                         const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
+                         const double *sum_dy_xhat, int64_t stride, float *dx)
+{
+    cudaStream_t s = cuda_stream_of(ctx);
+    double *coef = (double *)cuda_scratch(ctx, (size_t)p.C * sizeof(double), "batch_norm dx coefficients");
+    if (!coef)
+        return false;
+    bn_dx_coef_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(p.C, batch_stats, m, gamma, invstd, coef);
+    if (!LAUNCH_OK(ctx, "bn_dx_coef_kernel"))
+        return false;
+    int64_t total = p.N * p.C * p.S;
+    if (bn_width(p.S, x, dy, dx) == BN_VEC)
+        bn_backward_dx_kernel<BN_VEC><<<ck_blocks(total / BN_VEC, CK_THREADS), CK_THREADS, 0, s>>>(
+            p, batch_stats, m, x, dy, coef, mean, invstd, sum_dy, sum_dy_xhat, stride, dx);
+    else
+        bn_backward_dx_kernel<1><<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(
+            p, batch_stats, m, x, dy, coef, mean, invstd, sum_dy, sum_dy_xhat, stride, dx);
+    return LAUNCH_OK(ctx, "bn_backward_dx_kernel");
 }
 
 extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x,
@@ -278,10 +428,8 @@ extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch
         sums = (double *)cuda_scratch(ctx, (size_t)(2 * p.C) * sizeof(double), "batch_norm backward sums");
         ok = partial && sums;
         if (ok) {
-            dim3 grid((unsigned)p.C, (unsigned)p.chunks);
-            bn_backward_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean),
-                                                                   tensor_f32(invstd), partial);
-            ok = LAUNCH_OK(ctx, "bn_backward_partial_kernel");
+            ok = bn_launch_backward_partial(ctx, p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean), tensor_f32(invstd),
+                                            partial);
         }
         if (ok) {
             bn_backward_stats_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(
@@ -291,10 +439,8 @@ extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch
     }
     int64_t total = p.N * p.C * p.S;
     if (ok && dx && total > 0) {
-        bn_backward_dx_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(
-            p, batch_stats, (double)p.m, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean),
-            tensor_f32(invstd), sums, sums ? sums + 1 : NULL, 2, tensor_f32(dx));
-        LAUNCH_OK(ctx, "bn_backward_dx_kernel");
+        bn_launch_dx(ctx, p, batch_stats, (double)p.m, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma),
+                     tensor_f32(mean), tensor_f32(invstd), sums, sums ? sums + 1 : NULL, 2, tensor_f32(dx));
     }
     cuda_scratch_release(ctx);
 }
@@ -332,19 +478,13 @@ extern "C" void cuda_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor 
         return;
     }
     double *dstats = dev, *mean = dev + 2 * p.C; /* (2, C) Σx, Σ(x − mean)²; (C) the local mean */
-    dim3 grid((unsigned)p.C, (unsigned)p.chunks);
     unsigned cb = ck_blocks(p.C, 128);
-    bool ok = true;
-    bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), NULL, partial);
-    ok = ok && LAUNCH_OK(ctx, "bn_partial_kernel(sum)");
+    bool ok = bn_launch_partial(ctx, p, tensor_f32(x), NULL, partial);
     if (ok) {
         bn_sum_mean_kernel<<<cb, 128, 0, s>>>(p, partial, dstats, mean);
         ok = LAUNCH_OK(ctx, "bn_sum_mean_kernel");
     }
-    if (ok) {
-        bn_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), mean, partial);
-        ok = LAUNCH_OK(ctx, "bn_partial_kernel(squared deviations)");
-    }
+    ok = ok && bn_launch_partial(ctx, p, tensor_f32(x), mean, partial);
     if (ok) {
         bn_sq_total_kernel<<<cb, 128, 0, s>>>(p, partial, dstats);
         ok = LAUNCH_OK(ctx, "bn_sq_total_kernel");
@@ -405,9 +545,7 @@ extern "C" void cuda_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const
     }
     int64_t total = g->N * C * g->S;
     if (ok && total > 0) {
-        bn_normalise_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, C, g->S, tensor_f32(x), scale,
-                                                                               shift, tensor_f32(y));
-        LAUNCH_OK(ctx, "bn_normalise_kernel");
+        bn_launch_normalise(ctx, total, C, g->S, tensor_f32(x), scale, shift, tensor_f32(y));
     }
     cuda_scratch_release(ctx);
 }
@@ -430,10 +568,8 @@ extern "C" void cuda_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, con
     double *dsums = (double *)cuda_scratch(ctx, (size_t)(2 * p.C) * sizeof(double), "batch_norm backward sums");
     bool ok = partial && dsums;
     if (ok) {
-        dim3 grid((unsigned)p.C, (unsigned)p.chunks);
-        bn_backward_partial_kernel<<<grid, CK_THREADS, 0, s>>>(p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean),
-                                                               tensor_f32(invstd), partial);
-        ok = LAUNCH_OK(ctx, "bn_backward_partial_kernel");
+        ok = bn_launch_backward_partial(ctx, p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean), tensor_f32(invstd),
+                                        partial);
     }
     if (ok) {
         bn_backward_stats_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(
@@ -460,11 +596,8 @@ extern "C" void cuda_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const T
     /* pageable host source: returns once staged, ordered before the kernel */
     bool ok = dsums &&
               CUDA_OK(ctx, cudaMemcpyAsync(dsums, sums, (size_t)(2 * p.C) * sizeof(double), cudaMemcpyHostToDevice, s));
-    if (ok) {
-        bn_backward_dx_kernel<<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(
-            p, true, count, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean), tensor_f32(invstd),
-            dsums, dsums + p.C, 1, tensor_f32(dx));
-        LAUNCH_OK(ctx, "bn_backward_dx_kernel");
-    }
+    if (ok)
+        bn_launch_dx(ctx, p, true, count, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean),
+                     tensor_f32(invstd), dsums, dsums + p.C, 1, tensor_f32(dx));
     cuda_scratch_release(ctx);
 }

@@ -91,6 +91,9 @@ GpuEnv *gpu_begin(void **state, const char *test_name)
     cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
     cuda_set_conv_path(e->gpu, CUDA_CONV_AUTO);
     cuda_set_depthwise_custom(e->gpu, true);
+    /* the defaults again: a test that turned these on must not choose the next test's engines */
+    cuda_set_conv_autotune(e->gpu, false);
+    cuda_set_conv_nondeterministic(e->gpu, false);
     ctx_begin_pass(e->cpu);
     ctx_begin_pass(e->gpu);
     if (!cuda_synchronize(e->gpu))

@@ -37,6 +37,7 @@ static const FusedCase CASES[] = {
     {"depthwise 3x3 s2 32x29, bias, ReLU6", 3, 10, 10, 32, 29, 3, 2, 1, 10, true, false,
      OP_ACT_RELU6},
     {"depthwise 3x3 s1 13x21, residual, ReLU", 2, 6, 6, 13, 21, 3, 1, 1, 6, true, true, OP_ACT_RELU},
+    {"depthwise 3x3 s2 pad 0, 11x12", 2, 8, 8, 11, 12, 3, 2, 0, 8, true, false, OP_ACT_NONE},
     {"dense 1x1, bias + residual + ReLU (bottleneck end)", 2, 32, 48, 7, 7, 1, 1, 0, 1, true, true, OP_ACT_RELU},
     {"dense 1x1 project, bias + residual", 3, 64, 24, 9, 9, 1, 1, 0, 1, true, true, OP_ACT_NONE},
     {"dense 3x3 s2 stem, bias, ReLU6", 2, 3, 16, 33, 33, 3, 2, 1, 1, true, false, OP_ACT_RELU6},
@@ -108,7 +109,7 @@ static void test_fused_conv_epilogues(void **state)
 
 /* Through the op layer on the GPU: the fused op equals the unfused chain (fp32: the same float
  * operations in the same order on the same paths), and, recording, its gradients (the chain's
- * backward, including the depthwise backward kernels) match the CPU's. */
+ * backward, including the depthwise backward kernels) match the CPU's, on every depthwise case. */
 static Tensor *upload(GpuEnv *e, Tensor *h, bool grad)
 {
     Tensor *d = gd(e, h);
@@ -130,9 +131,12 @@ static void test_fused_op_layer(void **state)
 {
     GpuEnv *e = gpu_begin(state, "op_conv2d_bias_act on the GPU: equals the unfused chain; backward vs CPU");
     cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
-    const int cases[2] = {0, 3}; /* depthwise + ReLU6, depthwise + residual */
-    for (int ci = 0; ci < 2; ci++) {
-        const FusedCase *fc = &CASES[cases[ci]];
+    /* every depthwise case: the 3x3 ones run the 2-D depthwise backward kernels (both strides,
+     * odd sizes, padding 0 and 1, planes under and over a block), the 5x5 one the direct kernels */
+    for (int ci = 0; ci < (int)(sizeof CASES / sizeof CASES[0]); ci++) {
+        const FusedCase *fc = &CASES[ci];
+        if (!(fc->groups == fc->C && fc->K == fc->C))
+            continue;
         int64_t Ho = (fc->H + 2 * fc->pad - fc->k) / fc->stride + 1, Wo = (fc->W + 2 * fc->pad - fc->k) / fc->stride + 1;
         uint64_t seed = 8000 + 10 * (uint64_t)ci;
         Tensor *x = gh_rand(e, seed, -2, 3, DIMS(fc->N, fc->C, fc->H, fc->W));
@@ -178,11 +182,17 @@ static void test_fused_op_layer(void **state)
             tape_clear(ctx->tape);
         }
         gpu_expect_ok(e, "fused op backward");
-        gpu_expect_close(e, "  dx", gx->grad, cx->grad, TOL_FP32_GEMM);
-        gpu_expect_close(e, "  dw", gw->grad, cw->grad, TOL_FP32_GEMM);
-        gpu_expect_close(e, "  db", gb->grad, cb->grad, TOL_FP32_GEMM);
-        if (gr)
-            gpu_expect_close(e, "  dresidual", gr->grad, cr->grad, TOL_FP32_GEMM);
+        char what[200];
+        snprintf(what, sizeof what, "  %s: dx", fc->name);
+        gpu_expect_close(e, what, gx->grad, cx->grad, TOL_FP32_GEMM);
+        snprintf(what, sizeof what, "  %s: dw", fc->name);
+        gpu_expect_close(e, what, gw->grad, cw->grad, TOL_FP32_GEMM);
+        snprintf(what, sizeof what, "  %s: db", fc->name);
+        gpu_expect_close(e, what, gb->grad, cb->grad, TOL_FP32_GEMM);
+        if (gr) {
+            snprintf(what, sizeof what, "  %s: dresidual", fc->name);
+            gpu_expect_close(e, what, gr->grad, cr->grad, TOL_FP32_GEMM);
+        }
         ttensor_free(cx), ttensor_free(cw), ttensor_free(cb);
         if (cr)
             ttensor_free(cr);

@@ -198,9 +198,24 @@ static void test_conv_autotuned(void **state)
     gpu_end(e);
 }
 
-/* Two identical backward passes (cuDNN at fp32 and bf16, and the direct kernels) must give the
- * same bits: the plans are restricted to deterministic engines and the custom kernels use no
- * atomics. */
+/* Every case again with nondeterministic cuDNN engines allowed as well (cuda_set_conv_nondeterministic,
+ * `profile --nondeterministic`): new plans (the flag is part of the cache key), autotuned over the
+ * larger candidate set; the results must still match the CPU at each precision. */
+static void test_conv_nondeterministic(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "conv1d/2d/3d with nondeterministic cuDNN engines allowed vs CPU reference");
+    cuda_set_conv_autotune(e->gpu, true);
+    cuda_set_conv_nondeterministic(e->gpu, true);
+    for (size_t i = 0; i < sizeof CONV_CASES / sizeof CONV_CASES[0]; i++) {
+        conv_case(e, i);
+        ctx_begin_pass(e->gpu);
+    }
+    gpu_end(e);
+}
+
+/* Two identical backward passes (cuDNN at fp32 and bf16, heuristic and autotuned plans, and the
+ * direct kernels) must give the same bits: the plans are restricted to deterministic engines and
+ * the custom kernels use no atomics. */
 static void test_conv_deterministic(void **state)
 {
     GpuEnv *e = gpu_begin(state, "conv backward twice: bitwise identical gradients");
@@ -213,11 +228,14 @@ static void test_conv_deterministic(void **state)
     struct {
         CudaPrecision p;
         CudaConvPath path;
-    } runs[] = {{CUDA_PRECISION_FP32, CUDA_CONV_AUTO}, {CUDA_PRECISION_BF16, CUDA_CONV_AUTO},
-                {CUDA_PRECISION_FP32, CUDA_CONV_DIRECT}};
+        bool autotune;
+    } runs[] = {{CUDA_PRECISION_FP32, CUDA_CONV_AUTO, false}, {CUDA_PRECISION_BF16, CUDA_CONV_AUTO, false},
+                {CUDA_PRECISION_FP32, CUDA_CONV_AUTO, true},  {CUDA_PRECISION_BF16, CUDA_CONV_AUTO, true},
+                {CUDA_PRECISION_FP32, CUDA_CONV_DIRECT, false}};
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         cuda_set_precision(e->gpu, runs[r].p);
         cuda_set_conv_path(e->gpu, runs[r].path);
+        cuda_set_conv_autotune(e->gpu, runs[r].autotune);
         Tensor *first_x = gh_like(e, x), *first_w = gh_like(e, w);
         for (int rep = 0; rep < 2; rep++) {
             Tensor *gxd = gd_nan_like(e, x), *gwd = gd_nan_like(e, w);
@@ -230,8 +248,8 @@ static void test_conv_deterministic(void **state)
                     gpu_expect_ok(e, "download of the first backward pass");
                 continue;
             }
-            snprintf(what, sizeof what, "%s %s second dx == first [%s]", cc->name, cuda_precision_name(runs[r].p),
-                     cuda_last_conv_info(e->gpu));
+            snprintf(what, sizeof what, "%s %s%s second dx == first [%s]", cc->name, cuda_precision_name(runs[r].p),
+                     runs[r].autotune ? " autotuned" : "", cuda_last_conv_info(e->gpu));
             gpu_expect_equal(e, what, gxd, first_x);
             gpu_expect_equal(e, "  second dw == first", gwd, first_w);
         }
@@ -246,6 +264,7 @@ int test_group_cuda_gemm(int *total)
         cmocka_unit_test(test_conv_2d),
         cmocka_unit_test(test_conv_3d),
         cmocka_unit_test(test_conv_autotuned),
+        cmocka_unit_test(test_conv_nondeterministic),
         cmocka_unit_test(test_conv_deterministic),
     };
     return gpu_run_group("cuda_gemm", tests, sizeof tests / sizeof tests[0], total);

@@ -79,24 +79,30 @@ static void test_unary(void **state)
 {
     GpuEnv *e = gpu_begin(state, "unary: relu, relu6, sigmoid, swish, scale (forward, backward)");
     static const char *names[] = {"relu", "relu6", "sigmoid", "swish", "scale"};
-    Tensor *x = gh_rand(e, 31, -8, 8, DIMS(5, 7, 9, 11));
-    Tensor *dxx = gd(e, x);
-    for (int k = UNARY_RELU; k <= UNARY_SCALE; k++) {
-        float alpha = -0.37f;
-        char what[96];
-        Tensor *y = gh_like(e, x), *dy_out = gd_nan_like(e, x);
-        CPU(unary_forward, (UnaryKind)k, alpha, x, y);
-        GPU(unary_forward, (UnaryKind)k, alpha, dxx, dy_out);
-        snprintf(what, sizeof what, "%s forward (5,7,9,11)", names[k]);
-        gpu_expect_close(e, what, dy_out, y, TOL_EXACTISH);
+    /* an odd count (one value per thread) and a multiple of 4 (16-byte accesses) */
+    static const int64_t shapes[2][4] = {{5, 7, 9, 11}, {4, 6, 8, 10}};
+    for (int si = 0; si < 2; si++) {
+        const int64_t *sh = shapes[si];
+        Tensor *x = gh_rand(e, 31 + (uint64_t)si, -8, 8, 4, sh);
+        Tensor *dxx = gd(e, x);
+        for (int k = UNARY_RELU; k <= UNARY_SCALE; k++) {
+            float alpha = -0.37f;
+            char what[96];
+            Tensor *y = gh_like(e, x), *dy_out = gd_nan_like(e, x);
+            CPU(unary_forward, (UnaryKind)k, alpha, x, y);
+            GPU(unary_forward, (UnaryKind)k, alpha, dxx, dy_out);
+            snprintf(what, sizeof what, "%s forward (%lld,%lld,%lld,%lld)", names[k], (long long)sh[0],
+                     (long long)sh[1], (long long)sh[2], (long long)sh[3]);
+            gpu_expect_close(e, what, dy_out, y, TOL_EXACTISH);
 
-        Tensor *g = gh_rand(e, 40 + k, -1, 1, DIMS(5, 7, 9, 11));
-        Tensor *gx = gh_rand(e, 50 + k, -1, 1, DIMS(5, 7, 9, 11));
-        Tensor *dg = gd(e, g), *dgx = gd(e, gx), *dyy = gd(e, y); /* both backward passes read the CPU's y */
-        CPU(unary_backward, (UnaryKind)k, alpha, x, y, g, gx);
-        GPU(unary_backward, (UnaryKind)k, alpha, dxx, dyy, dg, dgx);
-        snprintf(what, sizeof what, "%s backward (accumulating)", names[k]);
-        gpu_expect_close(e, what, dgx, gx, TOL_EXACTISH);
+            Tensor *g = gh_rand(e, 40 + k + 10 * (uint64_t)si, -1, 1, 4, sh);
+            Tensor *gx = gh_rand(e, 50 + k + 10 * (uint64_t)si, -1, 1, 4, sh);
+            Tensor *dg = gd(e, g), *dgx = gd(e, gx), *dyy = gd(e, y); /* both backward passes read the CPU's y */
+            CPU(unary_backward, (UnaryKind)k, alpha, x, y, g, gx);
+            GPU(unary_backward, (UnaryKind)k, alpha, dxx, dyy, dg, dgx);
+            snprintf(what, sizeof what, "%s backward (accumulating)", names[k]);
+            gpu_expect_close(e, what, dgx, gx, TOL_EXACTISH);
+        }
     }
     gpu_end(e);
 }
@@ -212,6 +218,7 @@ static void test_batch_norm(void **state)
         {2, {8, 10}, 0.0f},            /* BN1d */
         {4, {16, 3, 40, 40}, 0.0f},    /* 25600 values per channel: several partial-sum chunks */
         {5, {2, 5, 3, 4, 6}, 100.0f},  /* |mean| >> std: the two-pass variance matters */
+        {4, {2049, 2, 2, 2}, 0.0f},    /* planes of 4 (16-byte accesses), chunk length rounded up to 4s */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int nd = cases[i].nd;
@@ -304,6 +311,7 @@ static void test_batch_norm_sync_pieces(void **state)
         {2, {1, 3}, 0.0f},             /* one value per channel on this rank (allowed when synchronised) */
         {4, {16, 3, 40, 40}, 0.0f},    /* several partial-sum chunks */
         {5, {2, 5, 3, 4, 6}, 100.0f},  /* |mean| >> std */
+        {4, {2049, 2, 2, 2}, 0.0f},    /* planes of 4 (16-byte accesses), chunk length rounded up to 4s */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int nd = cases[i].nd;

@@ -388,6 +388,59 @@ static void test_profile_command(void **state)
     gpu_end(e);
 }
 
+/* profile --train with CUPTI: the training step's GPU time split into the forward's components and
+ * "backward", kernel rows, no hardware-FLOP rows (the range profiler is not run for training). */
+static void test_profile_train_split(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "focusbench profile --train --device cuda: CUPTI split of a training step");
+    char path[] = "/tmp/focusbench_profile_gpu_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[] = {"profile", "--device", "cuda", "--preset", "synth-tiny", "--train", "--batch", "2", "--repeats",
+                    "3", "--min-time", "0", "--warmup", "1", "--split-repeats", "3", "--csv", path, NULL};
+    int rc = cmd_profile((int)(sizeof argv / sizeof argv[0]) - 1, argv);
+    fflush(stdout);
+    check(e, rc == 0, "the command exited %d", rc);
+    CsvTable t;
+    char err[512];
+    if (rc != 0 || !csv_table_read(path, &t, err, sizeof err)) {
+        check(e, rc != 0, "no CSV: %s", err);
+        remove(path);
+        gpu_end(e);
+        return;
+    }
+    remove(path);
+    double step_ms = NAN, backward_ms = 0, forward_ms = 0;
+    int kernels = 0, hw_rows = 0, not_train = 0;
+    for (int r = 0; r < t.n_rows; r++) {
+        const char *level = cell_str(&t, r, "level"), *mode = cell_str(&t, r, "mode");
+        not_train += strcmp(mode, "train") != 0;
+        if (strcmp(level, "pass") == 0) {
+            step_ms = cell_num(&t, r, "latency_ms_median");
+        } else if (strcmp(level, "component") == 0) {
+            const char *comp = cell_str(&t, r, "component");
+            double ms = cell_num(&t, r, "time_ms_median");
+            printf("       train split: %-12s %.3f ms\n", comp, ms);
+            if (strcmp(comp, "backward") == 0)
+                backward_ms = ms;
+            else
+                forward_ms += ms;
+        } else if (strcmp(level, "kernel") == 0) {
+            kernels++;
+        } else if (strcmp(level, "hw_flops") == 0) {
+            hw_rows++;
+        }
+    }
+    check(e, step_ms > 0, "the training step's latency %.3f ms", step_ms);
+    check(e, not_train == 0, "%d rows whose mode is not 'train'", not_train);
+    check(e, backward_ms > 0 && forward_ms > 0, "GPU time: forward components %.3f ms, backward %.3f ms (both > 0)",
+          forward_ms, backward_ms);
+    check(e, kernels >= 10 && hw_rows == 0, "%d kernel rows (>= 10), %d hardware-FLOP rows (0)", kernels, hw_rows);
+    csv_table_free(&t);
+    gpu_end(e);
+}
+
 int test_group_profile_gpu(int *total)
 {
     struct CMUnitTest tests[] = {
@@ -396,6 +449,7 @@ int test_group_profile_gpu(int *total)
         cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_range_flops),
         cmocka_unit_test(test_profile_command),
+        cmocka_unit_test(test_profile_train_split),
     };
     return gpu_run_group("profile_gpu", tests, sizeof tests / sizeof tests[0], total);
 }
