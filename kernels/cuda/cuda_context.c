@@ -203,6 +203,20 @@ void *cuda_scratch(Ctx *ctx, size_t bytes, const char *what)
     return p;
 }
 
+void *cuda_grow(Ctx *ctx, void *items, int *cap, int n, size_t item_size, int first, const char *what)
+{
+    if (n < *cap)
+        return items;
+    int grown_cap = *cap ? 2 * *cap : first;
+    void *grown = realloc(items, (size_t)grown_cap * item_size);
+    if (!grown) {
+        ctx_set_error(ctx, "cuda: out of host memory for %s", what);
+        return NULL;
+    }
+    *cap = grown_cap;
+    return grown;
+}
+
 void cuda_scratch_release(Ctx *ctx)
 {
     CudaState *st = cuda_state(ctx);
@@ -663,16 +677,11 @@ bool cuda_params_upload(Ctx *ctx, ParamSet *ps)
             grad_bytes = end > grad_bytes ? end : grad_bytes;
         }
     }
-    if (st->n_uploads == st->cap_uploads) {
-        int cap = st->cap_uploads ? 2 * st->cap_uploads : 4;
-        CudaUpload *grown = realloc(st->uploads, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            ctx_set_error(ctx, "cuda_params_upload: out of host memory");
-            return false;
-        }
-        st->uploads = grown;
-        st->cap_uploads = cap;
-    }
+    CudaUpload *uploads = cuda_grow(ctx, st->uploads, &st->cap_uploads, st->n_uploads, sizeof *uploads, 4,
+                                    "cuda_params_upload's list of parameter sets");
+    if (!uploads)
+        return false;
+    st->uploads = uploads;
     CudaUpload up = {.ps = ps, .data_bytes = ps->data_bytes, .grad_bytes = grad_bytes};
     up.host_data = calloc((size_t)ps->n + 1, sizeof *up.host_data);
     up.host_grad = calloc((size_t)ps->n + 1, sizeof *up.host_grad);

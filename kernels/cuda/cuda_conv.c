@@ -885,6 +885,19 @@ void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, co
     cuda_scratch_release(ctx);
 }
 
+/* The backward without cuDNN: the 2-D depthwise 3x3 kernels, the channel-wise 3-D ones (X3D), else
+ * the direct kernels. Data: a = w, out = dx; filter: a = x, out = dw (both accumulate). */
+static bool custom_backward(Ctx *ctx, int op, const ConvGeom *g, const float *a, const float *dy, float *out)
+{
+    bool data = op == CONV_OP_BWD_DATA;
+    if (cuda_dwconv2d_supported(g))
+        return data ? cuda_dwconv2d_backward_data(ctx, g, a, dy, out) : cuda_dwconv2d_backward_filter(ctx, g, a, dy, out);
+    if (cuda_dwconv3d_suits(g))
+        return data ? cuda_dwconv3d_backward_data(ctx, g, a, dy, out) : cuda_dwconv3d_backward_filter(ctx, g, a, dy, out);
+    return data ? cuda_launch_conv_direct_backward_data(ctx, g, a, dy, out)
+                : cuda_launch_conv_direct_backward_filter(ctx, g, a, dy, out);
+}
+
 /* bf16 channels-last copy of dy (N, Sout, K) in scratch, made on first use and shared by the
  * data and filter gradients of one backward call; NULL on error (reported). */
 static void *bf16_dy_once(Ctx *ctx, const ConvGeom *g, const float *pdy, int64_t Sout, void **dyb)
@@ -917,14 +930,8 @@ void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tens
         float *pdx = tensor_f32(dx);
         ConvPlan *p = choose(ctx, CONV_OP_BWD_DATA, g, pdx, pw, pdy);
         if (!p) {
-            if (ctx_ok(ctx)) {
-                if (cuda_dwconv2d_supported(g))
-                    cuda_dwconv2d_backward_data(ctx, g, pw, pdy, pdx);
-                else if (cuda_dwconv3d_suits(g))
-                    cuda_dwconv3d_backward_data(ctx, g, pw, pdy, pdx);
-                else
-                    cuda_launch_conv_direct_backward_data(ctx, g, pw, pdy, pdx);
-            }
+            if (ctx_ok(ctx))
+                custom_backward(ctx, CONV_OP_BWD_DATA, g, pw, pdy, pdx);
         } else if (!p->bf16) {
             float *tmp = cuda_scratch(ctx, (size_t)nx * sizeof(float), "conv dx before accumulation");
             if (tmp && plan_execute(ctx, p, tmp, (void *)pw, (void *)pdy))
@@ -942,14 +949,8 @@ void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tens
         float *pdw = tensor_f32(dw);
         ConvPlan *p = choose(ctx, CONV_OP_BWD_FILTER, g, px, pdw, pdy);
         if (!p) {
-            if (ctx_ok(ctx)) {
-                if (cuda_dwconv2d_supported(g))
-                    cuda_dwconv2d_backward_filter(ctx, g, px, pdy, pdw);
-                else if (cuda_dwconv3d_suits(g))
-                    cuda_dwconv3d_backward_filter(ctx, g, px, pdy, pdw);
-                else
-                    cuda_launch_conv_direct_backward_filter(ctx, g, px, pdy, pdw);
-            }
+            if (ctx_ok(ctx))
+                custom_backward(ctx, CONV_OP_BWD_FILTER, g, px, pdy, pdw);
         } else if (!p->bf16) {
             float *tmp = cuda_scratch(ctx, (size_t)nw * sizeof(float), "conv dw before accumulation");
             if (tmp && plan_execute(ctx, p, (void *)px, tmp, (void *)pdy))

@@ -165,6 +165,40 @@ __global__ static void dw3_wgrad_reduce_kernel(const double *__restrict__ partia
     }
 }
 
+/* The weight gradient's work split, shared by the 3-D and 2-D kernels: a fixed split of each
+ * channel's NP (sample, output position) pairs into `splits` blocks of `chunk` pairs, about
+ * per_thread pairs per thread and at most DW_WG_MAX_SPLITS (a function of the geometry only),
+ * and the (C, splits, taps) partials in scratch; NULL (reported) when C exceeds the grid. */
+static double *wgrad_plan(Ctx *ctx, const char *who, int C, int64_t NP, int per_thread, int taps, int64_t *splits,
+                          int64_t *chunk)
+{
+    if (C > 65535) {
+        ctx_set_error(ctx, "%s: %d channels exceed the CUDA grid's y limit", who, C);
+        return NULL;
+    }
+    int64_t per_block = (int64_t)DW_WG_THREADS * per_thread;
+    int64_t n = (NP + per_block - 1) / per_block;
+    if (n > DW_WG_MAX_SPLITS)
+        n = DW_WG_MAX_SPLITS;
+    *chunk = (NP + n - 1) / n;
+    *splits = (NP + *chunk - 1) / *chunk;
+    return (double *)cuda_scratch(ctx, (size_t)C * *splits * taps * sizeof(double), "weight-gradient partials");
+}
+
+/* After the partial kernel (`ok`: it launched): dw += the partials summed in split order; releases
+ * the scratch. */
+static bool wgrad_finish(Ctx *ctx, bool ok, const double *partial, int C, int64_t splits, int taps, float *dw)
+{
+    if (ok) {
+        int64_t n = (int64_t)C * taps;
+        dw3_wgrad_reduce_kernel<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
+            partial, C, (int)splits, taps, dw);
+        ok = LAUNCH_OK(ctx, "dw3_wgrad_reduce_kernel");
+    }
+    cuda_scratch_release(ctx);
+    return ok;
+}
+
 extern "C" bool cuda_dwconv3d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
                                       float *y)
 {
@@ -193,32 +227,14 @@ extern "C" bool cuda_dwconv3d_backward_filter(Ctx *ctx, const ConvGeom *g, const
     const int64_t NP = (int64_t)g->N * g->To * g->Ho * g->Wo;
     if (NP == 0 || g->C == 0)
         return true;
-    if (g->C > 65535) {
-        ctx_set_error(ctx, "dwconv3d backward: %d channels exceed the CUDA grid's y limit", g->C);
-        return false;
-    }
-    /* a fixed split of the N·P pairs: about DW_WG_PER_THREAD pairs per thread, at most MAX_SPLITS */
-    int64_t per_block = (int64_t)DW_WG_THREADS * DW_WG_PER_THREAD;
-    int64_t splits = (NP + per_block - 1) / per_block;
-    if (splits > DW_WG_MAX_SPLITS)
-        splits = DW_WG_MAX_SPLITS;
-    int64_t chunk = (NP + splits - 1) / splits;
-    splits = (NP + chunk - 1) / chunk;
-    double *partial = (double *)cuda_scratch(ctx, (size_t)g->C * splits * taps * sizeof(double),
-                                             "dwconv3d weight-gradient partials");
+    int64_t splits, chunk;
+    double *partial = wgrad_plan(ctx, "dwconv3d backward", g->C, NP, DW_WG_PER_THREAD, taps, &splits, &chunk);
     if (!partial)
         return false;
     dim3 grid((unsigned)splits, (unsigned)g->C);
     dw3_wgrad_partial_kernel<<<grid, DW_WG_THREADS, 0, cuda_stream_of(ctx)>>>(*g, x, dy, chunk, (int)splits,
                                                                                partial);
-    bool ok = LAUNCH_OK(ctx, "dw3_wgrad_partial_kernel");
-    if (ok) {
-        int64_t n = (int64_t)g->C * taps;
-        dw3_wgrad_reduce_kernel<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
-            partial, g->C, (int)splits, taps, dw);
-        ok = LAUNCH_OK(ctx, "dw3_wgrad_reduce_kernel");
-    }
-    cuda_scratch_release(ctx);
+    bool ok = wgrad_finish(ctx, LAUNCH_OK(ctx, "dw3_wgrad_partial_kernel"), partial, g->C, splits, taps, dw);
     snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv, "dwconv3d bwd-filter");
     return ok;
 }
@@ -355,19 +371,8 @@ extern "C" bool cuda_dwconv2d_backward_filter(Ctx *ctx, const ConvGeom *g, const
     const int64_t NP = (int64_t)g->N * g->Ho * g->Wo;
     if (NP == 0 || g->C == 0)
         return true;
-    if (g->C > 65535) {
-        ctx_set_error(ctx, "dwconv2d backward: %d channels exceed the CUDA grid's y limit", g->C);
-        return false;
-    }
-    /* a fixed split of the N·P pairs (a function of the geometry only) */
-    int64_t per_block = (int64_t)DW_WG_THREADS * DW2_WG_PER_THREAD;
-    int64_t splits = (NP + per_block - 1) / per_block;
-    if (splits > DW_WG_MAX_SPLITS)
-        splits = DW_WG_MAX_SPLITS;
-    int64_t chunk = (NP + splits - 1) / splits;
-    splits = (NP + chunk - 1) / chunk;
-    double *partial = (double *)cuda_scratch(ctx, (size_t)g->C * splits * 9 * sizeof(double),
-                                             "dwconv2d weight-gradient partials");
+    int64_t splits, chunk;
+    double *partial = wgrad_plan(ctx, "dwconv2d backward", g->C, NP, DW2_WG_PER_THREAD, 9, &splits, &chunk);
     if (!partial)
         return false;
     dim3 grid((unsigned)splits, (unsigned)g->C);
@@ -380,13 +385,7 @@ extern "C" bool cuda_dwconv2d_backward_filter(Ctx *ctx, const ConvGeom *g, const
         dw2_wgrad_partial_kernel<2><<<grid, DW_WG_THREADS, 0, st>>>(
             x, dy, (uint32_t)g->C, (uint32_t)g->H, (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo, g->ph, g->pw,
             (uint32_t)NP, (uint32_t)chunk, (int)splits, partial);
-    bool ok = LAUNCH_OK(ctx, "dw2_wgrad_partial_kernel");
-    if (ok) {
-        int64_t n = (int64_t)g->C * 9;
-        dw3_wgrad_reduce_kernel<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, st>>>(partial, g->C, (int)splits, 9, dw);
-        ok = LAUNCH_OK(ctx, "dw3_wgrad_reduce_kernel");
-    }
-    cuda_scratch_release(ctx);
+    bool ok = wgrad_finish(ctx, LAUNCH_OK(ctx, "dw2_wgrad_partial_kernel"), partial, g->C, splits, 9, dw);
     snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv, "dwconv2d bwd-filter");
     return ok;
 }

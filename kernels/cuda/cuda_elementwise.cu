@@ -321,6 +321,24 @@ __global__ static void binary_backward_b_block_kernel(BinaryKind kind, const flo
         db[j] = f_add(db[j], (float)total);
 }
 
+/* a + b of one shape (residual connections): da += dy and db += dy (either may be NULL), four
+ * values per thread; the same float additions as the general kernels. */
+__global__ static void add_backward4_kernel(const Vec4 *dy, Vec4 *da, Vec4 *db, int64_t n4)
+{
+    CK_FOR(i, n4)
+    {
+        Vec4 g = dy[i];
+        if (da) {
+            Vec4 d = da[i];
+            da[i] = make_float4(f_add(d.x, g.x), f_add(d.y, g.y), f_add(d.z, g.z), f_add(d.w, g.w));
+        }
+        if (db) {
+            Vec4 d = db[i];
+            db[i] = make_float4(f_add(d.x, g.x), f_add(d.y, g.y), f_add(d.z, g.z), f_add(d.w, g.w));
+        }
+    }
+}
+
 extern "C" void cuda_binary_backward(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, const Tensor *dy,
                                      Tensor *da, Tensor *db)
 {
@@ -328,6 +346,14 @@ extern "C" void cuda_binary_backward(Ctx *ctx, BinaryKind kind, const Tensor *a,
     if (!cuda_ready(ctx) || n == 0)
         return;
     cudaStream_t s = cuda_stream_of(ctx);
+    float *pda = da ? tensor_f32(da) : NULL, *pdb = db ? tensor_f32(db) : NULL;
+    if (kind == BINARY_ADD && nb == n && vec4_ok(n, tensor_f32(dy), pda, pdb, NULL)) { /* no broadcast */
+        add_backward4_kernel<<<ck_blocks(n / 4, CK_THREADS), CK_THREADS, 0, s>>>(
+            reinterpret_cast<const Vec4 *>(tensor_f32(dy)), reinterpret_cast<Vec4 *>(pda),
+            reinterpret_cast<Vec4 *>(pdb), n / 4);
+        LAUNCH_OK(ctx, "add_backward4_kernel");
+        return;
+    }
     if (da) {
         binary_backward_a_kernel<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, s>>>(
             kind, tensor_f32(a), tensor_f32(b), tensor_f32(dy), tensor_f32(da), n, bcast_plan(a, b));

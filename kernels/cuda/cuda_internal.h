@@ -119,6 +119,10 @@ static inline cudaStream_t cuda_stream_of(const Ctx *ctx) { return cuda_state(ct
 /* Per-op device workspace (NULL with the context's error set on failure). Poisoned when
  * debugging. Released — all of it — by cuda_scratch_release at the end of the op. */
 void *cuda_scratch(Ctx *ctx, size_t bytes, const char *what);
+/* Room for item n of a host array of *cap items of item_size bytes that doubles as it grows
+ * (from `first`): the array, possibly moved (the caller stores it back), or NULL when out of host
+ * memory (the context's error names `what`; the old array stays valid). */
+void *cuda_grow(Ctx *ctx, void *items, int *cap, int n, size_t item_size, int first, const char *what);
 void cuda_scratch_release(Ctx *ctx);
 /* A block of the activation arena (lives until the next pass); NULL with the error set. */
 void *cuda_arena_alloc(Ctx *ctx, size_t bytes, const char *what);

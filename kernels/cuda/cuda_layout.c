@@ -53,16 +53,11 @@ bool cuda_epilogue_defer(Ctx *ctx, const Tensor *t, const float *bias, int act, 
     if (bias && (!b || !CUDA_OK(ctx, cudaMemcpyAsync(b, bias, (size_t)K * sizeof *b, cudaMemcpyDeviceToDevice,
                                                       st->stream))))
         return false;
-    if (st->n_pending == st->cap_pending) {
-        int cap = st->cap_pending ? 2 * st->cap_pending : 64;
-        CudaPendingEpilogue *grown = realloc(st->pending, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            ctx_set_error(ctx, "cuda: out of host memory for the deferred-epilogue registry");
-            return false;
-        }
-        st->pending = grown;
-        st->cap_pending = cap;
-    }
+    CudaPendingEpilogue *pending = cuda_grow(ctx, st->pending, &st->cap_pending, st->n_pending, sizeof *pending, 64,
+                                             "the deferred-epilogue registry");
+    if (!pending)
+        return false;
+    st->pending = pending;
     st->pending[st->n_pending++] = (CudaPendingEpilogue){
         .base = (const char *)t->data, .bytes = tensor_bytes(t), .bias = b, .act = act, .N = N, .K = K, .P = P};
     return true;
@@ -116,16 +111,11 @@ const CudaShadow *cuda_shadow_of(const Ctx *ctx, const Tensor *t)
 bool cuda_shadow_add(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S)
 {
     CudaState *st = cuda_state(ctx);
-    if (st->n_shadows == st->cap_shadows) {
-        int cap = st->cap_shadows ? 2 * st->cap_shadows : 256;
-        CudaShadow *grown = realloc(st->shadows, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            ctx_set_error(ctx, "cuda: out of host memory for the bf16 layout registry");
-            return false;
-        }
-        st->shadows = grown;
-        st->cap_shadows = cap;
-    }
+    CudaShadow *shadows = cuda_grow(ctx, st->shadows, &st->cap_shadows, st->n_shadows, sizeof *shadows, 256,
+                                    "the bf16 layout registry");
+    if (!shadows)
+        return false;
+    st->shadows = shadows;
     st->shadows[st->n_shadows++] = (CudaShadow){
         .base = (const char *)t->data, .bytes = tensor_bytes(t), .bf16 = bf16, .N = N, .C = C, .S = S, .canon = false};
     return true;

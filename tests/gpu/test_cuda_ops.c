@@ -131,6 +131,7 @@ static void test_binary(void **state)
         {4, {4, 6, 5, 7}, {4, 6, 5, 1}},
         {2, {37, 1}, {1, 1}},
         {4, {8, 16, 24, 24}, {1, 16, 1, 1}}, /* long per-channel reduction: the block path of db */
+        {4, {2, 8, 6, 6}, {2, 8, 6, 6}},     /* one shape, a count of 4s: add's 16-byte backward */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         for (int k = BINARY_ADD; k <= BINARY_MAX; k++) {

@@ -272,26 +272,41 @@ static const char *cell_str(const CsvTable *t, int r, const char *col)
     return csv_table_cell(t, r, csv_table_col(t, col));
 }
 
-static void test_profile_command(void **state)
+/* `focusbench profile ARGS --csv TMP` in this process (args: NULL-terminated, without --csv), its
+ * CSV read into t; one check, under `what`, that it exited 0 and wrote a readable CSV. True when t
+ * holds the table (the caller frees it). */
+static bool profile_table(GpuEnv *e, const char *what, const char *const *args, CsvTable *t)
 {
-    GpuEnv *e = gpu_begin(state, "focusbench profile --device cuda on synth-tiny (eager, graph, CUPTI split)");
     char path[] = "/tmp/focusbench_profile_gpu_XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
-    char *argv[] = {"profile", "--device", "cuda", "--preset", "synth-tiny", "--batch", "1,4", "--repeats", "10",
-                    "--min-time", "0", "--split-repeats", "3", "--precision", "tf32", "--csv", path, NULL};
-    int rc = cmd_profile((int)(sizeof argv / sizeof argv[0]) - 1, argv);
+    char *argv[48] = {"profile"};
+    int argc = 1;
+    for (int i = 0; args[i] && argc < 44; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc++] = "--csv";
+    argv[argc++] = path;
+    int rc = cmd_profile(argc, argv);
     fflush(stdout);
-    check(e, rc == 0, "the command exited %d", rc);
+    char err[512] = "";
+    bool ok = rc == 0 && csv_table_read(path, t, err, sizeof err);
+    check(e, ok, "%s: the command exited %d%s%s", what, rc, err[0] ? ", CSV: " : "", err);
+    remove(path);
+    return ok;
+}
+
+static void test_profile_command(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "focusbench profile --device cuda on synth-tiny (eager, graph, CUPTI split)");
+    static const char *const args[] = {"--device", "cuda",   "--preset", "synth-tiny", "--batch", "1,4", "--repeats",
+                                       "10",       "--min-time", "0",   "--split-repeats", "3", "--precision", "tf32",
+                                       NULL};
     CsvTable t;
-    char err[512];
-    if (rc != 0 || !csv_table_read(path, &t, err, sizeof err)) {
-        remove(path);
+    if (!profile_table(e, "eager, graph, CUPTI", args, &t)) {
         gpu_end(e);
         return;
     }
-    remove(path);
     int eager = 0, graph = 0, graph_measured = 0, kernels = 0, hw_rows = 0;
     double hw_comp[5] = {0}, hw_sum = 0, hw_total = NAN, hw_ratio_total = NAN;
     double comp_ms[5] = {0}, other_ms = 0, all_ms = 0;
@@ -361,16 +376,9 @@ static void test_profile_command(void **state)
     csv_table_free(&t);
 
     /* --no-cupti: timing only, not one CUPTI row */
-    char path2[] = "/tmp/focusbench_profile_gpu_XXXXXX";
-    fd = mkstemp(path2);
-    assert_true(fd >= 0);
-    close(fd);
-    char *argv2[] = {"profile", "--device", "cuda", "--preset", "synth-tiny", "--batch", "2", "--repeats", "3",
-                     "--min-time", "0", "--mode", "eager", "--no-cupti", "--csv", path2, NULL};
-    rc = cmd_profile((int)(sizeof argv2 / sizeof argv2[0]) - 1, argv2);
-    fflush(stdout);
-    check(e, rc == 0, "--no-cupti: the command exited %d", rc);
-    if (rc == 0 && csv_table_read(path2, &t, err, sizeof err)) {
+    static const char *const args2[] = {"--device", "cuda", "--preset", "synth-tiny", "--batch", "2", "--repeats", "3",
+                                        "--min-time", "0", "--mode", "eager", "--no-cupti", NULL};
+    if (profile_table(e, "--no-cupti", args2, &t)) {
         int cupti_rows = 0, pass_rows = 0;
         for (int r = 0; r < t.n_rows; r++) {
             const char *level = cell_str(&t, r, "level");
@@ -381,10 +389,7 @@ static void test_profile_command(void **state)
         check(e, cupti_rows == 0 && pass_rows == 1, "--no-cupti: %d pass row, %d CUPTI rows (want 1, 0)", pass_rows,
               cupti_rows);
         csv_table_free(&t);
-    } else {
-        check(e, false, "--no-cupti: no CSV: %s", rc == 0 ? err : "the command failed");
     }
-    remove(path2);
     gpu_end(e);
 }
 
@@ -393,24 +398,14 @@ static void test_profile_command(void **state)
 static void test_profile_train_split(void **state)
 {
     GpuEnv *e = gpu_begin(state, "focusbench profile --train --device cuda: CUPTI split of a training step");
-    char path[] = "/tmp/focusbench_profile_gpu_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    char *argv[] = {"profile", "--device", "cuda", "--preset", "synth-tiny", "--train", "--batch", "2", "--repeats",
-                    "3", "--min-time", "0", "--warmup", "1", "--split-repeats", "3", "--csv", path, NULL};
-    int rc = cmd_profile((int)(sizeof argv / sizeof argv[0]) - 1, argv);
-    fflush(stdout);
-    check(e, rc == 0, "the command exited %d", rc);
+    static const char *const args[] = {"--device", "cuda", "--preset", "synth-tiny", "--train", "--batch", "2",
+                                       "--repeats", "3", "--min-time", "0", "--warmup", "1", "--split-repeats", "3",
+                                       NULL};
     CsvTable t;
-    char err[512];
-    if (rc != 0 || !csv_table_read(path, &t, err, sizeof err)) {
-        check(e, rc != 0, "no CSV: %s", err);
-        remove(path);
+    if (!profile_table(e, "--train", args, &t)) {
         gpu_end(e);
         return;
     }
-    remove(path);
     double step_ms = NAN, backward_ms = 0, forward_ms = 0;
     int kernels = 0, hw_rows = 0, not_train = 0;
     for (int r = 0; r < t.n_rows; r++) {
