@@ -48,28 +48,14 @@ static BnPlan bn_plan(const NormGeom *g)
     return p;
 }
 
-/* a / b for 0 ≤ a, 0 < b: in 32 bits when both fit (uniform across a launch in practice), as 64-bit
- * division is a long software sequence that made these memory-bound kernels compute-bound. */
-__device__ static inline int64_t bn_quot(int64_t a, int64_t b)
-{
-    if (a <= (int64_t)UINT32_MAX && b <= (int64_t)UINT32_MAX)
-        return (int64_t)((uint32_t)a / (uint32_t)b);
-    return a / b;
-}
-
 /* Element e (0 ≤ e < N·S) of channel c. */
 __device__ static inline int64_t bn_index(const BnPlan &p, int64_t c, int64_t e)
 {
-    int64_t n = bn_quot(e, p.S);
-    return (n * p.C + c) * p.S + (e - n * p.S);
+    return ((e / p.S) * p.C + c) * p.S + e % p.S;
 }
 
 /* The channel of element k of an (N, C, S) tensor. */
-__device__ static inline int64_t bn_channel(int64_t k, int64_t C, int64_t S)
-{
-    int64_t ns = bn_quot(k, S);
-    return ns - bn_quot(ns, C) * C;
-}
+__device__ static inline int64_t bn_channel(int64_t k, int64_t C, int64_t S) { return (k / S) % C; }
 
 /* V consecutive floats at p (V = 1, or BN_VEC as one 16-byte access). */
 template <int V>

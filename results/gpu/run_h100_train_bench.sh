@@ -7,7 +7,9 @@
 # $OUT/r, tarred as TAG.tgz. Session 6 ran it after the 2-D depthwise backward kernels and the
 # shared bf16 copy of dy (6c), then after the 16-byte batch-norm and activation kernels and
 # --nondeterministic (6d); 6e after the one-shape add backward, in the call of
-# run_h100_inference_bench.sh session6e (SKIP_TEST_GPU=1: that script ran `make test-gpu`).
+# run_h100_inference_bench.sh session6e (SKIP_TEST_GPU=1: that script ran `make test-gpu`); 6f
+# with `make test-gpu` and 15 PyTorch samples per row (5 before: its batch-8 step moved 133 -> 147
+# ms between two calls).
 set -uo pipefail
 tag=${1:?usage: run_h100_train_bench.sh TAG}
 OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT/r"
@@ -31,7 +33,7 @@ for spec in bf16:1,8: fp32:1,4,8: bf16:8:nd fp32:8:nd; do
 done
 el "PyTorch official, training step"
 (unset LD_LIBRARY_PATH; PYTHONUNBUFFERED=1 timeout 150 python3 scripts/bench_pytorch.py --official .official --train \
-  --precision bf16,fp32 --batch 1,8 --repeats 5 --min-time 0 --warmup 3 --csv "$OUT/r/pytorch_official_train_h100.csv" \
+  --precision bf16,fp32 --batch 1,8 --repeats 15 --min-time 0 --warmup 5 --csv "$OUT/r/pytorch_official_train_h100.csv" \
   > "$OUT/r/pytorch_official_train_h100.txt" 2>&1; echo "pytorch rc=$?"); tail -6 "$OUT/r/pytorch_official_train_h100.txt"
 el "done"
 tar -C "$OUT/r" -czf "$OUT/$tag.tgz" .
