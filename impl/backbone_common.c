@@ -89,7 +89,7 @@ Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *resid
 {
     if (!x || !ctx_ok(ctx))
         return NULL;
-    Tensor *y;
+    OpAct fused = act == BACKBONE_ACT_RELU ? OP_ACT_RELU : act == BACKBONE_ACT_RELU6 ? OP_ACT_RELU6 : OP_ACT_NONE;
     if (cb->folded_bias) {
         if (ctx->training) {
             ctx_set_error(ctx, "conv_bn: %s has its batch norm folded into the conv (inference only); training "
@@ -100,28 +100,18 @@ Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *resid
         /* One fused op: conv + folded bias + residual + activation in a single pass over y on
          * backends with fused epilogues (the same values as conv2d, add, then relu/relu6, see
          * op_conv2d_bias_act). */
-        OpAct fused = act == BACKBONE_ACT_RELU ? OP_ACT_RELU : act == BACKBONE_ACT_RELU6 ? OP_ACT_RELU6 : OP_ACT_NONE;
-        y = op_conv2d_bias_act(ctx, x, cb->weight, cb->folded_bias, residual, cb->stride, cb->pad, cb->groups, fused);
+        Tensor *y =
+            op_conv2d_bias_act(ctx, x, cb->weight, cb->folded_bias, residual, cb->stride, cb->pad, cb->groups, fused);
         /* The folded batch norm still counts: +1 per BN channel per sample (FLOP_CONVENTION). */
         if (y)
             ctx_count(ctx, (double)y->shape[0] * (double)cb->weight->shape[0], 0.0);
         return y;
-    } else {
-        y = op_conv2d(ctx, x, cb->weight, NULL, cb->stride, cb->pad, cb->groups);
-        y = op_batch_norm(ctx, y, cb->gamma, cb->beta, cb->running_mean, cb->running_var, BACKBONE_BN_MOMENTUM,
-                          BACKBONE_BN_EPS);
-        if (residual)
-            y = op_add(ctx, y, residual);
     }
-    switch (act) {
-    case BACKBONE_ACT_RELU:
-        return op_relu(ctx, y);
-    case BACKBONE_ACT_RELU6:
-        return op_relu6(ctx, y);
-    case BACKBONE_ACT_NONE:
-        break;
-    }
-    return y;
+    /* conv, then batch norm + residual + activation: one fused op in training (the same values
+     * as batch_norm, add, relu; see op_batch_norm_act) */
+    Tensor *y = op_conv2d(ctx, x, cb->weight, NULL, cb->stride, cb->pad, cb->groups);
+    return op_batch_norm_act(ctx, y, cb->gamma, cb->beta, cb->running_mean, cb->running_var, BACKBONE_BN_MOMENTUM,
+                             BACKBONE_BN_EPS, residual, fused);
 }
 
 bool conv_bn_fold_all(Ctx *ctx, ConvBn *const *layers, int n, ParamSet **bias_ps)

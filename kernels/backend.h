@@ -39,6 +39,16 @@ typedef struct {
     float momentum; /* running = (1 - momentum) * running + momentum * batch (PyTorch) */
 } NormGeom;
 
+/* What a training batch norm may fuse after itself: y = act(bn(x) + residual), residual (N, C, S)
+ * or NULL, act an OpAct value (0 none, 1 ReLU, 2 ReLU6) — the values of batch_norm, add, then
+ * relu/relu6 as separate ops, bit for bit. Backward: the gradient that reaches bn(x) (and is
+ * added to dresidual) is g = 0 + dy·d with d = act'(y) (ReLU: y > 0, ReLU6: 0 < y < 6, none: 1),
+ * which is what the separate ops' backward passes leave in their zeroed gradient buffers. */
+typedef struct {
+    const Tensor *residual;
+    int act;
+} NormEpilogue;
+
 /* Max pooling. x: (N, C, H, W) → y: (N, C, Ho, Wo); argmax: flat h*W+w per output, i32. */
 typedef struct {
     int N, C, H, W;
@@ -110,17 +120,20 @@ struct BackendOps {
                           Tensor *dx, Tensor *dw, Tensor *db);
 
     /* Training: batch statistics; writes save_mean/save_invstd (C) and updates the running
-     * statistics with the unbiased variance, as PyTorch. */
+     * statistics with the unbiased variance, as PyTorch. ep (or NULL): the fused epilogue. */
     void (*batch_norm_forward_train)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                      const Tensor *beta, Tensor *running_mean, Tensor *running_var,
-                                     Tensor *y, Tensor *save_mean, Tensor *save_invstd);
+                                     const NormEpilogue *ep, Tensor *y, Tensor *save_mean, Tensor *save_invstd);
     void (*batch_norm_forward_eval)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                     const Tensor *beta, const Tensor *running_mean,
                                     const Tensor *running_var, Tensor *y);
-    /* mean/invstd: the saved batch statistics (train) or running mean and 1/sqrt(var+eps) (eval). */
+    /* mean/invstd: the saved batch statistics (train) or running mean and 1/sqrt(var+eps) (eval).
+     * With ep (its act; its residual is not read) the forward fused an epilogue: y is that
+     * forward's output, dy the gradient of y, and dresidual (or NULL) gets the residual's share. */
     void (*batch_norm_backward)(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x,
                                 const Tensor *gamma, const Tensor *mean, const Tensor *invstd,
-                                const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta);
+                                const NormEpilogue *ep, const Tensor *y, const Tensor *dy, Tensor *dx,
+                                Tensor *dgamma, Tensor *dbeta, Tensor *dresidual);
 
     void (*unary_forward)(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, Tensor *y);
     void (*unary_backward)(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, const Tensor *y,

@@ -45,6 +45,13 @@ Tensor *op_conv2d_bias_act(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, Tensor *re
  * variance). Eval: running statistics. Counts C MACs (the paper's +1 per BN channel). */
 Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
                       Tensor *running_var, float momentum, float eps);
+/* act(batch_norm(x) + residual): residual has x's shape or is NULL; act none, ReLU or ReLU6. In
+ * training on one rank (no synchronised statistics) one fused op: the batch norm's kernels apply
+ * the residual and the activation as they write y and read the gradient back through them
+ * (NormEpilogue, backend.h), so neither the batch norm's output nor the sum is kept; elsewhere
+ * batch_norm, add and the activation as separate ops. The same values either way. */
+Tensor *op_batch_norm_act(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
+                          Tensor *running_var, float momentum, float eps, Tensor *residual, OpAct act);
 /* Folds an eval-mode batch norm into the preceding conv/linear weights (K, ...) and bias (K),
  * in place, on host memory: w' = w·γ/√(var+ε), b' = (b − mean)·γ/√(var+ε) + β. `bias` must
  * exist (zero-initialised if the layer had none). Returns false with ctx's error on mismatch. */

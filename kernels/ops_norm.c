@@ -57,6 +57,8 @@ typedef struct {
     bool batch_stats; /* train mode: backward goes through the batch statistics */
     bool synced;      /* the statistics are the global batch's (Ctx.bn_sync; see the file comment) */
     double count;     /* synced: values per channel of the global batch (M) */
+    bool fused;       /* an epilogue (op_batch_norm_act) is fused: in[3] is the residual or NULL */
+    int act;          /* its OpAct */
 } BatchNormArgs;
 
 /* Sums buf (n doubles) over the ranks through the context's hook; false with the error set. */
@@ -113,11 +115,13 @@ static void batch_norm_backward(Ctx *ctx, const TapeEntry *e)
     Tensor *dx = op_grad_for(ctx, e->in[0]);
     Tensor *dgamma = op_grad_for(ctx, e->in[1]);
     Tensor *dbeta = op_grad_for(ctx, e->in[2]);
-    if (a->synced && (dx || dgamma || dbeta))
+    Tensor *dresidual = a->fused ? op_grad_for(ctx, e->in[3]) : NULL;
+    NormEpilogue ep = {.residual = NULL, .act = a->act}; /* backward reads only act (and y) */
+    if (a->synced && (dx || dgamma || dbeta)) /* never fused (op_batch_norm_act) */
         batch_norm_backward_synced(ctx, a, e, dx, dgamma, dbeta);
-    else if (dx || dgamma || dbeta)
+    else if (dx || dgamma || dbeta || dresidual)
         OP_KERNEL(ctx, batch_norm_backward, &a->g, a->batch_stats, e->in[0], e->in[1], e->saved[0], e->saved[1],
-                  e->out->grad, dx, dgamma, dbeta);
+                  a->fused ? &ep : NULL, e->out, e->out->grad, dx, dgamma, dbeta, dresidual);
 }
 
 /* The synchronised forward (see the file comment): the global count, mean and biased variance
@@ -215,10 +219,11 @@ static bool snapshot_running_stats(Ctx *ctx, const Tensor *running_mean, const T
     return true;
 }
 
-Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
-                      Tensor *running_var, float momentum, float eps)
+/* The batch norm op, with `ep` (training, not synchronised: op_batch_norm_act) its fused
+ * epilogue, whose residual (or NULL) the caller checked. */
+static Tensor *batch_norm_op(Ctx *ctx, const char *op, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
+                             Tensor *running_var, float momentum, float eps, const NormEpilogue *ep, Tensor *residual)
 {
-    const char *op = "batch_norm";
     if (!OP_INPUTS_OK(ctx, op, x, gamma, beta, running_mean, running_var) || !op_check_f32(ctx, op, "x", x) ||
         !op_check_ndim(ctx, op, "x", x, 2, 5))
         return NULL;
@@ -249,11 +254,12 @@ Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *
     /* N·C MACs: the paper's "+1 per BN channel", per sample (see the file comment). */
     double macs = (double)g.N * (double)C;
     if (batch_stats) /* the running statistics are read and written */
-        ctx_count(ctx, macs, OP_BYTES(x, gamma, beta, running_mean, running_var, y, running_mean, running_var));
+        ctx_count(ctx, macs,
+                  OP_BYTES(x, gamma, beta, running_mean, running_var, y, running_mean, running_var, residual));
     else
         ctx_count(ctx, macs, OP_BYTES(x, gamma, beta, running_mean, running_var, y));
 
-    bool records = OP_RECORDS(ctx, x, gamma, beta);
+    bool records = OP_RECORDS(ctx, x, gamma, beta) || (residual && OP_RECORDS(ctx, residual));
     Tensor *mean = NULL, *invstd = NULL; /* (C) each: the statistics backward needs */
     if (batch_stats || records) {
         int64_t dims[1] = {C};
@@ -267,7 +273,7 @@ Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *
         if (!batch_norm_forward_synced(ctx, &g, x, gamma, beta, running_mean, running_var, y, mean, invstd, &count))
             return NULL;
     } else if (batch_stats) {
-        OP_KERNEL(ctx, batch_norm_forward_train, &g, x, gamma, beta, running_mean, running_var, y, mean, invstd);
+        OP_KERNEL(ctx, batch_norm_forward_train, &g, x, gamma, beta, running_mean, running_var, ep, y, mean, invstd);
     } else {
         OP_KERNEL(ctx, batch_norm_forward_eval, &g, x, gamma, beta, running_mean, running_var, y);
         if (records && !snapshot_running_stats(ctx, running_mean, running_var, eps, mean, invstd))
@@ -276,14 +282,62 @@ Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *
     if (!ctx_ok(ctx))
         return NULL;
     if (records) {
-        BatchNormArgs args = {g, batch_stats, synced, count};
+        BatchNormArgs args = {g, batch_stats, synced, count, ep != NULL, ep ? ep->act : 0};
         TapeEntry *e = tape_record(ctx, op, batch_norm_backward, y, &args, sizeof args);
         if (e) {
-            e->in[0] = x, e->in[1] = gamma, e->in[2] = beta;
+            e->in[0] = x, e->in[1] = gamma, e->in[2] = beta, e->in[3] = residual;
             e->saved[0] = mean, e->saved[1] = invstd;
         }
     }
     return y;
+}
+
+Tensor *op_batch_norm(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
+                      Tensor *running_var, float momentum, float eps)
+{
+    return batch_norm_op(ctx, "batch_norm", x, gamma, beta, running_mean, running_var, momentum, eps, NULL, NULL);
+}
+
+/* residual: f32 with x's shape; else false with the error set. */
+static bool residual_fits(Ctx *ctx, const char *op, const Tensor *residual, const Tensor *x)
+{
+    if (!op_check_f32(ctx, op, "residual", residual))
+        return false;
+    bool same = residual->ndim == x->ndim;
+    for (int i = 0; same && i < x->ndim; i++)
+        same = residual->shape[i] == x->shape[i];
+    if (!same) {
+        char sr[96], sx[96];
+        ctx_set_error(ctx, "%s: residual %s must have x's shape %s", op, tensor_shape_str(residual, sr, sizeof sr),
+                      tensor_shape_str(x, sx, sizeof sx));
+        return false;
+    }
+    return true;
+}
+
+Tensor *op_batch_norm_act(Ctx *ctx, Tensor *x, Tensor *gamma, Tensor *beta, Tensor *running_mean,
+                          Tensor *running_var, float momentum, float eps, Tensor *residual, OpAct act)
+{
+    const char *op = "batch_norm_act";
+    if (!ctx_ok(ctx))
+        return NULL;
+    if (act != OP_ACT_NONE && act != OP_ACT_RELU && act != OP_ACT_RELU6) {
+        ctx_set_error(ctx, "%s: act = %d is not an OpAct (none, ReLU, ReLU6)", op, (int)act);
+        return NULL;
+    }
+    if (residual && x && (!OP_INPUTS_OK(ctx, op, residual) || !residual_fits(ctx, op, residual, x)))
+        return NULL;
+    /* Fused in training on one rank; elsewhere (eval, the synchronised statistics, nothing to
+     * fuse) the separate ops, which give the same values. */
+    bool fuse = ctx->training && !(ctx->bn_sync && ctx->ops) && (residual || act != OP_ACT_NONE);
+    if (fuse) {
+        NormEpilogue ep = {.residual = residual, .act = (int)act};
+        return batch_norm_op(ctx, op, x, gamma, beta, running_mean, running_var, momentum, eps, &ep, residual);
+    }
+    Tensor *y = op_batch_norm(ctx, x, gamma, beta, running_mean, running_var, momentum, eps);
+    if (residual)
+        y = op_add(ctx, y, residual);
+    return act == OP_ACT_RELU ? op_relu(ctx, y) : act == OP_ACT_RELU6 ? op_relu6(ctx, y) : y;
 }
 
 bool op_fold_batch_norm(Ctx *ctx, Tensor *weight, Tensor *bias, const Tensor *gamma, const Tensor *beta,

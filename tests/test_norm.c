@@ -281,14 +281,14 @@ static void test_bn_backward_kernel_accumulates(void **state)
     Ctx *ctx = tctx(1);
     NormGeom g = {.N = 4, .C = 2, .S = 3, .eps = EPS, .momentum = MOMENTUM};
     Tensor *y = TT(4, 2, 3);
-    cpu_batch_norm_forward_train(ctx, &g, b.x, b.gamma, b.beta, b.rm, b.rv, y, mean, invstd);
+    cpu_batch_norm_forward_train(ctx, &g, b.x, b.gamma, b.beta, b.rm, b.rv, NULL, y, mean, invstd);
     for (int bs = 0; bs <= 1; bs++) {
         memset(dx->data, 0, tensor_bytes(dx)), memset(dg->data, 0, 8), memset(db->data, 0, 8);
-        cpu_batch_norm_backward(ctx, &g, bs, b.x, b.gamma, mean, invstd, dy, dx, dg, db);
+        cpu_batch_norm_backward(ctx, &g, bs, b.x, b.gamma, mean, invstd, NULL, NULL, dy, dx, dg, db, NULL);
         float once_dx[24], once_dg[2], once_db[2];
         memcpy(once_dx, dx->data, sizeof once_dx), memcpy(once_dg, dg->data, 8), memcpy(once_db, db->data, 8);
-        cpu_batch_norm_backward(ctx, &g, bs, b.x, b.gamma, mean, invstd, dy, dx, NULL, NULL);
-        cpu_batch_norm_backward(ctx, &g, bs, b.x, b.gamma, mean, invstd, dy, NULL, dg, db);
+        cpu_batch_norm_backward(ctx, &g, bs, b.x, b.gamma, mean, invstd, NULL, NULL, dy, dx, NULL, NULL, NULL);
+        cpu_batch_norm_backward(ctx, &g, bs, b.x, b.gamma, mean, invstd, NULL, NULL, dy, NULL, dg, db, NULL);
         for (int i = 0; i < 24; i++)
             once_dx[i] *= 2;
         once_dg[0] *= 2, once_dg[1] *= 2, once_db[0] *= 2, once_db[1] *= 2;
@@ -300,6 +300,140 @@ static void test_bn_backward_kernel_accumulates(void **state)
     ctx_destroy(ctx);
     ttensor_free(dy), ttensor_free(mean), ttensor_free(invstd), ttensor_free(dx), ttensor_free(dg), ttensor_free(db);
     ttensor_free(y);
+    bn_free(&b);
+}
+
+/* ---- batch norm + residual + activation (op_batch_norm_act) ------------------------------- */
+
+typedef struct {
+    bool residual;
+    OpAct act;
+    const char *name;
+} BnActCase;
+
+static const BnActCase BN_ACT_CASES[] = {
+    {false, OP_ACT_RELU, "relu"},          {false, OP_ACT_RELU6, "relu6"},
+    {true, OP_ACT_NONE, "residual"},       {true, OP_ACT_RELU, "residual + relu"},
+    {true, OP_ACT_RELU6, "residual + relu6"},
+};
+
+/* One training step of act(bn(x) + r) with L = Σ y·R, fused (op_batch_norm_act) or as the
+ * separate ops; y and every gradient copied out (y, dx, dgamma, dbeta, dr, running mean/var). */
+static void bn_act_step(const BnActCase *bc, bool fused, int ndim, const int64_t *dims, float *out[7])
+{
+    Bn b = bn_make(ndim, dims, true, 600);
+    Tensor *r = ttensor(DTYPE_F32, ndim, dims, true), *R = ttensor(DTYPE_F32, ndim, dims, false);
+    tfill_uniform(r, 601, -1.5f, 1.5f);
+    tfill_uniform(R, 602, -1, 1);
+    /* some exact zeros and sixes in the upstream gradient's path: ties of the masks */
+    tensor_f32(b.x)[0] = 0.0f;
+    Ctx *ctx = tctx(1);
+    ctx_set_training(ctx, true);
+    Tensor *res = bc->residual ? r : NULL, *y;
+    if (fused) {
+        y = op_batch_norm_act(ctx, b.x, b.gamma, b.beta, b.rm, b.rv, MOMENTUM, EPS, res, bc->act);
+    } else {
+        y = op_batch_norm(ctx, b.x, b.gamma, b.beta, b.rm, b.rv, MOMENTUM, EPS);
+        if (res)
+            y = op_add(ctx, y, res);
+        y = bc->act == OP_ACT_RELU ? op_relu(ctx, y) : bc->act == OP_ACT_RELU6 ? op_relu6(ctx, y) : y;
+    }
+    Tensor *loss = op_sum_all(ctx, op_mul(ctx, y, R));
+    assert_true(loss && tape_backward(ctx, loss));
+    assert_true(ctx_ok(ctx));
+    const Tensor *src[7] = {y, b.x->grad, b.gamma->grad, b.beta->grad, bc->residual ? r->grad : NULL, b.rm, b.rv};
+    for (int i = 0; i < 7; i++) {
+        out[i] = NULL;
+        if (src[i]) {
+            out[i] = malloc(tensor_bytes(src[i]));
+            memcpy(out[i], src[i]->data, tensor_bytes(src[i]));
+        }
+    }
+    ctx_destroy(ctx);
+    ttensor_free(r), ttensor_free(R);
+    bn_free(&b);
+}
+
+/* Fused in training, the op gives the separate ops' values bit for bit: y, the running
+ * statistics and the gradients of x, gamma, beta and the residual. */
+static void test_bn_act_matches_separate_ops(void **state)
+{
+    static const int64_t shapes[2][4] = {{3, 4, 5, 6}, {5, 3, 7, 1}};
+    static const char *names[7] = {"y", "dx", "dgamma", "dbeta", "dresidual", "running mean", "running var"};
+    for (size_t ci = 0; ci < sizeof BN_ACT_CASES / sizeof BN_ACT_CASES[0]; ci++) {
+        for (int si = 0; si < 2; si++) {
+            const BnActCase *bc = &BN_ACT_CASES[ci];
+            int ndim = si == 0 ? 4 : 3;
+            float *fused[7], *sep[7];
+            bn_act_step(bc, true, ndim, shapes[si], fused);
+            bn_act_step(bc, false, ndim, shapes[si], sep);
+            int64_t n = 1, C = shapes[si][1];
+            for (int k = 0; k < ndim; k++)
+                n *= shapes[si][k];
+            const int64_t counts[7] = {n, n, C, C, n, C, C};
+            for (int i = 0; i < 7; i++) {
+                assert_true((fused[i] == NULL) == (sep[i] == NULL));
+                if (fused[i] && memcmp(fused[i], sep[i], (size_t)counts[i] * sizeof(float)) != 0)
+                    fail_msg("%s, shape %d: fused %s differs from the separate ops'", bc->name, si, names[i]);
+                free(fused[i]), free(sep[i]);
+            }
+        }
+    }
+}
+
+/* Finite differences through the fused op, away from the activations' kinks: channels whose
+ * pre-activation lies in [1, 5] (ReLU passes, ReLU6 passes), in [-5, -1] (both block) and, for
+ * ReLU6, in [7, 11] (saturated). */
+typedef struct {
+    OpAct act;
+    bool residual;
+} BnActMode;
+
+/* inputs: x, gamma, beta, running mean, running var, residual. */
+static Tensor *bn_act_fn(Ctx *ctx, Tensor **in, void *user)
+{
+    const BnActMode *m = user;
+    ctx->training = true;
+    return op_batch_norm_act(ctx, in[0], in[1], in[2], in[3], in[4], MOMENTUM, EPS, m->residual ? in[5] : NULL,
+                             m->act);
+}
+
+static void test_bn_act_gradcheck(void **state)
+{
+    const int64_t dims[4] = {2, 3, 3, 2};
+    for (int k = 0; k < 3; k++) {
+        BnActMode m = {k == 0 ? OP_ACT_RELU : k == 1 ? OP_ACT_RELU6 : OP_ACT_NONE, k != 0};
+        Bn b = bn_make(4, dims, true, 610 + (uint64_t)k);
+        tfill_uniform(b.gamma, 620, 0.4f, 0.8f); /* |γ·x̂| < 2 on these values */
+        const float offsets[3] = {3.0f, -3.0f, 9.0f};
+        for (int c = 0; c < 3; c++)
+            tensor_f32(b.beta)[c] = offsets[c];
+        Tensor *r = ttensor(DTYPE_F32, 4, dims, true);
+        tfill_uniform(r, 621, -0.5f, 0.5f); /* keeps every channel inside its region */
+        Tensor *in[6] = {b.x, b.gamma, b.beta, b.rm, b.rv, r};
+        char what[64];
+        snprintf(what, sizeof what, "batch_norm_act %s%s", m.act == OP_ACT_RELU ? "relu" : m.act == OP_ACT_RELU6 ? "relu6" : "none",
+                 m.residual ? " + residual" : "");
+        tgradcheck(bn_act_fn, in, 6, &m, 1e-2, 1e-3, 1e-2, 40, what);
+        ttensor_free(r);
+        bn_free(&b);
+    }
+}
+
+static void test_bn_act_bad_arguments(void **state)
+{
+    Bn b = bn_make(4, (int64_t[]){2, 3, 4, 4}, false, 630);
+    Tensor *wrong = TT(2, 3, 4, 5);
+    Ctx *ctx = tctx(1);
+    ctx_set_training(ctx, true);
+    assert_null(op_batch_norm_act(ctx, b.x, b.gamma, b.beta, b.rm, b.rv, MOMENTUM, EPS, wrong, OP_ACT_RELU));
+    assert_false(ctx_ok(ctx));
+    assert_non_null(strstr(ctx_error_message(ctx), "residual"));
+    ctx_clear_error(ctx);
+    assert_null(op_batch_norm_act(ctx, b.x, b.gamma, b.beta, b.rm, b.rv, MOMENTUM, EPS, NULL, (OpAct)7));
+    assert_non_null(strstr(ctx_error_message(ctx), "act"));
+    ctx_destroy(ctx);
+    ttensor_free(wrong);
     bn_free(&b);
 }
 
@@ -489,4 +623,5 @@ TEST_GROUP(norm, cmocka_unit_test(test_bn_train_known_values), cmocka_unit_test(
            cmocka_unit_test(test_bn_backward_kernel_accumulates), cmocka_unit_test(test_bn_bad_arguments),
            cmocka_unit_test(test_bn_counts_c_macs), cmocka_unit_test(test_fold_known_values),
            cmocka_unit_test(test_fold_bad_arguments), cmocka_unit_test(test_fold_conv2d_matches_conv_bn),
-           cmocka_unit_test(test_fold_linear_matches_linear_bn))
+           cmocka_unit_test(test_fold_linear_matches_linear_bn), cmocka_unit_test(test_bn_act_matches_separate_ops),
+           cmocka_unit_test(test_bn_act_gradcheck), cmocka_unit_test(test_bn_act_bad_arguments))

@@ -50,14 +50,14 @@ void cpu_linear_backward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const T
 
 /* cpu_norm.c */
 void cpu_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
-                                  const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y,
-                                  Tensor *save_mean, Tensor *save_invstd);
+                                  const Tensor *beta, Tensor *running_mean, Tensor *running_var,
+                                  const NormEpilogue *ep, Tensor *y, Tensor *save_mean, Tensor *save_invstd);
 void cpu_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                  const Tensor *beta, const Tensor *running_mean, const Tensor *running_var,
                                  Tensor *y);
 void cpu_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma,
-                             const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx,
-                             Tensor *dgamma, Tensor *dbeta);
+                             const Tensor *mean, const Tensor *invstd, const NormEpilogue *ep, const Tensor *y,
+                             const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta, Tensor *dresidual);
 
 /* cpu_pool.c */
 void cpu_max_pool_forward(Ctx *ctx, const PoolGeom *g, const Tensor *x, Tensor *y, Tensor *argmax);

@@ -10,6 +10,11 @@
  * split at the reductions: batch_norm_stats gives this rank's Σx and Σ(x − local mean)²,
  * batch_norm_forward_stats finishes with given (global) statistics, batch_norm_backward_reduce
  * and batch_norm_backward_dx are batch_norm_backward's two loops apart.
+ *
+ * A fused epilogue (NormEpilogue, training): y = act(bn(x) + residual) per channel right after
+ * the normalisation, with the add's and the activation's own expressions (cpu_elementwise.c);
+ * backward reads dy through it, g = 0 + dy·act'(y), element by element, as the separate ops'
+ * backward passes would have left g in their zeroed gradient buffers.
  */
 #include <math.h>
 
@@ -38,6 +43,24 @@ static void channel_sums(const NormGeom *g, const float *px, int64_t c, double *
     *sq_out = sq;
 }
 
+/* The epilogue on one value (act: 0 none, 1 ReLU, 2 ReLU6), as cpu_unary_forward. */
+static inline float ep_act(int act, float v)
+{
+    if (act == 1)
+        return v > 0 ? v : 0;
+    if (act == 2)
+        return v < 0 ? 0 : (v > 6 ? 6 : v);
+    return v;
+}
+
+/* The gradient reaching bn(x) from dy where the epilogue's output is y: 0 + dy·act'(y) (ReLU:
+ * y > 0 exactly where its input was; ReLU6: 0 < y < 6 likewise). */
+static inline float ep_grad(int act, float y, float dy)
+{
+    float d = act == 1 ? (y > 0 ? 1.0f : 0.0f) : act == 2 ? ((y > 0 && y < 6) ? 1.0f : 0.0f) : 1.0f;
+    return 0.0f + dy * d;
+}
+
 /* Mean and biased variance of channel c. */
 static void channel_stats(const NormGeom *g, const float *px, int64_t c, double *mean, double *var)
 {
@@ -59,6 +82,18 @@ static void channel_normalise(const NormGeom *g, const float *px, float *py, int
     }
 }
 
+/* y = act(y + residual) on channel c (the fused epilogue, after channel_normalise). */
+static void channel_epilogue(const NormGeom *g, const NormEpilogue *ep, float *py, int64_t c)
+{
+    const float *pr = ep->residual ? tensor_f32(ep->residual) : NULL; /* (N, C, S) or NULL */
+    for (int64_t i = 0; i < g->N; i++) {
+        float *yr = py + (i * g->C + c) * g->S;                   /* (S) */
+        const float *rr = pr ? pr + (i * g->C + c) * g->S : NULL; /* (S) */
+        for (int64_t s = 0; s < g->S; s++)
+            yr[s] = ep_act(ep->act, rr ? yr[s] + rr[s] : yr[s]);
+    }
+}
+
 /* The train forward of channel c once its statistics are known (this batch's, or the global
  * batch's for the synchronised op): saved mean/invstd, running statistics, y. unbias = n/(n−1)
  * for the n values the statistics cover. */
@@ -77,8 +112,8 @@ static void channel_finish_train(const NormGeom *g, const float *px, float *py, 
 }
 
 void cpu_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
-                                  const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y,
-                                  Tensor *save_mean, Tensor *save_invstd)
+                                  const Tensor *beta, Tensor *running_mean, Tensor *running_var,
+                                  const NormEpilogue *ep, Tensor *y, Tensor *save_mean, Tensor *save_invstd)
 {
     const float *px = tensor_f32(x);                                   /* (N, C, S) */
     const float *pg = tensor_f32(gamma), *pb = tensor_f32(beta);       /* (C) each */
@@ -93,6 +128,8 @@ void cpu_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, 
         double mean, var;
         channel_stats(g, px, c, &mean, &var);
         channel_finish_train(g, px, py, c, mean, var, unbias, pg, pb, prm, prv, pm, pis);
+        if (ep)
+            channel_epilogue(g, ep, py, c);
     }
 }
 
@@ -118,49 +155,71 @@ void cpu_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, c
  *       dx = γ·invstd/m · (m·dy − dβ − x̂·dγ)
  * The train formula needs both sums even when dγ/dβ themselves are not wanted. */
 
-/* Σ dy and Σ dy·x̂ of channel c in double, n then s. */
-static void channel_backward_sums(const NormGeom *g, const float *px, const float *pdy, int64_t c, double mu,
-                                  double is, double *sum_dy_out, double *sum_dy_xhat_out)
+/* Σ dy and Σ dy·x̂ of channel c in double, n then s; with py (a fused epilogue's output, act its
+ * activation), dy is read through the epilogue (ep_grad). */
+static void channel_backward_sums(const NormGeom *g, const float *px, const float *pdy, const float *py, int act,
+                                  int64_t c, double mu, double is, double *sum_dy_out, double *sum_dy_xhat_out)
 {
     double sum_dy = 0, sum_dy_xhat = 0;
     for (int64_t i = 0; i < g->N; i++) {
-        const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
-        const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
+        const float *xr = px + (i * g->C + c) * g->S;                   /* (S) */
+        const float *gr = pdy + (i * g->C + c) * g->S;                  /* (S) */
+        const float *yr = py ? py + (i * g->C + c) * g->S : NULL;       /* (S) or NULL */
         for (int64_t s = 0; s < g->S; s++) {
-            sum_dy += gr[s];
-            sum_dy_xhat += gr[s] * (xr[s] - mu) * is;
+            float gv = yr ? ep_grad(act, yr[s], gr[s]) : gr[s];
+            sum_dy += gv;
+            sum_dy_xhat += gv * (xr[s] - mu) * is;
         }
     }
     *sum_dy_out = sum_dy;
     *sum_dy_xhat_out = sum_dy_xhat;
 }
 
-/* dx of channel c: the train formula over m values with the given sums, or the eval one. */
-static void channel_backward_dx(const NormGeom *g, bool batch_stats, const float *px, const float *pdy, float *pdx,
-                                int64_t c, double mu, double is, double gamma, double m, double sum_dy,
-                                double sum_dy_xhat)
+/* dx of channel c: the train formula over m values with the given sums, or the eval one; py and
+ * act as channel_backward_sums. */
+static void channel_backward_dx(const NormGeom *g, bool batch_stats, const float *px, const float *pdy,
+                                const float *py, int act, float *pdx, int64_t c, double mu, double is, double gamma,
+                                double m, double sum_dy, double sum_dy_xhat)
 {
     double k = gamma * is;
     for (int64_t i = 0; i < g->N; i++) {
-        const float *xr = px + (i * g->C + c) * g->S;   /* (S) */
-        const float *gr = pdy + (i * g->C + c) * g->S;  /* (S) */
-        float *dr = pdx + (i * g->C + c) * g->S;        /* (S) */
+        const float *xr = px + (i * g->C + c) * g->S;                   /* (S) */
+        const float *gr = pdy + (i * g->C + c) * g->S;                  /* (S) */
+        const float *yr = py ? py + (i * g->C + c) * g->S : NULL;       /* (S) or NULL */
+        float *dr = pdx + (i * g->C + c) * g->S;                        /* (S) */
         for (int64_t s = 0; s < g->S; s++) {
+            float gv = yr ? ep_grad(act, yr[s], gr[s]) : gr[s];
             if (batch_stats) {
                 double xhat = (xr[s] - mu) * is;
-                dr[s] += (float)(k / m * (m * gr[s] - sum_dy - xhat * sum_dy_xhat));
+                dr[s] += (float)(k / m * (m * gv - sum_dy - xhat * sum_dy_xhat));
             } else {
-                dr[s] += (float)(k * gr[s]);
+                dr[s] += (float)(k * gv);
             }
         }
     }
 }
 
+/* dresidual += the gradient reaching bn(x) through the epilogue, channel c. */
+static void channel_backward_residual(const NormGeom *g, const float *pdy, const float *py, int act, float *pdr,
+                                      int64_t c)
+{
+    for (int64_t i = 0; i < g->N; i++) {
+        const float *gr = pdy + (i * g->C + c) * g->S; /* (S) */
+        const float *yr = py + (i * g->C + c) * g->S;  /* (S) */
+        float *rr = pdr + (i * g->C + c) * g->S;       /* (S) */
+        for (int64_t s = 0; s < g->S; s++)
+            rr[s] += ep_grad(act, yr[s], gr[s]);
+    }
+}
+
 void cpu_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma,
-                             const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx,
-                             Tensor *dgamma, Tensor *dbeta)
+                             const Tensor *mean, const Tensor *invstd, const NormEpilogue *ep, const Tensor *y,
+                             const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta, Tensor *dresidual)
 {
     const float *px = tensor_f32(x), *pdy = tensor_f32(dy);               /* (N, C, S) each */
+    const float *py = ep ? tensor_f32(y) : NULL;                          /* (N, C, S): the epilogue's output */
+    int act = ep ? ep->act : 0;
+    float *pdr = ep && dresidual ? tensor_f32(dresidual) : NULL;          /* (N, C, S), accumulated */
     const float *pg = tensor_f32(gamma);                                  /* (C) */
     const float *pm = tensor_f32(mean), *pis = tensor_f32(invstd);        /* (C) each */
     float *pdx = dx ? tensor_f32(dx) : NULL;                              /* (N, C, S), accumulated */
@@ -170,13 +229,15 @@ void cpu_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, cons
 #pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
     for (int64_t c = 0; c < g->C; c++) {
         double mu = pm[c], is = pis[c], sum_dy, sum_dy_xhat;
-        channel_backward_sums(g, px, pdy, c, mu, is, &sum_dy, &sum_dy_xhat);
+        channel_backward_sums(g, px, pdy, py, act, c, mu, is, &sum_dy, &sum_dy_xhat);
         if (pdb)
             pdb[c] += (float)sum_dy;
         if (pdg)
             pdg[c] += (float)sum_dy_xhat;
         if (pdx)
-            channel_backward_dx(g, batch_stats, px, pdy, pdx, c, mu, is, pg[c], m, sum_dy, sum_dy_xhat);
+            channel_backward_dx(g, batch_stats, px, pdy, py, act, pdx, c, mu, is, pg[c], m, sum_dy, sum_dy_xhat);
+        if (pdr)
+            channel_backward_residual(g, pdy, py, act, pdr, c);
     }
 }
 
@@ -221,7 +282,7 @@ void cpu_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, const Tensor *x
     /* sums: (2, C) host: Σdy, then Σdy·x̂ */
 #pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
     for (int64_t c = 0; c < g->C; c++) {
-        channel_backward_sums(g, px, pdy, c, pm[c], pis[c], &sums[c], &sums[g->C + c]);
+        channel_backward_sums(g, px, pdy, NULL, 0, c, pm[c], pis[c], &sums[c], &sums[g->C + c]);
         if (pdb)
             pdb[c] += (float)sums[c];
         if (pdg)
@@ -239,5 +300,5 @@ void cpu_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const Tensor *x, co
     float *pdx = tensor_f32(dx);                                   /* (N, C, S), accumulated */
 #pragma omp parallel for schedule(static) if (g->N * g->C * g->S > (1 << 16))
     for (int64_t c = 0; c < g->C; c++)
-        channel_backward_dx(g, true, px, pdy, pdx, c, pm[c], pis[c], pg[c], count, sums[c], sums[g->C + c]);
+        channel_backward_dx(g, true, px, pdy, NULL, 0, pdx, c, pm[c], pis[c], pg[c], count, sums[c], sums[g->C + c]);
 }

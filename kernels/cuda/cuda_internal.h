@@ -171,14 +171,14 @@ bool cuda_launch_column_sums(Ctx *ctx, const float *in, int64_t rows, int64_t co
 
 /* ---- cuda_norm.cu ------------------------------------------------------------------------ */
 void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
-                                   const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y,
-                                   Tensor *save_mean, Tensor *save_invstd);
+                                   const Tensor *beta, Tensor *running_mean, Tensor *running_var,
+                                   const NormEpilogue *ep, Tensor *y, Tensor *save_mean, Tensor *save_invstd);
 void cuda_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                   const Tensor *beta, const Tensor *running_mean, const Tensor *running_var,
                                   Tensor *y);
 void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma,
-                              const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx,
-                              Tensor *dgamma, Tensor *dbeta);
+                              const Tensor *mean, const Tensor *invstd, const NormEpilogue *ep, const Tensor *y,
+                              const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta, Tensor *dresidual);
 
 /* ---- cuda_pool.cu ------------------------------------------------------------------------ */
 void cuda_max_pool_forward(Ctx *ctx, const PoolGeom *g, const Tensor *x, Tensor *y, Tensor *argmax);
@@ -302,9 +302,9 @@ void cl_axpy(Ctx *ctx, float alpha, const Tensor *x, Tensor *y);
 void cl_copy_block(Ctx *ctx, const Tensor *src, int64_t src_off, int64_t src_ld, Tensor *dst, int64_t dst_off, int64_t dst_ld, int64_t rows, int64_t cols, bool accumulate);
 void cl_permute(Ctx *ctx, const Tensor *src, const int *perm, Tensor *dst, bool accumulate);
 void cl_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *dy, Tensor *dx, Tensor *dw, Tensor *db);
-void cl_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean, Tensor *save_invstd);
+void cl_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, Tensor *running_mean, Tensor *running_var, const NormEpilogue *ep, Tensor *y, Tensor *save_mean, Tensor *save_invstd);
 void cl_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, const Tensor *running_mean, const Tensor *running_var, Tensor *y);
-void cl_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma, const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta);
+void cl_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma, const Tensor *mean, const Tensor *invstd, const NormEpilogue *ep, const Tensor *y, const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta, Tensor *dresidual);
 void cl_unary_backward(Ctx *ctx, UnaryKind kind, float alpha, const Tensor *x, const Tensor *y, const Tensor *dy, Tensor *dx);
 void cl_binary_backward(Ctx *ctx, BinaryKind kind, const Tensor *a, const Tensor *b, const Tensor *dy, Tensor *da, Tensor *db);
 void cl_reduce_forward(Ctx *ctx, const ReduceGeom *g, const Tensor *x, Tensor *y);

@@ -266,17 +266,19 @@ void cl_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor
     cuda_conv_backward(ctx, g, x, w, dy, dx, dw, db);
 }
 
-void cl_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, Tensor *running_mean, Tensor *running_var, Tensor *y, Tensor *save_mean, Tensor *save_invstd)
+void cl_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, Tensor *running_mean, Tensor *running_var, const NormEpilogue *ep, Tensor *y, Tensor *save_mean, Tensor *save_invstd)
 {
     cuda_layout_in(ctx, x);
     cuda_layout_in(ctx, gamma);
     cuda_layout_in(ctx, beta);
+    if (ep)
+        cuda_layout_in(ctx, ep->residual);
     cuda_layout_out(ctx, running_mean);
     cuda_layout_out(ctx, running_var);
     cuda_layout_out(ctx, y);
     cuda_layout_out(ctx, save_mean);
     cuda_layout_out(ctx, save_invstd);
-    cuda_batch_norm_forward_train(ctx, g, x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd);
+    cuda_batch_norm_forward_train(ctx, g, x, gamma, beta, running_mean, running_var, ep, y, save_mean, save_invstd);
 }
 
 void cl_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma, const Tensor *beta, const Tensor *running_mean, const Tensor *running_var, Tensor *y)
@@ -290,17 +292,19 @@ void cl_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const Tensor *x, co
     cuda_batch_norm_forward_eval(ctx, g, x, gamma, beta, running_mean, running_var, y);
 }
 
-void cl_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma, const Tensor *mean, const Tensor *invstd, const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta)
+void cl_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x, const Tensor *gamma, const Tensor *mean, const Tensor *invstd, const NormEpilogue *ep, const Tensor *y, const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta, Tensor *dresidual)
 {
     cuda_layout_in(ctx, x);
     cuda_layout_in(ctx, gamma);
     cuda_layout_in(ctx, mean);
     cuda_layout_in(ctx, invstd);
+    cuda_layout_in(ctx, y);
     cuda_layout_in(ctx, dy);
     cuda_layout_out(ctx, dx);
     cuda_layout_out(ctx, dgamma);
     cuda_layout_out(ctx, dbeta);
-    cuda_batch_norm_backward(ctx, g, batch_stats, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
+    cuda_layout_out(ctx, dresidual);
+    cuda_batch_norm_backward(ctx, g, batch_stats, x, gamma, mean, invstd, ep, y, dy, dx, dgamma, dbeta, dresidual);
 }
 
 void cl_batch_norm_stats(Ctx *ctx, const NormGeom *g, const Tensor *x, double *stats)

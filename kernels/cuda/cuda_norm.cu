@@ -11,6 +11,10 @@
  * CPU's double arithmetic (mean, two-pass biased variance, 1/sqrt(var + eps), the running-stat
  * update with the unbiased variance, scale and shift), and y = (float)(x·scale + shift) in double.
  *
+ * A fused epilogue (NormEpilogue, training; BnEp below): the normalise kernel applies the residual
+ * and the activation as it writes y; backward kernels read dy through it, g = 0 + dy·act'(y), and
+ * the dx kernel adds g to the residual's gradient — the CPU's expressions (cpu_norm.c).
+ *
  * The synchronised batch norm's pieces (backend.h's last block, kernels/ops_norm.c) are the same
  * kernels split at the reductions: batch_norm_stats copies this rank's Σx and Σ(x − mean)² to
  * the host and waits; batch_norm_forward_stats copies the global mean/variance in and finishes as
@@ -83,11 +87,40 @@ __device__ static inline void bn_store(float *p, const float *v)
     }
 }
 
-/* BN_VEC when every plane holds whole 4-value groups and the pointers allow 16-byte accesses. */
-static int bn_width(int64_t S, const void *a, const void *b, const void *c)
+/* BN_VEC when every plane holds whole 4-value groups and the pointers (NULL: absent) allow
+ * 16-byte accesses. */
+static int bn_width(int64_t S, const void *a, const void *b = NULL, const void *c = NULL, const void *d = NULL,
+                    const void *e = NULL)
 {
-    uintptr_t bits = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c;
+    uintptr_t bits = (uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d | (uintptr_t)e;
     return S % BN_VEC == 0 && (bits & 15u) == 0 ? BN_VEC : 1;
+}
+
+/* The fused epilogue on the device: forward reads r (the residual, or NULL); backward reads y
+ * (the forward's output; NULL: no epilogue) and adds to dr (the residual's gradient, or NULL).
+ * act: 0 none, 1 ReLU, 2 ReLU6. */
+typedef struct {
+    const float *r, *y;
+    float *dr;
+    int act;
+} BnEp;
+
+static const BnEp BN_NO_EP = {NULL, NULL, NULL, 0};
+
+__device__ static inline float bn_ep_act(int act, float v)
+{
+    if (act == 1)
+        return v > 0 ? v : 0.0f;
+    if (act == 2)
+        return v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
+    return v;
+}
+
+/* The gradient reaching bn(x) from dy where the epilogue's output is y (cpu_norm.c's ep_grad). */
+__device__ static inline float bn_ep_grad(int act, float y, float dy)
+{
+    float d = act == 1 ? (y > 0 ? 1.0f : 0.0f) : act == 2 ? ((y > 0 && y < 6) ? 1.0f : 0.0f) : 1.0f;
+    return f_add(0.0f, f_mul(dy, d));
 }
 
 /* Grid (C, chunks). partial[c·chunks + chunk] = Σ x (center == NULL) or Σ (x − center[c])². Each
@@ -168,30 +201,36 @@ __global__ static void bn_eval_stats_kernel(int64_t C, float eps, const float *g
 /* y = (float)(x·scale[c] + shift[c]) in double, as channel_normalise; V values per thread. */
 template <int V>
 __global__ static void bn_normalise_kernel(int64_t groups, int64_t C, int64_t S, const float *x, const double *scale,
-                                           const double *shift, float *y)
+                                           const double *shift, BnEp ep, float *y)
 {
     CK_FOR(q, groups)
     {
         int64_t k = q * V, c = bn_channel(k, C, S);
         double sc = scale[c], sh = shift[c];
-        float v[V];
+        float v[V], r[V];
         bn_load<V>(x + k, v);
+        if (ep.r)
+            bn_load<V>(ep.r + k, r);
 #pragma unroll
-        for (int j = 0; j < V; j++)
+        for (int j = 0; j < V; j++) {
             v[j] = (float)d_add(d_mul((double)v[j], sc), sh);
+            v[j] = bn_ep_act(ep.act, ep.r ? f_add(v[j], r[j]) : v[j]);
+        }
         bn_store<V>(y + k, v);
     }
 }
 
+/* y = epilogue(x·scale + shift) (ep.r and ep.act; BN_NO_EP: none). */
 static bool bn_launch_normalise(Ctx *ctx, int64_t total, int64_t C, int64_t S, const float *x, const double *scale,
-                                const double *shift, float *y)
+                                const double *shift, const BnEp &ep, float *y)
 {
     cudaStream_t s = cuda_stream_of(ctx);
-    if (bn_width(S, x, y, NULL) == BN_VEC)
+    if (bn_width(S, x, y, ep.r) == BN_VEC)
         bn_normalise_kernel<BN_VEC><<<ck_blocks(total / BN_VEC, CK_THREADS), CK_THREADS, 0, s>>>(
-            total / BN_VEC, C, S, x, scale, shift, y);
+            total / BN_VEC, C, S, x, scale, shift, ep, y);
     else
-        bn_normalise_kernel<1><<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, C, S, x, scale, shift, y);
+        bn_normalise_kernel<1><<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(total, C, S, x, scale, shift, ep,
+                                                                                   y);
     return LAUNCH_OK(ctx, "bn_normalise_kernel");
 }
 
@@ -209,7 +248,8 @@ static bool bn_launch_partial(Ctx *ctx, const BnPlan &p, const float *x, const d
 
 extern "C" void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                               const Tensor *beta, Tensor *running_mean, Tensor *running_var,
-                                              Tensor *y, Tensor *save_mean, Tensor *save_invstd)
+                                              const NormEpilogue *ep, Tensor *y, Tensor *save_mean,
+                                              Tensor *save_invstd)
 {
     if (!cuda_ready(ctx) || g->C == 0)
         return;
@@ -237,7 +277,8 @@ extern "C" void cuda_batch_norm_forward_train(Ctx *ctx, const NormGeom *g, const
     }
     int64_t total = p.N * p.C * p.S;
     if (ok && total > 0) {
-        bn_launch_normalise(ctx, total, p.C, p.S, tensor_f32(x), scale, shift, tensor_f32(y));
+        BnEp dep = {ep && ep->residual ? tensor_f32(ep->residual) : NULL, NULL, NULL, ep ? ep->act : 0};
+        bn_launch_normalise(ctx, total, p.C, p.S, tensor_f32(x), scale, shift, dep, tensor_f32(y));
     }
     cuda_scratch_release(ctx);
 }
@@ -260,7 +301,7 @@ extern "C" void cuda_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const 
                                                              tensor_f32(running_mean), tensor_f32(running_var), scale,
                                                              shift);
     if (LAUNCH_OK(ctx, "bn_eval_stats_kernel")) {
-        bn_launch_normalise(ctx, total, g->C, g->S, tensor_f32(x), scale, shift, tensor_f32(y));
+        bn_launch_normalise(ctx, total, g->C, g->S, tensor_f32(x), scale, shift, BN_NO_EP, tensor_f32(y));
     }
     cuda_scratch_release(ctx);
 }
@@ -268,8 +309,8 @@ extern "C" void cuda_batch_norm_forward_eval(Ctx *ctx, const NormGeom *g, const 
 /* Grid (C, chunks): partial[(c·chunks + chunk)·2 + {0, 1}] = Σ dy, Σ dy·(x − mean)·invstd; V
  * consecutive values of a plane per step, as bn_partial_kernel. */
 template <int V>
-__global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, const float *dy, const float *mean,
-                                                  const float *invstd, double *partial)
+__global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, const float *dy, BnEp ep,
+                                                  const float *mean, const float *invstd, double *partial)
 {
     __shared__ double sh[CK_THREADS];
     int64_t c = blockIdx.x;
@@ -277,12 +318,14 @@ __global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, cons
     double mu = mean[c], is = invstd[c], a = 0.0, b = 0.0;
     for (int64_t e = e0 + (int64_t)V * threadIdx.x; e < e1; e += (int64_t)V * blockDim.x) {
         int64_t k = bn_index(p, c, e);
-        float xv[V], gv[V];
+        float xv[V], gv[V], yv[V];
         bn_load<V>(x + k, xv);
         bn_load<V>(dy + k, gv);
+        if (ep.y)
+            bn_load<V>(ep.y + k, yv);
 #pragma unroll
         for (int j = 0; j < V; j++) {
-            double gr = (double)gv[j];
+            double gr = (double)(ep.y ? bn_ep_grad(ep.act, yv[j], gv[j]) : gv[j]);
             a = d_add(a, gr);
             b = d_add(b, d_mul(d_mul(gr, d_sub((double)xv[j], mu)), is));
         }
@@ -295,15 +338,15 @@ __global__ static void bn_backward_partial_kernel(BnPlan p, const float *x, cons
     }
 }
 
-static bool bn_launch_backward_partial(Ctx *ctx, const BnPlan &p, const float *x, const float *dy, const float *mean,
-                                       const float *invstd, double *partial)
+static bool bn_launch_backward_partial(Ctx *ctx, const BnPlan &p, const float *x, const float *dy, const BnEp &ep,
+                                       const float *mean, const float *invstd, double *partial)
 {
     dim3 grid((unsigned)p.C, (unsigned)p.chunks);
     cudaStream_t s = cuda_stream_of(ctx);
-    if (bn_width(p.S, x, dy, NULL) == BN_VEC)
-        bn_backward_partial_kernel<BN_VEC><<<grid, CK_THREADS, 0, s>>>(p, x, dy, mean, invstd, partial);
+    if (bn_width(p.S, x, dy, ep.y) == BN_VEC)
+        bn_backward_partial_kernel<BN_VEC><<<grid, CK_THREADS, 0, s>>>(p, x, dy, ep, mean, invstd, partial);
     else
-        bn_backward_partial_kernel<1><<<grid, CK_THREADS, 0, s>>>(p, x, dy, mean, invstd, partial);
+        bn_backward_partial_kernel<1><<<grid, CK_THREADS, 0, s>>>(p, x, dy, ep, mean, invstd, partial);
     return LAUNCH_OK(ctx, "bn_backward_partial_kernel");
 }
 
@@ -343,9 +386,11 @@ __global__ static void bn_dx_coef_kernel(int64_t C, bool batch_stats, double m, 
     }
 }
 
+/* dx += the input gradient (dx may be NULL), and, with an epilogue (ep.y), ep.dr += the gradient
+ * reaching bn(x) (ep.dr may be NULL). */
 template <int V>
 __global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, double m, const float *x, const float *dy,
-                                             const double *coef, const float *mean, const float *invstd,
+                                             BnEp ep, const double *coef, const float *mean, const float *invstd,
                                              const double *sum_dy, const double *sum_dy_xhat, int64_t stride,
                                              float *dx)
 {
@@ -355,6 +400,23 @@ __global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, double 
         double co = coef[c];
         float gv[V], d[V], xv[V];
         bn_load<V>(dy + k, gv);
+        if (ep.y) {
+            float yv[V];
+            bn_load<V>(ep.y + k, yv);
+#pragma unroll
+            for (int j = 0; j < V; j++)
+                gv[j] = bn_ep_grad(ep.act, yv[j], gv[j]);
+            if (ep.dr) {
+                float r[V];
+                bn_load<V>(ep.dr + k, r);
+#pragma unroll
+                for (int j = 0; j < V; j++)
+                    r[j] = f_add(r[j], gv[j]);
+                bn_store<V>(ep.dr + k, r);
+            }
+        }
+        if (!dx)
+            continue;
         bn_load<V>(dx + k, d);
         if (batch_stats) {
             bn_load<V>(x + k, xv);
@@ -374,11 +436,12 @@ __global__ static void bn_backward_dx_kernel(BnPlan p, bool batch_stats, double 
     }
 }
 
-/* dx += the batch norm's input gradient (the two kernels above; coef in scratch, released by the
- * caller). sum_dy[c·stride], sum_dy_xhat[c·stride]: the per-channel sums (batch statistics). */
+/* dx += the batch norm's input gradient (dx may be NULL when ep.dr is wanted), ep.dr += the
+ * residual's (the two kernels above; coef in scratch, released by the caller). sum_dy[c·stride],
+ * sum_dy_xhat[c·stride]: the per-channel sums (batch statistics). */
 static bool bn_launch_dx(Ctx *ctx, const BnPlan &p, bool batch_stats, double m, const float *x, const float *dy,
-                         const float *gamma, const float *mean, const float *invstd, const double *sum_dy,
-                         const double *sum_dy_xhat, int64_t stride, float *dx)
+                         const BnEp &ep, const float *gamma, const float *mean, const float *invstd,
+                         const double *sum_dy, const double *sum_dy_xhat, int64_t stride, float *dx)
 {
     cudaStream_t s = cuda_stream_of(ctx);
     double *coef = (double *)cuda_scratch(ctx, (size_t)p.C * sizeof(double), "batch_norm dx coefficients");
@@ -388,22 +451,24 @@ static bool bn_launch_dx(Ctx *ctx, const BnPlan &p, bool batch_stats, double m, 
     if (!LAUNCH_OK(ctx, "bn_dx_coef_kernel"))
         return false;
     int64_t total = p.N * p.C * p.S;
-    if (bn_width(p.S, x, dy, dx) == BN_VEC)
+    if (bn_width(p.S, x, dy, dx, ep.y, ep.dr) == BN_VEC)
         bn_backward_dx_kernel<BN_VEC><<<ck_blocks(total / BN_VEC, CK_THREADS), CK_THREADS, 0, s>>>(
-            p, batch_stats, m, x, dy, coef, mean, invstd, sum_dy, sum_dy_xhat, stride, dx);
+            p, batch_stats, m, x, dy, ep, coef, mean, invstd, sum_dy, sum_dy_xhat, stride, dx);
     else
         bn_backward_dx_kernel<1><<<ck_blocks(total, CK_THREADS), CK_THREADS, 0, s>>>(
-            p, batch_stats, m, x, dy, coef, mean, invstd, sum_dy, sum_dy_xhat, stride, dx);
+            p, batch_stats, m, x, dy, ep, coef, mean, invstd, sum_dy, sum_dy_xhat, stride, dx);
     return LAUNCH_OK(ctx, "bn_backward_dx_kernel");
 }
 
 extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch_stats, const Tensor *x,
                                          const Tensor *gamma, const Tensor *mean, const Tensor *invstd,
-                                         const Tensor *dy, Tensor *dx, Tensor *dgamma, Tensor *dbeta)
+                                         const NormEpilogue *ep, const Tensor *y, const Tensor *dy, Tensor *dx,
+                                         Tensor *dgamma, Tensor *dbeta, Tensor *dresidual)
 {
     if (!cuda_ready(ctx) || g->C == 0)
         return;
     BnPlan p = bn_plan(g);
+    BnEp dep = {NULL, ep ? tensor_f32(y) : NULL, ep && dresidual ? tensor_f32(dresidual) : NULL, ep ? ep->act : 0};
     cudaStream_t s = cuda_stream_of(ctx);
     bool need_sums = dgamma || dbeta || (dx && batch_stats);
     bool ok = true;
@@ -414,8 +479,8 @@ extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch
         sums = (double *)cuda_scratch(ctx, (size_t)(2 * p.C) * sizeof(double), "batch_norm backward sums");
         ok = partial && sums;
         if (ok) {
-            ok = bn_launch_backward_partial(ctx, p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean), tensor_f32(invstd),
-                                            partial);
+            ok = bn_launch_backward_partial(ctx, p, tensor_f32(x), tensor_f32(dy), dep, tensor_f32(mean),
+                                            tensor_f32(invstd), partial);
         }
         if (ok) {
             bn_backward_stats_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(
@@ -424,9 +489,9 @@ extern "C" void cuda_batch_norm_backward(Ctx *ctx, const NormGeom *g, bool batch
         }
     }
     int64_t total = p.N * p.C * p.S;
-    if (ok && dx && total > 0) {
-        bn_launch_dx(ctx, p, batch_stats, (double)p.m, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma),
-                     tensor_f32(mean), tensor_f32(invstd), sums, sums ? sums + 1 : NULL, 2, tensor_f32(dx));
+    if (ok && (dx || dep.dr) && total > 0) {
+        bn_launch_dx(ctx, p, batch_stats, (double)p.m, tensor_f32(x), tensor_f32(dy), dep, tensor_f32(gamma),
+                     tensor_f32(mean), tensor_f32(invstd), sums, sums ? sums + 1 : NULL, 2, dx ? tensor_f32(dx) : NULL);
     }
     cuda_scratch_release(ctx);
 }
@@ -531,7 +596,7 @@ extern "C" void cuda_batch_norm_forward_stats(Ctx *ctx, const NormGeom *g, const
     }
     int64_t total = g->N * C * g->S;
     if (ok && total > 0) {
-        bn_launch_normalise(ctx, total, C, g->S, tensor_f32(x), scale, shift, tensor_f32(y));
+        bn_launch_normalise(ctx, total, C, g->S, tensor_f32(x), scale, shift, BN_NO_EP, tensor_f32(y));
     }
     cuda_scratch_release(ctx);
 }
@@ -554,8 +619,8 @@ extern "C" void cuda_batch_norm_backward_reduce(Ctx *ctx, const NormGeom *g, con
     double *dsums = (double *)cuda_scratch(ctx, (size_t)(2 * p.C) * sizeof(double), "batch_norm backward sums");
     bool ok = partial && dsums;
     if (ok) {
-        ok = bn_launch_backward_partial(ctx, p, tensor_f32(x), tensor_f32(dy), tensor_f32(mean), tensor_f32(invstd),
-                                        partial);
+        ok = bn_launch_backward_partial(ctx, p, tensor_f32(x), tensor_f32(dy), BN_NO_EP, tensor_f32(mean),
+                                        tensor_f32(invstd), partial);
     }
     if (ok) {
         bn_backward_stats_kernel<<<ck_blocks(p.C, 128), 128, 0, s>>>(
@@ -583,7 +648,7 @@ extern "C" void cuda_batch_norm_backward_dx(Ctx *ctx, const NormGeom *g, const T
     bool ok = dsums &&
               CUDA_OK(ctx, cudaMemcpyAsync(dsums, sums, (size_t)(2 * p.C) * sizeof(double), cudaMemcpyHostToDevice, s));
     if (ok)
-        bn_launch_dx(ctx, p, true, count, tensor_f32(x), tensor_f32(dy), tensor_f32(gamma), tensor_f32(mean),
+        bn_launch_dx(ctx, p, true, count, tensor_f32(x), tensor_f32(dy), BN_NO_EP, tensor_f32(gamma), tensor_f32(mean),
                      tensor_f32(invstd), dsums, dsums + p.C, 1, tensor_f32(dx));
     cuda_scratch_release(ctx);
 }

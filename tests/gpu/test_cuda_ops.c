@@ -237,8 +237,8 @@ static void test_batch_norm(void **state)
         Tensor *y = gh_like(e, x), *mean = gh(e, DTYPE_F32, DIMS(C)), *invstd = gh(e, DTYPE_F32, DIMS(C));
         Tensor *dxx = gd(e, x), *dgamma = gd(e, gamma), *dbeta = gd(e, beta), *drm = gd(e, rm0), *drv = gd(e, rv0);
         Tensor *dy = gd_nan_like(e, y), *dmean = gd_nan_like(e, mean), *dinv = gd_nan_like(e, invstd);
-        CPU(batch_norm_forward_train, &g, x, gamma, beta, rm, rv, y, mean, invstd);
-        GPU(batch_norm_forward_train, &g, dxx, dgamma, dbeta, drm, drv, dy, dmean, dinv);
+        CPU(batch_norm_forward_train, &g, x, gamma, beta, rm, rv, NULL, y, mean, invstd);
+        GPU(batch_norm_forward_train, &g, dxx, dgamma, dbeta, drm, drv, NULL, dy, dmean, dinv);
         char what[128];
         snprintf(what, sizeof what, "bn train forward y, case %zu (N %lld C %lld S %lld)", i, (long long)g.N,
                  (long long)C, (long long)S);
@@ -266,12 +266,64 @@ static void test_batch_norm(void **state)
             Tensor *gg = gh_rand(e, 970 + i, -1, 1, DIMS(C)), *gb = gh_rand(e, 980 + i, -1, 1, DIMS(C));
             Tensor *dm = gd(e, m), *dis = gd(e, is), *dgy = gd(e, gy), *dgx = gd(e, gx), *dgg = gd(e, gg),
                    *dgb = gd(e, gb);
-            CPU(batch_norm_backward, &g, batch, x, gamma, m, is, gy, gx, gg, gb);
-            GPU(batch_norm_backward, &g, batch, dxx, dgamma, dm, dis, dgy, dgx, dgg, dgb);
+            CPU(batch_norm_backward, &g, batch, x, gamma, m, is, NULL, NULL, gy, gx, gg, gb, NULL);
+            GPU(batch_norm_backward, &g, batch, dxx, dgamma, dm, dis, NULL, NULL, dgy, dgx, dgg, dgb, NULL);
             snprintf(what, sizeof what, "bn backward (%s statistics) dx, case %zu", batch ? "batch" : "fixed", i);
             gpu_expect_close(e, what, dgx, gx, TOL_EXACTISH);
             gpu_expect_close(e, "  dgamma", dgg, gg, TOL_EXACTISH);
             gpu_expect_close(e, "  dbeta", dgb, gb, TOL_EXACTISH);
+        }
+    }
+    gpu_end(e);
+}
+
+/* The training batch norm with a fused epilogue (NormEpilogue: + residual, then ReLU / ReLU6):
+ * forward y and running statistics, backward dx, dgamma, dbeta and dresidual, against the CPU;
+ * planes of 35 (one value per thread) and of 1600 and 8 (16-byte accesses). The backward reads
+ * the CPU forward's y on both sides, so both take the same masks. */
+static void test_batch_norm_epilogue(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "batch norm with a fused epilogue (residual, ReLU/ReLU6): forward, backward");
+    static const int64_t shapes[3][4] = {{4, 6, 5, 7}, {16, 3, 40, 40}, {2049, 2, 2, 2}};
+    static const struct {
+        bool residual;
+        int act;
+        const char *name;
+    } eps[3] = {{true, 1, "residual + relu"}, {false, 2, "relu6"}, {true, 0, "residual"}};
+    for (int si = 0; si < 3; si++) {
+        const int64_t *sh = shapes[si];
+        int64_t C = sh[1], S = sh[2] * sh[3];
+        NormGeom g = {.N = sh[0], .C = C, .S = S, .eps = 1e-5f, .momentum = 0.1f};
+        for (int k = 0; k < 3; k++) {
+            uint64_t seed = 3000 + 100 * (uint64_t)si + 10 * (uint64_t)k;
+            Tensor *x = gh_rand(e, seed, -2, 2, 4, sh), *r = gh_rand(e, seed + 1, -1, 1, 4, sh);
+            Tensor *gamma = gh_rand(e, seed + 2, 0.5f, 1.5f, DIMS(C)), *beta = gh_rand(e, seed + 3, -0.5f, 3.5f, DIMS(C));
+            Tensor *rm = gh_rand(e, seed + 4, -0.2f, 0.2f, DIMS(C)), *rv = gh_rand(e, seed + 5, 0.5f, 2.0f, DIMS(C));
+            Tensor *drm = gd(e, rm), *drv = gd(e, rv);
+            Tensor *y = gh_like(e, x), *mean = gh(e, DTYPE_F32, DIMS(C)), *invstd = gh(e, DTYPE_F32, DIMS(C));
+            Tensor *dxx = gd(e, x), *dr = gd(e, r), *dgamma = gd(e, gamma), *dbeta = gd(e, beta);
+            Tensor *dy = gd_nan_like(e, y), *dmean = gd_nan_like(e, mean), *dinv = gd_nan_like(e, invstd);
+            NormEpilogue hep = {eps[k].residual ? r : NULL, eps[k].act}, dep = {eps[k].residual ? dr : NULL, eps[k].act};
+            CPU(batch_norm_forward_train, &g, x, gamma, beta, rm, rv, &hep, y, mean, invstd);
+            GPU(batch_norm_forward_train, &g, dxx, dgamma, dbeta, drm, drv, &dep, dy, dmean, dinv);
+            char what[160];
+            snprintf(what, sizeof what, "bn train + %s, (%lld,%lld,%lld,%lld): y", eps[k].name, (long long)sh[0],
+                     (long long)sh[1], (long long)sh[2], (long long)sh[3]);
+            gpu_expect_close(e, what, dy, y, TOL_EXACTISH);
+            gpu_expect_close(e, "  running var", drv, rv, TOL_EXACTISH);
+
+            Tensor *gy = gh_rand(e, seed + 6, -1, 1, 4, sh), *gx = gh_rand(e, seed + 7, -1, 1, 4, sh);
+            Tensor *gr = gh_rand(e, seed + 8, -1, 1, 4, sh);
+            Tensor *gg = gh_rand(e, seed + 9, -1, 1, DIMS(C)), *gb = gh_rand(e, seed + 10, -1, 1, DIMS(C));
+            Tensor *dyc = gd(e, y), *dm = gd(e, mean), *dis = gd(e, invstd), *dgy = gd(e, gy), *dgx = gd(e, gx);
+            Tensor *dgr = gd(e, gr), *dgg = gd(e, gg), *dgb = gd(e, gb);
+            CPU(batch_norm_backward, &g, true, x, gamma, mean, invstd, &hep, y, gy, gx, gg, gb, eps[k].residual ? gr : NULL);
+            GPU(batch_norm_backward, &g, true, dxx, dgamma, dm, dis, &dep, dyc, dgy, dgx, dgg, dgb,
+                eps[k].residual ? dgr : NULL);
+            gpu_expect_close(e, "  backward dx", dgx, gx, TOL_EXACTISH);
+            gpu_expect_close(e, "  dgamma", dgg, gg, TOL_EXACTISH);
+            gpu_expect_close(e, "  dbeta", dgb, gb, TOL_EXACTISH);
+            gpu_expect_close(e, "  dresidual (unchanged without a residual)", dgr, gr, TOL_EXACTISH);
         }
     }
     gpu_end(e);
@@ -369,7 +421,7 @@ static void test_batch_norm_sync_pieces(void **state)
             }
             Tensor *trm = gd(e, rm0), *trv = gd(e, rv0), *ty = gd_nan_like(e, x), *tm = gd_nan_like(e, mean),
                    *tis = gd_nan_like(e, invstd);
-            GPU(batch_norm_forward_train, &g, dxx, dgamma, dbeta, trm, trv, ty, tm, tis);
+            GPU(batch_norm_forward_train, &g, dxx, dgamma, dbeta, trm, trv, NULL, ty, tm, tis);
             Tensor *hy = host_of(e, ty), *hm = host_of(e, tm), *his = host_of(e, tis), *hrm = host_of(e, trm),
                    *hrv = host_of(e, trv);
             Tensor *srm = gd(e, rm0), *srv = gd(e, rv0), *sy = gd_nan_like(e, x), *sm = gd_nan_like(e, mean),
@@ -735,7 +787,8 @@ int test_group_cuda_ops(int *total)
     struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_binary),         cmocka_unit_test(test_reduce),
-        cmocka_unit_test(test_batch_norm),     cmocka_unit_test(test_batch_norm_sync_pieces),
+        cmocka_unit_test(test_batch_norm),     cmocka_unit_test(test_batch_norm_epilogue),
+        cmocka_unit_test(test_batch_norm_sync_pieces),
         cmocka_unit_test(test_batch_norm_sync_op_layer),
         cmocka_unit_test(test_max_pool),
         cmocka_unit_test(test_softmax),        cmocka_unit_test(test_gather),
