@@ -15,15 +15,6 @@
 
 #include "kernels/cuda/cuda_kernels.cuh"
 
-/* act: OpAct of kernels/ops.h (0 none, 1 ReLU, 2 ReLU6), with cuda_unary's formulas. */
-__device__ static inline float apply_act(float v, int act)
-{
-    if (act == 1)
-        return v > 0 ? v : 0.0f;
-    if (act == 2)
-        return v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
-    return v;
-}
 
 /* ---- epilogue in place: y (N, K, P) = act(y + b[k] + r) -------------------------------- */
 
@@ -37,7 +28,7 @@ __global__ static void conv_epilogue_kernel(float *y, const float *b, const floa
             v = f_add(v, b[i / P % K]);
         if (r)
             v = f_add(v, r[i]);
-        y[i] = apply_act(v, act);
+        y[i] = ck_act(v, act);
     }
 }
 
@@ -64,7 +55,7 @@ __global__ static void conv_epilogue4_kernel(float4 *y, const float *b, const fl
             float4 q = r[i];
             v = make_float4(f_add(v.x, q.x), f_add(v.y, q.y), f_add(v.z, q.z), f_add(v.w, q.w));
         }
-        y[i] = make_float4(apply_act(v.x, act), apply_act(v.y, act), apply_act(v.z, act), apply_act(v.w, act));
+        y[i] = make_float4(ck_act(v.x, act), ck_act(v.y, act), ck_act(v.z, act), ck_act(v.w, act));
     }
 }
 
@@ -171,7 +162,7 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
 #pragma unroll
                 for (int j = 0; j < WIN; j++)
                     if (wi0 + j >= 0 && wi0 + j < (int)W)
-                        in[j] = apply_act(f_add(in[j], ib), in_act);
+                        in[j] = ck_act(f_add(in[j], ib), in_act);
             }
 #pragma unroll
             for (int o = 0; o < DW_OUT; o++)
@@ -191,7 +182,7 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
                     v = make_float4(f_add(v.x, rq.x), f_add(v.y, rq.y), f_add(v.z, rq.z), f_add(v.w, rq.w));
                 }
                 *reinterpret_cast<float4 *>(y + o4) =
-                    make_float4(apply_act(v.x, act), apply_act(v.y, act), apply_act(v.z, act), apply_act(v.w, act));
+                    make_float4(ck_act(v.x, act), ck_act(v.y, act), ck_act(v.z, act), ck_act(v.w, act));
                 continue;
             }
 #pragma unroll
@@ -201,7 +192,7 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
                 float v = a4[o];
                 if (r)
                     v = f_add(v, __ldg(r + o4 + o));
-                y[o4 + o] = apply_act(v, act);
+                y[o4 + o] = ck_act(v, act);
             }
         }
     }
@@ -257,7 +248,7 @@ __device__ static inline void from_bf16_store(float *dst, int64_t o, float v, in
         v = f_add(v, bias[c]);
     if (r)
         v = f_add(v, r[o]);
-    dst[o] = apply_act(v, act);
+    dst[o] = ck_act(v, act);
 }
 
 /* dst (N, S, C) bf16 <- src (N, C, S) f32: per n a C x S transpose through a 32 x 33 shared

@@ -53,6 +53,17 @@ __device__ static inline double ck_block_sum(double v, double *sh)
     return r;
 }
 
+/* An OpAct activation of kernels/ops.h (0 none, 1 ReLU, 2 ReLU6) with cuda_unary's formulas,
+ * which are the CPU's (NaN goes to 0 under ReLU and stays NaN under ReLU6, on both). */
+__device__ static inline float ck_act(float v, int act)
+{
+    if (act == 1)
+        return v > 0 ? v : 0.0f;
+    if (act == 2)
+        return v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
+    return v;
+}
+
 /* IEEE single and double operations, each rounded on its own (no FMA contraction). */
 __device__ static inline float f_add(float a, float b) { return __fadd_rn(a, b); }
 __device__ static inline float f_sub(float a, float b) { return __fsub_rn(a, b); }

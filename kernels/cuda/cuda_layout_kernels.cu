@@ -13,14 +13,6 @@
 
 typedef __nv_bfloat16 bf16;
 
-__device__ static inline float act_of(float v, int act)
-{
-    if (act == 1)
-        return v > 0 ? v : 0.0f;
-    if (act == 2)
-        return v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
-    return v;
-}
 
 /* y (rows, C) bf16 = act(y + b[c] + r) in place; r (rows, C) bf16 or NULL. */
 __global__ static void nhwc_epilogue_kernel(bf16 *y, const float *b, const bf16 *r, int act, uint32_t C,
@@ -32,7 +24,7 @@ __global__ static void nhwc_epilogue_kernel(bf16 *y, const float *b, const bf16 
             v = f_add(v, __ldg(b + i % C));
         if (r)
             v = f_add(v, __bfloat162float(r[i]));
-        y[i] = __float2bfloat16_rn(act_of(v, act));
+        y[i] = __float2bfloat16_rn(ck_act(v, act));
     }
 }
 
@@ -52,7 +44,7 @@ __global__ static void nhwc_epilogue8_kernel(uint4 *y, const float *b, const uin
                 v = f_add(v, __ldg(b + c0 + j));
             if (r)
                 v = f_add(v, __bfloat162float(re[j]));
-            ye[j] = __float2bfloat16_rn(act_of(v, act));
+            ye[j] = __float2bfloat16_rn(ck_act(v, act));
         }
         y[i] = yv;
     }
@@ -109,7 +101,7 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_nhwc_kernel(
                 a1 = fmaf(v.y, __ldg(w + (c + 1) * 9 + kh * 3 + kw), a1);
             }
         }
-        y[i] = __floats2bfloat162_rn(act_of(a0, act), act_of(a1, act));
+        y[i] = __floats2bfloat162_rn(ck_act(a0, act), ck_act(a1, act));
     }
 }
 
@@ -167,8 +159,8 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_nhwc8_kernel(
         bf16 *e0 = (bf16 *)&o0, *e1 = (bf16 *)&o1;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            e0[j] = __float2bfloat16_rn(act_of(acc0[j], act));
-            e1[j] = __float2bfloat16_rn(act_of(acc1[j], act));
+            e0[j] = __float2bfloat16_rn(ck_act(acc0[j], act));
+            e1[j] = __float2bfloat16_rn(ck_act(acc1[j], act));
         }
         size_t o = (((size_t)n * Ho + ho) * Wo + wo0) * C8 + c8;
         y[o] = o0;
@@ -207,7 +199,7 @@ __global__ static void bf16_add_act_kernel(const bf16 *a, const bf16 *b, bf16 *y
         float v = __bfloat162float(a[i]);
         if (b)
             v = f_add(v, __bfloat162float(b[i]));
-        y[i] = __float2bfloat16_rn(act_of(v, act));
+        y[i] = __float2bfloat16_rn(ck_act(v, act));
     }
 }
 
@@ -224,7 +216,7 @@ __global__ static void bf16_add_act8_kernel(const uint4 *a, const uint4 *b, uint
             float v = __bfloat162float(ae[j]);
             if (b)
                 v = f_add(v, __bfloat162float(be[j]));
-            ye[j] = __float2bfloat16_rn(act_of(v, act));
+            ye[j] = __float2bfloat16_rn(ck_act(v, act));
         }
         y[i] = yv;
     }

@@ -107,15 +107,6 @@ typedef struct {
 
 static const BnEp BN_NO_EP = {NULL, NULL, NULL, 0};
 
-__device__ static inline float bn_ep_act(int act, float v)
-{
-    if (act == 1)
-        return v > 0 ? v : 0.0f;
-    if (act == 2)
-        return v < 0 ? 0.0f : (v > 6 ? 6.0f : v);
-    return v;
-}
-
 /* The gradient reaching bn(x) from dy where the epilogue's output is y (cpu_norm.c's ep_grad). */
 __device__ static inline float bn_ep_grad(int act, float y, float dy)
 {
@@ -214,7 +205,7 @@ __global__ static void bn_normalise_kernel(int64_t groups, int64_t C, int64_t S,
 #pragma unroll
         for (int j = 0; j < V; j++) {
             v[j] = (float)d_add(d_mul((double)v[j], sc), sh);
-            v[j] = bn_ep_act(ep.act, ep.r ? f_add(v[j], r[j]) : v[j]);
+            v[j] = ck_act(ep.r ? f_add(v[j], r[j]) : v[j], ep.act);
         }
         bn_store<V>(y + k, v);
     }
