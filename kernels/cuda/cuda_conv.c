@@ -745,6 +745,26 @@ static ConvPlan *choose(Ctx *ctx, int op, const ConvGeom *g, const void *a, cons
     return NULL;
 }
 
+/* x's bf16 channels-last copy (N, Sin, C) for a cuDNN bf16 conv: its shadow when it has one (the
+ * bf16 values a conversion would give), else converted into scratch, or with `keep` (training:
+ * the weight gradient reads it again) into the activation arena, registered as a shadow whose f32
+ * data stays current (cuda_shadow_keep) — a second conv of the same x converts nothing either.
+ * NULL on error (reported). */
+static void *bf16_input(Ctx *ctx, const ConvGeom *g, const Tensor *x, int64_t Sin, bool keep)
+{
+    const CudaShadow *s = cuda_shadow_of(ctx, x);
+    if (s && s->N == g->N && s->C == g->C && s->S == Sin)
+        return s->bf16;
+    size_t bytes = (size_t)((int64_t)g->N * g->C * Sin) * 2;
+    void *xb = keep ? cuda_arena_alloc(ctx, bytes, "a conv input's bf16 copy kept for its backward")
+                    : cuda_scratch(ctx, bytes, "bf16 copy of x");
+    if (!xb || !cuda_launch_to_bf16_channels_last(ctx, tensor_f32(x), xb, g->N, g->C, Sin))
+        return NULL;
+    if (keep && !cuda_shadow_keep(ctx, x, xb, g->N, g->C, Sin))
+        return NULL;
+    return xb;
+}
+
 void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b, Tensor *y)
 {
     if (!cuda_ready(ctx) || g->N == 0)
@@ -776,11 +796,10 @@ void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
         return;
     }
     /* bf16: channels-last copies of x (N, T·H·W, C) and w (K, taps, C/groups), y (N, Sout, K) */
-    void *xb = cuda_scratch(ctx, (size_t)(g->N * g->C * Sin) * 2, "bf16 copy of x");
+    void *xb = bf16_input(ctx, g, x, Sin, ctx->recording);
     void *wb = xb ? cuda_scratch(ctx, (size_t)(g->K * Cg * taps) * 2, "bf16 copy of w") : NULL;
     void *yb = wb ? cuda_scratch(ctx, (size_t)(g->N * g->K * Sout) * 2, "bf16 output") : NULL;
-    if (yb && cuda_launch_to_bf16_channels_last(ctx, px, xb, g->N, g->C, Sin) &&
-        cuda_launch_to_bf16_channels_last(ctx, pw, wb, g->K, Cg, taps) && plan_execute(ctx, p, xb, wb, yb))
+    if (yb && cuda_launch_to_bf16_channels_last(ctx, pw, wb, g->K, Cg, taps) && plan_execute(ctx, p, xb, wb, yb))
         cuda_launch_from_bf16_channels_last(ctx, yb, py, g->N, g->K, Sout, pb, false);
     cuda_scratch_release(ctx);
 }
@@ -956,10 +975,9 @@ void cuda_conv_backward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tens
             if (tmp && plan_execute(ctx, p, (void *)px, tmp, (void *)pdy))
                 cuda_launch_add(ctx, tmp, pdw, nw);
         } else {
-            void *xb = cuda_scratch(ctx, (size_t)nx * 2, "bf16 copy of x");
+            void *xb = bf16_input(ctx, g, x, Sin, false); /* the forward's copy, when training kept it */
             void *dwb = xb ? cuda_scratch(ctx, (size_t)nw * 2, "bf16 dw") : NULL;
-            if (dwb && bf16_dy_once(ctx, g, pdy, Sout, &dyb) &&
-                cuda_launch_to_bf16_channels_last(ctx, px, xb, g->N, g->C, Sin) && plan_execute(ctx, p, xb, dwb, dyb))
+            if (dwb && bf16_dy_once(ctx, g, pdy, Sout, &dyb) && plan_execute(ctx, p, xb, dwb, dyb))
                 cuda_launch_from_bf16_channels_last(ctx, dwb, pdw, g->K, Cg, taps, NULL, true);
         }
     }

@@ -286,6 +286,9 @@ bool cuda_resident_active(const Ctx *ctx);
 /* The shadow of exactly t (same address and size), or NULL. Valid until the next add/drop. */
 const CudaShadow *cuda_shadow_of(const Ctx *ctx, const Tensor *t);
 bool cuda_shadow_add(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S);
+/* Registers bf16 as a channels-last copy of t whose f32 data stays current (canon): training keeps
+ * a conv input's copy for the weight gradient (cuda_conv.c). */
+bool cuda_shadow_keep(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S);
 /* Before reading t's f32 data: converts stale shadows overlapping it back (once). */
 void cuda_layout_in(Ctx *ctx, const Tensor *t);
 /* Before writing t's f32 data: as cuda_layout_in, then forgets the overlapping shadows. */

@@ -108,7 +108,7 @@ const CudaShadow *cuda_shadow_of(const Ctx *ctx, const Tensor *t)
     return NULL;
 }
 
-bool cuda_shadow_add(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S)
+static bool shadow_register(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S, bool canon)
 {
     CudaState *st = cuda_state(ctx);
     CudaShadow *shadows = cuda_grow(ctx, st->shadows, &st->cap_shadows, st->n_shadows, sizeof *shadows, 256,
@@ -117,8 +117,18 @@ bool cuda_shadow_add(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C
         return false;
     st->shadows = shadows;
     st->shadows[st->n_shadows++] = (CudaShadow){
-        .base = (const char *)t->data, .bytes = tensor_bytes(t), .bf16 = bf16, .N = N, .C = C, .S = S, .canon = false};
+        .base = (const char *)t->data, .bytes = tensor_bytes(t), .bf16 = bf16, .N = N, .C = C, .S = S, .canon = canon};
     return true;
+}
+
+bool cuda_shadow_add(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S)
+{
+    return shadow_register(ctx, t, bf16, N, C, S, false);
+}
+
+bool cuda_shadow_keep(Ctx *ctx, const Tensor *t, void *bf16, int64_t N, int64_t C, int64_t S)
+{
+    return shadow_register(ctx, t, bf16, N, C, S, true);
 }
 
 /* Makes the f32 data of every shadow overlapping [p, p + bytes) current; with drop, forgets

@@ -200,6 +200,57 @@ static void test_fused_op_layer(void **state)
     gpu_end(e);
 }
 
+/* bf16 training: the forward keeps a conv input's bf16 copy (cuda_conv.c's bf16_input) for the
+ * weight gradient. The gradient must be the one a fresh conversion gives, bit for bit: two convs
+ * of the same x recorded (the second reuses the first's copy), then one backward, against the
+ * conv backward slot called directly (scratch conversion). A write to x in between must drop the
+ * copy: after x is zeroed in place, the next recorded conv's weight gradient is zero. */
+static void test_bf16_kept_conv_input(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "bf16 training: a conv input's kept bf16 copy gives the fresh conversion's dw");
+    cuda_set_precision(e->gpu, CUDA_PRECISION_BF16);
+    const int N = 2, C = 8, K = 16, H = 9, W = 9;
+    Tensor *hx = gh_rand(e, 8600, -1, 1, DIMS(N, C, H, W)), *hw = gh_rand(e, 8601, -0.5f, 0.5f, DIMS(K, C, 3, 3));
+    Tensor *hw2 = gh_rand(e, 8602, -0.5f, 0.5f, DIMS(K, C, 1, 1));
+    Tensor *hdy = gh_rand(e, 8603, -1, 1, DIMS(N, K, H, W));
+    /* reference: the slot, no recording (x converted into scratch) */
+    ConvGeom g = {.N = N, .C = C, .K = K, .T = 1, .H = H, .W = W, .kt = 1, .kh = 3, .kw = 3, .st = 1, .sh = 1,
+                  .sw = 1, .pt = 0, .ph = 1, .pw = 1, .dt = 1, .dh = 1, .dw = 1, .groups = 1, .To = 1, .Ho = H, .Wo = W};
+    ConvGeom g2 = g;
+    g2.kh = g2.kw = 1, g2.ph = g2.pw = 0;
+    Tensor *rw = gd(e, gh_like(e, hw)), *rw2 = gd(e, gh_like(e, hw2)); /* zeros */
+    GPU(conv_backward, &g, gd(e, hx), gd(e, hw), gd(e, hdy), NULL, rw, NULL);
+    GPU(conv_backward, &g2, gd(e, hx), gd(e, hw2), gd(e, hdy), NULL, rw2, NULL);
+    Tensor *ref = gh_like(e, hw), *ref2 = gh_like(e, hw2);
+    if (!cuda_tensor_to_host(e->gpu, rw, ref) || !cuda_tensor_to_host(e->gpu, rw2, ref2))
+        gpu_expect_ok(e, "download of the reference gradients");
+    /* recorded: L = Σ conv3x3(x)·dy + Σ conv1x1(x)·dy */
+    Tensor *x = upload(e, hx, false), *w = upload(e, hw, true), *w2 = upload(e, hw2, true), *dy = gd(e, hdy);
+    e->gpu->recording = true;
+    ctx_set_training(e->gpu, true);
+    Tensor *y = op_conv2d(e->gpu, x, w, NULL, 1, 1, 1), *y2 = op_conv2d(e->gpu, x, w2, NULL, 1, 0, 1);
+    Tensor *l = op_add(e->gpu, op_sum_all(e->gpu, op_mul(e->gpu, y, dy)), op_sum_all(e->gpu, op_mul(e->gpu, y2, dy)));
+    if (l)
+        tape_backward(e->gpu, l);
+    tape_clear(e->gpu->tape);
+    gpu_expect_ok(e, "recorded convs and backward");
+    gpu_expect_equal(e, "3x3 dw from the kept copy == the fresh conversion's", w->grad, ref);
+    gpu_expect_equal(e, "1x1 dw (second conv of the same x) == the fresh conversion's", w2->grad, ref2);
+    /* x zeroed in place: its kept copy must go, so the next conv's dw is exactly zero */
+    e->gpu->ops->device_memset(e->gpu, x->data, 0, tensor_bytes(x));
+    Tensor *w3 = upload(e, hw, true);
+    Tensor *y3 = op_conv2d(e->gpu, x, w3, NULL, 1, 1, 1);
+    Tensor *l3 = op_sum_all(e->gpu, op_mul(e->gpu, y3, dy));
+    if (l3)
+        tape_backward(e->gpu, l3);
+    tape_clear(e->gpu->tape);
+    e->gpu->recording = false;
+    ctx_set_training(e->gpu, false);
+    gpu_expect_ok(e, "conv after x was overwritten");
+    gpu_expect_equal(e, "dw after x was zeroed in place: zero (the stale copy was dropped)", w3->grad, gh_like(e, hw));
+    gpu_end(e);
+}
+
 /* ---- bf16 channels-last activations between layers (cuda_layout.c) ---------------------- */
 
 /* A MobileNetV2 block and a TSM-ResNet-like tail through the op layer on the GPU at BF16 with
@@ -358,6 +409,7 @@ int test_group_cuda_fused(int *total)
         cmocka_unit_test(test_fused_op_layer),
         cmocka_unit_test(test_resident_bf16_chain),
         cmocka_unit_test(test_resident_depthwise),
+        cmocka_unit_test(test_bf16_kept_conv_input),
         cmocka_unit_test(test_deferred_epilogue),
     };
     return gpu_run_group("cuda_fused", tests, sizeof tests / sizeof tests[0], total);
