@@ -10,7 +10,8 @@
 # f32 epilogue; 5d after the 2 GiB cuDNN workspace limit; 5e after candidates timed in groups of
 # back-to-back runs and the 16-byte epilogue for planes of any size; 5h after 16-byte loads and
 # stores in the f32 depthwise 3x3 kernel; 5i after the deferred f32 epilogues; 6e (REPORT section 4)
-# after session 6's training-step kernels, with run_h100_train_bench.sh in the same call.
+# after session 6's training-step kernels, with run_h100_train_bench.sh in the same call; 6h on
+# the tree after the fused batch norm and the shared device activation.
 set -uo pipefail
 tag=${1:?usage: run_h100_inference_bench.sh TAG}
 OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT" "$OUT/r"

@@ -9,7 +9,8 @@
 # --nondeterministic (6d); 6e after the one-shape add backward, in the call of
 # run_h100_inference_bench.sh session6e (SKIP_TEST_GPU=1: that script ran `make test-gpu`); 6f
 # with `make test-gpu` and 15 PyTorch samples per row (5 before: its batch-8 step moved 133 -> 147
-# ms between two calls).
+# ms between two calls); 6g after the fused batch norm + residual + activation; 6i after keeping
+# the bf16 copies of conv inputs for the weight gradients.
 set -uo pipefail
 tag=${1:?usage: run_h100_train_bench.sh TAG}
 OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT/r"
