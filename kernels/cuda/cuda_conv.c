@@ -27,7 +27,9 @@
  * Layouts: FP32 and TF32 run on the backend's own f32 NC(T)HW tensors. BF16 converts x, w and
  * dy into bf16 channels-last copies in the per-op workspace (the layout cuDNN's bf16 tensor-core
  * engines want), runs on those, and converts the result back into f32 (adding the bias, or
- * accumulating into the gradient, in the same pass). The fused forward (conv_bias_act_forward)
+ * accumulating into the gradient, in the same pass). In training x's copy goes to the activation
+ * arena instead and is kept for the weight gradient (bf16_input); one copy of dy serves both
+ * gradients of a backward call. The fused forward (conv_bias_act_forward)
  * at BF16 instead reads x's bf16 channels-last shadow when it has one and leaves y as a shadow
  * (bias, residual and activation applied in place), see cuda_layout.c; every conv entry point
  * asks cuda_layout.c for the canonical f32 form of what it reads as f32.

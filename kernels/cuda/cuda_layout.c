@@ -15,8 +15,11 @@
  * (begin_pass, cuda_arena_reserve), as the addresses are reused then. The same wrappers apply
  * the deferred epilogues of FP32 / TF32 (below). Lookups are by address
  * range, so a view into a shadowed tensor (same memory, other shape, or an offset) is
- * canonicalised too. With no shadow registered (FP32, TF32, training, or resident mode off)
- * every wrapper returns at its first test.
+ * canonicalised too. With no shadow registered (FP32, TF32, or resident mode off outside bf16
+ * training) every wrapper returns at its first test. bf16 training registers shadows of another
+ * kind: a conv input's copy kept for its weight gradient (cuda_shadow_keep), whose f32 data stays
+ * current; any write to the tensor drops it like the others; the layout-aware slots never read
+ * shadows while recording (cuda_resident_active).
  */
 #include <stdlib.h>
 #include <string.h>
