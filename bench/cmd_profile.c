@@ -84,6 +84,7 @@ typedef struct {
     int modes;
     bool no_cupti, no_fold;
     bool no_autotune; /* --no-autotune: the heuristics' first cuDNN plan, untimed */
+    bool no_conv_gemm; /* --no-conv-gemm: cuDNN for the fp32 1x1 convs too (not the SGEMM kernel) */
     bool nondeterministic; /* --nondeterministic: cuDNN engines that use atomics are acceptable */
     bool train; /* --train: time training steps (forward + backward of the training loss) */
     unsigned long long seed;
@@ -100,7 +101,7 @@ static void usage(FILE *out)
             "usage: focusbench profile --preset P [--method M] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
             "                          [--batch 1,8,32] [--mode eager|graph|both] [--no-cupti] [--repeats N]\n"
             "                          [--min-time S] [--max-time S] [--warmup N] [--split-repeats N]\n"
-            "                          [--top-kernels N] [--no-fold] [--no-autotune] [--nondeterministic]\n"
+            "                          [--top-kernels N] [--no-fold] [--no-autotune] [--no-conv-gemm] [--nondeterministic]\n"
             "                          [--train] [--seed N]\n"
             "                          [--csv FILE] [size overrides]\n\n"
             "Latency and throughput of a method in eval mode with random weights, on a random normalised clip\n"
@@ -126,7 +127,9 @@ static void usage(FILE *out)
             "  --top-kernels N   kernels listed per batch size (default 10; all are in the CSV)\n"
             "  --no-fold         keep the backbones' batch norms (default: folded into the convs for inference)\n"
             "  --no-autotune     cuda: run the cuDNN heuristics' first plan of each conv shape (default: time up\n"
-            "                    to 8 candidates on the planning pass and keep the fastest, as cudnn.benchmark)\n"
+            "                    to 24 candidates on the planning pass and keep the fastest, as cudnn.benchmark)\n"
+            "  --no-conv-gemm    cuda, fp32: run the 1x1 convs on cuDNN as well (default: focusbench's SGEMM kernel\n"
+            "                    with the bias, residual and activation inside, where it timed faster than cuDNN)\n"
             "  --nondeterministic cuda: cuDNN engines noted nondeterministic (atomics: the last bits vary run to\n"
             "                    run) may run, as under PyTorch's default cudnn.deterministic = False (default:\n"
             "                    deterministic engines only; the CSV's pass rows say which)\n"
@@ -264,6 +267,10 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
             a->no_autotune = true;
             continue;
         }
+        if (strcmp(opt, "--no-conv-gemm") == 0) {
+            a->no_conv_gemm = true;
+            continue;
+        }
         if (strcmp(opt, "--train") == 0) {
             a->train = true;
             continue;
@@ -340,6 +347,8 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
         USAGE_ERR("--mode %s needs --device cuda (CUDA graphs)", mode);
     if (!cuda && a->nondeterministic)
         USAGE_ERR("--nondeterministic needs --device cuda (it chooses among cuDNN's engines)");
+    if (!cuda && a->no_conv_gemm)
+        USAGE_ERR("--no-conv-gemm needs --device cuda (it chooses between a CUDA kernel and cuDNN)");
     if (a->train) {
         if (mode && strcmp(mode, "eager") != 0)
             USAGE_ERR("--train times eager training steps; --mode %s is not available with it", mode);
@@ -1338,10 +1347,12 @@ static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, c
     for (int i = 0; i < n_tr; i++) {
         const TimingResult *t = &tr[i];
         double med_s = t->measured ? t->st.median * 1e-3 : NAN;
-        char note[sizeof t->note + 64];
-        snprintf(note, sizeof note, "%s%s%s", t->note,
+        char note[sizeof t->note + 128];
+        snprintf(note, sizeof note, "%s%s%s%s%s", t->note,
                  a->nondeterministic && t->note[0] ? "; " : "",
-                 a->nondeterministic ? "cuDNN nondeterministic engines allowed (--nondeterministic)" : "");
+                 a->nondeterministic ? "cuDNN nondeterministic engines allowed (--nondeterministic)" : "",
+                 a->no_conv_gemm && (t->note[0] || a->nondeterministic) ? "; " : "",
+                 a->no_conv_gemm ? "fp32 1x1 convs on cuDNN (--no-conv-gemm)" : "");
         CsvRow row = {
             .batch = t->batch, .mode = mode_name(t->mode), .level = "pass", .component = "total",
             .timing = lat_timing, .reasons = t->reasons, .note = note, .samples = t->measured ? t->st.n : 0,
@@ -1558,6 +1569,8 @@ int cmd_profile(int argc, char **argv)
         if (ctx) {
             cuda_set_conv_autotune(ctx, !a.no_autotune);
             cuda_set_conv_nondeterministic(ctx, a.nondeterministic);
+            if (a.no_conv_gemm)
+                cuda_set_conv_gemm(ctx, false);
         }
 #endif
     } else {
@@ -1660,12 +1673,18 @@ int cmd_profile(int argc, char **argv)
                : strcmp(a.precision, "tf32") == 0 ? "convolutions and GEMMs on TF32 tensor cores, fp32 accumulate"
                                                   : "convolutions and GEMMs with bf16 inputs, fp32 accumulate");
         printf("cuDNN plans: %s\n", cuda_get_conv_autotune(ctx)
-                                       ? "autotuned (the fastest of up to 8 heuristic candidates per conv shape, timed "
+                                       ? "autotuned (the fastest of up to 24 heuristic candidates per conv shape, timed "
                                          "once on the planning pass)"
                                        : "the heuristics' first acceptable config per conv shape (--no-autotune)");
         printf("cuDNN engines: %s\n", cuda_get_conv_nondeterministic(ctx)
                                           ? "nondeterministic ones allowed (--nondeterministic; as PyTorch's default)"
                                           : "deterministic only (reruns are bit-identical)");
+        if (strcmp(a.precision, "fp32") == 0)
+            printf("1x1 convs: %s\n", cuda_get_conv_gemm(ctx)
+                                          ? "focusbench's SGEMM kernel (FFMA) with bias, residual and activation "
+                                            "inside, per shape where it timed faster than cuDNN + the epilogue pass "
+                                            "(--no-conv-gemm: cuDNN)"
+                                          : "cuDNN, like the others (--no-conv-gemm or FOCUSBENCH_CONV_GEMM=0)");
     } else
 #endif
     {

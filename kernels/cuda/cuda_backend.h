@@ -61,8 +61,20 @@ void cuda_set_conv_path(Ctx *ctx, CudaConvPath path);
  * cuDNN's grouped 3-D kernel ran ~100x below the memory roofline on H100, research/ecosystem.md). */
 void cuda_set_depthwise_custom(Ctx *ctx, bool on);
 
-/* Autotuning of the cuDNN convolution plans: each new shape's first execution times up to 8
- * acceptable engine configs of the heuristics on its own buffers and keeps the fastest (as
+/* FP32: 1x1 convolutions (stride 1, no padding, groups 1) on focusbench's SGEMM kernel with the
+ * bias, residual and activation inside (kernels/cuda/cuda_conv1x1.cu) instead of cuDNN plus a
+ * separate epilogue pass; with autotuning on, per shape whichever of the two timed faster.
+ * Default on (FOCUSBENCH_CONV_GEMM=0 in the environment turns it off at creation). Applies to the
+ * fused conv op (inference); training keeps cuDNN. */
+void cuda_set_conv_gemm(Ctx *ctx, bool on);
+bool cuda_get_conv_gemm(const Ctx *ctx);
+/* The kernel's tile configs: how many; cuda_set_conv1x1_config forces one (0 .. count-1) for
+ * every such conv, -1 (the default) lets the rule or the timing choose. For tests. */
+int cuda_conv1x1_configs(void);
+void cuda_set_conv1x1_config(Ctx *ctx, int cfg);
+
+/* Autotuning of the cuDNN convolution plans: each new shape's first execution times up to 24
+ * acceptable engine configs of the heuristics (mode A's list, then the fallback list) on its own buffers and keeps the fastest (as
  * PyTorch's cudnn.benchmark). Default off, so that which engine runs, and hence the rounding,
  * never depends on timing noise (FOCUSBENCH_CUDNN_AUTOTUNE=1 in the environment turns it on at
  * creation); `focusbench profile` turns it on. Applies to plans built after the call. */

@@ -491,6 +491,9 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->depthwise_custom = true;
     const char *resident = getenv("FOCUSBENCH_CUDA_RESIDENT"); /* "0": f32 between layers at BF16 too */
     st->resident = !(resident && strcmp(resident, "0") == 0);
+    const char *conv_gemm = getenv("FOCUSBENCH_CONV_GEMM"); /* "0": cuDNN for the 1x1 convs at FP32 too */
+    st->conv_gemm = !(conv_gemm && strcmp(conv_gemm, "0") == 0);
+    st->conv1x1_force = -1;
     const char *defer = getenv("FOCUSBENCH_CUDA_DEFER_EPILOGUE"); /* "0": every epilogue at once */
     st->defer_epilogue = !(defer && strcmp(defer, "0") == 0);
     st->arena.name = "activation";
@@ -533,6 +536,23 @@ void cuda_set_depthwise_custom(Ctx *ctx, bool on)
 {
     if (cuda_state(ctx))
         cuda_state(ctx)->depthwise_custom = on;
+}
+
+void cuda_set_conv_gemm(Ctx *ctx, bool on)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->conv_gemm = on;
+}
+
+bool cuda_get_conv_gemm(const Ctx *ctx)
+{
+    return cuda_state(ctx) && cuda_state(ctx)->conv_gemm;
+}
+
+void cuda_set_conv1x1_config(Ctx *ctx, int cfg)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->conv1x1_force = cfg >= 0 && cfg < cuda_conv1x1_configs() ? cfg : -1;
 }
 
 void cuda_set_conv_autotune(Ctx *ctx, bool on)

@@ -100,6 +100,10 @@ typedef struct {
     ConvCandidate cand[CONV_TUNE_MAX];
     int n_cand;
     bool tuned;
+    /* FP32 1x1 forward (cuda_conv1x1.cu): the kernel config that runs it, or -1 for cuDNN (plus
+     * the f32 epilogue); decided on the shape's first fused call (pointwise_choice) */
+    bool pw_decided;
+    int pw_cfg;
     cudnnBackendDescriptor_t keep[CONV_KEEP]; /* graph pieces kept alive with the plans */
     int n_keep;
     char info[160];
@@ -634,15 +638,17 @@ static cudnnStatus_t plan_run(cudnnHandle_t handle, cudnnBackendDescriptor_t pla
     return s;
 }
 
-/* `runs` executions of candidate c between one pair of events: their mean in ms (INFINITY when
- * one fails: a refusing engine is skipped, not reported). */
-static float candidate_runs(CudaState *st, const ConvCandidate *c, void *ws, cudaEvent_t e0, cudaEvent_t e1, void *x,
-                            void *w, void *y, int runs)
+/* One run of something being timed; false when it failed (it is then skipped, not reported). */
+typedef bool (*TimedRun)(void *arg);
+
+/* `runs` executions of run(arg) between one pair of events: their mean in ms (INFINITY when one
+ * fails). */
+static float timed_runs(CudaState *st, TimedRun run, void *arg, cudaEvent_t e0, cudaEvent_t e1, int runs)
 {
     float ms = 0;
     bool ok = cudaEventRecord(e0, st->stream) == cudaSuccess;
     for (int i = 0; ok && i < runs; i++)
-        ok = plan_run(st->cudnn, c->plan, ws, x, w, y) == CUDNN_STATUS_SUCCESS;
+        ok = run(arg);
     ok = ok && cudaEventRecord(e1, st->stream) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
          cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess;
     if (!ok) {
@@ -652,21 +658,61 @@ static float candidate_runs(CudaState *st, const ConvCandidate *c, void *ws, cud
     return ms / (float)runs;
 }
 
-/* Candidate c's time per execution: one untimed run, then the fastest of CONV_TUNE_REPS timed
+/* run(arg)'s time per execution: one untimed run, then the fastest of CONV_TUNE_REPS timed
  * groups, each group as many back-to-back runs as fill CONV_TUNE_GROUP_MS (a single run of a
  * small convolution is a few microseconds, below what one event pair resolves, and launch gaps
  * would decide the choice). */
-static float candidate_time(CudaState *st, const ConvCandidate *c, void *ws, cudaEvent_t e0, cudaEvent_t e1,
-                            void *x, void *w, void *y)
+static float timed_best(CudaState *st, TimedRun run, void *arg, cudaEvent_t e0, cudaEvent_t e1)
 {
-    float once = candidate_runs(st, c, ws, e0, e1, x, w, y, 1);
+    float once = timed_runs(st, run, arg, e0, e1, 1);
     if (!isfinite(once))
         return INFINITY;
     int runs = once >= CONV_TUNE_GROUP_MS ? 1 : (int)fminf(64.0f, ceilf(CONV_TUNE_GROUP_MS / fmaxf(once, 1e-3f)));
     float best = INFINITY;
     for (int r = 0; r < CONV_TUNE_REPS; r++)
-        best = fminf(best, candidate_runs(st, c, ws, e0, e1, x, w, y, runs));
+        best = fminf(best, timed_runs(st, run, arg, e0, e1, runs));
     return best;
+}
+
+/* A cuDNN candidate on given buffers, with the f32 epilogue after it when `epi` is set (the
+ * 1x1 choice below compares that pair with the fused kernel). */
+typedef struct {
+    Ctx *ctx;
+    const ConvCandidate *c;
+    void *ws, *x, *w, *y;
+    bool epi;
+    const float *b, *r;
+    int act;
+    int64_t N, K, P;
+} CandidateRun;
+
+static bool candidate_run(void *arg)
+{
+    CandidateRun *a = arg;
+    CudaState *st = cuda_state(a->ctx);
+    if (plan_run(st->cudnn, a->c->plan, a->ws, a->x, a->w, a->y) != CUDNN_STATUS_SUCCESS)
+        return false;
+    return !a->epi || cuda_launch_conv_epilogue(a->ctx, a->y, a->b, a->r, a->act, a->N, a->K, a->P);
+}
+
+/* Events for timing, or false (reported). */
+static bool events_create(Ctx *ctx, cudaEvent_t *e0, cudaEvent_t *e1)
+{
+    *e0 = *e1 = NULL;
+    if (CUDA_OK(ctx, cudaEventCreate(e0)) && CUDA_OK(ctx, cudaEventCreate(e1)))
+        return true;
+    if (*e0)
+        cudaEventDestroy(*e0);
+    return false;
+}
+
+/* Whether timing may run now: not while a CUDA graph is being captured or the workspace arena
+ * is frozen (*ok false: the capture query failed, reported). */
+static bool may_time(Ctx *ctx, bool *ok)
+{
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    *ok = CUDA_OK(ctx, cudaStreamIsCapturing(cuda_state(ctx)->stream, &capture));
+    return *ok && capture == cudaStreamCaptureStatusNone && !ctx->scratch.frozen;
 }
 
 /* Autotuning (cudnn.benchmark's approach): times every candidate on this call's own buffers —
@@ -676,25 +722,21 @@ static float candidate_time(CudaState *st, const ConvCandidate *c, void *ws, cud
 static bool plan_autotune(Ctx *ctx, ConvPlan *p, void *x, void *w, void *y)
 {
     CudaState *st = cuda_state(ctx);
-    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    if (!CUDA_OK(ctx, cudaStreamIsCapturing(st->stream, &capture)))
-        return false;
-    if (capture != cudaStreamCaptureStatusNone || ctx->scratch.frozen)
-        return true;
+    bool ok;
+    if (!may_time(ctx, &ok))
+        return ok;
     int64_t ws_max = 0;
     for (int i = 0; i < p->n_cand; i++)
         ws_max = p->cand[i].ws > ws_max ? p->cand[i].ws : ws_max;
     void *ws = ws_max > 0 ? cuda_scratch(ctx, (size_t)ws_max, "cuDNN autotuning workspace") : NULL;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    if ((ws_max > 0 && !ws) || !CUDA_OK(ctx, cudaEventCreate(&e0)) || !CUDA_OK(ctx, cudaEventCreate(&e1))) {
-        if (e0)
-            cudaEventDestroy(e0);
+    cudaEvent_t e0, e1;
+    if ((ws_max > 0 && !ws) || !events_create(ctx, &e0, &e1))
         return false;
-    }
     float ms[CONV_TUNE_MAX];
     int best = 0;
     for (int i = 0; i < p->n_cand; i++) {
-        ms[i] = candidate_time(st, &p->cand[i], ws, e0, e1, x, w, y);
+        CandidateRun run = {.ctx = ctx, .c = &p->cand[i], .ws = ws, .x = x, .w = w, .y = y};
+        ms[i] = timed_best(st, candidate_run, &run, e0, e1);
         if (ms[i] < ms[best])
             best = i;
     }
@@ -817,6 +859,86 @@ void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
     cuda_scratch_release(ctx);
 }
 
+/* A config of the 1x1 kernel on given buffers. */
+typedef struct {
+    Ctx *ctx;
+    int cfg;
+    const ConvGeom *g;
+    const float *x, *w, *b, *r;
+    int act;
+    float *y;
+} Conv1x1Run;
+
+static bool conv1x1_run(void *arg)
+{
+    Conv1x1Run *a = arg;
+    return cuda_launch_conv1x1(a->ctx, a->cfg, a->g, a->x, a->w, a->b, a->r, a->act, a->y);
+}
+
+/* Which path runs this FP32 1x1 shape: a config of the 1x1 kernel (>= 0) or cuDNN (-1). Without
+ * autotuning, the kernel with the config cuda_conv1x1_default_config picks (no timing noise in
+ * the choice); with it, on the shape's first call, the fastest of cuDNN's autotuned plan plus the
+ * epilogue pass it needs (none when the epilogue would be deferred to the reader) and every
+ * config of the kernel, timed on this call's buffers (the output is rewritten by the caller). */
+static int pointwise_choice(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
+                            const float *r, int act, float *y)
+{
+    CudaState *st = cuda_state(ctx);
+    if (st->conv1x1_force >= 0)
+        return st->conv1x1_force;
+    ConvPlan *p = plan_get(ctx, CONV_OP_FWD, g);
+    if (!p)
+        return -1;
+    if (p->pw_decided)
+        return p->pw_cfg;
+    int cfg = cuda_conv1x1_default_config(g);
+    bool ok = true;
+    if (!st->conv_autotune || !p->cudnn || !may_time(ctx, &ok)) {
+        p->pw_decided = ok && !st->conv_autotune; /* with autotuning on, time it on a later call */
+        p->pw_cfg = cfg;
+        return ok ? cfg : -1;
+    }
+    /* cuDNN's candidates first (plan_execute tunes them and runs the fastest once) */
+    if (!plan_execute(ctx, p, (void *)x, (void *)w, y))
+        return -1;
+    const ConvCandidate *c = &p->cand[0];
+    void *ws = c->ws > 0 ? cuda_scratch(ctx, (size_t)c->ws, "cuDNN convolution workspace") : NULL;
+    cudaEvent_t e0, e1;
+    if ((c->ws > 0 && !ws) || !events_create(ctx, &e0, &e1))
+        return -1;
+    int64_t P = (int64_t)g->To * g->Ho * g->Wo;
+    CandidateRun cr = {.ctx = ctx, .c = c, .ws = ws, .x = (void *)x, .w = (void *)w, .y = y,
+                       .epi = r || (b && !cuda_epilogue_deferrable(ctx)) || (!b && act != 0),
+                       .b = b, .r = r, .act = act, .N = g->N, .K = g->K, .P = P};
+    float best_ms = timed_best(st, candidate_run, &cr, e0, e1), cudnn_ms = best_ms;
+    int best = -1;
+    char times[256];
+    int len = snprintf(times, sizeof times, "cuDNN%s %.3f ms", cr.epi ? "+epilogue" : "", (double)cudnn_ms);
+    for (int i = 0; i < cuda_conv1x1_configs() && ctx_ok(ctx); i++) {
+        Conv1x1Run kr = {.ctx = ctx, .cfg = i, .g = g, .x = x, .w = w, .b = b, .r = r, .act = act, .y = y};
+        float ms = timed_best(st, conv1x1_run, &kr, e0, e1);
+        if (len < (int)sizeof times)
+            len += snprintf(times + len, sizeof times - (size_t)len, ", %s %.3f", cuda_conv1x1_config_name(i),
+                            (double)ms);
+        if (ms < best_ms)
+            best_ms = ms, best = i;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    cuda_scratch_release(ctx);
+    if (!ctx_ok(ctx))
+        return -1;
+    p->pw_decided = true;
+    p->pw_cfg = best;
+    if (st->verbose) {
+        char geom[200];
+        describe_geom(g, geom, sizeof geom);
+        fprintf(stderr, "focusbench cuda: conv1x1 %s: %s -> %s\n", geom, times,
+                best >= 0 ? cuda_conv1x1_config_name(best) : "cuDNN");
+    }
+    return best;
+}
+
 /* The fused op: the forward's paths with the epilogue (bias, residual, activation) folded into
  * the last pass over y — the depthwise kernel's store, the fp32 epilogue after cuDNN, or the
  * conversion of cuDNN's bf16 channels-last output back into f32. */
@@ -845,6 +967,23 @@ void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, co
     cuda_layout_in(ctx, w);
     cuda_layout_in(ctx, b);
     cuda_layout_out(ctx, y);
+    if (cuda_state(ctx)->conv_gemm && cuda_state(ctx)->conv_path == CUDA_CONV_AUTO &&
+        cuda_state(ctx)->precision == CUDA_PRECISION_FP32 && cuda_conv1x1_suits(g, pw)) {
+        /* FP32 1x1: the SGEMM kernel with the whole epilogue inside, unless cuDNN (plus the
+         * epilogue pass) timed faster for this shape */
+        cuda_layout_in(ctx, x);
+        cuda_layout_in(ctx, residual);
+        int cfg = pointwise_choice(ctx, g, px, pw, pb, pr, act, py);
+        if (!ctx_ok(ctx))
+            return;
+        if (cfg >= 0) {
+            if (cuda_launch_conv1x1(ctx, cfg, g, px, pw, pb, pr, act, py))
+                snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv,
+                         "conv1x1 kernel %s, fused epilogue (fp32)", cuda_conv1x1_config_name(cfg));
+            cuda_scratch_release(ctx);
+            return;
+        }
+    }
     ConvPlan *p = choose(ctx, CONV_OP_FWD, g, px, pw, py);
     if (!ctx_ok(ctx))
         return;

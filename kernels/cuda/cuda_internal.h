@@ -86,6 +86,8 @@ typedef struct CudaState {
     bool verbose; /* FOCUSBENCH_CUDA_VERBOSE=1: print each new conv / GEMM plan on stderr */
     bool conv_autotune; /* time the candidate cuDNN plans of each new conv shape (cuda_conv.c) */
     bool conv_nondeterministic; /* cuDNN engines whose results vary run to run are acceptable */
+    bool conv_gemm;             /* FP32 1x1 convs on the SGEMM kernel of cuda_conv1x1.cu */
+    int conv1x1_force;          /* >= 0: that tile config of the kernel for every such conv */
     int device;
     int sm_count;
     size_t cudnn_version;
@@ -354,6 +356,18 @@ void cuda_linear_backward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const 
 GemmPlanCache *cuda_gemm_cache_create(void);
 void cuda_gemm_cache_destroy(GemmPlanCache *c);
 int cuda_gemm_cache_size(const GemmPlanCache *c);
+
+/* ---- cuda_conv1x1.cu (FP32 1x1 convolutions as one SGEMM with the epilogue inside) -------- */
+/* A 1x1 conv the kernel takes: stride 1, no padding, groups 1, C % 4 == 0, w 16-byte aligned,
+ * N·C·S and N·K·S below 2^31. */
+bool cuda_conv1x1_suits(const ConvGeom *g, const float *w);
+/* The tile configs (how many: cuda_conv1x1_configs in cuda_backend.h): a name for each, and the
+ * one used without timing. */
+const char *cuda_conv1x1_config_name(int cfg);
+int cuda_conv1x1_default_config(const ConvGeom *g);
+/* y (N, K, S) = act((conv1x1(x, w) + b[k]) + r) (b, r may be NULL; act an OpAct value). */
+bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
+                         const float *r, int act, float *y);
 
 /* ---- cuda_gemm_kernels.cu (fallback GEMM) ------------------------------------------------ */
 /* Column-major D (m×n, ld ldd) = op(A)·op(B) + beta·D (+ bias[i] on row i when bias is set),

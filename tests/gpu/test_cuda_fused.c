@@ -1,8 +1,9 @@
 /* test_cuda_fused.c — the fused conv epilogues and the fast depthwise kernel of the CUDA backend
  * against the CPU reference (group cuda_fused): conv_bias_act_forward (y = act(conv + b +
  * residual)) on depthwise 3x3 (the tiled kernel), a depthwise 5x5 (the direct kernel plus the
- * epilogue), dense 1x1 / 3x3 convs (cuDNN plus the fp32 epilogue, or the bf16 channels-last
- * conversion carrying the epilogue), at fp32 / tf32 / bf16 with their tolerances, outputs
+ * epilogue), dense 1x1 / 3x3 convs (cuDNN plus the fp32 epilogue, the fp32 1x1s on the SGEMM
+ * kernel with the epilogue inside and forced onto cuDNN too, or the bf16 channels-last conversion
+ * carrying the epilogue), at fp32 / tf32 / bf16 with their tolerances, outputs
  * poisoned with NaN first (the GPU context of the tests poisons every new block), each result
  * repeated bit for bit; and the fused op through the op layer equal to the unfused chain on the
  * GPU (forward), with its backward (the recorded chain) against the CPU; deferred epilogues
@@ -46,6 +47,10 @@ static const FusedCase CASES[] = {
      * cases above with P % 4 != 0 exercise quads straddling two planes) */
     {"dense 1x1 8x8 planes, bias + residual + ReLU6", 2, 16, 24, 8, 8, 1, 1, 0, 1, true, true, OP_ACT_RELU6},
     {"dense 3x3 12x12 planes, bias, ReLU", 3, 8, 20, 12, 12, 3, 1, 1, 1, true, false, OP_ACT_RELU},
+    /* the FP32 1x1s run on the SGEMM kernel (cuda_conv1x1.cu): every epilogue it carries */
+    {"dense 1x1, bias + ReLU (bottleneck start)", 3, 40, 20, 6, 6, 1, 1, 0, 1, true, false, OP_ACT_RELU},
+    {"dense 1x1, no bias, no act", 2, 16, 8, 5, 5, 1, 1, 0, 1, false, false, OP_ACT_NONE},
+    {"dense 1x1, residual + ReLU, no bias", 2, 24, 32, 4, 4, 1, 1, 0, 1, false, true, OP_ACT_RELU},
 };
 
 static ConvGeom geom_of(const FusedCase *c)
@@ -76,8 +81,9 @@ static void test_fused_conv_epilogues(void **state)
         CPU(conv_bias_act_forward, &g, x, w, b, r, fc->act, y);
         Tensor *dx = gd(e, x), *dw = gd(e, w), *db = b ? gd(e, b) : NULL, *dr = r ? gd(e, r) : NULL;
         bool depthwise = g.groups == g.C && g.K == g.C;
+        bool pointwise = g.kh == 1 && g.kw == 1 && g.groups == 1; /* FP32: the 1x1 kernel */
         for (int p = 0; p < 3; p++) {
-            for (int force_cudnn = 0; force_cudnn <= (depthwise && p == 0); force_cudnn++) {
+            for (int force_cudnn = 0; force_cudnn <= ((depthwise || pointwise) && p == 0); force_cudnn++) {
                 cuda_set_precision(e->gpu, precisions[p]);
                 cuda_set_conv_path(e->gpu, force_cudnn ? CUDA_CONV_CUDNN : CUDA_CONV_AUTO);
                 cuda_set_depthwise_custom(e->gpu, !force_cudnn);
@@ -90,6 +96,10 @@ static void test_fused_conv_epilogues(void **state)
                          force_cudnn ? " cudnn forced" : "", cuda_last_conv_info(e->gpu));
                 gpu_expect_ok(e, what);
                 gpu_expect_close(e, what, yd, y, tol);
+                if (pointwise && p == 0 && !force_cudnn && !strstr(cuda_last_conv_info(e->gpu), "conv1x1 kernel")) {
+                    printf("  FAIL %s: an FP32 1x1 conv did not run on the 1x1 kernel\n", what);
+                    e->failures++;
+                }
                 GPU(conv_bias_act_forward, &g, dx, dw, db, dr, fc->act, yd2);
                 Tensor *h1 = gh_like(e, y), *h2 = gh_like(e, y);
                 if (cuda_tensor_to_host(e->gpu, yd, h1) && cuda_tensor_to_host(e->gpu, yd2, h2) &&
@@ -104,6 +114,72 @@ static void test_fused_conv_epilogues(void **state)
     cuda_set_precision(e->gpu, CUDA_PRECISION_FP32);
     cuda_set_conv_path(e->gpu, CUDA_CONV_AUTO);
     cuda_set_depthwise_custom(e->gpu, true);
+    gpu_end(e);
+}
+
+/* The FP32 1x1 kernel (cuda_conv1x1.cu), every tile config forced in turn, then the autotuned
+ * choice, against the CPU: shapes that leave partial tiles in both dims, planes of S % 4 != 0 (the
+ * one-column loads and stores), C not a multiple of the reduction step, a column tile spanning
+ * several images, and every epilogue; each result repeated bit for bit. */
+typedef struct {
+    int N, C, K, H, W;
+    bool bias, residual;
+    int act;
+} PointwiseCase;
+
+static const PointwiseCase PW_CASES[] = {
+    {3, 12, 20, 7, 7, true, true, OP_ACT_RELU},      /* S = 49, K a partial tile, C = 12 */
+    {2, 36, 130, 4, 4, true, false, OP_ACT_RELU6},   /* S = 16: a column tile spans images */
+    {5, 260, 33, 5, 3, false, true, OP_ACT_NONE},    /* S = 15, C = 260 (a half reduction step) */
+    {2, 64, 256, 16, 16, true, true, OP_ACT_RELU},   /* full tiles, 16-byte paths */
+    {1, 8, 8, 1, 1, true, false, OP_ACT_NONE},       /* one column */
+};
+
+static void test_conv1x1_kernel(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "FP32 1x1 SGEMM kernel: every tile config and the autotuned choice vs CPU");
+    int n_cfg = cuda_conv1x1_configs();
+    for (size_t ci = 0; ci < sizeof PW_CASES / sizeof PW_CASES[0]; ci++) {
+        const PointwiseCase *pc = &PW_CASES[ci];
+        ConvGeom g = {.N = pc->N, .C = pc->C, .K = pc->K, .T = 1, .H = pc->H, .W = pc->W, .kt = 1, .kh = 1, .kw = 1,
+                      .To = 1, .Ho = pc->H, .Wo = pc->W, .st = 1, .sh = 1, .sw = 1, .dt = 1, .dh = 1, .dw = 1,
+                      .groups = 1};
+        uint64_t seed = 9100 + 10 * ci;
+        Tensor *x = gh_rand(e, seed, -2, 3, DIMS(g.N, g.C, 1, g.H, g.W));
+        Tensor *w = gh_rand(e, seed + 1, -1, 1, DIMS(g.K, g.C, 1, 1, 1));
+        Tensor *b = pc->bias ? gh_rand(e, seed + 2, -1, 2, DIMS(g.K)) : NULL;
+        Tensor *r = pc->residual ? gh_rand(e, seed + 3, -2, 2, DIMS(g.N, g.K, 1, g.H, g.W)) : NULL;
+        Tensor *y = gh(e, DTYPE_F32, DIMS(g.N, g.K, 1, g.H, g.W));
+        CPU(conv_bias_act_forward, &g, x, w, b, r, pc->act, y);
+        Tensor *dx = gd(e, x), *dw = gd(e, w), *db = b ? gd(e, b) : NULL, *dr = r ? gd(e, r) : NULL;
+        for (int v = 0; v <= n_cfg; v++) { /* each config, then the autotuned choice */
+            cuda_set_conv1x1_config(e->gpu, v < n_cfg ? v : -1);
+            cuda_set_conv_autotune(e->gpu, v == n_cfg);
+            Tensor *yd = gd_nan_like(e, y), *yd2 = gd_nan_like(e, y);
+            GPU(conv_bias_act_forward, &g, dx, dw, db, dr, pc->act, yd);
+            char what[256];
+            snprintf(what, sizeof what, "1x1 N%d C%d K%d %dx%d%s%s act %d, %s [%s]", g.N, g.C, g.K, g.H, g.W,
+                     pc->bias ? " bias" : "", pc->residual ? " residual" : "", pc->act,
+                     v < n_cfg ? "forced config" : "autotuned", cuda_last_conv_info(e->gpu));
+            gpu_expect_ok(e, what);
+            gpu_expect_close(e, what, yd, y, gpu_tol_for(CUDA_PRECISION_FP32));
+            if (v < n_cfg && !strstr(cuda_last_conv_info(e->gpu), "conv1x1 kernel")) {
+                printf("  FAIL %s: the forced config did not run\n", what);
+                e->failures++;
+            }
+            e->checks++;
+            GPU(conv_bias_act_forward, &g, dx, dw, db, dr, pc->act, yd2);
+            Tensor *h1 = gh_like(e, y), *h2 = gh_like(e, y);
+            if (cuda_tensor_to_host(e->gpu, yd, h1) && cuda_tensor_to_host(e->gpu, yd2, h2) &&
+                memcmp(h1->data, h2->data, tensor_bytes(y)) != 0) {
+                printf("  FAIL %s: a second run gave different bits\n", what);
+                e->failures++;
+            }
+            e->checks++;
+        }
+    }
+    cuda_set_conv1x1_config(e->gpu, -1);
+    cuda_set_conv_autotune(e->gpu, false);
     gpu_end(e);
 }
 
@@ -411,6 +487,7 @@ int test_group_cuda_fused(int *total)
         cmocka_unit_test(test_resident_depthwise),
         cmocka_unit_test(test_bf16_kept_conv_input),
         cmocka_unit_test(test_deferred_epilogue),
+        cmocka_unit_test(test_conv1x1_kernel),
     };
     return gpu_run_group("cuda_fused", tests, sizeof tests / sizeof tests[0], total);
 }

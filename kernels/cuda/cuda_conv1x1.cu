@@ -1,0 +1,257 @@
+/* cuda_conv1x1.cu — FP32 1x1 convolutions (stride 1, no padding, no groups) on the backend's
+ * NC(T)HW tensors as one SGEMM with the epilogue inside: per image n,
+ *
+ *   y[n] (K×S) = act( w (K×C) · x[n] (C×S) + b + r[n] ),   S = T·H·W,
+ *
+ * seen as one product over the N·S columns j = (n, s): column j of x is x[n, :, s]. Why: cuDNN's
+ * strict-FP32 engines leave the bias, the residual and the activation to a separate pass over y
+ * (8 % of the fp32 pass at batch 32, H100), and cuBLASLt has no bias epilogue for the row-major
+ * layout NCHW needs (tried in session 7: its heuristic returns no algorithm).
+ *
+ * The kernel: a BM×BN tile of y per block, the reduction in steps of BK = 8 channels through
+ * double-buffered shared memory (the next step's global loads in registers while the current one
+ * is multiplied), each thread a TM×TN sub-tile held as groups of four rows / columns spread over
+ * the block tile (conflict-free 16-byte shared loads), plain FFMA with fp32 accumulation in the
+ * order c = 0, 1, …, C−1. Epilogue order as everywhere in the backend: ((Σ + b[k]) + r), then act.
+ * The tile configs (cuda_conv1x1_config) differ in BM, BN, TM, TN; which one runs is the caller's
+ * choice (cuda_conv.c: a fixed rule by K, or timed against cuDNN when autotuning).
+ *
+ * Requirements (cuda_conv1x1_suits): C % 4 == 0 (16-byte loads of w's rows), 16-byte aligned w,
+ * N·C·S and N·K·S below 2^31. x's columns move four at a time when S % 4 == 0 and x is aligned,
+ * one at a time otherwise; y and r likewise.
+ */
+#include "kernels/cuda/cuda_kernels.cuh"
+
+enum { C1_BK = 8 };
+
+template <int BM, int BN, int TM, int TN>
+struct C1Tile {
+    static constexpr int THREADS = (BM / TM) * (BN / TN);
+    static constexpr int GM = TM / 4, GN = TN / 4; /* groups of four rows / columns per thread */
+    static constexpr int A_VECS = BM * C1_BK / 4;  /* 16-byte loads of w per step */
+    static constexpr int B_VECS = BN * C1_BK / 4;  /* groups of four columns of x per step */
+    static constexpr int A_PER = (A_VECS + THREADS - 1) / THREADS;
+    static constexpr int B_PER = (B_VECS + THREADS - 1) / THREADS;
+    static_assert(TM % 4 == 0 && TN % 4 == 0, "sub-tiles are groups of four");
+    static_assert(B_VECS % THREADS == 0, "every thread loads the same number of x groups");
+};
+
+template <int BM, int BN, int TM, int TN>
+__global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN>::THREADS)
+    conv1x1_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
+                   const float *__restrict__ r, float *__restrict__ y, int C, int K, int S, int cols, int m_tiles,
+                   int act, bool vec)
+{
+    using T = C1Tile<BM, BN, TM, TN>;
+    constexpr int BK = C1_BK;
+    __shared__ __align__(16) float As[2][BK][BM];
+    __shared__ __align__(16) float Bs[2][BK][BN];
+    const int tid = threadIdx.x;
+    /* m tiles fastest: the blocks sharing a column tile of x run together (x read once from DRAM) */
+    const int m0 = (int)(blockIdx.x % (unsigned)m_tiles) * BM;
+    const int j0 = (int)(blockIdx.x / (unsigned)m_tiles) * BN;
+
+    /* this thread's x groups: step row kr, columns jc..jc+3 (fixed over the steps: their offsets
+     * n·C·S + s are computed once; -1 marks a column past the end) */
+    int b_kr[T::B_PER], b_jc[T::B_PER], b_off[T::B_PER][4];
+#pragma unroll
+    for (int i = 0; i < T::B_PER; i++) {
+        int q = tid + i * T::THREADS;
+        b_kr[i] = q / (BN / 4);
+        b_jc[i] = (q % (BN / 4)) * 4;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int j = j0 + b_jc[i] + e;
+            b_off[i][e] = j < cols ? (j / S) * C * S + j % S : -1;
+        }
+    }
+    float4 a_reg[T::A_PER], b_reg[T::B_PER];
+    auto load = [&](int k0) {
+#pragma unroll
+        for (int i = 0; i < T::A_PER; i++) {
+            int q = tid + i * T::THREADS, row = q / (BK / 4), kq = (q % (BK / 4)) * 4;
+            bool in = q < T::A_VECS && m0 + row < K && k0 + kq < C;
+            a_reg[i] = in ? __ldg(reinterpret_cast<const float4 *>(w + (size_t)(m0 + row) * C + k0 + kq))
+                          : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+#pragma unroll
+        for (int i = 0; i < T::B_PER; i++) {
+            int k = k0 + b_kr[i];
+            float v[4] = {0.f, 0.f, 0.f, 0.f};
+            if (k < C) {
+                if (vec && b_off[i][3] >= 0) {
+                    float4 q4 = __ldg(reinterpret_cast<const float4 *>(x + b_off[i][0] + (size_t)k * S));
+                    v[0] = q4.x, v[1] = q4.y, v[2] = q4.z, v[3] = q4.w;
+                } else {
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (b_off[i][e] >= 0)
+                            v[e] = __ldg(x + b_off[i][e] + (size_t)k * S);
+                }
+            }
+            b_reg[i] = make_float4(v[0], v[1], v[2], v[3]);
+        }
+    };
+    auto store = [&](int buf) {
+#pragma unroll
+        for (int i = 0; i < T::A_PER; i++) {
+            int q = tid + i * T::THREADS, row = q / (BK / 4), kq = (q % (BK / 4)) * 4;
+            if (q < T::A_VECS) {
+                As[buf][kq + 0][row] = a_reg[i].x;
+                As[buf][kq + 1][row] = a_reg[i].y;
+                As[buf][kq + 2][row] = a_reg[i].z;
+                As[buf][kq + 3][row] = a_reg[i].w;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < T::B_PER; i++)
+            *reinterpret_cast<float4 *>(&Bs[buf][b_kr[i]][b_jc[i]]) = b_reg[i];
+    };
+
+    const int ty = tid / (BN / TN), tx = tid % (BN / TN);
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+            acc[i][j] = 0.f;
+
+    load(0);
+    store(0);
+    __syncthreads();
+    int buf = 0;
+    for (int k0 = 0; k0 < C; k0 += BK) {
+        bool more = k0 + BK < C;
+        if (more)
+            load(k0 + BK);
+#pragma unroll
+        for (int kk = 0; kk < BK; kk++) {
+            float a[TM], bv[TN];
+#pragma unroll
+            for (int g = 0; g < T::GM; g++) {
+                float4 q = *reinterpret_cast<const float4 *>(&As[buf][kk][g * (BM / T::GM) + ty * 4]);
+                a[4 * g] = q.x, a[4 * g + 1] = q.y, a[4 * g + 2] = q.z, a[4 * g + 3] = q.w;
+            }
+#pragma unroll
+            for (int g = 0; g < T::GN; g++) {
+                float4 q = *reinterpret_cast<const float4 *>(&Bs[buf][kk][g * (BN / T::GN) + tx * 4]);
+                bv[4 * g] = q.x, bv[4 * g + 1] = q.y, bv[4 * g + 2] = q.z, bv[4 * g + 3] = q.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int j = 0; j < TN; j++)
+                    acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
+        }
+        if (more)
+            store(buf ^ 1);
+        __syncthreads();
+        buf ^= 1;
+    }
+
+    /* epilogue: y[n, m, s] = act((acc + b[m]) + r[n, m, s]) */
+#pragma unroll
+    for (int gm = 0; gm < T::GM; gm++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int m = m0 + gm * (BM / T::GM) + ty * 4 + e;
+            if (m >= K)
+                continue;
+            float bias = b ? __ldg(b + m) : 0.f;
+#pragma unroll
+            for (int gn = 0; gn < T::GN; gn++) {
+                int j = j0 + gn * (BN / T::GN) + tx * 4;
+                const float *a4 = &acc[4 * gm + e][4 * gn];
+                if (vec && j + 3 < cols) { /* four columns of one image: S % 4 == 0 */
+                    size_t o = ((size_t)(j / S) * K + m) * S + j % S;
+                    float4 v = make_float4(f_add(a4[0], bias), f_add(a4[1], bias), f_add(a4[2], bias),
+                                           f_add(a4[3], bias));
+                    if (r) {
+                        float4 q = __ldg(reinterpret_cast<const float4 *>(r + o));
+                        v = make_float4(f_add(v.x, q.x), f_add(v.y, q.y), f_add(v.z, q.z), f_add(v.w, q.w));
+                    }
+                    *reinterpret_cast<float4 *>(y + o) =
+                        make_float4(ck_act(v.x, act), ck_act(v.y, act), ck_act(v.z, act), ck_act(v.w, act));
+                    continue;
+                }
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    if (j + c >= cols)
+                        break;
+                    size_t o = ((size_t)((j + c) / S) * K + m) * S + (j + c) % S;
+                    float v = f_add(a4[c], bias);
+                    if (r)
+                        v = f_add(v, __ldg(r + o));
+                    y[o] = ck_act(v, act);
+                }
+            }
+        }
+}
+
+/* The tile configs, largest first. */
+typedef struct {
+    const char *name;
+    int bm, bn;
+} C1Config;
+static const C1Config C1_CONFIGS[] = {
+    {"128x128 (8x8 per thread)", 128, 128},
+    {"64x128 (4x8 per thread)", 64, 128},
+    {"32x128 (4x4 per thread)", 32, 128},
+    {"64x256 (8x8 per thread)", 64, 256},
+};
+enum { C1_N_CONFIGS = (int)(sizeof C1_CONFIGS / sizeof C1_CONFIGS[0]) };
+
+int cuda_conv1x1_configs(void) { return C1_N_CONFIGS; }
+
+const char *cuda_conv1x1_config_name(int cfg)
+{
+    return cfg >= 0 && cfg < C1_N_CONFIGS ? C1_CONFIGS[cfg].name : "?";
+}
+
+bool cuda_conv1x1_suits(const ConvGeom *g, const float *w)
+{
+    int64_t S = (int64_t)g->T * g->H * g->W;
+    return g->kt == 1 && g->kh == 1 && g->kw == 1 && g->st == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 &&
+           g->ph == 0 && g->pw == 0 && g->groups == 1 && g->C % 4 == 0 && ((uintptr_t)w & 15u) == 0 && g->N > 0 &&
+           (int64_t)g->N * g->C * S < INT32_MAX && (int64_t)g->N * g->K * S < INT32_MAX;
+}
+
+int cuda_conv1x1_default_config(const ConvGeom *g)
+{
+    return g->K >= 128 ? 0 : g->K >= 64 ? 1 : 2;
+}
+
+bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
+                         const float *r, int act, float *y)
+{
+    if (cfg < 0 || cfg >= C1_N_CONFIGS)
+        cfg = cuda_conv1x1_default_config(g);
+    int S = g->T * g->H * g->W, cols = g->N * S;
+    bool vec = S % 4 == 0 && ((uintptr_t)x & 15u) == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0;
+    int m_tiles = (g->K + C1_CONFIGS[cfg].bm - 1) / C1_CONFIGS[cfg].bm;
+    int64_t blocks = (int64_t)m_tiles * ((cols + C1_CONFIGS[cfg].bn - 1) / C1_CONFIGS[cfg].bn);
+    if (blocks > INT32_MAX) {
+        ctx_set_error(ctx, "conv1x1: %lld blocks exceed the grid", (long long)blocks);
+        return false;
+    }
+    cudaStream_t s = cuda_stream_of(ctx);
+    switch (cfg) {
+    case 0:
+        conv1x1_kernel<128, 128, 8, 8><<<(unsigned)blocks, C1Tile<128, 128, 8, 8>::THREADS, 0, s>>>(
+            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
+        break;
+    case 1:
+        conv1x1_kernel<64, 128, 4, 8><<<(unsigned)blocks, C1Tile<64, 128, 4, 8>::THREADS, 0, s>>>(
+            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
+        break;
+    case 2:
+        conv1x1_kernel<32, 128, 4, 4><<<(unsigned)blocks, C1Tile<32, 128, 4, 4>::THREADS, 0, s>>>(
+            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
+        break;
+    default:
+        conv1x1_kernel<64, 256, 8, 8><<<(unsigned)blocks, C1Tile<64, 256, 8, 8>::THREADS, 0, s>>>(
+            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
+        break;
+    }
+    return LAUNCH_OK(ctx, "conv1x1_kernel");
+}
