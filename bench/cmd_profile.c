@@ -84,7 +84,7 @@ typedef struct {
     int modes;
     bool no_cupti, no_fold;
     bool no_autotune; /* --no-autotune: the heuristics' first cuDNN plan, untimed */
-    bool no_conv_gemm; /* --no-conv-gemm: cuDNN for the fp32 1x1 convs too (not the SGEMM kernel) */
+    bool no_conv_custom; /* --no-custom-convs: cuDNN for the fp32 1x1 and stem convs too */
     bool nondeterministic; /* --nondeterministic: cuDNN engines that use atomics are acceptable */
     bool train; /* --train: time training steps (forward + backward of the training loss) */
     unsigned long long seed;
@@ -101,7 +101,7 @@ static void usage(FILE *out)
             "usage: focusbench profile --preset P [--method M] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
             "                          [--batch 1,8,32] [--mode eager|graph|both] [--no-cupti] [--repeats N]\n"
             "                          [--min-time S] [--max-time S] [--warmup N] [--split-repeats N]\n"
-            "                          [--top-kernels N] [--no-fold] [--no-autotune] [--no-conv-gemm] [--nondeterministic]\n"
+            "                          [--top-kernels N] [--no-fold] [--no-autotune] [--no-custom-convs] [--nondeterministic]\n"
             "                          [--train] [--seed N]\n"
             "                          [--csv FILE] [size overrides]\n\n"
             "Latency and throughput of a method in eval mode with random weights, on a random normalised clip\n"
@@ -128,8 +128,9 @@ static void usage(FILE *out)
             "  --no-fold         keep the backbones' batch norms (default: folded into the convs for inference)\n"
             "  --no-autotune     cuda: run the cuDNN heuristics' first plan of each conv shape (default: time up\n"
             "                    to 24 candidates on the planning pass and keep the fastest, as cudnn.benchmark)\n"
-            "  --no-conv-gemm    cuda, fp32: run the 1x1 convs on cuDNN as well (default: focusbench's SGEMM kernel\n"
-            "                    with the bias, residual and activation inside, where it timed faster than cuDNN)\n"
+            "  --no-custom-convs cuda, fp32: every conv on cuDNN (default: the 1x1 and the stem convs on\n"
+            "                    focusbench's kernels with the bias, residual and activation inside, per shape\n"
+            "                    where they timed faster than cuDNN plus its epilogue pass)\n"
             "  --nondeterministic cuda: cuDNN engines noted nondeterministic (atomics: the last bits vary run to\n"
             "                    run) may run, as under PyTorch's default cudnn.deterministic = False (default:\n"
             "                    deterministic engines only; the CSV's pass rows say which)\n"
@@ -267,8 +268,8 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
             a->no_autotune = true;
             continue;
         }
-        if (strcmp(opt, "--no-conv-gemm") == 0) {
-            a->no_conv_gemm = true;
+        if (strcmp(opt, "--no-custom-convs") == 0) {
+            a->no_conv_custom = true;
             continue;
         }
         if (strcmp(opt, "--train") == 0) {
@@ -347,8 +348,8 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
         USAGE_ERR("--mode %s needs --device cuda (CUDA graphs)", mode);
     if (!cuda && a->nondeterministic)
         USAGE_ERR("--nondeterministic needs --device cuda (it chooses among cuDNN's engines)");
-    if (!cuda && a->no_conv_gemm)
-        USAGE_ERR("--no-conv-gemm needs --device cuda (it chooses between a CUDA kernel and cuDNN)");
+    if (!cuda && a->no_conv_custom)
+        USAGE_ERR("--no-custom-convs needs --device cuda (it chooses between CUDA kernels and cuDNN)");
     if (a->train) {
         if (mode && strcmp(mode, "eager") != 0)
             USAGE_ERR("--train times eager training steps; --mode %s is not available with it", mode);
@@ -1351,8 +1352,8 @@ static bool write_csv(const ProfileArgs *a, const Model *m, const CsvEnv *env, c
         snprintf(note, sizeof note, "%s%s%s%s%s", t->note,
                  a->nondeterministic && t->note[0] ? "; " : "",
                  a->nondeterministic ? "cuDNN nondeterministic engines allowed (--nondeterministic)" : "",
-                 a->no_conv_gemm && (t->note[0] || a->nondeterministic) ? "; " : "",
-                 a->no_conv_gemm ? "fp32 1x1 convs on cuDNN (--no-conv-gemm)" : "");
+                 a->no_conv_custom && (t->note[0] || a->nondeterministic) ? "; " : "",
+                 a->no_conv_custom ? "fp32 1x1 and stem convs on cuDNN (--no-custom-convs)" : "");
         CsvRow row = {
             .batch = t->batch, .mode = mode_name(t->mode), .level = "pass", .component = "total",
             .timing = lat_timing, .reasons = t->reasons, .note = note, .samples = t->measured ? t->st.n : 0,
@@ -1569,8 +1570,8 @@ int cmd_profile(int argc, char **argv)
         if (ctx) {
             cuda_set_conv_autotune(ctx, !a.no_autotune);
             cuda_set_conv_nondeterministic(ctx, a.nondeterministic);
-            if (a.no_conv_gemm)
-                cuda_set_conv_gemm(ctx, false);
+            if (a.no_conv_custom)
+                cuda_set_conv_custom(ctx, false);
         }
 #endif
     } else {
@@ -1680,11 +1681,11 @@ int cmd_profile(int argc, char **argv)
                                           ? "nondeterministic ones allowed (--nondeterministic; as PyTorch's default)"
                                           : "deterministic only (reruns are bit-identical)");
         if (strcmp(a.precision, "fp32") == 0)
-            printf("1x1 convs: %s\n", cuda_get_conv_gemm(ctx)
-                                          ? "focusbench's SGEMM kernel (FFMA) with bias, residual and activation "
-                                            "inside, per shape where it timed faster than cuDNN + the epilogue pass "
-                                            "(--no-conv-gemm: cuDNN)"
-                                          : "cuDNN, like the others (--no-conv-gemm or FOCUSBENCH_CONV_GEMM=0)");
+            printf("1x1 and stem convs: %s\n",
+                   cuda_get_conv_custom(ctx)
+                       ? "focusbench's FFMA kernels with bias, residual and activation inside, per shape where "
+                         "they timed faster than cuDNN + its epilogue pass (--no-custom-convs: cuDNN)"
+                       : "cuDNN, like the others (--no-custom-convs or FOCUSBENCH_CUSTOM_CONVS=0)");
     } else
 #endif
     {

@@ -114,6 +114,22 @@ Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *resid
                              BACKBONE_BN_EPS, residual, fused);
 }
 
+Tensor *conv_bn_expand_dw_forward(Ctx *ctx, const ConvBn *expand, const ConvBn *dw, Tensor *x, BackboneAct act)
+{
+    if (!x || !ctx_ok(ctx))
+        return NULL;
+    if (!expand->folded_bias || !dw->folded_bias || ctx->training || dw->weight->shape[2] != 3 || dw->pad != 1 ||
+        dw->groups != dw->weight->shape[0])
+        return conv_bn_forward(ctx, dw, conv_bn_forward(ctx, expand, x, act), act);
+    OpAct fused = act == BACKBONE_ACT_RELU ? OP_ACT_RELU : act == BACKBONE_ACT_RELU6 ? OP_ACT_RELU6 : OP_ACT_NONE;
+    Tensor *y = op_conv2d_expand_dw(ctx, x, expand->weight, expand->folded_bias, fused, dw->weight, dw->folded_bias,
+                                    dw->stride, fused);
+    /* both folded batch norms still count: +1 per BN channel per sample each (FLOP_CONVENTION) */
+    if (y)
+        ctx_count(ctx, 2.0 * (double)y->shape[0] * (double)dw->weight->shape[0], 0.0);
+    return y;
+}
+
 bool conv_bn_fold_all(Ctx *ctx, ConvBn *const *layers, int n, ParamSet **bias_ps)
 {
     *bias_ps = NULL;

@@ -79,6 +79,11 @@ Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act);
  * the output on the GPU); the values are those of conv_bn_forward, op_add, then the activation. */
 Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *residual, BackboneAct act);
 
+/* MobileNetV2's expand 1x1 then depthwise 3x3 (padding 1), both with `act`: conv_bn_forward
+ * twice, or, both folded and in eval mode, op_conv2d_expand_dw (one kernel on the GPU at FP32,
+ * the expanded tensor never stored; the same values and counts). */
+Tensor *conv_bn_expand_dw_forward(Ctx *ctx, const ConvBn *expand, const ConvBn *dw, Tensor *x, BackboneAct act);
+
 /* Folds the batch norm of each of the n layers into its conv, in place: declares one bias per
  * layer ("<conv weight key>.folded_bias") in a new ParamSet returned through *bias_ps, on the
  * backend of the layers' weights, then rewrites the weights (CPU; on the meta backend only the

@@ -271,6 +271,15 @@ struct BackendOps {
     void (*batch_norm_backward_dx)(Ctx *ctx, const NormGeom *g, const Tensor *x, const Tensor *gamma,
                                    const Tensor *mean, const Tensor *invstd, const Tensor *dy, const double *sums,
                                    double count, Tensor *dx);
+
+    /* ---- appended (FP32 inference: MobileNetV2's expand + depthwise convs in one kernel) ---- */
+    /* Whether expand_dw_forward takes these geometries now (ge: the 1x1 expand, gd: the depthwise
+     * 3x3 on its output); a table without it, or false, and the op layer runs the two fused convs. */
+    bool (*expand_dw_takes)(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd);
+    /* y = act_d(dwconv(act_e(conv1x1(x, we) + be), wd) + bd), the intermediate never stored: the
+     * values of conv_bias_act_forward twice (acts OpAct values; be, bd not NULL). */
+    void (*expand_dw_forward)(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, const Tensor *x, const Tensor *we,
+                              const Tensor *be, int act_e, const Tensor *wd, const Tensor *bd, int act_d, Tensor *y);
 };
 
 const BackendOps *cpu_backend_ops(void);

@@ -38,6 +38,13 @@ typedef enum {
 } OpAct;
 Tensor *op_conv2d_bias_act(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, Tensor *residual, int stride, int pad,
                            int groups, OpAct act);
+/* MobileNetV2's expand and depthwise convs: act_d(dwconv3x3(act_e(conv1x1(x, we) + be), wd, stride,
+ * pad 1) + bd), we (E, C, 1, 1), wd (E, 1, 3, 3), be and bd (E) or NULL. One kernel that never
+ * stores the expanded tensor where the backend has one for the shapes (expand_dw_takes, FP32 on
+ * the GPU); elsewhere, and while the tape records, the two op_conv2d_bias_act calls, which give
+ * the same values. Counts both convs' MACs either way. */
+Tensor *op_conv2d_expand_dw(Ctx *ctx, Tensor *x, Tensor *we, Tensor *be, OpAct act_e, Tensor *wd, Tensor *bd,
+                            int stride, OpAct act_d);
 
 /* ---- normalisation ---------------------------------------------------------------------- */
 /* x: (N, C, ...) with 2 to 5 dims; gamma, beta, running_mean, running_var: (C).

@@ -209,3 +209,46 @@ Tensor *op_conv2d_bias_act(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, Tensor *re
     OP_KERNEL(ctx, conv_bias_act_forward, &g, x, w, b, residual, (int)act, y);
     return y;
 }
+
+/* ---- expand 1x1 + depthwise 3x3, fused (FP32 inference on the GPU: cuda_conv_expand_dw.cu) ---- */
+Tensor *op_conv2d_expand_dw(Ctx *ctx, Tensor *x, Tensor *we, Tensor *be, OpAct act_e, Tensor *wd, Tensor *bd,
+                            int stride, OpAct act_d)
+{
+    static const char *const op = "conv2d_expand_dw";
+    if (!OP_INPUTS_OK(ctx, op, x, we, wd))
+        return NULL;
+    bool takes = ctx->ops && ctx->ops->expand_dw_takes && ctx->ops->expand_dw_forward && be && bd &&
+                 act_e >= OP_ACT_NONE && act_e <= OP_ACT_RELU6 && act_d >= OP_ACT_NONE && act_d <= OP_ACT_RELU6 &&
+                 !OP_RECORDS(ctx, x, we, be, wd, bd);
+    ConvGeom ge, gd;
+    int64_t de[5];
+    double macs_e = 0;
+    if (takes) {
+        int s1[2] = {1, 1}, p0[2] = {0, 0};
+        if (!conv_resolve(ctx, op, 2, x, we, be, s1, p0, 1, &ge, de, &macs_e))
+            return NULL;
+        int64_t E = ge.K;
+        takes = wd->ndim == 4 && wd->dtype == DTYPE_F32 && wd->shape[0] == E && wd->shape[1] == 1 &&
+                wd->shape[2] == 3 && wd->shape[3] == 3 && bd->ndim == 1 && bd->dtype == DTYPE_F32 &&
+                bd->shape[0] == E && stride >= 1;
+        if (takes) {
+            gd = (ConvGeom){.N = ge.N, .C = ge.K, .K = ge.K, .T = 1, .H = ge.Ho, .W = ge.Wo, .kt = 1, .kh = 3,
+                            .kw = 3, .To = 1, .Ho = (ge.Ho + 2 - 3) / stride + 1, .Wo = (ge.Wo + 2 - 3) / stride + 1,
+                            .st = 1, .sh = stride, .sw = stride, .pt = 0, .ph = 1, .pw = 1, .dt = 1, .dh = 1, .dw = 1,
+                            .groups = ge.K};
+            takes = ctx->ops->expand_dw_takes(ctx, &ge, &gd);
+        }
+    }
+    if (!takes) { /* the two fused convs (they check the arguments the fused path did not) */
+        Tensor *h = op_conv2d_bias_act(ctx, x, we, be, NULL, 1, 0, 1, act_e);
+        return op_conv2d_bias_act(ctx, h, wd, bd, NULL, stride, 1, h ? (int)h->shape[1] : 1, act_d);
+    }
+    int64_t dims[4] = {gd.N, gd.K, gd.Ho, gd.Wo};
+    Tensor *y = tensor_new(ctx, DTYPE_F32, 4, dims);
+    if (!y)
+        return NULL;
+    double macs_d = (double)gd.N * gd.K * gd.Ho * gd.Wo * 9.0;
+    ctx_count(ctx, macs_e + macs_d, OP_BYTES(x, we, be, wd, bd, y));
+    OP_KERNEL(ctx, expand_dw_forward, &ge, &gd, x, we, be, (int)act_e, wd, bd, (int)act_d, y);
+    return y;
+}

@@ -714,6 +714,43 @@ static void test_conv_fused_meta_macs(void **state)
     ctx_destroy(ctx);
 }
 
+/* op_conv2d_expand_dw on the CPU (no fused kernel there): the two fused convs, bit for bit, with
+ * the same MAC count; on meta the same count. */
+static void test_conv_expand_dw_is_the_two_convs(void **state)
+{
+    (void)state;
+    static const int strides[2] = {1, 2};
+    for (int si = 0; si < 2; si++) {
+        Ctx *ctx = tctx(5);
+        Tensor *x = TT(2, 6, 9, 7), *we = TT(10, 6, 1, 1), *be = TT(10), *wd = TT(10, 1, 3, 3), *bd = TT(10);
+        tfill_uniform(x, 500 + si, -2, 2);
+        tfill_uniform(we, 510 + si, -1, 1);
+        tfill_uniform(be, 520 + si, -1, 1);
+        tfill_uniform(wd, 530 + si, -1, 1);
+        tfill_uniform(bd, 540 + si, -1, 1);
+        Tensor *h = op_conv2d_bias_act(ctx, x, we, be, NULL, 1, 0, 1, OP_ACT_RELU6);
+        Tensor *want = op_conv2d_bias_act(ctx, h, wd, bd, NULL, strides[si], 1, 10, OP_ACT_RELU);
+        double macs_two = ctx_total_macs(ctx);
+        ctx_reset_counters(ctx);
+        Tensor *got = op_conv2d_expand_dw(ctx, x, we, be, OP_ACT_RELU6, wd, bd, strides[si], OP_ACT_RELU);
+        assert_true(ctx_ok(ctx));
+        assert_non_null(got);
+        assert_true(tensor_same_shape(got, want));
+        assert_memory_equal(got->data, want->data, tensor_bytes(want));
+        assert_true(ctx_total_macs(ctx) == macs_two);
+        ttensor_free(x), ttensor_free(we), ttensor_free(be), ttensor_free(wd), ttensor_free(bd);
+        ctx_destroy(ctx);
+    }
+    Ctx *meta = ctx_create(BACKEND_META, 1);
+    assert_non_null(meta);
+    Tensor *y = op_conv2d_expand_dw(meta, META(meta, 2, 16, 112, 112), META(meta, 96, 16, 1, 1), META(meta, 96),
+                                    OP_ACT_RELU6, META(meta, 96, 1, 3, 3), META(meta, 96), 2, OP_ACT_RELU6);
+    assert_shape(y, 4, (int64_t[]){2, 96, 56, 56});
+    assert_true(ctx_total_macs(meta) == 2.0 * 96 * 112 * 112 * 16 + 2.0 * 96 * 56 * 56 * 9);
+    assert_true(ctx_ok(meta));
+    ctx_destroy(meta);
+}
+
 static void test_conv_fused_bad_arguments(void **state)
 {
     (void)state;
@@ -726,6 +763,13 @@ static void test_conv_fused_bad_arguments(void **state)
                  "channel mismatch");
     EXPECT_ERROR(ctx, op_conv2d_bias_act(ctx, NULL, w, NULL, NULL, 1, 1, 1, OP_ACT_NONE), "conv2d_bias_act",
                  "input 0 is NULL");
+    /* the expand + depthwise op: its convs' own checks (the depthwise w does not fit the expansion) */
+    Tensor *we = TT(6, 4, 1, 1), *wd_bad = TT(5, 1, 3, 3);
+    EXPECT_ERROR(ctx, op_conv2d_expand_dw(ctx, x, we, NULL, OP_ACT_RELU6, wd_bad, NULL, 1, OP_ACT_RELU6),
+                 "conv2d_bias_act", "channel");
+    EXPECT_ERROR(ctx, op_conv2d_expand_dw(ctx, x, NULL, NULL, OP_ACT_RELU6, wd_bad, NULL, 1, OP_ACT_RELU6),
+                 "conv2d_expand_dw", "input 1 is NULL");
+    ttensor_free(we), ttensor_free(wd_bad);
     assert_non_null(op_conv2d_bias_act(ctx, x, w, b, NULL, 1, 1, 1, OP_ACT_RELU));
     assert_true(ctx_ok(ctx));
     ttensor_free(x), ttensor_free(w), ttensor_free(b), ttensor_free(r_bad), ttensor_free(w_c3);
@@ -760,4 +804,5 @@ TEST_GROUP(conv, cmocka_unit_test(test_conv_fast_forward_matches_reference),
            cmocka_unit_test(test_conv_dnnl_declines), cmocka_unit_test(test_conv_dnnl_fallback_matches_reference),
            cmocka_unit_test(test_conv_dnnl_plans_scratch_and_repeats_bitwise),
            cmocka_unit_test(test_conv_fused_matches_unfused), cmocka_unit_test(test_conv_fused_meta_macs),
-           cmocka_unit_test(test_conv_fused_bad_arguments), cmocka_unit_test(test_conv_fused_gradcheck))
+           cmocka_unit_test(test_conv_fused_bad_arguments), cmocka_unit_test(test_conv_fused_gradcheck),
+           cmocka_unit_test(test_conv_expand_dw_is_the_two_convs))

@@ -386,6 +386,8 @@ static const BackendOps CUDA_OPS = {
     .quantile_sample = cl_quantile_sample,
     .box_transform = cl_box_transform,
     .conv_bias_act_forward = cuda_conv_bias_act_forward,
+    .expand_dw_takes = cuda_expand_dw_takes,
+    .expand_dw_forward = cuda_expand_dw_forward,
     .sgd_update = cuda_sgd_update,
     .sum_squares = cuda_sum_squares,
     .scale_inplace = cuda_scale_inplace,
@@ -491,8 +493,8 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->depthwise_custom = true;
     const char *resident = getenv("FOCUSBENCH_CUDA_RESIDENT"); /* "0": f32 between layers at BF16 too */
     st->resident = !(resident && strcmp(resident, "0") == 0);
-    const char *conv_gemm = getenv("FOCUSBENCH_CONV_GEMM"); /* "0": cuDNN for the 1x1 convs at FP32 too */
-    st->conv_gemm = !(conv_gemm && strcmp(conv_gemm, "0") == 0);
+    const char *conv_custom = getenv("FOCUSBENCH_CUSTOM_CONVS"); /* "0": every FP32 conv on cuDNN */
+    st->conv_custom = !(conv_custom && strcmp(conv_custom, "0") == 0);
     st->conv1x1_force = -1;
     const char *defer = getenv("FOCUSBENCH_CUDA_DEFER_EPILOGUE"); /* "0": every epilogue at once */
     st->defer_epilogue = !(defer && strcmp(defer, "0") == 0);
@@ -538,15 +540,21 @@ void cuda_set_depthwise_custom(Ctx *ctx, bool on)
         cuda_state(ctx)->depthwise_custom = on;
 }
 
-void cuda_set_conv_gemm(Ctx *ctx, bool on)
+void cuda_set_conv_custom(Ctx *ctx, bool on)
 {
     if (cuda_state(ctx))
-        cuda_state(ctx)->conv_gemm = on;
+        cuda_state(ctx)->conv_custom = on;
 }
 
-bool cuda_get_conv_gemm(const Ctx *ctx)
+bool cuda_get_conv_custom(const Ctx *ctx)
 {
-    return cuda_state(ctx) && cuda_state(ctx)->conv_gemm;
+    return cuda_state(ctx) && cuda_state(ctx)->conv_custom;
+}
+
+void cuda_set_expand_dw_all(Ctx *ctx, bool on)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->expand_dw_all = on;
 }
 
 void cuda_set_conv1x1_config(Ctx *ctx, int cfg)

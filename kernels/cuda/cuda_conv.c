@@ -59,10 +59,8 @@ enum {
     CONV_OP_BWD_FILTER,
     CONV_MAX_CFGS = 512, /* engine configs read from one heuristics query */
     CONV_KEEP = 10,
-    CONV_TUNE_MAX = 24, /* candidates timed per plan when autotuning */
-    CONV_TUNE_REPS = 3, /* timed groups per candidate (after one untimed run), the fastest counts */
+    CONV_TUNE_MAX = 24, /* candidates timed per plan when autotuning (cuda_time_best each) */
 };
-static const float CONV_TUNE_GROUP_MS = 0.25f; /* a timed group lasts at least this long (at most 64 runs) */
 /* The most workspace a plan may need. cuDNN's tensor-core engines on f32 NCHW tensors (TF32)
  * stage the input in NHWC in their workspace: at batch 32 x 16 patches a ResNet stage's input is
  * 268 MB, and under 256 MiB the strided and stem convolutions fell back to FFMA engines
@@ -100,10 +98,10 @@ typedef struct {
     ConvCandidate cand[CONV_TUNE_MAX];
     int n_cand;
     bool tuned;
-    /* FP32 1x1 forward (cuda_conv1x1.cu): the kernel config that runs it, or -1 for cuDNN (plus
-     * the f32 epilogue); decided on the shape's first fused call (pointwise_choice) */
-    bool pw_decided;
-    int pw_cfg;
+    /* FP32 forward on a custom kernel (cuda_conv_custom.c): the config that runs this shape,
+     * -1 for cuDNN, CUDA_CUSTOM_UNDECIDED until its first fused call decides */
+    bool custom_init;
+    int custom_cfg;
     cudnnBackendDescriptor_t keep[CONV_KEEP]; /* graph pieces kept alive with the plans */
     int n_keep;
     char info[160];
@@ -538,7 +536,7 @@ static void plan_describe(ConvPlan *p, const char *tuning)
              c->nondeterministic ? ", NONDETERMINISTIC" : "", tuning, cuda_precision_name((CudaPrecision)p->key.precision));
 }
 
-static void describe_geom(const ConvGeom *g, char *buf, size_t cap)
+void cuda_describe_conv_geom(const ConvGeom *g, char *buf, size_t cap)
 {
     snprintf(buf, cap, "x(%d,%d,%d,%d,%d) w(%d,%d,%d,%d,%d) stride(%d,%d,%d) pad(%d,%d,%d) groups %d", g->N, g->C,
              g->T, g->H, g->W, g->K, g->C / g->groups, g->kt, g->kh, g->kw, g->st, g->sh, g->sw, g->pt, g->ph, g->pw,
@@ -572,7 +570,7 @@ static void plan_build(Ctx *ctx, ConvPlan *p)
         plan_describe(p, p->tuned ? "" : ", to be autotuned");
     (void)cudaGetLastError(); /* cuDNN's probing may leave a benign error there: not ours to report */
     char geom[200];
-    describe_geom(&p->key.g, geom, sizeof geom);
+    cuda_describe_conv_geom(&p->key.g, geom, sizeof geom);
     if (found) {
         p->cudnn = true;
         st->conv->n_cudnn++;
@@ -638,44 +636,8 @@ static cudnnStatus_t plan_run(cudnnHandle_t handle, cudnnBackendDescriptor_t pla
     return s;
 }
 
-/* One run of something being timed; false when it failed (it is then skipped, not reported). */
-typedef bool (*TimedRun)(void *arg);
-
-/* `runs` executions of run(arg) between one pair of events: their mean in ms (INFINITY when one
- * fails). */
-static float timed_runs(CudaState *st, TimedRun run, void *arg, cudaEvent_t e0, cudaEvent_t e1, int runs)
-{
-    float ms = 0;
-    bool ok = cudaEventRecord(e0, st->stream) == cudaSuccess;
-    for (int i = 0; ok && i < runs; i++)
-        ok = run(arg);
-    ok = ok && cudaEventRecord(e1, st->stream) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
-         cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess;
-    if (!ok) {
-        (void)cudaGetLastError();
-        return INFINITY;
-    }
-    return ms / (float)runs;
-}
-
-/* run(arg)'s time per execution: one untimed run, then the fastest of CONV_TUNE_REPS timed
- * groups, each group as many back-to-back runs as fill CONV_TUNE_GROUP_MS (a single run of a
- * small convolution is a few microseconds, below what one event pair resolves, and launch gaps
- * would decide the choice). */
-static float timed_best(CudaState *st, TimedRun run, void *arg, cudaEvent_t e0, cudaEvent_t e1)
-{
-    float once = timed_runs(st, run, arg, e0, e1, 1);
-    if (!isfinite(once))
-        return INFINITY;
-    int runs = once >= CONV_TUNE_GROUP_MS ? 1 : (int)fminf(64.0f, ceilf(CONV_TUNE_GROUP_MS / fmaxf(once, 1e-3f)));
-    float best = INFINITY;
-    for (int r = 0; r < CONV_TUNE_REPS; r++)
-        best = fminf(best, timed_runs(st, run, arg, e0, e1, runs));
-    return best;
-}
-
-/* A cuDNN candidate on given buffers, with the f32 epilogue after it when `epi` is set (the
- * 1x1 choice below compares that pair with the fused kernel). */
+/* A cuDNN candidate on given buffers, with the f32 epilogue after it when `epi` is set
+ * (cuda_conv_custom.c's choice compares that pair with its kernels, which fuse the epilogue). */
 typedef struct {
     Ctx *ctx;
     const ConvCandidate *c;
@@ -695,26 +657,6 @@ static bool candidate_run(void *arg)
     return !a->epi || cuda_launch_conv_epilogue(a->ctx, a->y, a->b, a->r, a->act, a->N, a->K, a->P);
 }
 
-/* Events for timing, or false (reported). */
-static bool events_create(Ctx *ctx, cudaEvent_t *e0, cudaEvent_t *e1)
-{
-    *e0 = *e1 = NULL;
-    if (CUDA_OK(ctx, cudaEventCreate(e0)) && CUDA_OK(ctx, cudaEventCreate(e1)))
-        return true;
-    if (*e0)
-        cudaEventDestroy(*e0);
-    return false;
-}
-
-/* Whether timing may run now: not while a CUDA graph is being captured or the workspace arena
- * is frozen (*ok false: the capture query failed, reported). */
-static bool may_time(Ctx *ctx, bool *ok)
-{
-    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    *ok = CUDA_OK(ctx, cudaStreamIsCapturing(cuda_state(ctx)->stream, &capture));
-    return *ok && capture == cudaStreamCaptureStatusNone && !ctx->scratch.frozen;
-}
-
 /* Autotuning (cudnn.benchmark's approach): times every candidate on this call's own buffers —
  * each run writes the whole output with beta = 0, and the chosen plan runs again right after —
  * keeps the fastest in cand[0] and frees the others. Not while a CUDA graph is being captured
@@ -723,25 +665,24 @@ static bool plan_autotune(Ctx *ctx, ConvPlan *p, void *x, void *w, void *y)
 {
     CudaState *st = cuda_state(ctx);
     bool ok;
-    if (!may_time(ctx, &ok))
+    if (!cuda_tuning_allowed(ctx, &ok))
         return ok;
     int64_t ws_max = 0;
     for (int i = 0; i < p->n_cand; i++)
         ws_max = p->cand[i].ws > ws_max ? p->cand[i].ws : ws_max;
     void *ws = ws_max > 0 ? cuda_scratch(ctx, (size_t)ws_max, "cuDNN autotuning workspace") : NULL;
-    cudaEvent_t e0, e1;
-    if ((ws_max > 0 && !ws) || !events_create(ctx, &e0, &e1))
+    if (ws_max > 0 && !ws)
         return false;
     float ms[CONV_TUNE_MAX];
     int best = 0;
-    for (int i = 0; i < p->n_cand; i++) {
+    for (int i = 0; i < p->n_cand && ctx_ok(ctx); i++) {
         CandidateRun run = {.ctx = ctx, .c = &p->cand[i], .ws = ws, .x = x, .w = w, .y = y};
-        ms[i] = timed_best(st, candidate_run, &run, e0, e1);
+        ms[i] = cuda_time_best(ctx, candidate_run, &run);
         if (ms[i] < ms[best])
             best = i;
     }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    if (!ctx_ok(ctx))
+        return false;
     if (!isfinite(ms[best])) /* none ran: keep the first; its real run reports the error */
         best = 0;
     char how[64];
@@ -859,84 +800,40 @@ void cuda_conv_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tenso
     cuda_scratch_release(ctx);
 }
 
-/* A config of the 1x1 kernel on given buffers. */
-typedef struct {
-    Ctx *ctx;
-    int cfg;
-    const ConvGeom *g;
-    const float *x, *w, *b, *r;
-    int act;
-    float *y;
-} Conv1x1Run;
+/* ---- for cuda_conv_custom.c: the cuDNN side of its choice ----------------------------- */
 
-static bool conv1x1_run(void *arg)
+int *cuda_conv_custom_decision(Ctx *ctx, const ConvGeom *g, bool *has_cudnn)
 {
-    Conv1x1Run *a = arg;
-    return cuda_launch_conv1x1(a->ctx, a->cfg, a->g, a->x, a->w, a->b, a->r, a->act, a->y);
-}
-
-/* Which path runs this FP32 1x1 shape: a config of the 1x1 kernel (>= 0) or cuDNN (-1). Without
- * autotuning, the kernel with the config cuda_conv1x1_default_config picks (no timing noise in
- * the choice); with it, on the shape's first call, the fastest of cuDNN's autotuned plan plus the
- * epilogue pass it needs (none when the epilogue would be deferred to the reader) and every
- * config of the kernel, timed on this call's buffers (the output is rewritten by the caller). */
-static int pointwise_choice(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
-                            const float *r, int act, float *y)
-{
-    CudaState *st = cuda_state(ctx);
-    if (st->conv1x1_force >= 0)
-        return st->conv1x1_force;
     ConvPlan *p = plan_get(ctx, CONV_OP_FWD, g);
     if (!p)
-        return -1;
-    if (p->pw_decided)
-        return p->pw_cfg;
-    int cfg = cuda_conv1x1_default_config(g);
-    bool ok = true;
-    if (!st->conv_autotune || !p->cudnn || !may_time(ctx, &ok)) {
-        p->pw_decided = ok && !st->conv_autotune; /* with autotuning on, time it on a later call */
-        p->pw_cfg = cfg;
-        return ok ? cfg : -1;
+        return NULL;
+    *has_cudnn = p->cudnn;
+    if (!p->custom_init) {
+        p->custom_cfg = CUDA_CUSTOM_UNDECIDED;
+        p->custom_init = true;
     }
-    /* cuDNN's candidates first (plan_execute tunes them and runs the fastest once) */
+    return &p->custom_cfg;
+}
+
+float cuda_conv_cudnn_forward_time(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
+                                   const float *r, int act, float *y)
+{
+    ConvPlan *p = plan_get(ctx, CONV_OP_FWD, g);
+    if (!p)
+        return INFINITY;
+    if (!p->cudnn)
+        return INFINITY;
+    /* the candidates first: plan_execute tunes them and runs the fastest once */
     if (!plan_execute(ctx, p, (void *)x, (void *)w, y))
-        return -1;
+        return INFINITY;
     const ConvCandidate *c = &p->cand[0];
     void *ws = c->ws > 0 ? cuda_scratch(ctx, (size_t)c->ws, "cuDNN convolution workspace") : NULL;
-    cudaEvent_t e0, e1;
-    if ((c->ws > 0 && !ws) || !events_create(ctx, &e0, &e1))
-        return -1;
-    int64_t P = (int64_t)g->To * g->Ho * g->Wo;
-    CandidateRun cr = {.ctx = ctx, .c = c, .ws = ws, .x = (void *)x, .w = (void *)w, .y = y,
-                       .epi = r || (b && !cuda_epilogue_deferrable(ctx)) || (!b && act != 0),
-                       .b = b, .r = r, .act = act, .N = g->N, .K = g->K, .P = P};
-    float best_ms = timed_best(st, candidate_run, &cr, e0, e1), cudnn_ms = best_ms;
-    int best = -1;
-    char times[256];
-    int len = snprintf(times, sizeof times, "cuDNN%s %.3f ms", cr.epi ? "+epilogue" : "", (double)cudnn_ms);
-    for (int i = 0; i < cuda_conv1x1_configs() && ctx_ok(ctx); i++) {
-        Conv1x1Run kr = {.ctx = ctx, .cfg = i, .g = g, .x = x, .w = w, .b = b, .r = r, .act = act, .y = y};
-        float ms = timed_best(st, conv1x1_run, &kr, e0, e1);
-        if (len < (int)sizeof times)
-            len += snprintf(times + len, sizeof times - (size_t)len, ", %s %.3f", cuda_conv1x1_config_name(i),
-                            (double)ms);
-        if (ms < best_ms)
-            best_ms = ms, best = i;
-    }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    cuda_scratch_release(ctx);
-    if (!ctx_ok(ctx))
-        return -1;
-    p->pw_decided = true;
-    p->pw_cfg = best;
-    if (st->verbose) {
-        char geom[200];
-        describe_geom(g, geom, sizeof geom);
-        fprintf(stderr, "focusbench cuda: conv1x1 %s: %s -> %s\n", geom, times,
-                best >= 0 ? cuda_conv1x1_config_name(best) : "cuDNN");
-    }
-    return best;
+    if (c->ws > 0 && !ws)
+        return INFINITY;
+    CandidateRun run = {.ctx = ctx, .c = c, .ws = ws, .x = (void *)x, .w = (void *)w, .y = y,
+                        .epi = true, .b = b, .r = r, .act = act,
+                        .N = g->N, .K = g->K, .P = (int64_t)g->To * g->Ho * g->Wo};
+    return cuda_time_best(ctx, candidate_run, &run);
 }
 
 /* The fused op: the forward's paths with the epilogue (bias, residual, activation) folded into
@@ -967,23 +864,10 @@ void cuda_conv_bias_act_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, co
     cuda_layout_in(ctx, w);
     cuda_layout_in(ctx, b);
     cuda_layout_out(ctx, y);
-    if (cuda_state(ctx)->conv_gemm && cuda_state(ctx)->conv_path == CUDA_CONV_AUTO &&
-        cuda_state(ctx)->precision == CUDA_PRECISION_FP32 && cuda_conv1x1_suits(g, pw)) {
-        /* FP32 1x1: the SGEMM kernel with the whole epilogue inside, unless cuDNN (plus the
-         * epilogue pass) timed faster for this shape */
-        cuda_layout_in(ctx, x);
-        cuda_layout_in(ctx, residual);
-        int cfg = pointwise_choice(ctx, g, px, pw, pb, pr, act, py);
-        if (!ctx_ok(ctx))
-            return;
-        if (cfg >= 0) {
-            if (cuda_launch_conv1x1(ctx, cfg, g, px, pw, pb, pr, act, py))
-                snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv,
-                         "conv1x1 kernel %s, fused epilogue (fp32)", cuda_conv1x1_config_name(cfg));
-            cuda_scratch_release(ctx);
-            return;
-        }
-    }
+    /* FP32 1x1 and stem convs: focusbench's kernels with the epilogue inside, where they suit
+     * and (autotuning) timed faster than cuDNN plus its epilogue pass */
+    if (cuda_conv_custom_forward(ctx, g, x, w, b, residual, act, y) || !ctx_ok(ctx))
+        return;
     ConvPlan *p = choose(ctx, CONV_OP_FWD, g, px, pw, py);
     if (!ctx_ok(ctx))
         return;

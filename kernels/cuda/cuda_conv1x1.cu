@@ -16,6 +16,11 @@
  * The tile configs (cuda_conv1x1_config) differ in BM, BN, TM, TN; which one runs is the caller's
  * choice (cuda_conv.c: a fixed rule by K, or timed against cuDNN when autotuning).
  *
+ * x and r may arrive raw with their own convs' epilogues still pending (deferred, cuda_layout.c):
+ * the kernel applies them as it reads (x in its loads, r in the epilogue), to the same values the
+ * in-place pass would have stored, which saves that pass (the 3x3 and strided convs of ResNet's
+ * blocks feed these 1x1s).
+ *
  * Requirements (cuda_conv1x1_suits): C % 4 == 0 (16-byte loads of w's rows), 16-byte aligned w,
  * N·C·S and N·K·S below 2^31. x's columns move four at a time when S % 4 == 0 and x is aligned,
  * one at a time otherwise; y and r likewise.
@@ -36,11 +41,21 @@ struct C1Tile {
     static_assert(B_VECS % THREADS == 0, "every thread loads the same number of x groups");
 };
 
-template <int BM, int BN, int TM, int TN>
+/* A residual value whose own conv left its epilogue pending (cuda_layout.c): the value that pass
+ * would have stored. */
+__device__ static inline float res_value(float q, const float *rb, float rbias, int r_act)
+{
+    return ck_act(rb ? f_add(q, rbias) : q, r_act);
+}
+
+/* XE: x arrives with a pending epilogue (a compile-time switch: the plain kernel's loads stay as
+ * they are). */
+template <int BM, int BN, int TM, int TN, bool XE>
 __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN>::THREADS)
     conv1x1_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
                    const float *__restrict__ r, float *__restrict__ y, int C, int K, int S, int cols, int m_tiles,
-                   int act, bool vec)
+                   int act, bool vec, const float *__restrict__ xb, int x_act, bool r_epi,
+                   const float *__restrict__ rb, int r_act)
 {
     using T = C1Tile<BM, BN, TM, TN>;
     constexpr int BK = C1_BK;
@@ -88,6 +103,12 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN>::THREADS)
                         if (b_off[i][e] >= 0)
                             v[e] = __ldg(x + b_off[i][e] + (size_t)k * S);
                 }
+            }
+            if (XE && k < C) { /* x's deferred epilogue, as the pass that would apply it */
+                float bk = xb ? __ldg(xb + k) : 0.f;
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    v[e] = ck_act(xb ? f_add(v[e], bk) : v[e], x_act);
             }
             b_reg[i] = make_float4(v[0], v[1], v[2], v[3]);
         }
@@ -157,7 +178,7 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN>::THREADS)
             int m = m0 + gm * (BM / T::GM) + ty * 4 + e;
             if (m >= K)
                 continue;
-            float bias = b ? __ldg(b + m) : 0.f;
+            float bias = b ? __ldg(b + m) : 0.f, rbias = r_epi && rb ? __ldg(rb + m) : 0.f;
 #pragma unroll
             for (int gn = 0; gn < T::GN; gn++) {
                 int j = j0 + gn * (BN / T::GN) + tx * 4;
@@ -168,6 +189,9 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN>::THREADS)
                                            f_add(a4[3], bias));
                     if (r) {
                         float4 q = __ldg(reinterpret_cast<const float4 *>(r + o));
+                        if (r_epi)
+                            q = make_float4(res_value(q.x, rb, rbias, r_act), res_value(q.y, rb, rbias, r_act),
+                                            res_value(q.z, rb, rbias, r_act), res_value(q.w, rb, rbias, r_act));
                         v = make_float4(f_add(v.x, q.x), f_add(v.y, q.y), f_add(v.z, q.z), f_add(v.w, q.w));
                     }
                     *reinterpret_cast<float4 *>(y + o) =
@@ -180,8 +204,10 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN>::THREADS)
                         break;
                     size_t o = ((size_t)((j + c) / S) * K + m) * S + (j + c) % S;
                     float v = f_add(a4[c], bias);
-                    if (r)
-                        v = f_add(v, __ldg(r + o));
+                    if (r) {
+                        float q = __ldg(r + o);
+                        v = f_add(v, r_epi ? res_value(q, rb, rbias, r_act) : q);
+                    }
                     y[o] = ck_act(v, act);
                 }
             }
@@ -222,8 +248,12 @@ int cuda_conv1x1_default_config(const ConvGeom *g)
 }
 
 bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
-                         const float *r, int act, float *y)
+                         const float *r, int act, float *y, const CudaPendingEpilogue *xe,
+                         const CudaPendingEpilogue *re)
 {
+    bool x_epi = xe != NULL, r_epi = re != NULL && r != NULL;
+    const float *xb = xe ? xe->bias : NULL, *rb = r_epi ? re->bias : NULL;
+    int x_act = xe ? xe->act : 0, r_act = r_epi ? re->act : 0;
     if (cfg < 0 || cfg >= C1_N_CONFIGS)
         cfg = cuda_conv1x1_default_config(g);
     int S = g->T * g->H * g->W, cols = g->N * S;
@@ -235,23 +265,21 @@ bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, c
         return false;
     }
     cudaStream_t s = cuda_stream_of(ctx);
+#define C1_LAUNCH(BM_, BN_, TM_, TN_)                                                                              \
+    do {                                                                                                         \
+        if (x_epi)                                                                                               \
+            conv1x1_kernel<BM_, BN_, TM_, TN_, true><<<(unsigned)blocks, C1Tile<BM_, BN_, TM_, TN_>::THREADS, 0, s>>>( \
+                x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec, xb, x_act, r_epi, rb, r_act);              \
+        else                                                                                                     \
+            conv1x1_kernel<BM_, BN_, TM_, TN_, false><<<(unsigned)blocks, C1Tile<BM_, BN_, TM_, TN_>::THREADS, 0, s>>>( \
+                x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec, xb, x_act, r_epi, rb, r_act);              \
+    } while (0)
     switch (cfg) {
-    case 0:
-        conv1x1_kernel<128, 128, 8, 8><<<(unsigned)blocks, C1Tile<128, 128, 8, 8>::THREADS, 0, s>>>(
-            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
-        break;
-    case 1:
-        conv1x1_kernel<64, 128, 4, 8><<<(unsigned)blocks, C1Tile<64, 128, 4, 8>::THREADS, 0, s>>>(
-            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
-        break;
-    case 2:
-        conv1x1_kernel<32, 128, 4, 4><<<(unsigned)blocks, C1Tile<32, 128, 4, 4>::THREADS, 0, s>>>(
-            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
-        break;
-    default:
-        conv1x1_kernel<64, 256, 8, 8><<<(unsigned)blocks, C1Tile<64, 256, 8, 8>::THREADS, 0, s>>>(
-            x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec);
-        break;
+    case 0: C1_LAUNCH(128, 128, 8, 8); break;
+    case 1: C1_LAUNCH(64, 128, 4, 8); break;
+    case 2: C1_LAUNCH(32, 128, 4, 4); break;
+    default: C1_LAUNCH(64, 256, 8, 8); break;
     }
+#undef C1_LAUNCH
     return LAUNCH_OK(ctx, "conv1x1_kernel");
 }

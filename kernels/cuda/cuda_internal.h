@@ -86,8 +86,9 @@ typedef struct CudaState {
     bool verbose; /* FOCUSBENCH_CUDA_VERBOSE=1: print each new conv / GEMM plan on stderr */
     bool conv_autotune; /* time the candidate cuDNN plans of each new conv shape (cuda_conv.c) */
     bool conv_nondeterministic; /* cuDNN engines whose results vary run to run are acceptable */
-    bool conv_gemm;             /* FP32 1x1 convs on the SGEMM kernel of cuda_conv1x1.cu */
+    bool conv_custom;           /* FP32 1x1 and stem convs on cuda_conv1x1.cu's / cuda_conv_stem.cu's kernels */
     int conv1x1_force;          /* >= 0: that tile config of the kernel for every such conv */
+    bool expand_dw_all;         /* the fused expand + depthwise kernel for every shape it suits (tests) */
     int device;
     int sm_count;
     size_t cudnn_version;
@@ -357,6 +358,55 @@ GemmPlanCache *cuda_gemm_cache_create(void);
 void cuda_gemm_cache_destroy(GemmPlanCache *c);
 int cuda_gemm_cache_size(const GemmPlanCache *c);
 
+/* ---- cuda_timing.c (autotuning: timing enqueued work) ----------------------------------- */
+/* One run of what is being timed: enqueues it on the context's stream; false when it failed. */
+typedef bool (*CudaTimedRun)(void *arg);
+/* Whether timing may run now: not while a CUDA graph is being captured or the workspace arena is
+ * frozen (*ok false: the capture query failed, reported). */
+bool cuda_tuning_allowed(Ctx *ctx, bool *ok);
+/* run(arg)'s time per execution in ms: one untimed run, then the fastest of three timed groups,
+ * each as many back-to-back runs as fill 0.25 ms (a small convolution runs for microseconds,
+ * below what one event pair resolves, and launch gaps would decide the choice). INFINITY when a
+ * run fails (skipped, not reported, unless the run set the context's error itself). */
+float cuda_time_best(Ctx *ctx, CudaTimedRun run, void *arg);
+
+/* ---- cuda_conv.c, for cuda_conv_custom.c ----------------------------------------------- */
+enum { CUDA_CUSTOM_UNDECIDED = -2 };
+/* "x(N,C,T,H,W) w(K,C/g,kt,kh,kw) stride(..) pad(..) groups G", for logs. */
+void cuda_describe_conv_geom(const ConvGeom *g, char *buf, size_t cap);
+/* The forward plan's record of which custom kernel config runs this shape (-1: cuDNN,
+ * CUDA_CUSTOM_UNDECIDED before the choice); *has_cudnn: whether cuDNN has a plan for it. NULL
+ * with the error set when the plan cannot be made. */
+int *cuda_conv_custom_decision(Ctx *ctx, const ConvGeom *g, bool *has_cudnn);
+/* cuDNN's forward of this shape (its candidates autotuned first if they are not yet) followed by
+ * the f32 epilogue pass, timed on these buffers (y is overwritten): ms per run, INFINITY when
+ * cuDNN cannot run it. */
+float cuda_conv_cudnn_forward_time(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
+                                   const float *r, int act, float *y);
+
+/* ---- cuda_conv_custom.c (the choice between cuDNN and the custom FP32 forward kernels) ----- */
+/* The fused conv's FP32 forward on a custom kernel (1x1, stem) when one suits the shape and is
+ * chosen for it: true when it ran (or failed: the error is set); false, nothing done, when the
+ * caller runs cuDNN. */
+bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
+                              const Tensor *residual, int act, Tensor *y);
+
+/* op_conv2d_expand_dw's backend slots (FP32, the custom kernels on, the shapes of
+ * cuda_expand_dw_suits). */
+bool cuda_expand_dw_takes(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd);
+void cuda_expand_dw_forward(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, const Tensor *x, const Tensor *we,
+                            const Tensor *be, int act_e, const Tensor *wd, const Tensor *bd, int act_d, Tensor *y);
+
+/* ---- cuda_conv_expand_dw.cu (FP32 expand 1x1 + depthwise 3x3 in one kernel) ---------------- */
+/* ge: a 1x1 conv (stride 1, no padding, groups 1) with C <= 32; gd: a depthwise 3x3 on its output,
+ * stride 1 or 2, padding 1; tensors below 2^31 elements. */
+bool cuda_expand_dw_suits(const ConvGeom *ge, const ConvGeom *gd);
+/* z = act_d(dw(act_e(conv1x1(x', we) + be), wd) + bd), x' = x or x with its pending epilogue xe
+ * applied as it is read. */
+bool cuda_launch_expand_dw(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, const float *x,
+                           const CudaPendingEpilogue *xe, const float *we, const float *be, int e_act, const float *wd,
+                           const float *bd, int d_act, float *z);
+
 /* ---- cuda_conv1x1.cu (FP32 1x1 convolutions as one SGEMM with the epilogue inside) -------- */
 /* A 1x1 conv the kernel takes: stride 1, no padding, groups 1, C % 4 == 0, w 16-byte aligned,
  * N·C·S and N·K·S below 2^31. */
@@ -365,9 +415,18 @@ bool cuda_conv1x1_suits(const ConvGeom *g, const float *w);
  * one used without timing. */
 const char *cuda_conv1x1_config_name(int cfg);
 int cuda_conv1x1_default_config(const ConvGeom *g);
-/* y (N, K, S) = act((conv1x1(x, w) + b[k]) + r) (b, r may be NULL; act an OpAct value). */
+/* y (N, K, S) = act((conv1x1(x', w) + b[k]) + r') (b, r may be NULL; act an OpAct value), where
+ * x' = x, or x with its pending epilogue xe applied as it is read, and r' likewise with re. */
 bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
-                         const float *r, int act, float *y);
+                         const float *r, int act, float *y, const CudaPendingEpilogue *xe,
+                         const CudaPendingEpilogue *re);
+
+/* ---- cuda_conv_stem.cu (FP32 stem convolutions: few input channels, stride 2) ------------ */
+/* 2-D, square 3x3 or 7x7 filter, stride 2, dilation 1, groups 1, C <= 4, K in {16, 32, 64}. */
+bool cuda_conv_stem_suits(const ConvGeom *g);
+/* y = act((conv(x, w) + b[k]) + r) (b, r may be NULL). */
+bool cuda_launch_conv_stem(Ctx *ctx, const ConvGeom *g, const float *x, const float *w, const float *b,
+                           const float *r, int act, float *y);
 
 /* ---- cuda_gemm_kernels.cu (fallback GEMM) ------------------------------------------------ */
 /* Column-major D (m×n, ld ldd) = op(A)·op(B) + beta·D (+ bias[i] on row i when bias is set),

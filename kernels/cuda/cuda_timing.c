@@ -214,3 +214,53 @@ void cuda_clock_reasons_str(uint64_t reasons, char *out, size_t cap)
     else if (n == 0)
         snprintf(out, cap, "none");
 }
+
+/* ---- autotuning: the time of a piece of enqueued work (cuda_internal.h) ------------------- */
+
+/* A timed group lasts at least this long (at most 64 runs); the fastest of TUNE_REPS counts. */
+static const float TUNE_GROUP_MS = 0.25f;
+enum { TUNE_REPS = 3 };
+
+bool cuda_tuning_allowed(Ctx *ctx, bool *ok)
+{
+    enum cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    *ok = CUDA_OK(ctx, cudaStreamIsCapturing(cuda_state(ctx)->stream, &capture));
+    return *ok && capture == cudaStreamCaptureStatusNone && !ctx->scratch.frozen;
+}
+
+/* `runs` executions of run(arg) between one pair of events: their mean in ms (INFINITY when one
+ * fails; its error, if it set one, stays). */
+static float runs_ms(Ctx *ctx, CudaTimedRun run, void *arg, cudaEvent_t e0, cudaEvent_t e1, int runs)
+{
+    cudaStream_t s = cuda_state(ctx)->stream;
+    float ms = 0;
+    bool ok = cudaEventRecord(e0, s) == cudaSuccess;
+    for (int i = 0; ok && i < runs; i++)
+        ok = run(arg);
+    ok = ok && cudaEventRecord(e1, s) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
+         cudaEventElapsedTime(&ms, e0, e1) == cudaSuccess;
+    if (!ok) {
+        (void)cudaGetLastError();
+        return INFINITY;
+    }
+    return ms / (float)runs;
+}
+
+float cuda_time_best(Ctx *ctx, CudaTimedRun run, void *arg)
+{
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    if (!CUDA_OK(ctx, cudaEventCreate(&e0)) || !CUDA_OK(ctx, cudaEventCreate(&e1))) {
+        if (e0)
+            cudaEventDestroy(e0);
+        return INFINITY;
+    }
+    float best = INFINITY, once = runs_ms(ctx, run, arg, e0, e1, 1);
+    if (isfinite(once)) {
+        int runs = once >= TUNE_GROUP_MS ? 1 : (int)fminf(64.0f, ceilf(TUNE_GROUP_MS / fmaxf(once, 1e-3f)));
+        for (int r = 0; r < TUNE_REPS && ctx_ok(ctx); r++)
+            best = fminf(best, runs_ms(ctx, run, arg, e0, e1, runs));
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return best;
+}

@@ -3,7 +3,7 @@
 # session 7: the GPU test groups that cover the fp32 1x1 SGEMM kernel (kernels/cuda/cuda_conv1x1.cu)
 # and the wider cuDNN autotuning (default: cuda_fused cuda_models cuda_pass), then actnet-p128 at
 # fp32, batch 32, with CUPTI (per-component and per-kernel split): the default (each 1x1 shape on
-# the kernel or on cuDNN, whichever timed faster) and --no-conv-gemm (cuDNN for every conv), plus
+# the kernel or on cuDNN, whichever timed faster) and --no-custom-convs (cuDNN for every conv), plus
 # one verbose planning run whose lines name every conv's engine and time, and each 1x1 shape's
 # kernel-vs-cuDNN times. Logs go to $OUT/r, tarred as TAG.tgz.
 set -uo pipefail
@@ -17,16 +17,16 @@ timeout 400 scripts/gpu_check.sh $groups > /dev/null 2>&1; echo "test-gpu rc=$?"
 grep -E "^ *FAIL|RESULT|passed, " "$OUT/r/test-gpu.log" | head -30
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/usr/local/cuda-13.0/targets/x86_64-linux/lib:build/gpu-deps/lib
 B=build/gpu/focusbench
-el "profile fp32 b32 (default) and --no-conv-gemm"
+el "profile fp32 b32 (default) and --no-custom-convs"
 timeout 100 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 \
   --csv "$OUT/r/profile_fp32_b32.csv" > "$OUT/r/profile_fp32_b32.txt" 2>&1; echo "fp32 rc=$?"
-timeout 100 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 --no-conv-gemm \
+timeout 100 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 --no-custom-convs \
   --csv "$OUT/r/profile_fp32_b32_nogemm.csv" > "$OUT/r/profile_fp32_b32_nogemm.txt" 2>&1; echo "nogemm rc=$?"
 grep -hE "^ +32 +(eager|graph)|^ +(glance|policies|crop|focus|classifier|sum) " "$OUT"/r/profile_fp32_b32*.txt
 el "verbose planning run"
 FOCUSBENCH_CUDA_VERBOSE=1 timeout 100 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 \
   --no-cupti --repeats 3 --min-time 0 > "$OUT/r/profile_fp32_b32.verbose" 2>&1; echo "verbose rc=$?"
-grep -E "conv fwd x|conv plan|conv1x1 " "$OUT/r/profile_fp32_b32.verbose" | grep -v "^focusbench cuda:   " > "$OUT/r/plans.txt"
+grep -E "conv fwd x|conv plan|conv1x1 |stem conv " "$OUT/r/profile_fp32_b32.verbose" | grep -v "^focusbench cuda:   " > "$OUT/r/plans.txt"
 wc -l "$OUT/r/plans.txt"
 el "done"
 tar -C "$OUT/r" -czf "$OUT/$tag.tgz" .

@@ -94,8 +94,9 @@ GpuEnv *gpu_begin(void **state, const char *test_name)
     /* the defaults again: a test that turned these on must not choose the next test's engines */
     cuda_set_conv_autotune(e->gpu, false);
     cuda_set_conv_nondeterministic(e->gpu, false);
-    cuda_set_conv_gemm(e->gpu, true);
+    cuda_set_conv_custom(e->gpu, true);
     cuda_set_conv1x1_config(e->gpu, -1);
+    cuda_set_expand_dw_all(e->gpu, false);
     ctx_begin_pass(e->cpu);
     ctx_begin_pass(e->gpu);
     if (!cuda_synchronize(e->gpu))

@@ -1,9 +1,9 @@
 /* test_cuda_fused.c — the fused conv epilogues and the fast depthwise kernel of the CUDA backend
  * against the CPU reference (group cuda_fused): conv_bias_act_forward (y = act(conv + b +
  * residual)) on depthwise 3x3 (the tiled kernel), a depthwise 5x5 (the direct kernel plus the
- * epilogue), dense 1x1 / 3x3 convs (cuDNN plus the fp32 epilogue, the fp32 1x1s on the SGEMM
- * kernel with the epilogue inside and forced onto cuDNN too, or the bf16 channels-last conversion
- * carrying the epilogue), at fp32 / tf32 / bf16 with their tolerances, outputs
+ * epilogue), dense 1x1 / 3x3 convs (cuDNN plus the fp32 epilogue, the fp32 1x1s and stems on
+ * focusbench's kernels with the epilogue inside and forced onto cuDNN too, or the bf16
+ * channels-last conversion carrying the epilogue), at fp32 / tf32 / bf16 with their tolerances, outputs
  * poisoned with NaN first (the GPU context of the tests poisons every new block), each result
  * repeated bit for bit; and the fused op through the op layer equal to the unfused chain on the
  * GPU (forward), with its backward (the recorded chain) against the CPU; deferred epilogues
@@ -51,6 +51,10 @@ static const FusedCase CASES[] = {
     {"dense 1x1, bias + ReLU (bottleneck start)", 3, 40, 20, 6, 6, 1, 1, 0, 1, true, false, OP_ACT_RELU},
     {"dense 1x1, no bias, no act", 2, 16, 8, 5, 5, 1, 1, 0, 1, false, false, OP_ACT_NONE},
     {"dense 1x1, residual + ReLU, no bias", 2, 24, 32, 4, 4, 1, 1, 0, 1, false, true, OP_ACT_RELU},
+    /* FP32 stems on the stem kernel (cuda_conv_stem.cu): partial row and column tiles */
+    {"ResNet stem 7x7 s2 pad 3, bias, ReLU", 2, 3, 64, 37, 35, 7, 2, 3, 1, true, false, OP_ACT_RELU},
+    {"stem 3x3 s2, 32 channels, residual, no act", 2, 3, 32, 30, 31, 3, 2, 1, 1, false, true, OP_ACT_NONE},
+    {"stem 3x3 s2, 4 input channels, 16 out, pad 0", 3, 4, 16, 20, 28, 3, 2, 0, 1, true, false, OP_ACT_RELU6},
 };
 
 static ConvGeom geom_of(const FusedCase *c)
@@ -82,8 +86,10 @@ static void test_fused_conv_epilogues(void **state)
         Tensor *dx = gd(e, x), *dw = gd(e, w), *db = b ? gd(e, b) : NULL, *dr = r ? gd(e, r) : NULL;
         bool depthwise = g.groups == g.C && g.K == g.C;
         bool pointwise = g.kh == 1 && g.kw == 1 && g.groups == 1; /* FP32: the 1x1 kernel */
+        bool stem = g.C <= 4 && g.sh == 2 && (g.kh == 3 || g.kh == 7) && (g.K == 16 || g.K == 32 || g.K == 64);
+        const char *custom = pointwise ? "conv1x1 kernel" : stem ? "stem conv kernel" : NULL;
         for (int p = 0; p < 3; p++) {
-            for (int force_cudnn = 0; force_cudnn <= ((depthwise || pointwise) && p == 0); force_cudnn++) {
+            for (int force_cudnn = 0; force_cudnn <= ((depthwise || custom) && p == 0); force_cudnn++) {
                 cuda_set_precision(e->gpu, precisions[p]);
                 cuda_set_conv_path(e->gpu, force_cudnn ? CUDA_CONV_CUDNN : CUDA_CONV_AUTO);
                 cuda_set_depthwise_custom(e->gpu, !force_cudnn);
@@ -96,8 +102,8 @@ static void test_fused_conv_epilogues(void **state)
                          force_cudnn ? " cudnn forced" : "", cuda_last_conv_info(e->gpu));
                 gpu_expect_ok(e, what);
                 gpu_expect_close(e, what, yd, y, tol);
-                if (pointwise && p == 0 && !force_cudnn && !strstr(cuda_last_conv_info(e->gpu), "conv1x1 kernel")) {
-                    printf("  FAIL %s: an FP32 1x1 conv did not run on the 1x1 kernel\n", what);
+                if (custom && p == 0 && !force_cudnn && !strstr(cuda_last_conv_info(e->gpu), custom)) {
+                    printf("  FAIL %s: an FP32 conv did not run on the %s\n", what, custom);
                     e->failures++;
                 }
                 GPU(conv_bias_act_forward, &g, dx, dw, db, dr, fc->act, yd2);
@@ -135,6 +141,144 @@ static const PointwiseCase PW_CASES[] = {
     {1, 8, 8, 1, 1, true, false, OP_ACT_NONE},       /* one column */
 };
 
+/* ResNet's bottleneck tail at FP32: a 3x3 stride-2 conv (bias, ReLU) and a 1x1 stride-2
+ * downsample (bias) run on cuDNN and leave their epilogues pending; the 1x1 kernel reads the first
+ * as x and the second as its residual, applying both as it reads. With deferral on and off: the
+ * same bits, the CPU's values, and the two inputs read back afterwards are right too. */
+static void test_conv1x1_pending_inputs(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "FP32 1x1 kernel reading x and the residual with their epilogues pending");
+    const int N = 2, C = 16, H = 10, W = 10, M = 8, K = 32;
+    Tensor *x = gh_rand(e, 9600, -2, 3, DIMS(N, C, H, W));
+    Tensor *wd = gh_rand(e, 9601, -1, 1, DIMS(K, C, 1, 1)), *bd = gh_rand(e, 9602, -1, 2, DIMS(K));
+    Tensor *w2 = gh_rand(e, 9603, -1, 1, DIMS(M, C, 3, 3)), *b2 = gh_rand(e, 9604, -1, 2, DIMS(M));
+    Tensor *w3 = gh_rand(e, 9605, -1, 1, DIMS(K, M, 1, 1)), *b3 = gh_rand(e, 9606, -1, 2, DIMS(K));
+    Tensor *ds_ref = op_conv2d_bias_act(e->cpu, x, wd, bd, NULL, 2, 0, 1, OP_ACT_NONE);
+    Tensor *h_ref = op_conv2d_bias_act(e->cpu, x, w2, b2, NULL, 2, 1, 1, OP_ACT_RELU);
+    Tensor *y_ref = op_conv2d_bias_act(e->cpu, h_ref, w3, b3, ds_ref, 1, 0, 1, OP_ACT_RELU);
+    Tensor *dx = gd(e, x), *dwd = gd(e, wd), *dbd = gd(e, bd), *dw2 = gd(e, w2), *db2 = gd(e, b2);
+    Tensor *dw3 = gd(e, w3), *db3 = gd(e, b3);
+    Tensor *first_y = gh_like(e, y_ref);
+    const Tol tol = gpu_tol_for(CUDA_PRECISION_FP32);
+    for (int defer = 1; defer >= 0; defer--) {
+        cuda_set_defer_epilogue(e->gpu, defer);
+        Tensor *ds = op_conv2d_bias_act(e->gpu, dx, dwd, dbd, NULL, 2, 0, 1, OP_ACT_NONE);
+        Tensor *h = op_conv2d_bias_act(e->gpu, dx, dw2, db2, NULL, 2, 1, 1, OP_ACT_RELU);
+        Tensor *y = op_conv2d_bias_act(e->gpu, h, dw3, db3, ds, 1, 0, 1, OP_ACT_RELU);
+        char what[256];
+        snprintf(what, sizeof what, "deferral %s: the 1x1's output [%s]", defer ? "on" : "off",
+                 cuda_last_conv_info(e->gpu));
+        gpu_expect_ok(e, what);
+        gpu_expect_close(e, what, y, y_ref, tol);
+        if (defer && !strstr(cuda_last_conv_info(e->gpu), "x's pending epilogue on load, the residual's pending")) {
+            printf("  FAIL %s: the 1x1 kernel did not take both pending epilogues\n", what);
+            e->failures++;
+        }
+        e->checks++;
+        if (defer) {
+            if (!cuda_tensor_to_host(e->gpu, y, first_y))
+                gpu_expect_ok(e, "download with deferral on");
+        } else {
+            gpu_expect_equal(e, "  deferral off gives the deferral-on output, bit for bit", y, first_y);
+        }
+        snprintf(what, sizeof what, "deferral %s: the 3x3's output read afterwards", defer ? "on" : "off");
+        gpu_expect_close(e, what, h, h_ref, tol);
+        snprintf(what, sizeof what, "deferral %s: the downsample's output read afterwards", defer ? "on" : "off");
+        gpu_expect_close(e, what, ds, ds_ref, tol);
+    }
+    cuda_set_defer_epilogue(e->gpu, true);
+    gpu_end(e);
+}
+
+/* op_conv2d_expand_dw at FP32 on the GPU (cuda_conv_expand_dw.cu): against the CPU (its two convs);
+ * bit for bit against the unfused chain on the GPU where that chain's expand runs on the 1x1 kernel
+ * (C % 4 == 0: the same sums in the same order); partial tiles, channel counts that leave a partial
+ * chunk of 32, both strides, every activation; the last case reads x with a pending epilogue (a
+ * 3x3 conv on cuDNN deferred it). */
+typedef struct {
+    int N, C, E, H, W, stride;
+    OpAct act_e, act_d;
+    bool pending_x;
+} ExpandDwCase;
+
+static const ExpandDwCase XD_CASES[] = {
+    {2, 16, 96, 17, 15, 2, OP_ACT_RELU6, OP_ACT_RELU6, false},
+    {3, 24, 144, 14, 13, 1, OP_ACT_RELU6, OP_ACT_RELU6, false},
+    {2, 32, 40, 9, 20, 1, OP_ACT_RELU, OP_ACT_NONE, false},
+    {1, 8, 64, 33, 35, 2, OP_ACT_NONE, OP_ACT_RELU, false},
+    {2, 4, 32, 4, 4, 2, OP_ACT_RELU6, OP_ACT_RELU6, false},
+    {2, 6, 36, 10, 12, 1, OP_ACT_RELU6, OP_ACT_RELU6, false}, /* C % 4 != 0: the chain's expand is on cuDNN */
+    {2, 16, 48, 12, 12, 2, OP_ACT_RELU6, OP_ACT_RELU6, true},
+};
+
+static void test_expand_dw_kernel(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "FP32 expand + depthwise kernel vs CPU and vs the unfused GPU chain");
+    cuda_set_expand_dw_all(e->gpu, true); /* the small shapes here are below the default rule's sizes */
+    for (size_t ci = 0; ci < sizeof XD_CASES / sizeof XD_CASES[0]; ci++) {
+        const ExpandDwCase *c = &XD_CASES[ci];
+        uint64_t seed = 9700 + 10 * ci;
+        /* x itself, or the input of a 3x3 conv (8 -> C channels, bias only) that makes x */
+        Tensor *x0 = gh_rand(e, seed, -2, 3, DIMS(c->N, c->pending_x ? 8 : c->C, c->H, c->W));
+        Tensor *w0 = gh_rand(e, seed + 1, -0.5f, 0.5f, DIMS(c->C, 8, 3, 3)), *b0 = gh_rand(e, seed + 2, -1, 1, DIMS(c->C));
+        Tensor *we = gh_rand(e, seed + 3, -1, 1, DIMS(c->E, c->C, 1, 1)), *be = gh_rand(e, seed + 4, -1, 2, DIMS(c->E));
+        Tensor *wd = gh_rand(e, seed + 5, -1, 1, DIMS(c->E, 1, 3, 3)), *bd = gh_rand(e, seed + 6, -1, 2, DIMS(c->E));
+        Tensor *xc = c->pending_x ? op_conv2d_bias_act(e->cpu, x0, w0, b0, NULL, 1, 1, 1, OP_ACT_NONE) : x0;
+        Tensor *want = op_conv2d_expand_dw(e->cpu, xc, we, be, c->act_e, wd, bd, c->stride, c->act_d);
+        Tensor *dx0 = gd(e, x0), *dw0 = gd(e, w0), *db0 = gd(e, b0), *dwe = gd(e, we), *dbe = gd(e, be);
+        Tensor *dwd = gd(e, wd), *dbd = gd(e, bd);
+        Tensor *dx = c->pending_x ? op_conv2d_bias_act(e->gpu, dx0, dw0, db0, NULL, 1, 1, 1, OP_ACT_NONE) : dx0;
+        Tensor *got = op_conv2d_expand_dw(e->gpu, dx, dwe, dbe, c->act_e, dwd, dbd, c->stride, c->act_d);
+        char what[256];
+        snprintf(what, sizeof what, "expand+dw N%d C%d E%d %dx%d s%d acts %d/%d%s [%s]", c->N, c->C, c->E, c->H, c->W,
+                 c->stride, (int)c->act_e, (int)c->act_d, c->pending_x ? ", x pending" : "",
+                 cuda_last_conv_info(e->gpu));
+        gpu_expect_ok(e, what);
+        gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
+        const char *need = c->pending_x ? "expand+depthwise kernel, stride %d, x's pending" : "expand+depthwise kernel";
+        char need_s[96];
+        snprintf(need_s, sizeof need_s, need, c->stride);
+        if (!strstr(cuda_last_conv_info(e->gpu), need_s)) {
+            printf("  FAIL %s: the fused kernel did not run as expected (%s)\n", what, need_s);
+            e->failures++;
+        }
+        e->checks++;
+        Tensor *again = op_conv2d_expand_dw(e->gpu, dx, dwe, dbe, c->act_e, dwd, dbd, c->stride, c->act_d);
+        Tensor *h_got = gh_like(e, want);
+        if (cuda_tensor_to_host(e->gpu, got, h_got))
+            gpu_expect_equal(e, "  a second run gives the same bits", again, h_got);
+        if (c->C % 4 == 0 && !c->pending_x) { /* the unfused chain: the 1x1 kernel, then the depthwise kernel */
+            Tensor *h = op_conv2d_bias_act(e->gpu, dx, dwe, dbe, NULL, 1, 0, 1, c->act_e);
+            Tensor *chain = op_conv2d_bias_act(e->gpu, h, dwd, dbd, NULL, c->stride, 1, c->E, c->act_d);
+            gpu_expect_ok(e, "the unfused chain");
+            gpu_expect_equal(e, "  fused == the unfused chain on the GPU, bit for bit", chain, h_got);
+        }
+    }
+    /* the default rule: a stride-2 block at 56² is fused, a stride-1 one is not (same values) */
+    cuda_set_expand_dw_all(e->gpu, false);
+    static const int rule_stride[2] = {2, 1};
+    for (int i = 0; i < 2; i++) {
+        Tensor *x = gh_rand(e, 9800 + i, -1, 1, DIMS(1, 16, 56, 56));
+        Tensor *we = gh_rand(e, 9810 + i, -1, 1, DIMS(32, 16, 1, 1)), *be = gh_rand(e, 9820 + i, -1, 1, DIMS(32));
+        Tensor *wd = gh_rand(e, 9830 + i, -1, 1, DIMS(32, 1, 3, 3)), *bd = gh_rand(e, 9840 + i, -1, 1, DIMS(32));
+        Tensor *want = op_conv2d_expand_dw(e->cpu, x, we, be, OP_ACT_RELU6, wd, bd, rule_stride[i], OP_ACT_RELU6);
+        Tensor *got = op_conv2d_expand_dw(e->gpu, gd(e, x), gd(e, we), gd(e, be), OP_ACT_RELU6, gd(e, wd), gd(e, bd),
+                                          rule_stride[i], OP_ACT_RELU6);
+        bool fused = strstr(cuda_last_conv_info(e->gpu), "expand+depthwise kernel") != NULL;
+        char what[200];
+        snprintf(what, sizeof what, "default rule, stride %d at 56x56: %s [%s]", rule_stride[i],
+                 i == 0 ? "fused" : "unfused", cuda_last_conv_info(e->gpu));
+        gpu_expect_ok(e, what);
+        gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
+        if (fused != (i == 0)) {
+            printf("  FAIL %s: the rule chose the other path\n", what);
+            e->failures++;
+        }
+        e->checks++;
+    }
+    gpu_end(e);
+}
+
 static void test_conv1x1_kernel(void **state)
 {
     GpuEnv *e = gpu_begin(state, "FP32 1x1 SGEMM kernel: every tile config and the autotuned choice vs CPU");
@@ -144,7 +288,7 @@ static void test_conv1x1_kernel(void **state)
         ConvGeom g = {.N = pc->N, .C = pc->C, .K = pc->K, .T = 1, .H = pc->H, .W = pc->W, .kt = 1, .kh = 1, .kw = 1,
                       .To = 1, .Ho = pc->H, .Wo = pc->W, .st = 1, .sh = 1, .sw = 1, .dt = 1, .dh = 1, .dw = 1,
                       .groups = 1};
-        uint64_t seed = 9100 + 10 * ci;
+        uint64_t seed = 9500 + 10 * ci;
         Tensor *x = gh_rand(e, seed, -2, 3, DIMS(g.N, g.C, 1, g.H, g.W));
         Tensor *w = gh_rand(e, seed + 1, -1, 1, DIMS(g.K, g.C, 1, 1, 1));
         Tensor *b = pc->bias ? gh_rand(e, seed + 2, -1, 2, DIMS(g.K)) : NULL;
@@ -488,6 +632,8 @@ int test_group_cuda_fused(int *total)
         cmocka_unit_test(test_bf16_kept_conv_input),
         cmocka_unit_test(test_deferred_epilogue),
         cmocka_unit_test(test_conv1x1_kernel),
+        cmocka_unit_test(test_conv1x1_pending_inputs),
+        cmocka_unit_test(test_expand_dw_kernel),
     };
     return gpu_run_group("cuda_fused", tests, sizeof tests / sizeof tests[0], total);
 }

@@ -649,6 +649,22 @@ static void test_gather(void **state)
     CPU(gather_forward, B, T, F, R, x, idx, y);
     GPU(gather_forward, B, T, F, R, dxx, didx, dy);
     gpu_expect_close(e, "gather forward (3,10,4,5) idx (3,6)", dy, y, TOL_EXACTISH);
+    /* rows of 20 floats take the 16-byte row kernel, rows of 7 the element kernel; indices out of
+     * [0, T) give zero rows on both */
+    static const int64_t rows[2] = {20, 7};
+    for (int v = 0; v < 2; v++) {
+        Tensor *x2 = gh_rand(e, 1830 + v, -1, 1, DIMS(B, T, rows[v]));
+        Tensor *idx2 = gh(e, DTYPE_I32, DIMS(B, F));
+        for (int i = 0; i < B * F; i++)
+            tensor_i32(idx2)[i] = i % 4 == 0 ? -1 : i % 4 == 1 ? (int32_t)T : (i * 7) % (int)T;
+        Tensor *y2 = gh(e, DTYPE_F32, DIMS(B, F, rows[v]));
+        CPU(gather_forward, B, T, F, rows[v], x2, idx2, y2);
+        Tensor *dy2 = gd_nan_like(e, y2);
+        GPU(gather_forward, B, T, F, rows[v], gd(e, x2), gd(e, idx2), dy2);
+        gpu_expect_equal(e, v == 0 ? "gather forward, rows of 20 (16-byte kernel), indices out of range"
+                                   : "gather forward, rows of 7 (element kernel), indices out of range",
+                         dy2, y2);
+    }
     Tensor *gy = gh_rand(e, 1810, -1, 1, DIMS(B, F, 4, 5)), *gx = gh_rand(e, 1820, -1, 1, DIMS(B, T, 4, 5));
     Tensor *dgy = gd(e, gy), *dgx = gd(e, gx);
     CPU(gather_backward, B, T, F, R, idx, gy, gx);
