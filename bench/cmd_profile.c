@@ -127,7 +127,8 @@ static void usage(FILE *out)
             "  --top-kernels N   kernels listed per batch size (default 10; all are in the CSV)\n"
             "  --no-fold         keep the backbones' batch norms (default: folded into the convs for inference)\n"
             "  --no-autotune     cuda: run the cuDNN heuristics' first plan of each conv shape (default: time up\n"
-            "                    to 24 candidates on the planning pass and keep the fastest, as cudnn.benchmark)\n"
+            "                    to 24 candidates (fp32; 8 at tf32/bf16) on the planning pass and keep the\n"
+            "                    fastest, as cudnn.benchmark)\n"
             "  --no-custom-convs cuda, fp32: every conv on cuDNN (default: the 1x1 and the stem convs on\n"
             "                    focusbench's kernels with the bias, residual and activation inside, per shape\n"
             "                    where they timed faster than cuDNN plus its epilogue pass)\n"
@@ -1674,8 +1675,8 @@ int cmd_profile(int argc, char **argv)
                : strcmp(a.precision, "tf32") == 0 ? "convolutions and GEMMs on TF32 tensor cores, fp32 accumulate"
                                                   : "convolutions and GEMMs with bf16 inputs, fp32 accumulate");
         printf("cuDNN plans: %s\n", cuda_get_conv_autotune(ctx)
-                                       ? "autotuned (the fastest of up to 24 heuristic candidates per conv shape, timed "
-                                         "once on the planning pass)"
+                                       ? "autotuned (the fastest of up to 24 heuristic candidates per conv shape at fp32, "
+                                         "8 at tf32/bf16, timed once on the planning pass)"
                                        : "the heuristics' first acceptable config per conv shape (--no-autotune)");
         printf("cuDNN engines: %s\n", cuda_get_conv_nondeterministic(ctx)
                                           ? "nondeterministic ones allowed (--nondeterministic; as PyTorch's default)"

@@ -78,8 +78,8 @@ void cuda_set_conv1x1_config(Ctx *ctx, int cfg);
 void cuda_set_expand_dw_all(Ctx *ctx, bool on);
 
 /* Autotuning of the cuDNN convolution plans: each new shape's first execution times up to 24
- * acceptable engine configs of the heuristics (mode A's list, then the fallback list) on its own buffers and keeps the fastest (as
- * PyTorch's cudnn.benchmark). Default off, so that which engine runs, and hence the rounding,
+ * (FP32; 8 at TF32 and BF16) acceptable engine configs of the heuristics (mode A's list, then the
+ * fallback list) on its own buffers and keeps the fastest (as PyTorch's cudnn.benchmark). Default off, so that which engine runs, and hence the rounding,
  * never depends on timing noise (FOCUSBENCH_CUDNN_AUTOTUNE=1 in the environment turns it on at
  * creation); `focusbench profile` turns it on. Applies to plans built after the call. */
 void cuda_set_conv_autotune(Ctx *ctx, bool on);

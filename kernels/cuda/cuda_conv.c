@@ -10,11 +10,11 @@
  * API: they follow from w's channel dim being C/groups. Plans are built on first use of a shape
  * and reused; a variant pack (the data pointers) is built per call. With autotuning on
  * (cuda_set_conv_autotune; `profile` turns it on, as PyTorch's cudnn.benchmark), up to
- * CONV_TUNE_MAX acceptable configs of mode A's list and then the fallback list are finalized (at
- * FP32 most of mode A's first configs are tensor-core ones the filter refuses: with only its first
- * 32 read, several ResNet-50 layers had one or two FFMA candidates and ran up to 1.7x slower than
- * under cudnn.benchmark) and the first execution times them all on its
- * own buffers and keeps the fastest; off (the default: the choice then never depends on timing
+ * CONV_TUNE_MAX acceptable configs of mode A's list and then the fallback list at FP32 (most of
+ * mode A's first configs are tensor-core ones the filter refuses: with only its first 32 read,
+ * several ResNet-50 layers had one or two FFMA candidates and ran up to 1.7x slower than under
+ * cudnn.benchmark), CONV_TUNE_MAX_TC of mode A's first 32 at TF32 / BF16 (plan_build says why),
+ * are finalized and the first execution times them all on its own buffers and keeps the fastest; off (the default: the choice then never depends on timing
  * noise), the heuristics' first runs.
  *
  * Numerical filter (engine notes), per precision:
@@ -57,9 +57,11 @@ enum {
     CONV_OP_FWD = 0,
     CONV_OP_BWD_DATA,
     CONV_OP_BWD_FILTER,
-    CONV_MAX_CFGS = 512, /* engine configs read from one heuristics query */
+    CONV_MAX_CFGS = 512, /* engine configs read from one heuristics query at FP32 ... */
+    CONV_MAX_CFGS_TC = 32, /* ... and at TF32 / BF16 (see plan_build) */
     CONV_KEEP = 10,
-    CONV_TUNE_MAX = 24, /* candidates timed per plan when autotuning (cuda_time_best each) */
+    CONV_TUNE_MAX = 24,     /* candidates timed per plan when autotuning at FP32 (cuda_time_best each) */
+    CONV_TUNE_MAX_TC = 8,   /* ... at TF32 / BF16 (see plan_build) */
 };
 /* The most workspace a plan may need. cuDNN's tensor-core engines on f32 NCHW tensors (TF32)
  * stage the input in NHWC in their workspace: at batch 32 x 16 patches a ResNet stage's input is
@@ -442,7 +444,7 @@ static bool engine_acceptable(cudnnBackendDescriptor_t cfg, const EngineFilter *
 /* Finalizes the heuristic's configs of `mode` in order, keeping those that pass the filter and
  * fit the workspace limit as candidates, until p->cand holds `limit`; true when it holds any. */
 static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDescriptor_t graph,
-                           cudnnBackendHeurMode_t mode, const EngineFilter *f, int limit)
+                           cudnnBackendHeurMode_t mode, const EngineFilter *f, int limit, int64_t max_cfgs)
 {
     cudnnBackendDescriptor_t heur = NULL, *cfgs = NULL;
     int64_t count = 0;
@@ -458,8 +460,8 @@ static bool try_heuristics(Ctx *ctx, BuildLog *log, ConvPlan *p, cudnnBackendDes
         cudnnBackendDestroyDescriptor(heur);
         return p->n_cand > 0;
     }
-    if (count > CONV_MAX_CFGS)
-        count = CONV_MAX_CFGS;
+    if (count > max_cfgs)
+        count = max_cfgs;
     cfgs = calloc((size_t)(count > 0 ? count : 1), sizeof *cfgs);
     if (!cfgs) {
         cudnnBackendDestroyDescriptor(heur);
@@ -552,16 +554,23 @@ static void plan_build(Ctx *ctx, ConvPlan *p)
     EngineFilter f = {.strict = true,
                       .nondeterministic = p->key.nondeterministic != 0,
                       .precision = (CudaPrecision)p->key.precision};
-    int limit = st->conv_autotune ? CONV_TUNE_MAX : 1;
+    /* At FP32 the filter leaves few of mode A's configs (most are tensor-core ones): every config
+     * is read and up to 24 candidates are gathered from both lists (session 7). At TF32 / BF16 the
+     * search of session 6: mode A's first 32 configs, up to 8 candidates, the fallback list only when
+     * mode A has none; session 5 timed 24 there and bf16 batch 1 got slower in the pass (2.16 ->
+     * 2.39 ms: candidates that win timed alone, on inputs hot in L2, lose in the pass), and session
+     * 7's wide search made the bf16 batch-1 training step slower (26.3 -> 29.8 ms, call 7l). */
+    bool wide = p->key.precision == CUDA_PRECISION_FP32;
+    int limit = !st->conv_autotune ? 1 : wide ? CONV_TUNE_MAX : CONV_TUNE_MAX_TC;
+    int64_t max_cfgs = wide ? CONV_MAX_CFGS : CONV_MAX_CFGS_TC;
     cudnnBackendDescriptor_t graph = build_graph(ctx, log, p);
     bool found = false, relaxed = false;
     if (graph) {
-        /* autotuning times mode A's acceptable configs and the fallback list's too */
         for (int pass = 0; pass < 2 && !found; pass++) {
             f.strict = pass == 0;
-            found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f, limit);
-            if (!found || limit > 1)
-                found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f, limit) || found;
+            found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_A, &f, limit, max_cfgs);
+            if (!found || (wide && limit > 1))
+                found = try_heuristics(ctx, log, p, graph, CUDNN_HEUR_MODE_FALLBACK, &f, limit, max_cfgs) || found;
             relaxed = found && pass == 1;
         }
     }

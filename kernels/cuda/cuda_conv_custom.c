@@ -207,5 +207,6 @@ void cuda_expand_dw_forward(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, co
     if (cuda_launch_expand_dw(ctx, ge, gd, tensor_f32(x), have_xe ? &xe : NULL, tensor_f32(we), tensor_f32(be), act_e,
                               tensor_f32(wd), tensor_f32(bd), act_d, tensor_f32(y)))
         snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv,
-                 "expand+depthwise kernel, stride %d%s (fp32)", gd->sh, have_xe ? ", x's pending epilogue on load" : "");
+                 "expand+depthwise kernel, stride %d%s (fp32)", gd->sh,
+                 have_xe ? ", x's pending epilogue on load" : "");
 }

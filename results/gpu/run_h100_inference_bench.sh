@@ -11,7 +11,9 @@
 # back-to-back runs and the 16-byte epilogue for planes of any size; 5h after 16-byte loads and
 # stores in the f32 depthwise 3x3 kernel; 5i after the deferred f32 epilogues; 6e (REPORT section 4)
 # after session 6's training-step kernels, with run_h100_train_bench.sh in the same call; 6h on
-# the tree after the fused batch norm and the shared device activation.
+# the tree after the fused batch norm and the shared device activation; 7j after session 7's FP32
+# kernels (fp32 now with CUPTI too, and once more at batch 32 with --no-custom-convs: every conv
+# on cuDNN, for the A/B).
 set -uo pipefail
 tag=${1:?usage: run_h100_inference_bench.sh TAG}
 OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT" "$OUT/r"
@@ -26,8 +28,10 @@ for p in bf16 tf32; do
   timeout 100 $B profile --preset actnet-p128 --device cuda --precision $p --batch 1,8,32 \
     --csv "$OUT/r/profile_h100_$p.csv" > "$OUT/r/profile_h100_$p.txt" 2>&1; echo "$p rc=$?"
 done
-timeout 60 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 1,8,32 --no-cupti \
+timeout 120 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 1,8,32 \
   --csv "$OUT/r/profile_h100_fp32.csv" > "$OUT/r/profile_h100_fp32.txt" 2>&1; echo "fp32 rc=$?"
+timeout 60 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 --no-cupti --no-custom-convs \
+  --csv "$OUT/r/profile_h100_fp32_cudnn_only.csv" > "$OUT/r/profile_h100_fp32_cudnn_only.txt" 2>&1; echo "fp32 cudnn-only rc=$?"
 grep -hE "^ +(1|8|32) +(eager|graph)|^precision" "$OUT"/r/profile_h100_*.txt | head -24
 el "PyTorch official"
 (unset LD_LIBRARY_PATH; timeout 120 python3 scripts/bench_pytorch.py --official '.official/Uni-AdaFocus with Experiments on ActivityNet, FCVID and Mini-Kinetics' --batch 1,8,32 \
