@@ -8,7 +8,8 @@ typedef struct {
     int (*run)(int *total); /* NULL when the group's file is not linked (a failure) */
 } TestGroup;
 
-/* Runs the groups named in argv[1..] (all when none); returns the process exit code. */
+/* Runs the groups named in argv[1..] (all when none); returns the process exit code.
+ * FOCUSBENCH_TEST_FILTER=PATTERN in the environment runs only the tests whose name matches. */
 int test_run_groups(const TestGroup *groups, int n_groups, int argc, char **argv);
 
 #endif
