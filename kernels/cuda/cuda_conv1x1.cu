@@ -182,17 +182,15 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
                 const float *a4 = &acc[4 * gm + e][4 * gn];
                 if (vec && j + 3 < cols) { /* four columns of one image: S % 4 == 0 */
                     size_t o = ((size_t)(j / S) * K + m) * S + j % S;
-                    float4 v = make_float4(f_add(a4[0], bias), f_add(a4[1], bias), f_add(a4[2], bias),
-                                           f_add(a4[3], bias));
+                    float4 v = ck_add4(make_float4(a4[0], a4[1], a4[2], a4[3]), make_float4(bias, bias, bias, bias));
                     if (r) {
                         float4 q = __ldg(reinterpret_cast<const float4 *>(r + o));
                         if (r_epi)
                             q = make_float4(res_value(q.x, rb, rbias, r_act), res_value(q.y, rb, rbias, r_act),
                                             res_value(q.z, rb, rbias, r_act), res_value(q.w, rb, rbias, r_act));
-                        v = make_float4(f_add(v.x, q.x), f_add(v.y, q.y), f_add(v.z, q.z), f_add(v.w, q.w));
+                        v = ck_add4(v, q);
                     }
-                    *reinterpret_cast<float4 *>(y + o) =
-                        make_float4(ck_act(v.x, act), ck_act(v.y, act), ck_act(v.z, act), ck_act(v.w, act));
+                    *reinterpret_cast<float4 *>(y + o) = ck_act4(v, act);
                     continue;
                 }
 #pragma unroll

@@ -163,8 +163,7 @@ __global__ static void __launch_bounds__(XD_THREADS)
                 int ow = ow0 + o4;
                 if (vec && ow + 3 < Wo) {
                     *reinterpret_cast<float4 *>(zrow + ow) =
-                        make_float4(ck_act(acc[o4], d_act), ck_act(acc[o4 + 1], d_act), ck_act(acc[o4 + 2], d_act),
-                                    ck_act(acc[o4 + 3], d_act));
+                        ck_act4(make_float4(acc[o4], acc[o4 + 1], acc[o4 + 2], acc[o4 + 3]), d_act);
                     continue;
                 }
 #pragma unroll

@@ -49,13 +49,11 @@ __global__ static void conv_epilogue4_kernel(float4 *y, const float *b, const fl
                 b2 = b[(e + 2) / P % K];
                 b3 = b[(e + 3) / P % K];
             }
-            v = make_float4(f_add(v.x, b0), f_add(v.y, b1), f_add(v.z, b2), f_add(v.w, b3));
+            v = ck_add4(v, make_float4(b0, b1, b2, b3));
         }
-        if (r) {
-            float4 q = r[i];
-            v = make_float4(f_add(v.x, q.x), f_add(v.y, q.y), f_add(v.z, q.z), f_add(v.w, q.w));
-        }
-        y[i] = make_float4(ck_act(v.x, act), ck_act(v.y, act), ck_act(v.z, act), ck_act(v.w, act));
+        if (r)
+            v = ck_add4(v, r[i]);
+        y[i] = ck_act4(v, act);
     }
 }
 
@@ -177,12 +175,9 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
             size_t o4 = ybase + 4 * q;
             if (vec_out && wo0 + 4 * q + 3 < (int)Wo) {
                 float4 v = make_float4(a4[0], a4[1], a4[2], a4[3]);
-                if (r) {
-                    float4 rq = __ldg(reinterpret_cast<const float4 *>(r + o4));
-                    v = make_float4(f_add(v.x, rq.x), f_add(v.y, rq.y), f_add(v.z, rq.z), f_add(v.w, rq.w));
-                }
-                *reinterpret_cast<float4 *>(y + o4) =
-                    make_float4(ck_act(v.x, act), ck_act(v.y, act), ck_act(v.z, act), ck_act(v.w, act));
+                if (r)
+                    v = ck_add4(v, __ldg(reinterpret_cast<const float4 *>(r + o4)));
+                *reinterpret_cast<float4 *>(y + o4) = ck_act4(v, act);
                 continue;
             }
 #pragma unroll

@@ -108,14 +108,11 @@ __global__ static void __launch_bounds__(STEM_THREADS)
         float bias = b ? __ldg(b + k) : 0.f;
         size_t o = (((size_t)n * K + k) * Ho + oh) * Wo + ow;
         if (vec && ow + 3 < Wo) {
-            float4 v = make_float4(f_add(acc[0][j], bias), f_add(acc[1][j], bias), f_add(acc[2][j], bias),
-                                   f_add(acc[3][j], bias));
-            if (r) {
-                float4 q = __ldg(reinterpret_cast<const float4 *>(r + o));
-                v = make_float4(f_add(v.x, q.x), f_add(v.y, q.y), f_add(v.z, q.z), f_add(v.w, q.w));
-            }
-            *reinterpret_cast<float4 *>(y + o) =
-                make_float4(ck_act(v.x, act), ck_act(v.y, act), ck_act(v.z, act), ck_act(v.w, act));
+            float4 v = ck_add4(make_float4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]),
+                               make_float4(bias, bias, bias, bias));
+            if (r)
+                v = ck_add4(v, __ldg(reinterpret_cast<const float4 *>(r + o)));
+            *reinterpret_cast<float4 *>(y + o) = ck_act4(v, act);
             continue;
         }
 #pragma unroll

@@ -57,6 +57,19 @@ static const FusedCase CASES[] = {
     {"stem 3x3 s2, 4 input channels, 16 out, pad 0", 3, 4, 16, 20, 28, 3, 2, 0, 1, true, false, OP_ACT_RELU6},
 };
 
+/* Two runs' outputs (device tensors shaped like the host tensor `like`) must be the same bits. */
+static void expect_same_bits(GpuEnv *e, const char *what, const Tensor *first, const Tensor *second,
+                             const Tensor *like)
+{
+    Tensor *h1 = gh_like(e, like), *h2 = gh_like(e, like);
+    if (cuda_tensor_to_host(e->gpu, first, h1) && cuda_tensor_to_host(e->gpu, second, h2) &&
+        memcmp(h1->data, h2->data, tensor_bytes(like)) != 0) {
+        printf("  FAIL %s: a second run gave different bits\n", what);
+        e->failures++;
+    }
+    e->checks++;
+}
+
 static ConvGeom geom_of(const FusedCase *c)
 {
     ConvGeom g = {.N = c->N, .C = c->C, .K = c->K, .T = 1, .H = c->H, .W = c->W, .kt = 1, .kh = c->k, .kw = c->k,
@@ -107,13 +120,7 @@ static void test_fused_conv_epilogues(void **state)
                     e->failures++;
                 }
                 GPU(conv_bias_act_forward, &g, dx, dw, db, dr, fc->act, yd2);
-                Tensor *h1 = gh_like(e, y), *h2 = gh_like(e, y);
-                if (cuda_tensor_to_host(e->gpu, yd, h1) && cuda_tensor_to_host(e->gpu, yd2, h2) &&
-                    memcmp(h1->data, h2->data, tensor_bytes(y)) != 0) {
-                    printf("  FAIL %s: a second run gave different bits\n", what);
-                    e->failures++;
-                }
-                e->checks++;
+                expect_same_bits(e, what, yd, yd2, y);
             }
         }
     }
@@ -313,13 +320,7 @@ static void test_conv1x1_kernel(void **state)
             }
             e->checks++;
             GPU(conv_bias_act_forward, &g, dx, dw, db, dr, pc->act, yd2);
-            Tensor *h1 = gh_like(e, y), *h2 = gh_like(e, y);
-            if (cuda_tensor_to_host(e->gpu, yd, h1) && cuda_tensor_to_host(e->gpu, yd2, h2) &&
-                memcmp(h1->data, h2->data, tensor_bytes(y)) != 0) {
-                printf("  FAIL %s: a second run gave different bits\n", what);
-                e->failures++;
-            }
-            e->checks++;
+            expect_same_bits(e, what, yd, yd2, y);
         }
     }
     cuda_set_conv1x1_config(e->gpu, -1);
