@@ -102,7 +102,6 @@ typedef struct {
     bool tuned;
     /* FP32 forward on a custom kernel (cuda_conv_custom.c): the config that runs this shape,
      * -1 for cuDNN, CUDA_CUSTOM_UNDECIDED until its first fused call decides */
-    bool custom_init;
     int custom_cfg;
     cudnnBackendDescriptor_t keep[CONV_KEEP]; /* graph pieces kept alive with the plans */
     int n_keep;
@@ -614,6 +613,7 @@ static ConvPlan *plan_get(Ctx *ctx, int op, const ConvGeom *g)
     if (!p->used) {
         memset(p, 0, sizeof *p);
         p->key = key;
+        p->custom_cfg = CUDA_CUSTOM_UNDECIDED;
         plan_build(ctx, p);
         p->used = true;
         st->conv->n++;
@@ -817,10 +817,6 @@ int *cuda_conv_custom_decision(Ctx *ctx, const ConvGeom *g, bool *has_cudnn)
     if (!p)
         return NULL;
     *has_cudnn = p->cudnn;
-    if (!p->custom_init) {
-        p->custom_cfg = CUDA_CUSTOM_UNDECIDED;
-        p->custom_init = true;
-    }
     return &p->custom_cfg;
 }
 

@@ -114,7 +114,7 @@ static int choose(Ctx *ctx, const CustomKernel *k, const ConvGeom *g, const Tens
     cuda_scratch_release(ctx);
     if (!ctx_ok(ctx))
         return -1;
-    /* the decision pointer may have moved if the plan cache grew while timing: fetch it again */
+    /* fetched again: the pointer is into the plan cache, which timing went through */
     decision = cuda_conv_custom_decision(ctx, g, &has_cudnn);
     if (!decision)
         return -1;
