@@ -35,6 +35,7 @@
 #include "bench/blas_select.h"
 #include "bench/cli.h"
 #include "bench/csv_out.h"
+#include "bench/parse_num.h"
 #include "bench/version_info.h"
 #include "kernels/context.h"
 #include "kernels/cpu/cpu_conv_dnnl.h"
@@ -187,29 +188,18 @@ static void print_usage(FILE *out)
 
 static bool parse_int(const char *flag, const char *s, int lo, int hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || end == s || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "bench-ops: %s must be an integer in [%d, %d], got '%s'\n", flag, lo, hi, s ? s : "");
-        return false;
-    }
-    *out = (int)v;
-    return true;
+    if (parse_int_in(s, lo, hi, out))
+        return true;
+    fprintf(stderr, "bench-ops: %s must be an integer in [%d, %d], got '%s'\n", flag, lo, hi, s ? s : "");
+    return false;
 }
 
 static bool parse_seconds(const char *flag, const char *s, double lo, double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || errno || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "bench-ops: %s must be a number of seconds in [%g, %g], got '%s'\n", flag, lo, hi,
-                s ? s : "");
-        return false;
-    }
-    *out = v;
-    return true;
+    if (parse_double_in(s, lo, hi, out))
+        return true;
+    fprintf(stderr, "bench-ops: %s must be a number of seconds in [%g, %g], got '%s'\n", flag, lo, hi, s ? s : "");
+    return false;
 }
 
 static int default_threads(void)

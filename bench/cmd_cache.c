@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bench/cli.h"
+#include "bench/parse_num.h"
 #include "datasets/clip_cache.h"
 #include "datasets/formats.h"
 #include "datasets/video_list.h"
@@ -38,17 +39,6 @@ static void print_usage(FILE *out)
             "  --max-frames N    with --frames 0, keep at most N (centres) per video (default 0: no limit)\n"
             "  --threads N       decoding threads (default: one per CPU)\n"
             "  --quiet           no progress lines\n");
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
 }
 
 static int cache_info(const char *dir)
@@ -134,13 +124,13 @@ int cmd_cache(int argc, char **argv)
             o.width = (int)w;
             o.height = (int)h;
         } else if (strcmp(a, "--frames") == 0) {
-            ok = parse_long(v, 0, 100000, &n);
+            ok = parse_long_in(v, 0, 100000, &n);
             o.frames_per_clip = (int)n;
         } else if (strcmp(a, "--max-frames") == 0) {
-            ok = parse_long(v, 0, 100000, &n);
+            ok = parse_long_in(v, 0, 100000, &n);
             o.max_frames = (int)n;
         } else if (strcmp(a, "--threads") == 0) {
-            ok = parse_long(v, 0, 64, &n);
+            ok = parse_long_in(v, 0, 64, &n);
             o.threads = (int)n;
         } else {
             fprintf(stderr, "cache: unknown option '%s' (see focusbench cache --help)\n", a);

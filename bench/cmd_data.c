@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bench/cli.h"
+#include "bench/parse_num.h"
 #include "datasets/formats.h"
 #include "datasets/video.h"
 #include "datasets/video_list.h"
@@ -48,17 +49,6 @@ static void print_usage(FILE *out)
             SHOW_PROBLEMS, MAX_THREADS);
     for (int i = 0; FORMATS_NAMES[i]; i++)
         fprintf(out, "  %-12s %s\n", FORMATS_NAMES[i], formats_summary(FORMATS_NAMES[i]));
-}
-
-static bool parse_count(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
 }
 
 #if HAVE_FFMPEG
@@ -189,9 +179,9 @@ static int data_inspect(int argc, char **argv)
             opt.classes_path = v;
         else if (strcmp(a, "--split") == 0)
             opt.split = v;
-        else if ((strcmp(a, "--max") == 0 && !parse_count(v, 0, INT32_MAX, &max_n)) ||
-                 (strcmp(a, "--min-frames") == 0 && !parse_count(v, 0, INT32_MAX, &min_frames)) ||
-                 (strcmp(a, "--threads") == 0 && !parse_count(v, 1, MAX_THREADS, &threads))) {
+        else if ((strcmp(a, "--max") == 0 && !parse_long_in(v, 0, INT32_MAX, &max_n)) ||
+                 (strcmp(a, "--min-frames") == 0 && !parse_long_in(v, 0, INT32_MAX, &min_frames)) ||
+                 (strcmp(a, "--threads") == 0 && !parse_long_in(v, 1, MAX_THREADS, &threads))) {
             fprintf(stderr, "focusbench data inspect: %s must be an integer%s (got '%s')\n", a,
                     strcmp(a, "--threads") == 0 ? " in 1..16" : " >= 0", v);
             return 2;

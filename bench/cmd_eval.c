@@ -44,6 +44,7 @@
 #include "bench/cli.h"
 #include "bench/csv_out.h"
 #include "bench/dist_eval.h"
+#include "bench/parse_num.h"
 #include "kernels/dist/dist_rendezvous.h"
 #include "bench/train_data.h"
 #include "baselines/registry.h"
@@ -234,7 +235,6 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
         if (d == 1 || strcmp(opt, "--preset") == 0 || strcmp(opt, "--method") == 0)
             continue;
         bool ok = true;
-        char *end;
         int *size_knob = NULL;
         if (a->method) {
             const char *knobs[] = {"--frames", "--frame-size", "--classes", "--glance", "--focus", "--patch-size"};
@@ -268,23 +268,16 @@ static int parse_args(int argc, char **argv, EvalArgs *a)
             ok = strcmp(val, "train") == 0 || strcmp(val, "test") == 0;
             a->calib_test_transform = strcmp(val, "test") == 0;
         } else if (strcmp(opt, "--init-seed") == 0 || strcmp(opt, "--seed") == 0) {
-            errno = 0;
-            unsigned long long v = strtoull(val, &end, 10);
-            ok = !errno && end != val && !*end && val[0] != '-';
+            uint64_t v = 0;
+            ok = parse_u64(val, &v);
             if (strcmp(opt, "--seed") == 0)
                 a->seed = v;
             else
                 a->init_seed = v, a->have_init_seed = true;
         } else if (strcmp(opt, "--batch-size") == 0) {
-            errno = 0;
-            long v = strtol(val, &end, 10);
-            ok = !errno && end != val && !*end && v >= 1 && v <= 100000;
-            a->batch_size = (int)v;
+            ok = parse_int_in(val, 1, 100000, &a->batch_size);
         } else if (size_knob) {
-            errno = 0;
-            long v = strtol(val, &end, 10);
-            ok = !errno && end != val && !*end && v >= 1 && v <= 1000000;
-            *size_knob = (int)v;
+            ok = parse_int_in(val, 1, 1000000, size_knob);
         } else if (a->method) {
             fprintf(stderr, "focusbench eval: unknown option '%s' with --method (see focusbench eval --help)\n", opt);
             return 2;

@@ -10,13 +10,13 @@
  * one batch of the T-segment model; every layer, batch norms included (one per channel per
  * sample, FLOP_CONVENTION), scales with the T frames, so the clip costs exactly T frames.
  */
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench/cli.h"
+#include "bench/parse_num.h"
 #include "impl/mobilenet_v2.h"
 #include "impl/resnet.h"
 #include "kernels/context.h"
@@ -61,28 +61,6 @@ static void usage(FILE *out)
             FLOP_CONVENTION);
 }
 
-static bool parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Returns 0 when parsed, 2 on a usage error (message printed), -1 for --help. */
 static int parse_args(int argc, char **argv, FlopsArgs *a)
 {
@@ -110,17 +88,17 @@ static int parse_args(int argc, char **argv, FlopsArgs *a)
             a->model = val;
             ok = true;
         } else if (strcmp(opt, "--size") == 0) {
-            ok = parse_int(val, 1, 8192, &a->size);
+            ok = parse_int_in(val, 1, 8192, &a->size);
         } else if (strcmp(opt, "--width-mult") == 0) {
-            ok = parse_double(val, 0.01, 16.0, &a->width_mult);
+            ok = parse_double_in(val, 0.01, 16.0, &a->width_mult);
             width_given = true;
         } else if (strcmp(opt, "--base-width") == 0) {
-            ok = parse_int(val, 1, 4096, &a->base_width);
+            ok = parse_int_in(val, 1, 4096, &a->base_width);
             base_given = true;
         } else if (strcmp(opt, "--num-classes") == 0) {
-            ok = parse_int(val, 1, 1000000, &a->num_classes);
+            ok = parse_int_in(val, 1, 1000000, &a->num_classes);
         } else if (strcmp(opt, "--tsm") == 0) {
-            ok = parse_int(val, 1, 4096, &a->tsm);
+            ok = parse_int_in(val, 1, 4096, &a->tsm);
         } else {
             fprintf(stderr, "focusbench flops: unknown option '%s' (see focusbench flops --help)\n", opt);
             return 2;
@@ -181,7 +159,7 @@ static bool run_meta(const FlopsArgs *a, int segments, int batch, FlopsRun *r, c
             return false;
     } else {
         ResNetConfig cfg = resnet_config_default();
-        if (!parse_int(a->model + 6, 1, 1000, &cfg.depth)) {
+        if (!parse_int_in(a->model + 6, 1, 1000, &cfg.depth)) {
             snprintf(err, err_cap, "unknown model '%s' (resnet18, resnet34, resnet50, resnet101, resnet152)", a->model);
             return false;
         }

@@ -12,6 +12,7 @@
 
 #include "bench/cli.h"
 #include "bench/flops_csv.h"
+#include "bench/parse_num.h"
 #include "impl/uniadafocus_x3d.h"
 #include "kernels/context.h"
 
@@ -41,13 +42,10 @@ int cmd_flops_x3d(int argc, char **argv)
         } else if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc) {
             csv = argv[++i];
         } else if (strcmp(argv[i], "--classes") == 0 && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 2 || v > 100000) {
+            if (!parse_int_in(argv[++i], 2, 100000, &classes)) {
                 fprintf(stderr, "focusbench flops: --classes wants an integer in [2, 100000], got '%s'\n", argv[i]);
                 return 2;
             }
-            classes = (int)v;
         } else {
             fprintf(stderr, "focusbench flops: unknown option '%s' for a Uni-AdaFocus-X3D preset\n", argv[i]);
             usage(stderr);

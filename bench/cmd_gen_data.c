@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bench/cli.h"
+#include "bench/parse_num.h"
 #include "datasets/clip_cache.h"
 #include "datasets/formats.h"
 #include "datasets/synth.h"
@@ -46,17 +47,6 @@ static void print_usage(FILE *out)
             "  --quiet              no progress lines\n"
             "  --help               this text\n",
             SYNTH_MAX_CLASSES);
-}
-
-static bool parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
 }
 
 /* Builds DIR/cache_<split> from DIR/<split>_list.txt. */
@@ -121,19 +111,15 @@ int cmd_gen_data(int argc, char **argv)
         } else if (strcmp(a, "--preset") == 0) {
             /* handled above */
         } else if (strcmp(a, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            ok = !errno && end != v && !*end && v[0] != '-';
-            cfg.seed = s;
+            ok = parse_u64(v, &cfg.seed);
         } else if (strcmp(a, "--videos-train") == 0) {
-            ok = parse_long(v, 0, 1000000, &n);
+            ok = parse_long_in(v, 0, 1000000, &n);
             cfg.videos_train = (int)n;
         } else if (strcmp(a, "--videos-val") == 0) {
-            ok = parse_long(v, 0, 1000000, &n);
+            ok = parse_long_in(v, 0, 1000000, &n);
             cfg.videos_val = (int)n;
         } else if (strcmp(a, "--size") == 0) {
-            ok = parse_long(v, 16, 4096, &n) && n % 2 == 0;
+            ok = parse_long_in(v, 16, 4096, &n) && n % 2 == 0;
             cfg.width = cfg.height = (int)n;
         } else if (strcmp(a, "--frames") == 0) {
             char *end;
@@ -145,7 +131,7 @@ int cmd_gen_data(int argc, char **argv)
             cfg.frames_min = (int)lo;
             cfg.frames_max = (int)hi;
         } else if (strcmp(a, "--classes") == 0) {
-            ok = parse_long(v, 2, SYNTH_MAX_CLASSES, &n);
+            ok = parse_long_in(v, 2, SYNTH_MAX_CLASSES, &n);
             cfg.classes = (int)n;
         } else if (strcmp(a, "--hard-fraction") == 0) {
             char *end;
@@ -155,16 +141,16 @@ int cmd_gen_data(int argc, char **argv)
         } else if (strcmp(a, "--codec") == 0) {
             cfg.codec = v;
         } else if (strcmp(a, "--quality") == 0) {
-            ok = parse_long(v, 1, 51, &n);
+            ok = parse_long_in(v, 1, 51, &n);
             cfg.quality = (int)n;
         } else if (strcmp(a, "--gop") == 0) {
-            ok = parse_long(v, 1, 100000, &n);
+            ok = parse_long_in(v, 1, 100000, &n);
             cfg.gop = (int)n;
         } else if (strcmp(a, "--threads") == 0) {
-            ok = parse_long(v, 0, 64, &n);
+            ok = parse_long_in(v, 0, 64, &n);
             cfg.threads = (int)n;
         } else if (strcmp(a, "--cache") == 0) {
-            ok = parse_long(v, 0, 100000, &cache_frames);
+            ok = parse_long_in(v, 0, 100000, &cache_frames);
         } else {
             fprintf(stderr, "gen-data: unknown option '%s' (see focusbench gen-data --help)\n", a);
             return 2;

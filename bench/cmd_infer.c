@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "bench/cli.h"
+#include "bench/parse_num.h"
 #include "impl/checkpoint.h"
 #include "impl/presets.h"
 #include "impl/safetensors.h"
@@ -60,7 +61,7 @@ static void usage(FILE *out)
 typedef struct {
     const char *preset, *ckpt, *input, *dump;
     bool have_seed, dump_features, fold;
-    unsigned long long seed;
+    uint64_t seed;
     UafConfig cfg;
 } InferArgs;
 
@@ -107,10 +108,7 @@ static int parse_args(int argc, char **argv, InferArgs *a)
         } else if (strcmp(opt, "--dump") == 0) {
             a->dump = val;
         } else if (strcmp(opt, "--init-seed") == 0) {
-            char *end;
-            errno = 0;
-            a->seed = strtoull(val, &end, 10);
-            if (errno || end == val || *end || val[0] == '-') {
+            if (!parse_u64(val, &a->seed)) {
                 fprintf(stderr, "focusbench infer: bad value '%s' for --init-seed (a non-negative integer)\n", val);
                 return 2;
             }

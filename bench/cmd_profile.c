@@ -41,6 +41,8 @@
  *   classifier  MLPs, running max and the exit heads              scope "classifier"
  * Other methods (baselines/registry.h) are split by their top-level scopes.
  */
+#include <float.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -53,6 +55,7 @@
 #include "bench/cli.h"
 #include "bench/csv_out.h"
 #include "bench/latency.h"
+#include "bench/parse_num.h"
 #include "impl/method.h"
 #include "impl/presets.h"
 #include "impl/uniadafocus.h"
@@ -87,7 +90,7 @@ typedef struct {
     bool no_conv_custom; /* --no-custom-convs: cuDNN for the fp32 1x1 and stem convs too */
     bool nondeterministic; /* --nondeterministic: cuDNN engines that use atomics are acceptable */
     bool train; /* --train: time training steps (forward + backward of the training loss) */
-    unsigned long long seed;
+    uint64_t seed;
     LatencyPlan plan;
     int split_repeats, top_kernels;
     bool is_uaf;
@@ -155,27 +158,7 @@ static void usage(FILE *out)
                  "[--metric time_ms_median]\n");
 }
 
-static bool parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_seconds(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < 0)
-        return false;
-    *out = v;
-    return true;
-}
+static bool parse_seconds(const char *s, double *out) { return parse_double_in(s, 0.0, DBL_MAX, out); }
 
 static bool parse_batches(const char *s, ProfileArgs *a)
 {
@@ -188,7 +171,7 @@ static bool parse_batches(const char *s, ProfileArgs *a)
             return false;
         memcpy(item, p, n);
         item[n] = '\0';
-        if (!parse_int(item, 1, 65536, &a->batches[a->n_batches]))
+        if (!parse_int_in(item, 1, 65536, &a->batches[a->n_batches]))
             return false;
         a->n_batches++;
         p += n;
@@ -301,7 +284,7 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
                 USAGE_ERR("--mode must be eager, graph or both, not '%s'", val);
             mode = val;
         } else if (strcmp(opt, "--repeats") == 0) {
-            if (!parse_int(val, 1, 1000000, &a->plan.min_repeats))
+            if (!parse_int_in(val, 1, 1000000, &a->plan.min_repeats))
                 USAGE_ERR("--repeats wants an integer in [1, 1000000], not '%s'", val);
         } else if (strcmp(opt, "--min-time") == 0) {
             if (!parse_seconds(val, &a->plan.min_time_s))
@@ -310,19 +293,16 @@ static int parse_args(int argc, char **argv, ProfileArgs *a)
             if (!parse_seconds(val, &a->plan.max_time_s))
                 USAGE_ERR("--max-time wants seconds >= 0 (0: no limit), not '%s'", val);
         } else if (strcmp(opt, "--warmup") == 0) {
-            if (!parse_int(val, 0, 100000, &a->plan.warmup))
+            if (!parse_int_in(val, 0, 100000, &a->plan.warmup))
                 USAGE_ERR("--warmup wants an integer >= 0, not '%s'", val);
         } else if (strcmp(opt, "--split-repeats") == 0) {
-            if (!parse_int(val, 1, 1000, &a->split_repeats))
+            if (!parse_int_in(val, 1, 1000, &a->split_repeats))
                 USAGE_ERR("--split-repeats wants an integer in [1, 1000], not '%s'", val);
         } else if (strcmp(opt, "--top-kernels") == 0) {
-            if (!parse_int(val, 0, 100000, &a->top_kernels))
+            if (!parse_int_in(val, 0, 100000, &a->top_kernels))
                 USAGE_ERR("--top-kernels wants an integer >= 0, not '%s'", val);
         } else if (strcmp(opt, "--seed") == 0) {
-            char *end;
-            errno = 0;
-            a->seed = strtoull(val, &end, 10);
-            if (errno || end == val || *end || val[0] == '-')
+            if (!parse_u64(val, &a->seed))
                 USAGE_ERR("--seed wants a non-negative integer, not '%s'", val);
         } else if (strcmp(opt, "--csv") == 0) {
             a->csv = val;
@@ -1632,8 +1612,8 @@ int cmd_profile(int argc, char **argv)
     }
 
     /* ---- header ---- */
-    printf("focusbench profile — %s, preset %s (%s), random weights (seed %llu), %s%s\n", model.id, model.preset,
-           model.describe, a.seed,
+    printf("focusbench profile — %s, preset %s (%s), random weights (seed %" PRIu64 "), %s%s\n", model.id,
+           model.preset, model.describe, a.seed,
            a.train ? "TRAINING steps (training loss forward + backward, train mode, no optimizer update)"
                    : "eval mode",
            model.folded ? ", backbone batch norms folded into the convs" : "");

@@ -14,6 +14,7 @@
  * ablations, ...) is trained instead, through the generic loop of bench/train_data.h, with the
  * preset's training settings; the Uni-AdaFocus command lines (--preset) are unchanged.
  */
+#include <float.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -26,6 +27,7 @@
 
 #include "bench/cli.h"
 #include "bench/csv_out.h"
+#include "bench/parse_num.h"
 #include "bench/pretrained.h"
 #include "bench/train_data.h"
 #include "baselines/registry.h"
@@ -188,39 +190,6 @@ static double decimal_of(float f)
     return strtod(buf, NULL);
 }
 
-static bool parse_double(const char *val, double lo, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(val, &end);
-    if (errno || end == val || *end || !isfinite(v) || v < lo)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_int(const char *val, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(val, &end, 10);
-    if (errno || end == val || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_u64(const char *val, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(val, &end, 10);
-    if (errno || end == val || *end || val[0] == '-')
-        return false;
-    *out = v;
-    return true;
-}
-
 /* 0 parsed, 2 usage error (printed), −1 --help. */
 static int parse_args(int argc, char **argv, TrainArgs *a)
 {
@@ -298,35 +267,35 @@ static int parse_args(int argc, char **argv, TrainArgs *a)
         } else if (strcmp(opt, "--pretrained-local") == 0) {
             a->pretrained_local = val;
         } else if (strcmp(opt, "--epochs") == 0) {
-            ok = parse_int(val, 1, 1000000, &n) && (t->epochs = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (t->epochs = (int)n, true);
         } else if (strcmp(opt, "--batch-size") == 0) {
-            ok = parse_int(val, 1, 1000000, &n) && (a->batch_size = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (a->batch_size = (int)n, true);
         } else if (strcmp(opt, "--lr") == 0) {
-            ok = parse_double(val, 0.0, &t->lr);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->lr);
         } else if (strcmp(opt, "--weight-decay") == 0) {
-            ok = parse_double(val, 0.0, &t->weight_decay);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->weight_decay);
         } else if (strcmp(opt, "--momentum") == 0) {
-            ok = parse_double(val, 0.0, &t->momentum) && t->momentum < 1.0;
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->momentum) && t->momentum < 1.0;
         } else if (strcmp(opt, "--global-lr-ratio") == 0) {
-            ok = parse_double(val, 0.0, &t->global_lr_ratio);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->global_lr_ratio);
         } else if (strcmp(opt, "--stn-lr-ratio") == 0) {
-            ok = parse_double(val, 0.0, &t->stn_lr_ratio);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->stn_lr_ratio);
         } else if (strcmp(opt, "--temporal-lr-ratio") == 0) {
-            ok = parse_double(val, 0.0, &t->temporal_lr_ratio);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->temporal_lr_ratio);
         } else if (strcmp(opt, "--classifier-lr-ratio") == 0) {
-            ok = parse_double(val, 0.0, &t->classifier_lr_ratio);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->classifier_lr_ratio);
         } else if (strcmp(opt, "--norm-ratio") == 0) {
-            ok = parse_double(val, 0.0, &x) && (t->norm_ratio = (float)x, true);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &x) && (t->norm_ratio = (float)x, true);
         } else if (strcmp(opt, "--mc-samples") == 0) {
-            ok = parse_int(val, 1, 1000000, &n) && (t->mc_samples = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (t->mc_samples = (int)n, true);
         } else if (strcmp(opt, "--seed") == 0) {
             ok = parse_u64(val, &t->seed);
         } else if (strcmp(opt, "--init-seed") == 0) {
             ok = parse_u64(val, &a->init_seed) && (a->have_init_seed = true);
         } else if (strcmp(opt, "--stop-after") == 0) {
-            ok = parse_int(val, 1, 1000000, &n) && (t->stop_after_epochs = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (t->stop_after_epochs = (int)n, true);
         } else if (strcmp(opt, "--log-every") == 0) {
-            ok = parse_int(val, 0, 1000000000, &n) && (a->log_every = (int)n, true);
+            ok = parse_long_in(val, 0, 1000000000, &n) && (a->log_every = (int)n, true);
         } else if (strcmp(opt, "--lr-schedule") == 0) {
             if (strcmp(val, "cos") == 0 || strcmp(val, "cosine") == 0)
                 t->schedule = SGD_SCHEDULE_COSINE;
@@ -576,37 +545,37 @@ static int parse_method_args(int argc, char **argv, MethodArgs *a)
         else if (strcmp(opt, "--pretrained") == 0)
             ok = a->n_pretrained < MAX_PRETRAINED && (a->pretrained[a->n_pretrained++] = val, true);
         else if (strcmp(opt, "--epochs") == 0)
-            ok = parse_int(val, 1, 1000000, &n) && (t->epochs = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (t->epochs = (int)n, true);
         else if (strcmp(opt, "--batch-size") == 0)
-            ok = parse_int(val, 1, 1000000, &n) && (a->batch_size = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (a->batch_size = (int)n, true);
         else if (strcmp(opt, "--lr") == 0)
-            ok = parse_double(val, 0.0, &t->lr);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->lr);
         else if (strcmp(opt, "--weight-decay") == 0)
-            ok = parse_double(val, 0.0, &t->weight_decay);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->weight_decay);
         else if (strcmp(opt, "--momentum") == 0)
-            ok = parse_double(val, 0.0, &t->momentum) && t->momentum < 1.0;
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->momentum) && t->momentum < 1.0;
         else if (strcmp(opt, "--grad-clip") == 0)
-            ok = parse_double(val, 0.0, &t->grad_clip);
+            ok = parse_double_in(val, 0.0, DBL_MAX, &t->grad_clip);
         else if (strcmp(opt, "--seed") == 0)
             ok = parse_u64(val, &t->seed);
         else if (strcmp(opt, "--init-seed") == 0)
             ok = parse_u64(val, &a->init_seed) && (a->have_init_seed = true);
         else if (strcmp(opt, "--stop-after") == 0)
-            ok = parse_int(val, 1, 1000000, &n) && (t->stop_after_epochs = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (t->stop_after_epochs = (int)n, true);
         else if (strcmp(opt, "--log-every") == 0)
-            ok = parse_int(val, 0, 1000000000, &n) && (a->log_every = (int)n, true);
+            ok = parse_long_in(val, 0, 1000000000, &n) && (a->log_every = (int)n, true);
         else if (strcmp(opt, "--frames") == 0)
-            ok = parse_int(val, 1, 100000, &n) && (a->ov.frames = (int)n, true);
+            ok = parse_long_in(val, 1, 100000, &n) && (a->ov.frames = (int)n, true);
         else if (strcmp(opt, "--frame-size") == 0)
-            ok = parse_int(val, 1, 100000, &n) && (a->ov.frame_size = (int)n, true);
+            ok = parse_long_in(val, 1, 100000, &n) && (a->ov.frame_size = (int)n, true);
         else if (strcmp(opt, "--classes") == 0)
-            ok = parse_int(val, 1, 1000000, &n) && (a->ov.classes = (int)n, true);
+            ok = parse_long_in(val, 1, 1000000, &n) && (a->ov.classes = (int)n, true);
         else if (strcmp(opt, "--glance") == 0)
-            ok = parse_int(val, 1, 100000, &n) && (a->ov.glance = (int)n, true);
+            ok = parse_long_in(val, 1, 100000, &n) && (a->ov.glance = (int)n, true);
         else if (strcmp(opt, "--focus") == 0)
-            ok = parse_int(val, 1, 100000, &n) && (a->ov.focus = (int)n, true);
+            ok = parse_long_in(val, 1, 100000, &n) && (a->ov.focus = (int)n, true);
         else if (strcmp(opt, "--patch-size") == 0)
-            ok = parse_int(val, 1, 100000, &n) && (a->ov.patch_size = (int)n, true);
+            ok = parse_long_in(val, 1, 100000, &n) && (a->ov.patch_size = (int)n, true);
         else {
             fprintf(stderr, "focusbench train: unknown option '%s' with --method (see focusbench train --help)\n", opt);
             return 2;

@@ -10,20 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "bench/parse_num.h"
 
-static bool parse_int(const char *v, int lo, int hi, int *out)
-{
-    if (!v || !*v)
-        return false;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || *end || x < lo || x > hi)
-        return false;
-    *out = (int)x;
-    return true;
-}
+extern char **environ;
 
 int launch_parse(int argc, char **argv, LaunchArgs *a, char *err, size_t err_cap)
 {
@@ -49,23 +38,23 @@ int launch_parse(int argc, char **argv, LaunchArgs *a, char *err, size_t err_cap
             i++;
         }
         if (strcmp(o, "--gpus") == 0) {
-            if (!parse_int(v, 1, 1024, &a->gpus)) {
+            if (!parse_int_in(v, 1, 1024, &a->gpus)) {
                 snprintf(err, err_cap, "launch: --gpus \"%s\": need a GPU count of at least 1", v);
                 return 2;
             }
             have_gpus = true;
         } else if (strcmp(o, "--nnodes") == 0) {
-            if (!parse_int(v, 1, 65536, &a->nnodes)) {
+            if (!parse_int_in(v, 1, 65536, &a->nnodes)) {
                 snprintf(err, err_cap, "launch: --nnodes \"%s\": need a host count of at least 1", v);
                 return 2;
             }
         } else if (strcmp(o, "--node-rank") == 0) {
-            if (!parse_int(v, 0, 65535, &a->node_rank)) {
+            if (!parse_int_in(v, 0, 65535, &a->node_rank)) {
                 snprintf(err, err_cap, "launch: --node-rank \"%s\": need 0 or more", v);
                 return 2;
             }
         } else if (strcmp(o, "--master-port") == 0) {
-            if (!parse_int(v, 1, 65535, &a->master_port)) {
+            if (!parse_int_in(v, 1, 65535, &a->master_port)) {
                 snprintf(err, err_cap, "launch: --master-port \"%s\": need a TCP port 1..65535", v);
                 return 2;
             }

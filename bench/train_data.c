@@ -1,5 +1,6 @@
 /* train_data.c — see train_data.h. */
 #include "bench/train_data.h"
+#include "bench/parse_num.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -55,15 +56,10 @@ const char *data_args_help(void)
 
 static bool parse_count(const char *val, int lo, int *out, const char *opt, char *err, size_t err_cap)
 {
-    char *end;
-    errno = 0;
-    long v = val ? strtol(val, &end, 10) : 0;
-    if (!val || errno || end == val || *end || v < lo || v > 100000000) {
-        snprintf(err, err_cap, "bad value '%s' for %s (an integer >= %d)", val ? val : "", opt, lo);
-        return false;
-    }
-    *out = (int)v;
-    return true;
+    if (parse_int_in(val, lo, 100000000, out))
+        return true;
+    snprintf(err, err_cap, "bad value '%s' for %s (an integer >= %d)", val ? val : "", opt, lo);
+    return false;
 }
 
 int data_args_option(DataArgs *a, const char *opt, const char *val, char *err, size_t err_cap)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bench/csv_out.h"
+#include "bench/parse_num.h"
 #include "kernels/context.h"
 #include "kernels/cpu/cpu_peak.h"
 #include "test_util.h"
@@ -445,10 +446,43 @@ static void test_sweep_merges_eval_csvs(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* bench/parse_num.c: the whole string one number inside the range, or false with *out untouched. */
+static void test_parse_num(void **state)
+{
+    (void)state;
+    long l = -7;
+    int i = -7;
+    double d = -7;
+    uint64_t u = 7;
+    assert_true(parse_long_in("42", 1, 100, &l) && l == 42);
+    assert_true(parse_int_in("-3", -5, 5, &i) && i == -3);
+    assert_true(parse_int_in("5", -5, 5, &i) && i == 5); /* closed range */
+    static const char *const bad_ints[] = {NULL, "", " ", "4x", "x4", "1.5", "6", "-6", "99999999999999999999"};
+    for (size_t k = 0; k < sizeof bad_ints / sizeof bad_ints[0]; k++) {
+        i = -7;
+        assert_false(parse_int_in(bad_ints[k], -5, 5, &i));
+        assert_int_equal(i, -7);
+    }
+    assert_true(parse_double_in("2.5e-1", 0.0, 1.0, &d) && d == 0.25);
+    static const char *const bad_doubles[] = {NULL, "", "nan", "inf", "-inf", "1e999", "0.5x", "1.5", "-0.1"};
+    for (size_t k = 0; k < sizeof bad_doubles / sizeof bad_doubles[0]; k++) {
+        d = -7;
+        assert_false(parse_double_in(bad_doubles[k], 0.0, 1.0, &d));
+        assert_true(d == -7);
+    }
+    assert_true(parse_u64("18446744073709551615", &u) && u == UINT64_MAX);
+    static const char *const bad_u64[] = {NULL, "", "-1", "18446744073709551616", "12a"};
+    for (size_t k = 0; k < sizeof bad_u64 / sizeof bad_u64[0]; k++) {
+        u = 7;
+        assert_false(parse_u64(bad_u64[k], &u));
+        assert_true(u == 7);
+    }
+}
+
 TEST_GROUP(cli, cmocka_unit_test(test_help_lists_commands), cmocka_unit_test(test_unknown_command_exits_2),
            cmocka_unit_test(test_version_prints_features), cmocka_unit_test(test_bench_ops_help),
            cmocka_unit_test(test_bench_ops_bad_arguments_exit_2), cmocka_unit_test(test_bench_ops_list_layers),
            cmocka_unit_test(test_bench_ops_tiny_run), cmocka_unit_test(test_bench_ops_csv_regress),
            cmocka_unit_test(test_bench_ops_backward_row),
            cmocka_unit_test(test_cpu_fma_peak_is_positive), cmocka_unit_test(test_sweep_bad_arguments_exit_2),
-           cmocka_unit_test(test_sweep_merges_eval_csvs))
+           cmocka_unit_test(test_sweep_merges_eval_csvs), cmocka_unit_test(test_parse_num))
