@@ -495,7 +495,14 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->resident = !(resident && strcmp(resident, "0") == 0);
     const char *conv_custom = getenv("FOCUSBENCH_CUSTOM_CONVS"); /* "0": every FP32 conv on cuDNN */
     st->conv_custom = !(conv_custom && strcmp(conv_custom, "0") == 0);
-    st->conv1x1_force = -1;
+    /* "N": tile config N of the 1x1 kernel for every 1x1 conv it suits (A/B runs, ncu) */
+    const char *force = getenv("FOCUSBENCH_CONV1X1_CONFIG");
+    char *end = NULL;
+    long forced = force ? strtol(force, &end, 10) : -1;
+    st->conv1x1_force = end && end != force && *end == '\0' && forced >= 0 && forced < cuda_conv1x1_configs() ? (int)forced : -1;
+    if (force && st->conv1x1_force < 0)
+        fprintf(stderr, "focusbench cuda: FOCUSBENCH_CONV1X1_CONFIG=%s ignored: the 1x1 kernel's configs are 0..%d\n",
+                force, cuda_conv1x1_configs() - 1);
     const char *defer = getenv("FOCUSBENCH_CUDA_DEFER_EPILOGUE"); /* "0": every epilogue at once */
     st->defer_epilogue = !(defer && strcmp(defer, "0") == 0);
     st->arena.name = "activation";

@@ -1,29 +1,32 @@
-/* cuda_conv1x1.cu — FP32 1x1 convolutions (stride 1, no padding, no groups) on the backend's
+/* cuda_conv1x1.cu — FP32 1x1 convolutions (any stride, no padding, no groups) on the backend's
  * NC(T)HW tensors as one SGEMM with the epilogue inside: per image n,
  *
- *   y[n] (K×S) = act( w (K×C) · x[n] (C×S) + b + r[n] ),   S = T·H·W,
+ *   y[n] (K×S) = act( w (K×C) · x[n] (C×S) + b + r[n] ),   S = To·Ho·Wo (x[n] at the strided positions),
  *
- * seen as one product over the N·S columns j = (n, s): column j of x is x[n, :, s]. Why: cuDNN's
- * strict-FP32 engines leave the bias, the residual and the activation to a separate pass over y
- * (8 % of the fp32 pass at batch 32, H100), and cuBLASLt has no bias epilogue for the row-major
- * layout NCHW needs (tried in session 7: its heuristic returns no algorithm).
+ * seen as one product over the N·S columns j = (n, s): column j of x is x[n, :, position of s]. Why:
+ * cuDNN's strict-FP32 engines leave the bias, the residual and the activation to a separate pass
+ * over y (8 % of the fp32 pass at batch 32, H100), and cuBLASLt has no bias epilogue for the
+ * row-major layout NCHW needs (tried in session 7: its heuristic returns no algorithm).
  *
  * The kernel: a BM×BN tile of y per block, the reduction in steps of BK = 8 channels through
  * double-buffered shared memory (the next step's global loads in registers while the current one
  * is multiplied), each thread a TM×TN sub-tile held as groups of four rows / columns spread over
  * the block tile (conflict-free 16-byte shared loads), plain FFMA with fp32 accumulation in the
  * order c = 0, 1, …, C−1. Epilogue order as everywhere in the backend: ((Σ + b[k]) + r), then act.
- * The tile configs (cuda_conv1x1_config) differ in BM, BN, TM, TN; which one runs is the caller's
- * choice (cuda_conv.c: a fixed rule by K, or timed against cuDNN when autotuning).
+ * The tile configs (C1_CONFIGS below) differ in BM, BN, TM, TN and in how many blocks share a
+ * multiprocessor; which one runs is the caller's choice (cuda_conv_custom.c: a fixed rule by K, or
+ * timed against cuDNN when autotuning).
  *
  * x and r may arrive raw with their own convs' epilogues still pending (deferred, cuda_layout.c):
- * the kernel applies them as it reads (x in its loads, r in the epilogue), to the same values the
- * in-place pass would have stored, which saves that pass (the 3x3 and strided convs of ResNet's
- * blocks feed these 1x1s).
+ * the kernel applies them as it reads (x when it stores a step into shared memory, after the
+ * multiply that hides the load; r in the epilogue), to the same values the in-place pass would
+ * have stored, which saves that pass (the 3x3 and strided convs of ResNet's blocks feed these
+ * 1x1s).
  *
  * Requirements (cuda_conv1x1_suits): C % 4 == 0 (16-byte loads of w's rows), 16-byte aligned w,
- * N·C·S and N·K·S below 2^31. x's columns move four at a time when S % 4 == 0 and x is aligned,
- * one at a time otherwise; y and r likewise.
+ * N·C·Sin and N·K·S below 2^31. x's columns move four at a time when S % 4 == 0, the stride is 1
+ * and x is aligned, one at a time otherwise; y and r four at a time when S % 4 == 0 and they are
+ * aligned.
  */
 #include "kernels/cuda/cuda_kernels.cuh"
 
@@ -39,6 +42,26 @@ struct C1Tile {
     static_assert(B_VECS % THREADS == 0, "every thread loads the same number of x groups");
 };
 
+/* The product's shape: y (N, K, S) from x (N, C, Sin); the output positions s = (to·Ho + ho)·Wo + wo
+ * read x at (to·st, ho·sh, wo·sw) of its (Ti, H, W) planes (a strided 1x1, ResNet's downsample;
+ * all strides 1: the same position). */
+struct C1Shape {
+    int C, K, S, cols, m_tiles; /* cols = N·S, m_tiles = ⌈K / BM⌉ */
+    int Sin, H, W, Ho, Wo, st, sh, sw;
+    bool strided;
+    bool vec_x; /* x's four columns of a group adjacent and 16-byte aligned: S % 4 == 0, no stride */
+    bool vec;   /* y's and r's likewise: S % 4 == 0, y and r 16-byte aligned */
+};
+
+/* x's position, within one channel plane, of output position s */
+__device__ static inline int c1_input_position(const C1Shape &g, int s)
+{
+    if (!g.strided)
+        return s;
+    int hw = g.Ho * g.Wo, to = s / hw, rem = s - to * hw, ho = rem / g.Wo, wo = rem - ho * g.Wo;
+    return (to * g.st * g.H + ho * g.sh) * g.W + wo * g.sw;
+}
+
 /* A residual value whose own conv left its epilogue pending (cuda_layout.c): the value that pass
  * would have stored. */
 __device__ static inline float res_value(float q, const float *rb, float rbias, int r_act)
@@ -48,14 +71,15 @@ __device__ static inline float res_value(float q, const float *rb, float rbias, 
 
 /* XE: x arrives with a pending epilogue (a compile-time switch: the plain kernel's loads stay as
  * they are). */
-template <int BM, int BN, int TM, int TN, int BK, bool XE>
-__global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
+template <int BM, int BN, int TM, int TN, int BK, int MINB, bool XE>
+__global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MINB)
     conv1x1_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
-                   const float *__restrict__ r, float *__restrict__ y, int C, int K, int S, int cols, int m_tiles,
-                   int act, bool vec, const float *__restrict__ xb, int x_act, bool r_epi,
-                   const float *__restrict__ rb, int r_act)
+                   const float *__restrict__ r, float *__restrict__ y, C1Shape sh, int act,
+                   const float *__restrict__ xb, int x_act, bool r_epi, const float *__restrict__ rb, int r_act)
 {
     using T = C1Tile<BM, BN, TM, TN, BK>;
+    const int C = sh.C, K = sh.K, S = sh.S, cols = sh.cols, m_tiles = sh.m_tiles;
+    const bool vec = sh.vec;
     __shared__ __align__(16) float As[2][BK][BM];
     __shared__ __align__(16) float Bs[2][BK][BN];
     const int tid = threadIdx.x;
@@ -64,7 +88,8 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
     const int j0 = (int)(blockIdx.x / (unsigned)m_tiles) * BN;
 
     /* this thread's x groups: step row kr, columns jc..jc+3 (fixed over the steps: their offsets
-     * n·C·S + s are computed once; -1 marks a column past the end) */
+     * n·C·Sin + x's position of output position s are computed once; -1 marks a column past the
+     * end) */
     int b_kr[T::B_PER], b_jc[T::B_PER], b_off[T::B_PER][4];
 #pragma unroll
     for (int i = 0; i < T::B_PER; i++) {
@@ -73,11 +98,15 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
         b_jc[i] = (q % (BN / 4)) * 4;
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            int j = j0 + b_jc[i] + e;
-            b_off[i][e] = j < cols ? (j / S) * C * S + j % S : -1;
+            int j = j0 + b_jc[i] + e, n = j / S, so = j - n * S;
+            b_off[i][e] = j < cols ? n * C * sh.Sin + c1_input_position(sh, so) : -1;
         }
     }
     float4 a_reg[T::A_PER], b_reg[T::B_PER];
+    float b_bias[T::B_PER];
+    (void)b_bias;
+    /* the next step's global loads into registers; nothing here waits for them (the multiply of
+     * the current step runs meanwhile) */
     auto load = [&](int k0) {
 #pragma unroll
         for (int i = 0; i < T::A_PER; i++) {
@@ -91,26 +120,24 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
             int k = k0 + b_kr[i];
             float v[4] = {0.f, 0.f, 0.f, 0.f};
             if (k < C) {
-                if (vec && b_off[i][3] >= 0) {
-                    float4 q4 = __ldg(reinterpret_cast<const float4 *>(x + b_off[i][0] + (size_t)k * S));
+                if (sh.vec_x && b_off[i][3] >= 0) {
+                    float4 q4 = __ldg(reinterpret_cast<const float4 *>(x + b_off[i][0] + (size_t)k * sh.Sin));
                     v[0] = q4.x, v[1] = q4.y, v[2] = q4.z, v[3] = q4.w;
                 } else {
 #pragma unroll
                     for (int e = 0; e < 4; e++)
                         if (b_off[i][e] >= 0)
-                            v[e] = __ldg(x + b_off[i][e] + (size_t)k * S);
+                            v[e] = __ldg(x + b_off[i][e] + (size_t)k * sh.Sin);
                 }
             }
-            if (XE && k < C) { /* x's deferred epilogue, as the pass that would apply it */
-                float bk = xb ? __ldg(xb + k) : 0.f;
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    v[e] = ck_act(xb ? f_add(v[e], bk) : v[e], x_act);
-            }
+            if (XE) /* x's bias, applied with its activation at the store: not waited for here */
+                b_bias[i] = xb && k < C ? __ldg(xb + k) : 0.f;
             b_reg[i] = make_float4(v[0], v[1], v[2], v[3]);
         }
     };
-    auto store = [&](int buf) {
+    /* the loaded step k0 into shared-memory buffer buf; x's pending epilogue applied here, to the
+     * same values the pass that would apply it stores (rows past C stay zero) */
+    auto store = [&](int buf, int k0) {
 #pragma unroll
         for (int i = 0; i < T::A_PER; i++) {
             int q = tid + i * T::THREADS, row = q / (BK / 4), kq = (q % (BK / 4)) * 4;
@@ -122,8 +149,15 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
             }
         }
 #pragma unroll
-        for (int i = 0; i < T::B_PER; i++)
-            *reinterpret_cast<float4 *>(&Bs[buf][b_kr[i]][b_jc[i]]) = b_reg[i];
+        for (int i = 0; i < T::B_PER; i++) {
+            float4 v = b_reg[i];
+            if (XE && k0 + b_kr[i] < C) {
+                float bk = b_bias[i];
+                v = make_float4(ck_act(xb ? f_add(v.x, bk) : v.x, x_act), ck_act(xb ? f_add(v.y, bk) : v.y, x_act),
+                                ck_act(xb ? f_add(v.z, bk) : v.z, x_act), ck_act(xb ? f_add(v.w, bk) : v.w, x_act));
+            }
+            *reinterpret_cast<float4 *>(&Bs[buf][b_kr[i]][b_jc[i]]) = v;
+        }
     };
 
     const int ty = tid / (BN / TN), tx = tid % (BN / TN);
@@ -135,7 +169,7 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
             acc[i][j] = 0.f;
 
     load(0);
-    store(0);
+    store(0, 0);
     __syncthreads();
     int buf = 0;
     for (int k0 = 0; k0 < C; k0 += BK) {
@@ -162,12 +196,19 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
                     acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
         }
         if (more)
-            store(buf ^ 1);
+            store(buf ^ 1, k0 + BK);
         __syncthreads();
         buf ^= 1;
     }
 
-    /* epilogue: y[n, m, s] = act((acc + b[m]) + r[n, m, s]) */
+    /* epilogue: y[n, m, s] = act((acc + b[m]) + r[n, m, s]); a group of four columns is one image's
+     * when vec (S % 4 == 0): its offset n·K·S + s is computed once */
+    size_t col_base[T::GN];
+#pragma unroll
+    for (int gn = 0; gn < T::GN; gn++) {
+        int j = j0 + gn * (BN / T::GN) + tx * 4, n = j / S;
+        col_base[gn] = (size_t)n * K * S + (j - n * S);
+    }
 #pragma unroll
     for (int gm = 0; gm < T::GM; gm++)
 #pragma unroll
@@ -175,16 +216,25 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
             int m = m0 + gm * (BM / T::GM) + ty * 4 + e;
             if (m >= K)
                 continue;
+            /* the row's residual groups first, their loads in flight together */
+            float4 rv[T::GN];
+#pragma unroll
+            for (int gn = 0; gn < T::GN; gn++) {
+                int j = j0 + gn * (BN / T::GN) + tx * 4;
+                rv[gn] = r && vec && j + 3 < cols
+                             ? __ldg(reinterpret_cast<const float4 *>(r + col_base[gn] + (size_t)m * S))
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
             float bias = b ? __ldg(b + m) : 0.f, rbias = r_epi && rb ? __ldg(rb + m) : 0.f;
 #pragma unroll
             for (int gn = 0; gn < T::GN; gn++) {
                 int j = j0 + gn * (BN / T::GN) + tx * 4;
                 const float *a4 = &acc[4 * gm + e][4 * gn];
-                if (vec && j + 3 < cols) { /* four columns of one image: S % 4 == 0 */
-                    size_t o = ((size_t)(j / S) * K + m) * S + j % S;
+                if (vec && j + 3 < cols) {
+                    size_t o = col_base[gn] + (size_t)m * S;
                     float4 v = ck_add4(make_float4(a4[0], a4[1], a4[2], a4[3]), make_float4(bias, bias, bias, bias));
                     if (r) {
-                        float4 q = __ldg(reinterpret_cast<const float4 *>(r + o));
+                        float4 q = rv[gn];
                         if (r_epi)
                             q = make_float4(res_value(q.x, rb, rbias, r_act), res_value(q.y, rb, rbias, r_act),
                                             res_value(q.z, rb, rbias, r_act), res_value(q.w, rb, rbias, r_act));
@@ -209,14 +259,16 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS)
         }
 }
 
-/* The tile configs, largest first. */
+/* The tile configs, largest first. The 128x128 tiles are held to 128 registers a thread, so that
+ * two blocks share a multiprocessor (at 139 registers one did: 0.60 against 0.82 ms for 128 -> 512
+ * channels at 16², H100, results/gpu/session8a/plans.txt). Measured and dropped (the actnet-p128
+ * shapes at batch 32): 256x64 and 256x128 tiles (16x8 per thread) and 128x64 ones (8x8, 128
+ * threads), never faster than these three by more than 2 % (8a); 64x256 tiles (8x8 per thread),
+ * never the fastest (7j); steps of 16 channels, 1-10 % slower than steps of 8 (7j). */
 typedef struct {
     const char *name;
     int bm, bn;
 } C1Config;
-/* Measured and dropped (H100, the actnet-p128 shapes at batch 32, results/gpu/session7j/plans.txt
- * and the calls before): 64x256 tiles (8x8 per thread), never the fastest of the configs; steps of
- * 16 channels (128x128 and 64x128), 1-10 % slower than the same tiles with 8 on every shape but one. */
 static const C1Config C1_CONFIGS[] = {
     {"128x128 (8x8 per thread)", 128, 128},
     {"64x128 (4x8 per thread)", 64, 128},
@@ -233,10 +285,10 @@ const char *cuda_conv1x1_config_name(int cfg)
 
 bool cuda_conv1x1_suits(const ConvGeom *g, const float *w)
 {
-    int64_t S = (int64_t)g->T * g->H * g->W;
-    return g->kt == 1 && g->kh == 1 && g->kw == 1 && g->st == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 &&
+    int64_t Sin = (int64_t)g->T * g->H * g->W, S = (int64_t)g->To * g->Ho * g->Wo;
+    return g->kt == 1 && g->kh == 1 && g->kw == 1 && g->st >= 1 && g->sh >= 1 && g->sw >= 1 && g->pt == 0 &&
            g->ph == 0 && g->pw == 0 && g->groups == 1 && g->C % 4 == 0 && ((uintptr_t)w & 15u) == 0 && g->N > 0 &&
-           (int64_t)g->N * g->C * S < INT32_MAX && (int64_t)g->N * g->K * S < INT32_MAX;
+           S > 0 && (int64_t)g->N * g->C * Sin < INT32_MAX && (int64_t)g->N * g->K * S < INT32_MAX;
 }
 
 int cuda_conv1x1_default_config(const ConvGeom *g)
@@ -253,29 +305,44 @@ bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, c
     int x_act = xe ? xe->act : 0, r_act = r_epi ? re->act : 0;
     if (cfg < 0 || cfg >= C1_N_CONFIGS)
         cfg = cuda_conv1x1_default_config(g);
-    int S = g->T * g->H * g->W, cols = g->N * S;
-    bool vec = S % 4 == 0 && ((uintptr_t)x & 15u) == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0;
-    int m_tiles = (g->K + C1_CONFIGS[cfg].bm - 1) / C1_CONFIGS[cfg].bm;
-    int64_t blocks = (int64_t)m_tiles * ((cols + C1_CONFIGS[cfg].bn - 1) / C1_CONFIGS[cfg].bn);
+    int S = g->To * g->Ho * g->Wo;
+    bool strided = g->st != 1 || g->sh != 1 || g->sw != 1;
+    C1Shape sh = {.C = g->C,
+                  .K = g->K,
+                  .S = S,
+                  .cols = g->N * S,
+                  .m_tiles = (g->K + C1_CONFIGS[cfg].bm - 1) / C1_CONFIGS[cfg].bm,
+                  .Sin = g->T * g->H * g->W,
+                  .H = g->H,
+                  .W = g->W,
+                  .Ho = g->Ho,
+                  .Wo = g->Wo,
+                  .st = g->st,
+                  .sh = g->sh,
+                  .sw = g->sw,
+                  .strided = strided,
+                  .vec_x = S % 4 == 0 && !strided && ((uintptr_t)x & 15u) == 0,
+                  .vec = S % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0};
+    int64_t blocks = (int64_t)sh.m_tiles * ((sh.cols + C1_CONFIGS[cfg].bn - 1) / C1_CONFIGS[cfg].bn);
     if (blocks > INT32_MAX) {
         ctx_set_error(ctx, "conv1x1: %lld blocks exceed the grid", (long long)blocks);
         return false;
     }
     cudaStream_t s = cuda_stream_of(ctx);
-#define C1_LAUNCH(BM_, BN_, TM_, TN_, BK_)                                                                 \
+#define C1_LAUNCH(BM_, BN_, TM_, TN_, BK_, MINB_)                                                               \
     do {                                                                                                   \
         constexpr int threads = C1Tile<BM_, BN_, TM_, TN_, BK_>::THREADS;                                 \
         if (x_epi)                                                                                         \
-            conv1x1_kernel<BM_, BN_, TM_, TN_, BK_, true><<<(unsigned)blocks, threads, 0, s>>>(            \
-                x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec, xb, x_act, r_epi, rb, r_act);        \
+            conv1x1_kernel<BM_, BN_, TM_, TN_, BK_, MINB_, true><<<(unsigned)blocks, threads, 0, s>>>(            \
+                x, w, b, r, y, sh, act, xb, x_act, r_epi, rb, r_act);        \
         else                                                                                               \
-            conv1x1_kernel<BM_, BN_, TM_, TN_, BK_, false><<<(unsigned)blocks, threads, 0, s>>>(           \
-                x, w, b, r, y, g->C, g->K, S, cols, m_tiles, act, vec, xb, x_act, r_epi, rb, r_act);        \
+            conv1x1_kernel<BM_, BN_, TM_, TN_, BK_, MINB_, false><<<(unsigned)blocks, threads, 0, s>>>(           \
+                x, w, b, r, y, sh, act, xb, x_act, r_epi, rb, r_act);        \
     } while (0)
     switch (cfg) {
-    case 0: C1_LAUNCH(128, 128, 8, 8, 8); break;
-    case 1: C1_LAUNCH(64, 128, 4, 8, 8); break;
-    default: C1_LAUNCH(32, 128, 4, 4, 8); break;
+    case 0: C1_LAUNCH(128, 128, 8, 8, 8, 2); break;
+    case 1: C1_LAUNCH(64, 128, 4, 8, 8, 3); break;
+    default: C1_LAUNCH(32, 128, 4, 4, 8, 0); break;
     }
 #undef C1_LAUNCH
     return LAUNCH_OK(ctx, "conv1x1_kernel");

@@ -135,23 +135,28 @@ static void test_fused_conv_epilogues(void **state)
  * one-column loads and stores), C not a multiple of the reduction step, a column tile spanning
  * several images, and every epilogue; each result repeated bit for bit. */
 typedef struct {
-    int N, C, K, H, W;
+    int N, C, K, H, W, stride;
     bool bias, residual;
     int act;
 } PointwiseCase;
 
 static const PointwiseCase PW_CASES[] = {
-    {3, 12, 20, 7, 7, true, true, OP_ACT_RELU},      /* S = 49, K a partial tile, C = 12 */
-    {2, 36, 130, 4, 4, true, false, OP_ACT_RELU6},   /* S = 16: a column tile spans images */
-    {5, 260, 33, 5, 3, false, true, OP_ACT_NONE},    /* S = 15, C = 260 (a half reduction step) */
-    {2, 64, 256, 16, 16, true, true, OP_ACT_RELU},   /* full tiles, 16-byte paths */
-    {1, 8, 8, 1, 1, true, false, OP_ACT_NONE},       /* one column */
+    {3, 12, 20, 7, 7, 1, true, true, OP_ACT_RELU},     /* S = 49, K a partial tile, C = 12 */
+    {2, 36, 130, 4, 4, 1, true, false, OP_ACT_RELU6},  /* S = 16: a column tile spans images */
+    {5, 260, 33, 5, 3, 1, false, true, OP_ACT_NONE},   /* S = 15, C = 260 (a half reduction step) */
+    {2, 64, 256, 16, 16, 1, true, true, OP_ACT_RELU},  /* full tiles, 16-byte paths */
+    {1, 8, 8, 1, 1, 1, true, false, OP_ACT_NONE},      /* one column */
+    /* stride 2 (ResNet's downsample): x read one column at a time */
+    {2, 64, 256, 16, 16, 2, true, true, OP_ACT_NONE},  /* S = 64: y and r 16 bytes at a time */
+    {3, 20, 36, 9, 11, 2, true, false, OP_ACT_RELU},   /* odd sides: 5 x 6 outputs */
+    {2, 16, 24, 7, 8, 3, false, true, OP_ACT_RELU6},   /* stride 3 */
 };
 
 /* ResNet's bottleneck tail at FP32: a 3x3 stride-2 conv (bias, ReLU) and a 1x1 stride-2
- * downsample (bias) run on cuDNN and leave their epilogues pending; the 1x1 kernel reads the first
- * as x and the second as its residual, applying both as it reads. With deferral on and off: the
- * same bits, the CPU's values, and the two inputs read back afterwards are right too. */
+ * downsample (bias) run on cuDNN and leave their epilogues pending (the downsample with the custom
+ * kernels switched off for it, as where cuDNN timed faster); the 1x1 kernel reads the first as x
+ * and the second as its residual, applying both as it reads. With deferral on and off: the same
+ * bits, the CPU's values, and the two inputs read back afterwards are right too. */
 static void test_conv1x1_pending_inputs(void **state)
 {
     GpuEnv *e = gpu_begin(state, "FP32 1x1 kernel reading x and the residual with their epilogues pending");
@@ -169,7 +174,9 @@ static void test_conv1x1_pending_inputs(void **state)
     const Tol tol = gpu_tol_for(CUDA_PRECISION_FP32);
     for (int defer = 1; defer >= 0; defer--) {
         cuda_set_defer_epilogue(e->gpu, defer);
+        cuda_set_conv_custom(e->gpu, false);
         Tensor *ds = op_conv2d_bias_act(e->gpu, dx, dwd, dbd, NULL, 2, 0, 1, OP_ACT_NONE);
+        cuda_set_conv_custom(e->gpu, true);
         Tensor *h = op_conv2d_bias_act(e->gpu, dx, dw2, db2, NULL, 2, 1, 1, OP_ACT_RELU);
         Tensor *y = op_conv2d_bias_act(e->gpu, h, dw3, db3, ds, 1, 0, 1, OP_ACT_RELU);
         char what[256];
@@ -292,15 +299,16 @@ static void test_conv1x1_kernel(void **state)
     int n_cfg = cuda_conv1x1_configs();
     for (size_t ci = 0; ci < sizeof PW_CASES / sizeof PW_CASES[0]; ci++) {
         const PointwiseCase *pc = &PW_CASES[ci];
+        int st = pc->stride, Ho = (pc->H - 1) / st + 1, Wo = (pc->W - 1) / st + 1;
         ConvGeom g = {.N = pc->N, .C = pc->C, .K = pc->K, .T = 1, .H = pc->H, .W = pc->W, .kt = 1, .kh = 1, .kw = 1,
-                      .To = 1, .Ho = pc->H, .Wo = pc->W, .st = 1, .sh = 1, .sw = 1, .dt = 1, .dh = 1, .dw = 1,
+                      .To = 1, .Ho = Ho, .Wo = Wo, .st = 1, .sh = st, .sw = st, .dt = 1, .dh = 1, .dw = 1,
                       .groups = 1};
         uint64_t seed = 9500 + 10 * ci;
         Tensor *x = gh_rand(e, seed, -2, 3, DIMS(g.N, g.C, 1, g.H, g.W));
         Tensor *w = gh_rand(e, seed + 1, -1, 1, DIMS(g.K, g.C, 1, 1, 1));
         Tensor *b = pc->bias ? gh_rand(e, seed + 2, -1, 2, DIMS(g.K)) : NULL;
-        Tensor *r = pc->residual ? gh_rand(e, seed + 3, -2, 2, DIMS(g.N, g.K, 1, g.H, g.W)) : NULL;
-        Tensor *y = gh(e, DTYPE_F32, DIMS(g.N, g.K, 1, g.H, g.W));
+        Tensor *r = pc->residual ? gh_rand(e, seed + 3, -2, 2, DIMS(g.N, g.K, 1, Ho, Wo)) : NULL;
+        Tensor *y = gh(e, DTYPE_F32, DIMS(g.N, g.K, 1, Ho, Wo));
         CPU(conv_bias_act_forward, &g, x, w, b, r, pc->act, y);
         Tensor *dx = gd(e, x), *dw = gd(e, w), *db = b ? gd(e, b) : NULL, *dr = r ? gd(e, r) : NULL;
         for (int v = 0; v <= n_cfg; v++) { /* each config, then the autotuned choice */
@@ -309,8 +317,8 @@ static void test_conv1x1_kernel(void **state)
             Tensor *yd = gd_nan_like(e, y), *yd2 = gd_nan_like(e, y);
             GPU(conv_bias_act_forward, &g, dx, dw, db, dr, pc->act, yd);
             char what[256];
-            snprintf(what, sizeof what, "1x1 N%d C%d K%d %dx%d%s%s act %d, %s [%s]", g.N, g.C, g.K, g.H, g.W,
-                     pc->bias ? " bias" : "", pc->residual ? " residual" : "", pc->act,
+            snprintf(what, sizeof what, "1x1 N%d C%d K%d %dx%d stride %d%s%s act %d, %s [%s]", g.N, g.C, g.K, g.H,
+                     g.W, st, pc->bias ? " bias" : "", pc->residual ? " residual" : "", pc->act,
                      v < n_cfg ? "forced config" : "autotuned", cuda_last_conv_info(e->gpu));
             gpu_expect_ok(e, what);
             gpu_expect_close(e, what, yd, y, gpu_tol_for(CUDA_PRECISION_FP32));
