@@ -40,7 +40,8 @@
     X(x3d)          \
     X(cupti_host)   \
     X(dist)         \
-    X(boxes)
+    X(boxes)        \
+    X(fast_div)
 
 /* Weak: a group whose file is not linked shows up as a failure, not a link error. */
 #define X(name) int test_group_##name(int *total) __attribute__((weak));

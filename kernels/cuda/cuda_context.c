@@ -499,7 +499,8 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     const char *force = getenv("FOCUSBENCH_CONV1X1_CONFIG");
     char *end = NULL;
     long forced = force ? strtol(force, &end, 10) : -1;
-    st->conv1x1_force = end && end != force && *end == '\0' && forced >= 0 && forced < cuda_conv1x1_configs() ? (int)forced : -1;
+    bool force_ok = end && end != force && *end == '\0' && forced >= 0 && forced < cuda_conv1x1_configs();
+    st->conv1x1_force = force_ok ? (int)forced : -1;
     if (force && st->conv1x1_force < 0)
         fprintf(stderr, "focusbench cuda: FOCUSBENCH_CONV1X1_CONFIG=%s ignored: the 1x1 kernel's configs are 0..%d\n",
                 force, cuda_conv1x1_configs() - 1);

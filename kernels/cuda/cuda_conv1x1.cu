@@ -24,9 +24,9 @@
  * 1x1s).
  *
  * Requirements (cuda_conv1x1_suits): C % 4 == 0 (16-byte loads of w's rows), 16-byte aligned w,
- * N·C·Sin and N·K·S below 2^31. x's columns move four at a time when S % 4 == 0, the stride is 1
- * and x is aligned, one at a time otherwise; y and r four at a time when S % 4 == 0 and they are
- * aligned.
+ * N·C·Sin, N·K·S and K·C below 2^31 (32-bit indices in the main loop: fewer registers). x's
+ * columns move four at a time when S % 4 == 0, the stride is 1 and x is aligned, one at a time
+ * otherwise; y and r four at a time when S % 4 == 0 and they are aligned.
  */
 #include "kernels/cuda/cuda_kernels.cuh"
 
@@ -69,9 +69,21 @@ __device__ static inline float res_value(float q, const float *rb, float rbias, 
     return ck_act(rb ? f_add(q, rbias) : q, r_act);
 }
 
-/* XE: x arrives with a pending epilogue (a compile-time switch: the plain kernel's loads stay as
- * they are). */
-template <int BM, int BN, int TM, int TN, int BK, int MINB, bool XE>
+/* cp.async: a 16-byte global -> shared copy that bypasses the registers; wait for all of this
+ * thread's copies. */
+__device__ static inline void c1_cp_async16(float *smem, const float *gmem)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
+                 "l"(gmem));
+}
+__device__ static inline void c1_cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::); }
+
+/* XE: x arrives with a pending epilogue; VX: x's groups of four columns are read 16 bytes at a time
+ * (sh.vec_x); RS: the residual tile is copied to shared memory (dynamic, BM·BN floats) with
+ * cp.async when the block starts, so its loads overlap the whole product instead of stalling the
+ * epilogue (r 16 bytes at a time, sh.vec). Compile-time switches: each kernel holds only its own
+ * paths. */
+template <int BM, int BN, int TM, int TN, int BK, int MINB, bool XE, bool VX, bool RS>
 __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MINB)
     conv1x1_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
                    const float *__restrict__ r, float *__restrict__ y, C1Shape sh, int act,
@@ -86,18 +98,35 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
     /* m tiles fastest: the blocks sharing a column tile of x run together (x read once from DRAM) */
     const int m0 = (int)(blockIdx.x % (unsigned)m_tiles) * BM;
     const int j0 = (int)(blockIdx.x / (unsigned)m_tiles) * BN;
+    extern __shared__ __align__(16) float Rs[]; /* RS: the residual tile, Rs[m − m0][j − j0] */
+    if (RS) {
+        /* this thread's column group is fixed (THREADS is a multiple of BN / 4); rows step down */
+        static_assert(T::THREADS % (BN / 4) == 0 && (BM * BN / 4) % T::THREADS == 0, "residual copy split");
+        const int jq = tid % (BN / 4), j = j0 + 4 * jq;
+        if (j < cols) { /* S % 4 == 0: the four columns are one image's */
+            int n = j / S;
+            const float *src = r + (size_t)n * K * S + (j - n * S);
+#pragma unroll
+            for (int i = 0; i < BM * BN / 4 / T::THREADS; i++) {
+                int mm = tid / (BN / 4) + i * (T::THREADS / (BN / 4));
+                if (m0 + mm < K)
+                    c1_cp_async16(&Rs[mm * BN + 4 * jq], src + (size_t)(m0 + mm) * S);
+            }
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
 
     /* this thread's x groups: step row kr, columns jc..jc+3 (fixed over the steps: their offsets
      * n·C·Sin + x's position of output position s are computed once; -1 marks a column past the
-     * end) */
-    int b_kr[T::B_PER], b_jc[T::B_PER], b_off[T::B_PER][4];
+     * end; with VX the four are adjacent, all in or all out, and only the first is kept) */
+    int b_kr[T::B_PER], b_jc[T::B_PER], b_off[T::B_PER][VX ? 1 : 4];
 #pragma unroll
     for (int i = 0; i < T::B_PER; i++) {
         int q = tid + i * T::THREADS;
         b_kr[i] = q / (BN / 4);
         b_jc[i] = (q % (BN / 4)) * 4;
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
+        for (int e = 0; e < (VX ? 1 : 4); e++) {
             int j = j0 + b_jc[i] + e, n = j / S, so = j - n * S;
             b_off[i][e] = j < cols ? n * C * sh.Sin + c1_input_position(sh, so) : -1;
         }
@@ -112,7 +141,7 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
         for (int i = 0; i < T::A_PER; i++) {
             int q = tid + i * T::THREADS, row = q / (BK / 4), kq = (q % (BK / 4)) * 4;
             bool in = q < T::A_VECS && m0 + row < K && k0 + kq < C;
-            a_reg[i] = in ? __ldg(reinterpret_cast<const float4 *>(w + (size_t)(m0 + row) * C + k0 + kq))
+            a_reg[i] = in ? __ldg(reinterpret_cast<const float4 *>(w + ((m0 + row) * C + k0 + kq)))
                           : make_float4(0.f, 0.f, 0.f, 0.f);
         }
 #pragma unroll
@@ -120,14 +149,16 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
             int k = k0 + b_kr[i];
             float v[4] = {0.f, 0.f, 0.f, 0.f};
             if (k < C) {
-                if (sh.vec_x && b_off[i][3] >= 0) {
-                    float4 q4 = __ldg(reinterpret_cast<const float4 *>(x + b_off[i][0] + (size_t)k * sh.Sin));
-                    v[0] = q4.x, v[1] = q4.y, v[2] = q4.z, v[3] = q4.w;
+                if (VX) {
+                    if (b_off[i][0] >= 0) {
+                        float4 q4 = __ldg(reinterpret_cast<const float4 *>(x + (b_off[i][0] + k * sh.Sin)));
+                        v[0] = q4.x, v[1] = q4.y, v[2] = q4.z, v[3] = q4.w;
+                    }
                 } else {
 #pragma unroll
                     for (int e = 0; e < 4; e++)
-                        if (b_off[i][e] >= 0)
-                            v[e] = __ldg(x + b_off[i][e] + (size_t)k * sh.Sin);
+                        if (b_off[i][VX ? 0 : e] >= 0)
+                            v[e] = __ldg(x + (b_off[i][VX ? 0 : e] + k * sh.Sin));
                 }
             }
             if (XE) /* x's bias, applied with its activation at the store: not waited for here */
@@ -203,6 +234,10 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
 
     /* epilogue: y[n, m, s] = act((acc + b[m]) + r[n, m, s]); a group of four columns is one image's
      * when vec (S % 4 == 0): its offset n·K·S + s is computed once */
+    if (RS) { /* the residual tile, copied by every thread of the block */
+        c1_cp_async_wait_all();
+        __syncthreads();
+    }
     size_t col_base[T::GN];
 #pragma unroll
     for (int gn = 0; gn < T::GN; gn++) {
@@ -221,9 +256,9 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
 #pragma unroll
             for (int gn = 0; gn < T::GN; gn++) {
                 int j = j0 + gn * (BN / T::GN) + tx * 4;
-                rv[gn] = r && vec && j + 3 < cols
-                             ? __ldg(reinterpret_cast<const float4 *>(r + col_base[gn] + (size_t)m * S))
-                             : make_float4(0.f, 0.f, 0.f, 0.f);
+                rv[gn] = !r || !vec || j + 3 >= cols ? make_float4(0.f, 0.f, 0.f, 0.f)
+                         : RS ? *reinterpret_cast<const float4 *>(&Rs[(m - m0) * BN + (j - j0)])
+                              : __ldg(reinterpret_cast<const float4 *>(r + col_base[gn] + (size_t)m * S));
             }
             float bias = b ? __ldg(b + m) : 0.f, rbias = r_epi && rb ? __ldg(rb + m) : 0.f;
 #pragma unroll
@@ -288,7 +323,8 @@ bool cuda_conv1x1_suits(const ConvGeom *g, const float *w)
     int64_t Sin = (int64_t)g->T * g->H * g->W, S = (int64_t)g->To * g->Ho * g->Wo;
     return g->kt == 1 && g->kh == 1 && g->kw == 1 && g->st >= 1 && g->sh >= 1 && g->sw >= 1 && g->pt == 0 &&
            g->ph == 0 && g->pw == 0 && g->groups == 1 && g->C % 4 == 0 && ((uintptr_t)w & 15u) == 0 && g->N > 0 &&
-           S > 0 && (int64_t)g->N * g->C * Sin < INT32_MAX && (int64_t)g->N * g->K * S < INT32_MAX;
+           S > 0 && (int64_t)g->N * g->C * Sin < INT32_MAX && (int64_t)g->N * g->K * S < INT32_MAX &&
+           (int64_t)g->K * g->C < INT32_MAX;
 }
 
 int cuda_conv1x1_default_config(const ConvGeom *g)
@@ -296,13 +332,59 @@ int cuda_conv1x1_default_config(const ConvGeom *g)
     return g->K >= 128 ? 0 : g->K >= 64 ? 1 : 2;
 }
 
+/* One kernel of a config: opts the RS kernels in to their shared memory (above the 48 KiB default
+ * with the static buffers; the largest carveout, so that MINB blocks fit) on the current device,
+ * once per device, then launches. */
+template <int BM, int BN, int TM, int TN, int BK, int MINB, bool XE, bool VX, bool RS>
+static bool c1_launch(Ctx *ctx, unsigned blocks, cudaStream_t s, const float *x, const float *w, const float *b,
+                      const float *r, float *y, const C1Shape &sh, int act, const CudaPendingEpilogue *xe,
+                      const CudaPendingEpilogue *re)
+{
+    auto kernel = conv1x1_kernel<BM, BN, TM, TN, BK, MINB, XE, VX, RS>;
+    const size_t smem = RS ? (size_t)BM * BN * sizeof(float) : 0;
+    if (RS) {
+        static unsigned opted_in; /* bit d: done on device d */
+        int dev = 0;
+        if (!CUDA_OK(ctx, cudaGetDevice(&dev)))
+            return false;
+        unsigned bit = dev < 32 ? 1u << dev : 0u;
+        if (!(opted_in & bit)) {
+            if (!CUDA_OK(ctx, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)) ||
+                !CUDA_OK(ctx, cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                   (int)cudaSharedmemCarveoutMaxShared)))
+                return false;
+            opted_in |= bit;
+        }
+    }
+    kernel<<<blocks, C1Tile<BM, BN, TM, TN, BK>::THREADS, smem, s>>>(
+        x, w, b, r, y, sh, act, xe ? xe->bias : NULL, xe ? xe->act : 0, re != NULL && r != NULL,
+        re && r ? re->bias : NULL, re && r ? re->act : 0);
+    return LAUNCH_OK(ctx, "conv1x1_kernel");
+}
+
+/* The kernel of a config for this call: x's pending epilogue or not, x's 16-byte loads or not, the
+ * residual staged (16-byte r and x) or not. */
+template <int BM, int BN, int TM, int TN, int BK, int MINB>
+static bool c1_launch_config(Ctx *ctx, unsigned blocks, cudaStream_t s, const float *x, const float *w, const float *b,
+                             const float *r, float *y, const C1Shape &sh, int act, const CudaPendingEpilogue *xe,
+                             const CudaPendingEpilogue *re)
+{
+    const bool stage = r && sh.vec && sh.vec_x;
+#define C1_ARGS ctx, blocks, s, x, w, b, r, y, sh, act, xe, re
+    if (xe)
+        return stage  ? c1_launch<BM, BN, TM, TN, BK, MINB, true, true, true>(C1_ARGS)
+               : sh.vec_x ? c1_launch<BM, BN, TM, TN, BK, MINB, true, true, false>(C1_ARGS)
+                          : c1_launch<BM, BN, TM, TN, BK, MINB, true, false, false>(C1_ARGS);
+    return stage  ? c1_launch<BM, BN, TM, TN, BK, MINB, false, true, true>(C1_ARGS)
+           : sh.vec_x ? c1_launch<BM, BN, TM, TN, BK, MINB, false, true, false>(C1_ARGS)
+                      : c1_launch<BM, BN, TM, TN, BK, MINB, false, false, false>(C1_ARGS);
+#undef C1_ARGS
+}
+
 bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
                          const float *r, int act, float *y, const CudaPendingEpilogue *xe,
                          const CudaPendingEpilogue *re)
 {
-    bool x_epi = xe != NULL, r_epi = re != NULL && r != NULL;
-    const float *xb = xe ? xe->bias : NULL, *rb = r_epi ? re->bias : NULL;
-    int x_act = xe ? xe->act : 0, r_act = r_epi ? re->act : 0;
     if (cfg < 0 || cfg >= C1_N_CONFIGS)
         cfg = cuda_conv1x1_default_config(g);
     int S = g->To * g->Ho * g->Wo;
@@ -329,21 +411,9 @@ bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, c
         return false;
     }
     cudaStream_t s = cuda_stream_of(ctx);
-#define C1_LAUNCH(BM_, BN_, TM_, TN_, BK_, MINB_)                                                               \
-    do {                                                                                                   \
-        constexpr int threads = C1Tile<BM_, BN_, TM_, TN_, BK_>::THREADS;                                 \
-        if (x_epi)                                                                                         \
-            conv1x1_kernel<BM_, BN_, TM_, TN_, BK_, MINB_, true><<<(unsigned)blocks, threads, 0, s>>>(            \
-                x, w, b, r, y, sh, act, xb, x_act, r_epi, rb, r_act);        \
-        else                                                                                               \
-            conv1x1_kernel<BM_, BN_, TM_, TN_, BK_, MINB_, false><<<(unsigned)blocks, threads, 0, s>>>(           \
-                x, w, b, r, y, sh, act, xb, x_act, r_epi, rb, r_act);        \
-    } while (0)
     switch (cfg) {
-    case 0: C1_LAUNCH(128, 128, 8, 8, 8, 2); break;
-    case 1: C1_LAUNCH(64, 128, 4, 8, 8, 3); break;
-    default: C1_LAUNCH(32, 128, 4, 4, 8, 0); break;
+    case 0: return c1_launch_config<128, 128, 8, 8, 8, 2>(ctx, (unsigned)blocks, s, x, w, b, r, y, sh, act, xe, re);
+    case 1: return c1_launch_config<64, 128, 4, 8, 8, 3>(ctx, (unsigned)blocks, s, x, w, b, r, y, sh, act, xe, re);
+    default: return c1_launch_config<32, 128, 4, 4, 8, 0>(ctx, (unsigned)blocks, s, x, w, b, r, y, sh, act, xe, re);
     }
-#undef C1_LAUNCH
-    return LAUNCH_OK(ctx, "conv1x1_kernel");
 }

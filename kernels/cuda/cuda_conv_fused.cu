@@ -85,7 +85,13 @@ bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *
 
 /* ---- depthwise 3x3 (2-D), forward with the epilogue -------------------------------------- */
 
-enum { DW_OUT = 4 }; /* outputs per thread, consecutive along the width (a multiple of 4; 8 was slower) */
+/* Outputs per thread, consecutive along the width (a multiple of 4; 8 was slower). Also measured
+ * and dropped (the glance's depthwise launches, fp32 batch 32, H100): a block of 4 rows × 4
+ * columns per thread walking the input rows once (each read once instead of three times), 5.17
+ * against 4.16 ms (results/gpu/session8c: a quarter of the threads, fewer loads in flight); for
+ * planes up to 28², blocks that copy whole planes to shared memory with 16-byte loads and compute
+ * one output per thread from there, 2.76 against 2.46 ms for those launches (session8f). */
+enum { DW_OUT = 4 };
 
 /* Elements e .. e + 3 of a row of n floats into v[0..3] (0 beyond the row): one 16-byte load when
  * the row is 16-byte aligned (vec) and the four are inside it, else element by element. */
@@ -107,21 +113,25 @@ __device__ static inline void load4(const float *__restrict__ row, int e, int n,
  * the bias in (kh, kw) tap order with fmaf — the order of conv_direct_forward_kernel, so the
  * fast kernel gives the direct kernel's values. Out-of-range rows are skipped, out-of-range
  * columns read as 0; with in_bias, each value read inside the plane becomes in_act(v + in_bias[c])
- * first (the deferred epilogue of x's conv, cuda_layout.c). With vec_in (rows 16-byte aligned: W % 4 == 0, pw == 1) the window's
- * middle is read 16 bytes at a time, from the aligned element DW_OUT·S·wq; with vec_out
- * (Wo % 4 == 0) the outputs (and residuals) move four at a time as 16-byte stores (loads). 32-bit
- * indices: the caller checks N·C·H·W and N·C·Ho·Wo fit. */
+ * first (the deferred epilogue of x's conv, cuda_layout.c). With vec_in (rows 16-byte aligned:
+ * W % 4 == 0, pw == 1) the window's middle is read 16 bytes at a time, from the aligned element
+ * DW_OUT·S·wq; with vec_out (Wo % 4 == 0) the outputs (and residuals) move four at a time as
+ * 16-byte stores (loads). 32-bit indices, split into plane, row and column group by multiply-high
+ * (fast_div.h; plain divisions left the kernel issue-bound): the caller checks N·C·H·W and
+ * N·C·Ho·Wo fit. */
 template <int S>
 __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
     const float *__restrict__ x, const float *__restrict__ in_bias, int in_act, const float *__restrict__ w,
     const float *__restrict__ b, const float *__restrict__ r, float *__restrict__ y, int act, uint32_t C, uint32_t H,
-    uint32_t W, uint32_t Ho, uint32_t Wo, int ph, int pw, uint32_t WQ, uint32_t total, bool vec_in, bool vec_out)
+    uint32_t W, uint32_t Ho, uint32_t Wo, int ph, int pw, FastDiv WQ, FastDiv HO, FastDiv CH, uint32_t total,
+    bool vec_in, bool vec_out)
 {
     constexpr int WIN = DW_OUT * S + 3 - S; /* inputs the DW_OUT outputs of a row read */
     static_assert(DW_OUT % 4 == 0, "the 16-byte paths move groups of four values");
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-        uint32_t wq = i % WQ, t = i / WQ;
-        uint32_t ho = t % Ho, plane = t / Ho, c = plane % C;
+        uint32_t t = ck_fast_div(i, WQ), wq = i - t * WQ.d; /* i = (plane·Ho + ho)·WQ + wq */
+        uint32_t plane = ck_fast_div(t, HO), ho = t - plane * Ho;
+        uint32_t c = plane - ck_fast_div(plane, CH) * C;
         int wo0 = (int)wq * DW_OUT;
         const float *xp = x + (size_t)plane * H * W;
         float wr[9];
@@ -204,25 +214,21 @@ bool cuda_dwconv2d_supported(const ConvGeom *g)
 bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, const float *in_bias, int in_act,
                                   const float *w, const float *b, const float *r, int act, float *y)
 {
+    cudaStream_t s = cuda_stream_of(ctx);
     uint32_t WQ = (uint32_t)((g->Wo + DW_OUT - 1) / DW_OUT);
     int64_t total = (int64_t)g->N * g->C * g->Ho * WQ;
     if (total == 0)
         return true;
     unsigned blocks = ck_blocks(total, CK_THREADS);
-    cudaStream_t s = cuda_stream_of(ctx);
+    /* the flat index's split by multiply-high: the kernel is issue-bound with plain divisions */
+    FastDiv fWQ = fast_div_make(WQ), fHo = fast_div_make((uint32_t)g->Ho), fC = fast_div_make((uint32_t)g->C);
     /* 16-byte rows: every row starts at a multiple of W (Wo) floats from a 16-byte aligned base */
     bool vec_in = g->W % 4 == 0 && g->pw == 1 && ((uintptr_t)x & 15u) == 0;
     bool vec_out = g->Wo % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0;
-    if (g->sh == 1)
-        dw3x3_forward_kernel<1><<<blocks, CK_THREADS, 0, s>>>(x, in_bias, in_act, w, b, r, y, act, (uint32_t)g->C,
-                                                               (uint32_t)g->H, (uint32_t)g->W, (uint32_t)g->Ho,
-                                                               (uint32_t)g->Wo, g->ph, g->pw, WQ, (uint32_t)total,
-                                                               vec_in, vec_out);
-    else
-        dw3x3_forward_kernel<2><<<blocks, CK_THREADS, 0, s>>>(x, in_bias, in_act, w, b, r, y, act, (uint32_t)g->C,
-                                                               (uint32_t)g->H, (uint32_t)g->W, (uint32_t)g->Ho,
-                                                               (uint32_t)g->Wo, g->ph, g->pw, WQ, (uint32_t)total,
-                                                               vec_in, vec_out);
+    auto kernel = g->sh == 1 ? dw3x3_forward_kernel<1> : dw3x3_forward_kernel<2>;
+    kernel<<<blocks, CK_THREADS, 0, s>>>(x, in_bias, in_act, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
+                                         (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo, g->ph, g->pw, fWQ, fHo, fC,
+                                         (uint32_t)total, vec_in, vec_out);
     return LAUNCH_OK(ctx, "dw3x3_forward_kernel");
 }
 

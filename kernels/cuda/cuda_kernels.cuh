@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "kernels/cuda/cuda_internal.h"
+#include "kernels/cuda/fast_div.h"
 
 enum { CK_THREADS = 256, CK_MAX_BLOCKS = 1 << 20 };
 
@@ -66,6 +67,9 @@ __device__ static inline float ck_act(float v, int act)
 
 /* IEEE single and double operations, each rounded on its own (no FMA contraction). */
 __device__ static inline float f_add(float a, float b) { return __fadd_rn(a, b); }
+
+/* n / f.d for n < 2^31 (fast_div.h: one multiply-high, an add and a shift) */
+__device__ static inline uint32_t ck_fast_div(uint32_t n, FastDiv f) { return (__umulhi(n, f.magic) + n) >> f.shift; }
 /* The same on four values at once (the 16-byte epilogues). */
 __device__ static inline float4 ck_add4(float4 a, float4 b)
 {

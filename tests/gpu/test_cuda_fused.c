@@ -160,45 +160,51 @@ static const PointwiseCase PW_CASES[] = {
 static void test_conv1x1_pending_inputs(void **state)
 {
     GpuEnv *e = gpu_begin(state, "FP32 1x1 kernel reading x and the residual with their epilogues pending");
-    const int N = 2, C = 16, H = 10, W = 10, M = 8, K = 32;
-    Tensor *x = gh_rand(e, 9600, -2, 3, DIMS(N, C, H, W));
-    Tensor *wd = gh_rand(e, 9601, -1, 1, DIMS(K, C, 1, 1)), *bd = gh_rand(e, 9602, -1, 2, DIMS(K));
-    Tensor *w2 = gh_rand(e, 9603, -1, 1, DIMS(M, C, 3, 3)), *b2 = gh_rand(e, 9604, -1, 2, DIMS(M));
-    Tensor *w3 = gh_rand(e, 9605, -1, 1, DIMS(K, M, 1, 1)), *b3 = gh_rand(e, 9606, -1, 2, DIMS(K));
-    Tensor *ds_ref = op_conv2d_bias_act(e->cpu, x, wd, bd, NULL, 2, 0, 1, OP_ACT_NONE);
-    Tensor *h_ref = op_conv2d_bias_act(e->cpu, x, w2, b2, NULL, 2, 1, 1, OP_ACT_RELU);
-    Tensor *y_ref = op_conv2d_bias_act(e->cpu, h_ref, w3, b3, ds_ref, 1, 0, 1, OP_ACT_RELU);
-    Tensor *dx = gd(e, x), *dwd = gd(e, wd), *dbd = gd(e, bd), *dw2 = gd(e, w2), *db2 = gd(e, b2);
-    Tensor *dw3 = gd(e, w3), *db3 = gd(e, b3);
-    Tensor *first_y = gh_like(e, y_ref);
-    const Tol tol = gpu_tol_for(CUDA_PRECISION_FP32);
-    for (int defer = 1; defer >= 0; defer--) {
-        cuda_set_defer_epilogue(e->gpu, defer);
-        cuda_set_conv_custom(e->gpu, false);
-        Tensor *ds = op_conv2d_bias_act(e->gpu, dx, dwd, dbd, NULL, 2, 0, 1, OP_ACT_NONE);
-        cuda_set_conv_custom(e->gpu, true);
-        Tensor *h = op_conv2d_bias_act(e->gpu, dx, dw2, db2, NULL, 2, 1, 1, OP_ACT_RELU);
-        Tensor *y = op_conv2d_bias_act(e->gpu, h, dw3, db3, ds, 1, 0, 1, OP_ACT_RELU);
-        char what[256];
-        snprintf(what, sizeof what, "deferral %s: the 1x1's output [%s]", defer ? "on" : "off",
-                 cuda_last_conv_info(e->gpu));
-        gpu_expect_ok(e, what);
-        gpu_expect_close(e, what, y, y_ref, tol);
-        if (defer && !strstr(cuda_last_conv_info(e->gpu), "x's pending epilogue on load, the residual's pending")) {
-            printf("  FAIL %s: the 1x1 kernel did not take both pending epilogues\n", what);
-            e->failures++;
+    /* 10 x 10 -> 5 x 5: one column at a time; 16 x 16 -> 8 x 8: 16-byte paths, the residual staged
+     * in shared memory */
+    static const int SIDES[2] = {10, 16};
+    for (int si = 0; si < 2; si++) {
+        const int N = 2, C = 16, H = SIDES[si], W = SIDES[si], M = 8, K = 32;
+        Tensor *x = gh_rand(e, 9600, -2, 3, DIMS(N, C, H, W));
+        Tensor *wd = gh_rand(e, 9601, -1, 1, DIMS(K, C, 1, 1)), *bd = gh_rand(e, 9602, -1, 2, DIMS(K));
+        Tensor *w2 = gh_rand(e, 9603, -1, 1, DIMS(M, C, 3, 3)), *b2 = gh_rand(e, 9604, -1, 2, DIMS(M));
+        Tensor *w3 = gh_rand(e, 9605, -1, 1, DIMS(K, M, 1, 1)), *b3 = gh_rand(e, 9606, -1, 2, DIMS(K));
+        Tensor *ds_ref = op_conv2d_bias_act(e->cpu, x, wd, bd, NULL, 2, 0, 1, OP_ACT_NONE);
+        Tensor *h_ref = op_conv2d_bias_act(e->cpu, x, w2, b2, NULL, 2, 1, 1, OP_ACT_RELU);
+        Tensor *y_ref = op_conv2d_bias_act(e->cpu, h_ref, w3, b3, ds_ref, 1, 0, 1, OP_ACT_RELU);
+        Tensor *dx = gd(e, x), *dwd = gd(e, wd), *dbd = gd(e, bd), *dw2 = gd(e, w2), *db2 = gd(e, b2);
+        Tensor *dw3 = gd(e, w3), *db3 = gd(e, b3);
+        Tensor *first_y = gh_like(e, y_ref);
+        const Tol tol = gpu_tol_for(CUDA_PRECISION_FP32);
+        for (int defer = 1; defer >= 0; defer--) {
+            cuda_set_defer_epilogue(e->gpu, defer);
+            cuda_set_conv_custom(e->gpu, false);
+            Tensor *ds = op_conv2d_bias_act(e->gpu, dx, dwd, dbd, NULL, 2, 0, 1, OP_ACT_NONE);
+            cuda_set_conv_custom(e->gpu, true);
+            Tensor *h = op_conv2d_bias_act(e->gpu, dx, dw2, db2, NULL, 2, 1, 1, OP_ACT_RELU);
+            Tensor *y = op_conv2d_bias_act(e->gpu, h, dw3, db3, ds, 1, 0, 1, OP_ACT_RELU);
+            char what[256];
+            snprintf(what, sizeof what, "%dx%d, deferral %s: the 1x1's output [%s]", H, W, defer ? "on" : "off",
+                     cuda_last_conv_info(e->gpu));
+            gpu_expect_ok(e, what);
+            gpu_expect_close(e, what, y, y_ref, tol);
+            const char *info = cuda_last_conv_info(e->gpu);
+            if (defer && !strstr(info, "x's pending epilogue on load, the residual's pending")) {
+                printf("  FAIL %s: the 1x1 kernel did not take both pending epilogues\n", what);
+                e->failures++;
+            }
+            e->checks++;
+            if (defer) {
+                if (!cuda_tensor_to_host(e->gpu, y, first_y))
+                    gpu_expect_ok(e, "download with deferral on");
+            } else {
+                gpu_expect_equal(e, "  deferral off gives the deferral-on output, bit for bit", y, first_y);
+            }
+            snprintf(what, sizeof what, "deferral %s: the 3x3's output read afterwards", defer ? "on" : "off");
+            gpu_expect_close(e, what, h, h_ref, tol);
+            snprintf(what, sizeof what, "deferral %s: the downsample's output read afterwards", defer ? "on" : "off");
+            gpu_expect_close(e, what, ds, ds_ref, tol);
         }
-        e->checks++;
-        if (defer) {
-            if (!cuda_tensor_to_host(e->gpu, y, first_y))
-                gpu_expect_ok(e, "download with deferral on");
-        } else {
-            gpu_expect_equal(e, "  deferral off gives the deferral-on output, bit for bit", y, first_y);
-        }
-        snprintf(what, sizeof what, "deferral %s: the 3x3's output read afterwards", defer ? "on" : "off");
-        gpu_expect_close(e, what, h, h_ref, tol);
-        snprintf(what, sizeof what, "deferral %s: the downsample's output read afterwards", defer ? "on" : "off");
-        gpu_expect_close(e, what, ds, ds_ref, tol);
     }
     cuda_set_defer_epilogue(e->gpu, true);
     gpu_end(e);
