@@ -299,7 +299,9 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
  * channels at 16², H100, results/gpu/session8a/plans.txt). Measured and dropped (the actnet-p128
  * shapes at batch 32): 256x64 and 256x128 tiles (16x8 per thread) and 128x64 ones (8x8, 128
  * threads), never faster than these three by more than 2 % (8a); 64x256 tiles (8x8 per thread),
- * never the fastest (7j); steps of 16 channels, 1-10 % slower than steps of 8 (7j). */
+ * never the fastest (7j); steps of 16 channels, 1-10 % slower than steps of 8 (7j); steps of 32
+ * channels for 32x128 and 64x128 (four times the bytes in flight, for the memory-bound glance
+ * shapes), slower than steps of 8 on every shape (8g). */
 typedef struct {
     const char *name;
     int bm, bn;
