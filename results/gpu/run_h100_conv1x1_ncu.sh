@@ -12,14 +12,10 @@ set -uo pipefail
 tag=${1:?usage: run_h100_conv1x1_ncu.sh TAG [CONFIGS]}
 configs=${2:-0}
 groups=${3:-cuda_fused}
-OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT/r"
-t0=$(date +%s); el() { echo "[+$(($(date +%s) - t0)) s] $*"; }
-el "build and test-gpu: $groups"
+# shellcheck source=results/gpu/device_common.sh
+. "$(dirname "$0")/device_common.sh"
 # shellcheck disable=SC2086
-timeout 450 scripts/gpu_check.sh $groups > /dev/null 2>&1; echo "test-gpu rc=$?"; cp "$OUT/test-gpu.log" "$OUT/r/test-gpu.log"
-grep -E "^ *FAIL|\[  FAILED|passed, " "$OUT/r/test-gpu.log" | head -20
-export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/usr/local/cuda-13.0/targets/x86_64-linux/lib:build/gpu-deps/lib
-B=build/gpu/focusbench
+device_tests $groups
 el "verbose planning run (every config timed per shape)"
 FOCUSBENCH_CUDA_VERBOSE=1 timeout 150 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 \
   --no-cupti --repeats 3 --min-time 0 > "$OUT/r/profile_fp32_b32.verbose" 2>&1; echo "verbose rc=$?"
@@ -29,7 +25,8 @@ el "profile fp32 b32 with CUPTI"
 timeout 150 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 \
   --csv "$OUT/r/profile_fp32_b32.csv" > "$OUT/r/profile_fp32_b32.txt" 2>&1; echo "profile rc=$?"
 grep -hE "^ +32 +(eager|graph)|^ +(glance|policies|crop|focus|classifier|sum) " "$OUT/r/profile_fp32_b32.txt"
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+NCU=$(command -v ncu)
+for f in /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu; do [[ -z $NCU && -x $f ]] && NCU=$f; done
 METRICS='regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,dram__throughput.avg.pct_of_peak_sustained_elapsed,gpu__time_duration.sum,smsp__inst_executed.sum,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__grid_size'
 UNTUNED=(profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 --no-autotune --mode eager --no-cupti --repeats 1 --min-time 0 --warmup 0)
 for cfg in $configs; do

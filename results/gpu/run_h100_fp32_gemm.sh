@@ -9,14 +9,10 @@
 set -uo pipefail
 tag=${1:?usage: run_h100_fp32_gemm.sh TAG [GROUPS]}
 groups=${2:-cuda_fused cuda_models cuda_pass}
-OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT" "$OUT/r"
-t0=$(date +%s); el() { echo "[+$(($(date +%s) - t0)) s] $*"; }
-el "build and test-gpu: $groups"
+# shellcheck source=results/gpu/device_common.sh
+. "$(dirname "$0")/device_common.sh"
 # shellcheck disable=SC2086
-timeout 400 scripts/gpu_check.sh $groups > /dev/null 2>&1; echo "test-gpu rc=$?"; cp "$OUT/test-gpu.log" "$OUT/r/test-gpu.log"
-grep -E "^ *FAIL|RESULT|passed, " "$OUT/r/test-gpu.log" | head -30
-export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/usr/local/cuda-13.0/targets/x86_64-linux/lib:build/gpu-deps/lib
-B=build/gpu/focusbench
+device_tests $groups
 el "profile fp32 b32 (default) and --no-custom-convs"
 timeout 100 $B profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 \
   --csv "$OUT/r/profile_fp32_b32.csv" > "$OUT/r/profile_fp32_b32.txt" 2>&1; echo "fp32 rc=$?"
