@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# run_h100_sanitizer.sh — one device call: the GPU tests of session 7's kernels under NVIDIA's
+# run_h100_sanitizer.sh [TAG] — one device call: the GPU tests of the custom kernels under NVIDIA's
 # compute-sanitizer (memcheck: out-of-bounds and misaligned accesses; racecheck: shared-memory
 # hazards between threads of a block; initcheck: reads of uninitialised device memory), each test
-# picked with FOCUSBENCH_TEST_FILTER (tests/test_runner.c). Logs under $OUT, one per run.
+# picked with FOCUSBENCH_TEST_FILTER (tests/test_runner.c). The test_conv1x1* specs cover the 1x1
+# kernel's configs, strided x, x's and the residual's pending epilogues and the residual staged in
+# shared memory by cp.async (session 8). Logs under $OUT/r, one per run, tarred as $OUT/TAG.tgz
+# (default sanitizer). Session 7 ran it as session7n_sanitizer.
 set -uo pipefail
-OUT=${OUT:-build/gpu/out}; mkdir -p "$OUT"
-timeout 300 scripts/gpu_check.sh cuda_fused > "$OUT/build.log" 2>&1; echo "build + cuda_fused rc=$?"; grep -E "passed, " "$OUT/build.log"
-export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/usr/local/cuda-13.0/targets/x86_64-linux/lib:build/gpu-deps/lib
-CS=$(command -v compute-sanitizer || ls /usr/local/cuda-13.0/bin/compute-sanitizer /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)
+tag=${1:-sanitizer}
+# shellcheck source=results/gpu/device_common.sh
+. "$(dirname "$0")/device_common.sh"
+device_tests cuda_fused
+CS=$(command -v compute-sanitizer)
+for f in /usr/local/cuda-13.0/bin/compute-sanitizer /usr/local/cuda/bin/compute-sanitizer; do
+  [[ -z $CS && -x $f ]] && CS=$f
+done
 echo "compute-sanitizer: ${CS:-NOT FOUND}"; [[ -n $CS ]] || exit 1
 T=build/gpu/rel-cuda/run_gpu_tests
 for spec in memcheck:test_expand_dw_kernel racecheck:test_expand_dw_kernel initcheck:test_expand_dw_kernel \
             memcheck:'test_conv1x1*' racecheck:'test_conv1x1*' initcheck:'test_conv1x1*' \
             memcheck:test_fused_conv_epilogues racecheck:test_fused_conv_epilogues memcheck:test_gather; do
-  tool=${spec%%:*}; filter=${spec#*:}; log="$OUT/cs_${tool}_${filter//\*/}.log"
+  tool=${spec%%:*}; filter=${spec#*:}; log="$OUT/r/cs_${tool}_${filter//\*/}.log"
   FOCUSBENCH_TEST_FILTER="$filter" timeout 240 "$CS" --tool "$tool" --error-exitcode 9 "$T" cuda_fused cuda_ops \
     > "$log" 2>&1
   echo "$tool $filter rc=$? | $(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -1) | $(grep -hE 'test\(s\) run' "$log" | tr '\n' ' ')"
 done
+el "done"
+tar -C "$OUT/r" -czf "$OUT/$tag.tgz" .
