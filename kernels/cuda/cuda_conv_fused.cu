@@ -15,7 +15,6 @@
 
 #include "kernels/cuda/cuda_kernels.cuh"
 
-
 /* ---- epilogue in place: y (N, K, P) = act(y + b[k] + r) -------------------------------- */
 
 template <typename Index>
