@@ -114,12 +114,24 @@ Tensor *policy_spatial_forward(Ctx *ctx, const SpatialPolicy *sp, Tensor *featur
                       tensor_shape_str(features, sf, sizeof sf));
         return NULL;
     }
-    int64_t B = features->shape[0] / G;
-    /* (B·G, D, h, w) → (B, G, D, h, w) → (B, D, G, h, w): time becomes the volume's depth */
-    Tensor *x = op_reshape(ctx, features, 5, (int64_t[]){B, G, c->in_channels, s, s});
+    int64_t B = features->shape[0] / G, D = c->in_channels, H = c->hidden;
+    /* encoder.0, the 1×1×1 conv, mixes the channels of each (frame, y, x) position on its own, so
+     * it commutes with arranging the G maps of a video as a volume: it runs first, as a 2-D 1×1
+     * conv on the maps as they come, and only its output is permuted — H channels instead of D
+     * (128 instead of 1280: a tenth of the bytes). The same MACs as the conv3d, B·G·h·w·H·D. The
+     * weight keeps its checkpoint shape (H, D, 1, 1, 1); a reshape views it as (H, D, 1, 1), so
+     * gradients still reach the parameter. */
+    Tensor *w0 = op_reshape(ctx, sp->conv[0].weight, 4, (int64_t[]){H, D, 1, 1});
+    Tensor *x = op_conv2d(ctx, features, w0, NULL, 1, 0, 1); /* (B·G, H, h, w) */
+    /* (B·G, H, h, w) → (B, G, H, h, w) → (B, H, G, h, w): time becomes the volume's depth */
+    x = op_reshape(ctx, x, 5, (int64_t[]){B, G, H, s, s});
     x = op_permute(ctx, x, (int[]){0, 2, 1, 3, 4});
+    /* encoder.1's batch norm (and ReLU) after the permute, on the volume: per channel it would see
+     * the same B·G·h·w values on the maps, but its cost is +1 per channel per sample (ops.h), and
+     * a sample is a video here, not one of its G maps (counted on the maps it would be G times
+     * the official figure). */
+    x = policy_bn_relu(ctx, &sp->conv[0], x); /* (B, H, G, h, w) */
     static const int one[3] = {1, 1, 1}, zero[3] = {0, 0, 0};
-    x = policy_bn_relu(ctx, &sp->conv[0], op_conv3d(ctx, x, sp->conv[0].weight, NULL, one, zero, 1)); /* (B, H, G, h, w) */
     x = policy_bn_relu(ctx, &sp->conv[1], op_conv3d(ctx, x, sp->conv[1].weight, NULL, one, one, 1));
     x = policy_bn_relu(ctx, &sp->conv[2], op_conv3d(ctx, x, sp->conv[2].weight, NULL, one, one, 1));
     int64_t Go = G - c->head_frames + 1; /* G per frame, 1 with a whole-sequence head */

@@ -71,8 +71,9 @@ bool policy_spatial_declare(SpatialPolicy *sp, const SpatialPolicyConfig *cfg, P
 void policy_spatial_init(const SpatialPolicy *sp, uint64_t seed);
 
 /* features: (B·G, D, h, w), G consecutive maps per video → actions (B, G − head_frames + 1, 4) in
- * [0, 1]: (B, G, 4) per frame, (B, 1, 4) with a whole-sequence head.
- * NULL with the context's error on a shape mismatch. */
+ * [0, 1]: (B, G, 4) per frame, (B, 1, 4) with a whole-sequence head. encoder.0 runs as a 2-D 1×1
+ * conv on the maps before they are arranged as a volume (the same values and MACs; the permute
+ * then moves hidden channels instead of D). NULL with the context's error on a shape mismatch. */
 Tensor *policy_spatial_forward(Ctx *ctx, const SpatialPolicy *sp, Tensor *features);
 
 #endif

@@ -394,6 +394,68 @@ __global__ static void reduce_seq_kernel(const float *x, float *y, int64_t outer
     }
 }
 
+/* Short contiguous rows (inner == 1, n <= REDUCE_ROW_MAX: global average pooling, e.g. the glance's
+ * (B·G, 1280, 7·7) → 49 values per output): reduce_seq_kernel's threads would each walk their own
+ * row, n floats from their neighbours', so every load of a warp touches up to 32 sectors for 128
+ * useful bytes. Here a block first copies the rows of its REDUCE_ROWS outputs — one contiguous
+ * stretch of rows·n floats — into shared memory with coalesced loads (16-byte ones when x is
+ * 16-byte aligned; a block's stretch then is too, REDUCE_ROWS being a multiple of 4), then each
+ * thread sums its own row from there: j in order, in double, then scaled — reduce_seq_kernel's
+ * (and the CPU's) arithmetic exactly, so the same bits.
+ *
+ * Row stride in shared memory (kPad): n when n is odd — thread t reads word t·n + j, and an odd
+ * stride puts a warp's 32 threads on 32 different banks; n + 1 when n is even (n = 16 unpadded
+ * would put 16 threads of a warp on one bank). The padded copy scatters the staged values one
+ * float at a time (word e + e / n), up to 4-way conflicted, which still keeps well ahead of the
+ * DRAM stream it waits on. */
+enum { REDUCE_ROWS = 128, REDUCE_ROW_MAX = 64 };
+
+template <bool kPad>
+__global__ static void __launch_bounds__(REDUCE_ROWS)
+    reduce_rows_kernel(const float *__restrict__ x, float *__restrict__ y, int64_t rows, int n, FastDiv div_n,
+                       double scale, bool vec)
+{
+    extern __shared__ float4 stage4[];
+    float *stage = (float *)stage4; /* (REDUCE_ROWS, n + kPad) */
+    const int stride = kPad ? n + 1 : n;
+    for (int64_t first = (int64_t)blockIdx.x * REDUCE_ROWS; first < rows; first += (int64_t)gridDim.x * REDUCE_ROWS) {
+        int nr = rows - first < REDUCE_ROWS ? (int)(rows - first) : REDUCE_ROWS;
+        int count = nr * n; /* <= REDUCE_ROWS · REDUCE_ROW_MAX */
+        const float *src = x + first * n; /* (nr, n), contiguous */
+        int e = threadIdx.x;
+        if (vec) {
+            const float4 *src4 = (const float4 *)src;
+            int n4 = count >> 2;
+#pragma unroll 4
+            for (int q = threadIdx.x; q < n4; q += REDUCE_ROWS) {
+                float4 v = __ldg(src4 + q);
+                if (kPad) {
+                    uint32_t w = 4u * q;
+                    stage[w + ck_fast_div(w, div_n)] = v.x;
+                    stage[w + 1 + ck_fast_div(w + 1, div_n)] = v.y;
+                    stage[w + 2 + ck_fast_div(w + 2, div_n)] = v.z;
+                    stage[w + 3 + ck_fast_div(w + 3, div_n)] = v.w;
+                } else {
+                    stage4[q] = v;
+                }
+            }
+            e = 4 * n4 + threadIdx.x; /* the tail of a stretch whose length is not a multiple of 4 */
+        }
+#pragma unroll 4
+        for (; e < count; e += REDUCE_ROWS)
+            stage[kPad ? e + (int)ck_fast_div((uint32_t)e, div_n) : e] = __ldg(src + e);
+        __syncthreads();
+        if ((int)threadIdx.x < nr) {
+            const float *row = stage + threadIdx.x * stride;
+            double acc = 0.0;
+            for (int j = 0; j < n; j++)
+                acc = d_add(acc, (double)row[j]);
+            y[first + threadIdx.x] = (float)d_mul(acc, scale);
+        }
+        __syncthreads(); /* the stage is refilled by the next stretch */
+    }
+}
+
 /* Few outputs, long sums (sum_all, global pooling of a small batch): `chunks` blocks per output
  * each sum a contiguous range of j into partial (outer·inner, chunks) ... */
 __global__ static void reduce_partial_kernel(const float *x, double *partial, int64_t n, int64_t inner,
@@ -434,6 +496,21 @@ extern "C" void cuda_reduce_forward(Ctx *ctx, const ReduceGeom *g, const Tensor 
         return;
     cudaStream_t s = cuda_stream_of(ctx);
     double scale = (double)g->scale;
+    if (g->inner == 1 && g->n >= 1 && g->n <= REDUCE_ROW_MAX) {
+        int n = (int)g->n;
+        bool pad = n % 2 == 0;
+        size_t stage = (size_t)REDUCE_ROWS * (size_t)(pad ? n + 1 : n) * sizeof(float);
+        bool vec = ((uintptr_t)tensor_f32(x) & 15) == 0;
+        unsigned blocks = ck_blocks(outputs, REDUCE_ROWS);
+        if (pad)
+            reduce_rows_kernel<true><<<blocks, REDUCE_ROWS, stage, s>>>(tensor_f32(x), tensor_f32(y), outputs, n,
+                                                                         fast_div_make((uint32_t)n), scale, vec);
+        else
+            reduce_rows_kernel<false><<<blocks, REDUCE_ROWS, stage, s>>>(tensor_f32(x), tensor_f32(y), outputs, n,
+                                                                          fast_div_make((uint32_t)n), scale, vec);
+        LAUNCH_OK(ctx, "reduce_rows_kernel");
+        return;
+    }
     if (g->n <= 256 || outputs >= 8192) {
         reduce_seq_kernel<<<ck_blocks(outputs, CK_THREADS), CK_THREADS, 0, s>>>(tensor_f32(x), tensor_f32(y),
                                                                                 g->outer, g->n, g->inner, scale);

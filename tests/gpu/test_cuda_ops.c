@@ -172,28 +172,66 @@ static void test_binary(void **state)
 
 /* ---- reductions ------------------------------------------------------------------------- */
 
+/* A device copy of host tensor h whose data starts 4 bytes past a 16-byte boundary (the arena's
+ * blocks are aligned): the kernels' vector-load paths must notice and take their scalar ones. */
+static Tensor *gd_misaligned(GpuEnv *e, const Tensor *h)
+{
+    int64_t n = tensor_numel(h);
+    Tensor *padded = gh(e, DTYPE_F32, DIMS(n + 1));
+    tensor_f32(padded)[0] = 0.0f;
+    memcpy(tensor_f32(padded) + 1, tensor_f32(h), (size_t)n * sizeof(float));
+    Tensor *d = gd(e, padded);
+    Tensor *v = tensor_view(e->gpu, d, 1, d->shape);
+    assert_non_null(v);
+    v->ndim = h->ndim;
+    memcpy(v->shape, h->shape, sizeof v->shape);
+    v->data = (float *)d->data + 1;
+    return v;
+}
+
 static void test_reduce(void **state)
 {
     GpuEnv *e = gpu_begin(state, "reduce (mean / global pool / sum) forward and backward");
-    ReduceGeom geoms[] = {
-        {.outer = 6, .n = 63, .inner = 1, .scale = 1.0f / 63},       /* global average pool */
-        {.outer = 3, .n = 37, .inner = 41, .scale = 1.0f / 37},      /* mean over a middle dim */
-        {.outer = 5, .n = 300, .inner = 3, .scale = 1.0f / 300},     /* chunked, strided */
-        {.outer = 2, .n = 70001, .inner = 1, .scale = 1.0f / 70001}, /* chunked, long */
-        {.outer = 1, .n = 123457, .inner = 1, .scale = 1.0f},        /* sum_all */
-        {.outer = 9000, .n = 300, .inner = 1, .scale = 1.0f / 300},  /* many outputs: one thread each */
+    struct {
+        ReduceGeom g;
+        bool misaligned; /* x 4 bytes off a 16-byte boundary */
+    } cases[] = {
+        {{.outer = 6, .n = 63, .inner = 1, .scale = 1.0f / 63}, false},       /* global average pool */
+        {{.outer = 3, .n = 37, .inner = 41, .scale = 1.0f / 37}, false},      /* mean over a middle dim */
+        {{.outer = 5, .n = 300, .inner = 3, .scale = 1.0f / 300}, false},     /* chunked, strided */
+        {{.outer = 2, .n = 70001, .inner = 1, .scale = 1.0f / 70001}, false}, /* chunked, long */
+        {{.outer = 1, .n = 123457, .inner = 1, .scale = 1.0f}, false},        /* sum_all */
+        {{.outer = 9000, .n = 300, .inner = 1, .scale = 1.0f / 300}, false},  /* many outputs: one thread each */
+        /* inner == 1, n <= 64: rows staged in shared memory (reduce_rows_kernel). Output counts not
+         * a multiple of its 128-row blocks; odd n (unpadded rows) and even n (padded); stretches
+         * whose length is not a multiple of 4 (the scalar tail after the 16-byte loads). */
+        {{.outer = 1001, .n = 49, .inner = 1, .scale = 1.0f / 49}, false}, /* the glance's 7×7 pool */
+        {{.outer = 1001, .n = 49, .inner = 1, .scale = 1.0f / 49}, true},
+        {{.outer = 515, .n = 16, .inner = 1, .scale = 1.0f / 16}, false}, /* the focus's 4×4 pool */
+        {{.outer = 515, .n = 16, .inner = 1, .scale = 1.0f / 16}, true},
+        {{.outer = 300, .n = 64, .inner = 1, .scale = 1.0f / 64}, false},
+        {{.outer = 777, .n = 2, .inner = 1, .scale = 0.5f}, false},
+        {{.outer = 333, .n = 7, .inner = 1, .scale = 1.0f / 7}, false},
+        {{.outer = 129, .n = 1, .inner = 1, .scale = 1.0f}, false},
+        {{.outer = 20000, .n = 49, .inner = 1, .scale = 1.0f / 49}, false},
+        {{.outer = 200, .n = 65, .inner = 1, .scale = 1.0f / 65}, false}, /* just past: reduce_seq_kernel */
     };
-    for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++) {
-        ReduceGeom *g = &geoms[i];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ReduceGeom *g = &cases[i].g;
         Tensor *x = gh_rand(e, 600 + i, -1, 3, DIMS(g->outer, g->n, g->inner));
         Tensor *y = gh(e, DTYPE_F32, DIMS(g->outer, g->inner));
-        Tensor *dxx = gd(e, x), *dyy = gd_nan_like(e, y);
+        Tensor *dxx = cases[i].misaligned ? gd_misaligned(e, x) : gd(e, x), *dyy = gd_nan_like(e, y);
         CPU(reduce_forward, g, x, y);
         GPU(reduce_forward, g, dxx, dyy);
         char what[128];
-        snprintf(what, sizeof what, "reduce forward outer %lld n %lld inner %lld", (long long)g->outer,
-                 (long long)g->n, (long long)g->inner);
-        gpu_expect_close(e, what, dyy, y, TOL_EXACTISH);
+        snprintf(what, sizeof what, "reduce forward outer %lld n %lld inner %lld%s", (long long)g->outer,
+                 (long long)g->n, (long long)g->inner, cases[i].misaligned ? " (x misaligned)" : "");
+        /* one thread per output summing in order (everything but the chunked long sums): the
+         * CPU's arithmetic, so the same bits */
+        if (g->n <= 256 || g->outer * g->inner >= 8192)
+            gpu_expect_equal(e, what, dyy, y);
+        else
+            gpu_expect_close(e, what, dyy, y, TOL_EXACTISH);
         Tensor *gy = gh_rand(e, 700 + i, -1, 1, DIMS(g->outer, g->inner));
         Tensor *gx = gh_rand(e, 800 + i, -1, 1, DIMS(g->outer, g->n, g->inner));
         Tensor *dgy = gd(e, gy), *dgx = gd(e, gx);
@@ -545,15 +583,46 @@ static void test_batch_norm_sync_op_layer(void **state)
 
 /* ---- max pool --------------------------------------------------------------------------- */
 
+/* Special values for the max pool: NaNs (several in some windows: the last one is the argmax),
+ * a NaN in the first row and column (next to the padding), and a block of −inf (windows of −inf
+ * only keep their first real position as the argmax). */
+static void pool_specials(Tensor *x, int H, int W)
+{
+    float *p = tensor_f32(x);
+    int64_t planes = tensor_numel(x) / ((int64_t)H * W);
+    for (int64_t c = 0; c < planes; c++) {
+        float *q = p + c * H * W;
+        if (c % 3 == 0) {
+            q[0] = NAN;
+            q[(H / 2) * W + W / 2] = NAN;
+            if (W > 1)
+                q[(H / 2) * W + W / 2 + 1] = NAN; /* same windows: the later NaN wins */
+            q[(H - 1) * W + (W - 1)] = NAN;
+        }
+        if (c % 3 == 1)
+            for (int h = 0; h < H && h < 4; h++)
+                for (int w = 0; w < W && w < 5; w++)
+                    q[h * W + w] = -INFINITY;
+    }
+}
+
 static void test_max_pool(void **state)
 {
     GpuEnv *e = gpu_begin(state, "max pool 2d forward (values, argmax) and backward");
     struct {
         int N, C, H, W, k, s, p;
-        bool ties;
+        bool ties, specials, misaligned;
     } cases[] = {
-        {2, 3, 11, 13, 3, 2, 1, false}, {1, 4, 8, 8, 2, 2, 0, false}, {2, 2, 9, 7, 3, 1, 1, true},
-        {3, 5, 15, 10, 3, 2, 0, true},
+        {2, 3, 11, 13, 3, 2, 1, false, false, false}, {1, 4, 8, 8, 2, 2, 0, false, false, false},
+        {2, 2, 9, 7, 3, 1, 1, true, false, false},    {3, 5, 15, 10, 3, 2, 0, true, false, false},
+        /* 3×3 stride 2 (max_pool_3x3s2_kernel, two outputs per thread): W a multiple of 4 with pad 1
+         * takes the float4 path (ResNet's stem pool, 64×64 → 32×32 on a 128 patch); odd and even H
+         * and W, odd Wo (a pair with one output), pad 0, an input that is not 16-byte aligned */
+        {2, 3, 64, 64, 3, 2, 1, true, true, false},   {2, 3, 64, 64, 3, 2, 1, false, false, true},
+        {1, 5, 17, 20, 3, 2, 1, true, true, false},   {2, 3, 12, 12, 3, 2, 1, false, true, false},
+        {1, 3, 7, 6, 3, 2, 1, true, true, false},     {2, 4, 10, 14, 3, 2, 0, true, true, false},
+        {1, 3, 9, 9, 3, 2, 1, true, true, false},     {1, 3, 1, 1, 3, 2, 1, false, false, false},
+        {1, 2, 2, 3, 3, 2, 1, false, true, false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         PoolGeom g = {.N = cases[i].N, .C = cases[i].C, .H = cases[i].H, .W = cases[i].W, .kh = cases[i].k,
@@ -563,14 +632,18 @@ static void test_max_pool(void **state)
         Tensor *x = gh_rand(e, 1000 + i, -3, 3, DIMS(g.N, g.C, g.H, g.W));
         if (cases[i].ties)
             quantize(x, 1.0f);
+        if (cases[i].specials)
+            pool_specials(x, g.H, g.W);
         Tensor *y = gh(e, DTYPE_F32, DIMS(g.N, g.C, g.Ho, g.Wo)), *am = gh(e, DTYPE_I32, DIMS(g.N, g.C, g.Ho, g.Wo));
-        Tensor *dxx = gd(e, x), *dy = gd_nan_like(e, y), *dam = gd_nan_like(e, am);
+        Tensor *dxx = cases[i].misaligned ? gd_misaligned(e, x) : gd(e, x), *dy = gd_nan_like(e, y),
+               *dam = gd_nan_like(e, am);
         CPU(max_pool_forward, &g, x, y, am);
         GPU(max_pool_forward, &g, dxx, dy, dam);
-        char what[128];
-        snprintf(what, sizeof what, "max_pool forward (%d,%d,%d,%d) k%d s%d p%d%s", g.N, g.C, g.H, g.W, g.kh, g.sh,
-                 g.ph, cases[i].ties ? " with ties" : "");
-        gpu_expect_close(e, what, dy, y, TOL_EXACTISH);
+        char what[160];
+        snprintf(what, sizeof what, "max_pool forward (%d,%d,%d,%d) k%d s%d p%d%s%s%s", g.N, g.C, g.H, g.W, g.kh,
+                 g.sh, g.ph, cases[i].ties ? " with ties" : "", cases[i].specials ? ", NaN and -inf" : "",
+                 cases[i].misaligned ? ", x misaligned" : "");
+        gpu_expect_equal(e, what, dy, y); /* NaNs included: the same bits */
         gpu_expect_equal(e, "  argmax", dam, am);
         Tensor *gy = gh_rand(e, 1100 + i, -1, 1, DIMS(g.N, g.C, g.Ho, g.Wo));
         Tensor *gx = gh_rand(e, 1200 + i, -1, 1, DIMS(g.N, g.C, g.H, g.W));
