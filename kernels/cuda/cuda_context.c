@@ -504,6 +504,8 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     if (force && st->conv1x1_force < 0)
         fprintf(stderr, "focusbench cuda: FOCUSBENCH_CONV1X1_CONFIG=%s ignored: the 1x1 kernel's configs are 0..%d\n",
                 force, cuda_conv1x1_configs() - 1);
+    /* "1": the fused expand + depthwise kernel for every shape it suits (A/B runs against the rule) */
+    st->expand_dw_all = env_flag("FOCUSBENCH_EXPAND_DW_ALL");
     const char *defer = getenv("FOCUSBENCH_CUDA_DEFER_EPILOGUE"); /* "0": every epilogue at once */
     st->defer_epilogue = !(defer && strcmp(defer, "0") == 0);
     st->arena.name = "activation";

@@ -179,7 +179,10 @@ bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, cons
  * writes a quarter of it. MobileNetV2's block 2 (16 -> 96 at 112², stride 2) went from 2.6 ms
  * (1x1 kernel + depthwise kernel) to 1.8; block 4 (24 -> 144 at 56², stride 2) about even; the
  * stride-1 blocks and the 28² ones ran 0.05-0.1 ms slower fused (the kernel's expand, four FMAs
- * per shared-memory load, is slower than the 1x1 kernel's GEMM tiles), so they stay unfused. */
+ * per shared-memory load, is slower than the 1x1 kernel's GEMM tiles), so they stay unfused.
+ * Session 9's version (two channels per thread, parameters one chunk ahead) ran 1.64 / 1.08 ms
+ * for blocks 2 / 4, and the stride-1 blocks still lost, by about 1 ms in all (call session9c;
+ * FOCUSBENCH_EXPAND_DW_ALL=1 takes the kernel for every shape it suits, for such A/B runs). */
 bool cuda_expand_dw_takes(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd)
 {
     const CudaState *st = cuda_state(ctx);
