@@ -76,6 +76,12 @@ void cuda_set_conv1x1_config(Ctx *ctx, int cfg);
 /* op_conv2d_expand_dw at FP32 runs fused for the shapes where that paid (stride-2 depthwise at
  * 56² and above, kernels/cuda/cuda_conv_custom.c); on: for every shape the kernel suits (tests). */
 void cuda_set_expand_dw_all(Ctx *ctx, bool on);
+/* FP32 linear forwards of a few rows and a large weight (the exit classifier's heads) run on the
+ * skinny split-K kernel (cuda_linear_skinny.cu), its reduce step a programmatic dependent launch
+ * (default; FOCUSBENCH_SKINNY_LINEAR=plain: an ordinary launch, =0: cuBLASLt for every linear). */
+typedef enum { CUDA_SKINNY_OFF = 0, CUDA_SKINNY_PLAIN, CUDA_SKINNY_PDL } CudaSkinnyMode;
+void cuda_set_skinny_linear(Ctx *ctx, CudaSkinnyMode mode);
+CudaSkinnyMode cuda_get_skinny_linear(const Ctx *ctx);
 
 /* Autotuning of the cuDNN convolution plans: each new shape's first execution times up to 24
  * (FP32; 8 at TF32 and BF16) acceptable engine configs of the heuristics (mode A's list, then the
@@ -154,6 +160,9 @@ void cuda_get_stats(const Ctx *ctx, CudaStats *out);
 /* A one-line description of how the last convolution call ran ("cudnn fwd engine 7 (heuristics
  * A) fp32", "direct (depthwise)", ...), for logs and tests. */
 const char *cuda_last_conv_info(const Ctx *ctx);
+/* How the last linear forward ran: "skinny kernel kc 80, 52 slices x 5 column tiles" (FP32, few
+ * rows: cuda_linear_skinny.cu), "cuBLASLt fp32", ...; "none" before the first. For logs and tests. */
+const char *cuda_last_linear_info(const Ctx *ctx);
 
 /* The context's cudaStream_t (as void *), for events, graph capture and profiling. */
 void *cuda_stream(Ctx *ctx);

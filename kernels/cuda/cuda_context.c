@@ -506,6 +506,11 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
                 force, cuda_conv1x1_configs() - 1);
     /* "1": the fused expand + depthwise kernel for every shape it suits (A/B runs against the rule) */
     st->expand_dw_all = env_flag("FOCUSBENCH_EXPAND_DW_ALL");
+    /* "0": every linear on cuBLASLt; "plain": the skinny kernel without programmatic launches */
+    const char *skinny = getenv("FOCUSBENCH_SKINNY_LINEAR");
+    st->skinny_linear = skinny && strcmp(skinny, "0") == 0       ? CUDA_SKINNY_OFF
+                        : skinny && strcmp(skinny, "plain") == 0 ? CUDA_SKINNY_PLAIN
+                                                                 : CUDA_SKINNY_PDL;
     const char *defer = getenv("FOCUSBENCH_CUDA_DEFER_EPILOGUE"); /* "0": every epilogue at once */
     st->defer_epilogue = !(defer && strcmp(defer, "0") == 0);
     st->arena.name = "activation";
@@ -565,6 +570,17 @@ void cuda_set_expand_dw_all(Ctx *ctx, bool on)
 {
     if (cuda_state(ctx))
         cuda_state(ctx)->expand_dw_all = on;
+}
+
+void cuda_set_skinny_linear(Ctx *ctx, CudaSkinnyMode mode)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->skinny_linear = mode;
+}
+
+CudaSkinnyMode cuda_get_skinny_linear(const Ctx *ctx)
+{
+    return cuda_state(ctx) ? cuda_state(ctx)->skinny_linear : CUDA_SKINNY_OFF;
 }
 
 void cuda_set_conv1x1_config(Ctx *ctx, int cfg)

@@ -69,15 +69,6 @@ __device__ static inline float res_value(float q, const float *rb, float rbias, 
     return ck_act(rb ? f_add(q, rbias) : q, r_act);
 }
 
-/* cp.async: a 16-byte global -> shared copy that bypasses the registers; wait for all of this
- * thread's copies. */
-__device__ static inline void c1_cp_async16(float *smem, const float *gmem)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
-                 "l"(gmem));
-}
-__device__ static inline void c1_cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::); }
-
 /* XE: x arrives with a pending epilogue; VX: x's groups of four columns are read 16 bytes at a time
  * (sh.vec_x); RS: the residual tile is copied to shared memory (dynamic, BM·BN floats) with
  * cp.async when the block starts, so its loads overlap the whole product instead of stalling the
@@ -110,10 +101,10 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
             for (int i = 0; i < BM * BN / 4 / T::THREADS; i++) {
                 int mm = tid / (BN / 4) + i * (T::THREADS / (BN / 4));
                 if (m0 + mm < K)
-                    c1_cp_async16(&Rs[mm * BN + 4 * jq], src + (size_t)(m0 + mm) * S);
+                    ck_cp_async16(&Rs[mm * BN + 4 * jq], src + (size_t)(m0 + mm) * S);
             }
         }
-        asm volatile("cp.async.commit_group;\n" ::);
+        ck_cp_async_commit();
     }
 
     /* this thread's x groups: step row kr, columns jc..jc+3 (fixed over the steps: their offsets
@@ -235,7 +226,7 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
     /* epilogue: y[n, m, s] = act((acc + b[m]) + r[n, m, s]); a group of four columns is one image's
      * when vec (S % 4 == 0): its offset n·K·S + s is computed once */
     if (RS) { /* the residual tile, copied by every thread of the block */
-        c1_cp_async_wait_all();
+        ck_cp_async_wait_all();
         __syncthreads();
     }
     size_t col_base[T::GN];

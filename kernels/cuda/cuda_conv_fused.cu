@@ -117,7 +117,9 @@ __device__ static inline void load4(const float *__restrict__ row, int e, int n,
  * DW_OUT·S·wq; with vec_out (Wo % 4 == 0) the outputs (and residuals) move four at a time as
  * 16-byte stores (loads). 32-bit indices, split into plane, row and column group by multiply-high
  * (fast_div.h; plain divisions left the kernel issue-bound): the caller checks N·C·H·W and
- * N·C·Ho·Wo fit. */
+ * N·C·Ho·Wo fit. A warp per plane through shared memory for the 14² and 7² planes lost twice
+ * (session 8f: a block per plane; session 9d: a warp per plane, coalesced loads, 9 launches 2.21
+ * ms against 1.84 here: latency-bound on each plane's load, 42 % of DRAM peak). */
 template <int S>
 __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
     const float *__restrict__ x, const float *__restrict__ in_bias, int in_act, const float *__restrict__ w,

@@ -74,8 +74,11 @@ __global__ static void __launch_bounds__(STEM_THREADS)
 #pragma unroll
         for (int j = 0; j < 16; j++)
             acc[i][j] = 0.f;
+    /* The 7x7 filter's rows stay a loop: unrolled, the body (49 taps of 72 instructions) missed the
+     * instruction cache (ncu, H100 call session9b: "no instruction" the second stall reason). */
+    constexpr int KH_UNROLL = KS <= 3 ? KS : 1;
     for (int c = 0; c < C; c++) {
-#pragma unroll
+#pragma unroll KH_UNROLL
         for (int kh = 0; kh < KS; kh++) {
             const float *prow = patch + ((size_t)c * PR + row * S + kh) * PC + quad * 4 * S;
             const float *wrow = wsm + ((c * KS + kh) * KS) * K + cg * 16;

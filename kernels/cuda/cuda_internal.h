@@ -89,6 +89,7 @@ typedef struct CudaState {
     bool conv_custom;           /* FP32 1x1 and stem convs on cuda_conv1x1.cu's / cuda_conv_stem.cu's kernels */
     int conv1x1_force;          /* >= 0: that tile config of the kernel for every such conv */
     bool expand_dw_all;         /* the fused expand + depthwise kernel for every shape it suits (tests) */
+    CudaSkinnyMode skinny_linear; /* FP32 few-row linear forwards: cuBLASLt or the skinny kernel */
     int device;
     int sm_count;
     size_t cudnn_version;
@@ -110,6 +111,7 @@ typedef struct CudaState {
     bool defer_epilogue; /* FP32/TF32: conv epilogues wait for their reader (cuda_layout.c) */
     CudaPendingEpilogue *pending;
     int n_pending, cap_pending;
+    char last_linear[96]; /* how the last linear forward ran (cuda_linear.c; empty: none yet) */
 } CudaState;
 
 static inline CudaState *cuda_state(const Ctx *ctx) { return (CudaState *)ctx->backend_state; }
@@ -357,6 +359,23 @@ void cuda_linear_backward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const 
 GemmPlanCache *cuda_gemm_cache_create(void);
 void cuda_gemm_cache_destroy(GemmPlanCache *c);
 int cuda_gemm_cache_size(const GemmPlanCache *c);
+
+/* ---- cuda_linear_skinny.cu (FP32 linear forward for a few rows and a large weight) ---------- */
+/* The sizes of one skinny linear forward: column tiles of 40 outputs × slices of kc along k;
+ * tm: rows of x per lane (the block covers 4·tm >= M rows). */
+typedef struct {
+    int M, N, K, kc, slices, tiles, tm;
+} CudaSkinnyPlan;
+/* Whether the kernel takes y (M, N) = x (M, K) · wᵀ + b (1 <= M <= 32, K % 4 == 0, x and w 16-byte
+ * aligned, N·K >= 2^18, the partial sums no larger than w), and its sizes for a device of sm_count
+ * multiprocessors. */
+bool cuda_skinny_linear_plan(int64_t M, int64_t N, int64_t K, const float *x, const float *w, int sm_count,
+                             CudaSkinnyPlan *plan);
+/* y = x · wᵀ + b (b may be NULL), fp32, deterministic: the partial-sum kernel and the reduce
+ * kernel (launched as a programmatic dependent of the first when pdl is set), with the partial
+ * sums in the per-op workspace (released here). */
+bool cuda_launch_skinny_linear(Ctx *ctx, const CudaSkinnyPlan *p, const float *x, const float *w, const float *b,
+                               float *y, bool pdl);
 
 /* ---- cuda_timing.c (autotuning: timing enqueued work) ----------------------------------- */
 /* One run of what is being timed: enqueues it on the context's stream; false when it failed. */

@@ -115,6 +115,18 @@ __device__ static inline uint32_t philox_word0(DevRng r, uint64_t index)
     return c0;
 }
 
+/* cp.async (sm_80+): a 16-byte global -> shared copy that bypasses the registers (cached in L2
+ * only); commit the thread's copies issued so far as a group; wait for all of its groups. The
+ * memory clobbers keep the compiler from moving shared-memory accesses across them. */
+__device__ static inline void ck_cp_async16(float *smem, const float *gmem)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"((unsigned)__cvta_generic_to_shared(smem)),
+                 "l"(gmem)
+                 : "memory");
+}
+__device__ static inline void ck_cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ static inline void ck_cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+
 /* rng_uniform: 24 random bits scaled by 2^-24 (both steps exact in float). */
 __device__ static inline float philox_uniform(DevRng r, uint64_t index)
 {

@@ -15,6 +15,14 @@
  * bf16 inside the GEMM, fp32 accumulation and output). When the heuristic returns nothing for a
  * fast compute type the plan retries with CUBLAS_COMPUTE_32F, then falls back to the custom
  * kernel; FOCUSBENCH_CUDA_VERBOSE=1 prints which.
+ *
+ * FP32 forwards of a few rows (M <= 32) and a large weight run on the skinny kernel instead
+ * (cuda_linear_skinny.cu: w streamed once by the whole GPU, deterministic split-K): cuBLASLt's
+ * choice for the exit classifier's heads (M 32, K 4096 / 8192, N 200) reaches 0.4 TB/s.
+ * Its reduce step is a programmatic dependent launch unless FOCUSBENCH_SKINNY_LINEAR=plain;
+ * FOCUSBENCH_SKINNY_LINEAR=0 keeps every linear on cuBLASLt (cuda_set_skinny_linear; H100 call
+ * session9d, fp32 batch-32 graph: 57.39 ms per pass with PDL, 57.87 plain, 57.70 cuBLASLt).
+ * cuda_last_linear_info says which path ran.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,11 +283,31 @@ static bool gemm(Ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k, co
     return LIBRARY_OK(ctx, "cublasLtMatmul");
 }
 
+const char *cuda_last_linear_info(const Ctx *ctx)
+{
+    const CudaState *st = cuda_state(ctx);
+    if (!st)
+        return "no CUDA state";
+    return st->last_linear[0] ? st->last_linear : "none";
+}
+
 void cuda_linear_forward(Ctx *ctx, const LinearGeom *g, const Tensor *x, const Tensor *w, const Tensor *b,
                          Tensor *y)
 {
     if (!cuda_ready(ctx))
         return;
+    CudaState *st = cuda_state(ctx);
+    CudaSkinnyMode mode = st->precision == CUDA_PRECISION_FP32 ? st->skinny_linear : CUDA_SKINNY_OFF;
+    CudaSkinnyPlan sp;
+    if (mode != CUDA_SKINNY_OFF &&
+        cuda_skinny_linear_plan(g->M, g->N, g->K, tensor_f32(x), tensor_f32(w), st->sm_count, &sp)) {
+        snprintf(st->last_linear, sizeof st->last_linear, "skinny kernel kc %d, %d slices x %d column tiles%s", sp.kc,
+                 sp.slices, sp.tiles, mode == CUDA_SKINNY_PDL ? ", pdl" : "");
+        cuda_launch_skinny_linear(ctx, &sp, tensor_f32(x), tensor_f32(w), b ? tensor_f32(b) : NULL, tensor_f32(y),
+                                  mode == CUDA_SKINNY_PDL);
+        return;
+    }
+    snprintf(st->last_linear, sizeof st->last_linear, "cuBLASLt %s", cuda_precision_name(st->precision));
     /* D = yᵀ (N×M, ld N) = op_T(w as K×N, ld K) · (x as K×M, ld K) + b */
     gemm(ctx, true, false, g->N, g->M, g->K, tensor_f32(w), g->K, tensor_f32(x), g->K, 0.0f, tensor_f32(y), g->N,
          b ? tensor_f32(b) : NULL);

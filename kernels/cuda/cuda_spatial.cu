@@ -119,33 +119,39 @@ static SampleGeom sample_geom(const Tensor *x, const Tensor *grid)
     return s;
 }
 
-/* y (N, C, Ho, Wo), one thread per output element. */
-__global__ static void grid_sample_forward_kernel(SampleGeom s, const float *x, const float *grid, float *y)
+/* y (N, C, Ho, Wo): one thread per sampling point (n, p), whose footprint is computed once for its
+ * C channels (one thread per output element recomputed it, with three 64-bit divisions, for each
+ * of the crop's 3 channels: 0.25 ms of the fp32 batch-32 pass on the H100). The stores of each
+ * channel stay coalesced along p. */
+__global__ static void grid_sample_forward_kernel(SampleGeom s, const float *__restrict__ x,
+                                                  const float *__restrict__ grid, float *__restrict__ y)
 {
-    CK_FOR(k, s.N * s.C * s.Ho * s.Wo)
+    const int64_t P = s.Ho * s.Wo;
+    CK_FOR(q, s.N * P)
     {
-        int64_t p = k % (s.Ho * s.Wo), nc = k / (s.Ho * s.Wo), n = nc / s.C;
-        const float *g = grid + (n * s.Ho * s.Wo + p) * 2;
-        Taps t = taps_at(g[0], g[1], s.H, s.W);
-        const float *plane = x + nc * s.H * s.W;
-        float v = 0.0f; /* nw, ne, sw, se */
-        if (t.in_y0 && t.in_x0)
-            v = f_add(v, f_mul(plane[t.y0 * s.W + t.x0], t.w_nw));
-        if (t.in_y0 && t.in_x1)
-            v = f_add(v, f_mul(plane[t.y0 * s.W + t.x0 + 1], t.w_ne));
-        if (t.in_y1 && t.in_x0)
-            v = f_add(v, f_mul(plane[(t.y0 + 1) * s.W + t.x0], t.w_sw));
-        if (t.in_y1 && t.in_x1)
-            v = f_add(v, f_mul(plane[(t.y0 + 1) * s.W + t.x0 + 1], t.w_se));
-        y[k] = v;
+        int64_t n = q / P, p = q - n * P;
+        Taps t = taps_at(grid[q * 2], grid[q * 2 + 1], s.H, s.W);
+        for (int64_t c = 0; c < s.C; c++) {
+            const float *plane = x + (n * s.C + c) * s.H * s.W;
+            float v = 0.0f; /* nw, ne, sw, se */
+            if (t.in_y0 && t.in_x0)
+                v = f_add(v, f_mul(__ldg(plane + t.y0 * s.W + t.x0), t.w_nw));
+            if (t.in_y0 && t.in_x1)
+                v = f_add(v, f_mul(__ldg(plane + t.y0 * s.W + t.x0 + 1), t.w_ne));
+            if (t.in_y1 && t.in_x0)
+                v = f_add(v, f_mul(__ldg(plane + (t.y0 + 1) * s.W + t.x0), t.w_sw));
+            if (t.in_y1 && t.in_x1)
+                v = f_add(v, f_mul(__ldg(plane + (t.y0 + 1) * s.W + t.x0 + 1), t.w_se));
+            y[(n * s.C + c) * P + p] = v;
+        }
     }
 }
 
 extern "C" void cuda_grid_sample_forward(Ctx *ctx, const Tensor *x, const Tensor *grid, Tensor *y)
 {
     SampleGeom s = sample_geom(x, grid);
-    int64_t n = s.N * s.C * s.Ho * s.Wo;
-    if (!cuda_ready(ctx) || n == 0)
+    int64_t n = s.N * s.Ho * s.Wo; /* sampling points */
+    if (!cuda_ready(ctx) || n == 0 || s.C == 0)
         return;
     grid_sample_forward_kernel<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
         s, tensor_f32(x), tensor_f32(grid), tensor_f32(y));

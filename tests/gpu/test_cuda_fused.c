@@ -32,6 +32,12 @@ static const FusedCase CASES[] = {
     {"depthwise 3x3 s2, odd size", 2, 8, 8, 15, 13, 3, 2, 1, 8, true, false, OP_ACT_RELU},
     {"depthwise 3x3 s1, residual, no act", 2, 32, 32, 8, 8, 3, 1, 1, 32, false, true, OP_ACT_NONE},
     {"depthwise 3x3 s1 tiny planes", 4, 96, 96, 4, 4, 3, 1, 1, 96, true, false, OP_ACT_RELU6},
+    /* MobileNetV2's 14² and 7² planes (rows read and written one float at a time: W % 4 != 0),
+     * a plane of one row, and 16² planes with a residual */
+    {"depthwise 3x3 s1 14x14 planes, bias, ReLU6", 3, 37, 37, 14, 14, 3, 1, 1, 37, true, false, OP_ACT_RELU6},
+    {"depthwise 3x3 s1 7x7 planes, residual, ReLU6", 2, 45, 45, 7, 7, 3, 1, 1, 45, true, true, OP_ACT_RELU6},
+    {"depthwise 3x3 s1 1x16 planes", 1, 5, 5, 1, 16, 3, 1, 1, 5, false, false, OP_ACT_RELU},
+    {"depthwise 3x3 s1 16x16 planes, residual", 2, 9, 9, 16, 16, 3, 1, 1, 9, true, true, OP_ACT_NONE},
     {"depthwise 3x3 s1 large (grid stride)", 8, 96, 96, 64, 64, 3, 1, 1, 96, true, false, OP_ACT_RELU6},
     {"depthwise 5x5 s1 (direct + epilogue)", 2, 12, 12, 11, 9, 5, 1, 2, 12, true, true, OP_ACT_RELU6},
     /* larger planes, both strides, odd sizes */

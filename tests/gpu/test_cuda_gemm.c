@@ -1,10 +1,11 @@
 /* test_cuda_gemm.c — convolutions (cuDNN plans and the direct kernels) and linear layers
- * (cuBLASLt) of the CUDA backend against the CPU reference loops (group cuda_gemm), at each
- * precision with its tolerance (gpu_test_util.h), forward and every gradient, plus a
- * determinism check (two identical backward passes give identical bits); the convolutions once more
- * with autotuned cuDNN plans.
+ * (cuBLASLt, and the skinny kernel for FP32 forwards of few rows) of the CUDA backend against the
+ * CPU reference loops (group cuda_gemm), at each precision with its tolerance (gpu_test_util.h),
+ * forward and every gradient, plus determinism checks (two identical backward passes, two skinny
+ * forwards give identical bits); the convolutions once more with autotuned cuDNN plans.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/gpu/gpu_test_util.h"
@@ -18,11 +19,28 @@ static const CudaPrecision PRECISIONS[3] = {CUDA_PRECISION_FP32, CUDA_PRECISION_
 
 static void test_linear(void **state)
 {
-    GpuEnv *e = gpu_begin(state, "linear forward/backward (cuBLASLt) at fp32, tf32, bf16");
+    GpuEnv *e = gpu_begin(state, "linear forward/backward (cuBLASLt, FP32 skinny kernel) at fp32, tf32, bf16");
+    /* skinny: the FP32 forward runs cuda_linear_skinny.cu's kernel (M <= 32, K % 4 == 0, N·K >= 2^18) */
     struct {
         int64_t M, K, N;
-        bool bias;
-    } cases[] = {{7, 13, 5, true}, {33, 64, 17, false}, {1, 200, 200, true}, {128, 96, 70, true}, {4, 2048, 200, true}};
+        bool bias, skinny;
+    } cases[] = {
+        {7, 13, 5, true, false},
+        {33, 64, 17, false, false},
+        {1, 200, 200, true, false},
+        {128, 96, 70, true, false},
+        {4, 2048, 200, true, true},
+        {32, 4096, 200, true, true},   /* the exit classifier's glance heads at batch 32 */
+        {32, 8192, 200, false, true},  /* ... its focus heads (no bias here) */
+        {1, 4096, 200, true, true},    /* one row */
+        {5, 4100, 70, false, true},    /* N not a multiple of the 40-column tile, K not of the slice */
+        {17, 2052, 130, true, true},   /* 17 rows: the 32-row tile with 15 zero rows */
+        {32, 4098, 200, true, false},  /* K % 4 != 0: no 16-byte loads, stays on cuBLASLt */
+        {33, 2048, 200, false, false}, /* M > 32 */
+    };
+    /* FOCUSBENCH_SKINNY_LINEAR=0 in the environment: cuBLASLt everywhere, and so expected */
+    const CudaSkinnyMode skinny_mode = cuda_get_skinny_linear(e->gpu);
+    const bool skinny_on = skinny_mode != CUDA_SKINNY_OFF;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         LinearGeom g = {.M = cases[c].M, .K = cases[c].K, .N = cases[c].N};
         Tensor *x = gh_rand(e, 3000 + c, -1, 1, DIMS(g.M, g.K)), *w = gh_rand(e, 3010 + c, -0.5f, 0.5f, DIMS(g.N, g.K));
@@ -40,10 +58,30 @@ static void test_linear(void **state)
             Tol tol = gpu_tol_for(PRECISIONS[p]);
             Tensor *yd = gd_nan_like(e, y), *gxd = gd(e, gx0), *gwd = gd(e, gw0), *gbd = gd(e, gb0);
             GPU(linear_forward, &g, dxx, dw, db, yd);
-            char what[128];
-            snprintf(what, sizeof what, "linear %s M%lld K%lld N%lld%s forward", cuda_precision_name(PRECISIONS[p]),
-                     (long long)g.M, (long long)g.K, (long long)g.N, cases[c].bias ? " +bias" : "");
+            char what[192];
+            snprintf(what, sizeof what, "linear %s M%lld K%lld N%lld%s forward [%s]",
+                     cuda_precision_name(PRECISIONS[p]), (long long)g.M, (long long)g.K, (long long)g.N,
+                     cases[c].bias ? " +bias" : "", cuda_last_linear_info(e->gpu));
             gpu_expect_close(e, what, yd, y, tol);
+            bool want_skinny = PRECISIONS[p] == CUDA_PRECISION_FP32 && cases[c].skinny && skinny_on;
+            bool ran_skinny = strncmp(cuda_last_linear_info(e->gpu), "skinny", 6) == 0;
+            e->checks++;
+            if (ran_skinny != want_skinny) {
+                printf("  FAIL %s: expected the %s path\n", what, want_skinny ? "skinny kernel" : "cuBLASLt");
+                e->failures++;
+            }
+            if (ran_skinny) { /* fixed summation order, no atomics: a second run gives the same bits, */
+                Tensor *h_first = gh_like(e, y), *again = gd_nan_like(e, y);
+                GPU(linear_forward, &g, dxx, dw, db, again);
+                if (cuda_tensor_to_host(e->gpu, yd, h_first))
+                    gpu_expect_equal(e, "  a second run gives the same bits", again, h_first);
+                /* ... and so does the reduce step launched the other way (programmatic or plain) */
+                cuda_set_skinny_linear(e->gpu, skinny_mode == CUDA_SKINNY_PDL ? CUDA_SKINNY_PLAIN : CUDA_SKINNY_PDL);
+                Tensor *other = gd_nan_like(e, y);
+                GPU(linear_forward, &g, dxx, dw, db, other);
+                gpu_expect_equal(e, "  the reduce step launched the other way gives the same bits", other, h_first);
+                cuda_set_skinny_linear(e->gpu, skinny_mode);
+            }
             GPU(linear_backward, &g, dxx, dw, ddy, gxd, gwd, cases[c].bias ? gbd : NULL);
             gpu_expect_close(e, "  dx (accumulating)", gxd, gx, tol);
             gpu_expect_close(e, "  dw (accumulating)", gwd, gw, tol);
