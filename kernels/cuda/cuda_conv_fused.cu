@@ -92,18 +92,27 @@ bool cuda_launch_conv_epilogue(Ctx *ctx, float *y, const float *b, const float *
  * one output per thread from there, 2.76 against 2.46 ms for those launches (session8f). */
 enum { DW_OUT = 4 };
 
-/* Elements e .. e + 3 of a row of n floats into v[0..3] (0 beyond the row): one 16-byte load when
- * the row is 16-byte aligned (vec) and the four are inside it, else element by element. */
-__device__ static inline void load4(const float *__restrict__ row, int e, int n, bool vec, float *v)
+/* Elements e .. e + 3 (e >= 0, a multiple of vw) of a row of n floats into v[0..3], 0 beyond the
+ * row: one 16-byte load when the row and e allow them (vw 4) and the four are inside the row, two
+ * 8-byte ones (vw 2: rows of an even width, 8-byte aligned), else element by element. */
+__device__ static inline void load4(const float *__restrict__ row, int e, int n, int vw, float *v)
 {
-    if (vec && e >= 0 && e + 3 < n) {
+    if (vw == 4 && e + 3 < n) {
         float4 q = __ldg(reinterpret_cast<const float4 *>(row + e));
         v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
         return;
     }
 #pragma unroll
-    for (int j = 0; j < 4; j++)
-        v[j] = (e + j >= 0 && e + j < n) ? __ldg(row + e + j) : 0.0f;
+    for (int h = 0; h < 4; h += 2) {
+        if (vw >= 2 && e + h + 1 < n) {
+            float2 q = __ldg(reinterpret_cast<const float2 *>(row + e + h));
+            v[h] = q.x, v[h + 1] = q.y;
+            continue;
+        }
+#pragma unroll
+        for (int j = h; j < h + 2; j++)
+            v[j] = e + j < n ? __ldg(row + e + j) : 0.0f;
+    }
 }
 
 /* x (N, C, H, W), w (C, 1, 3, 3), y (N, C, Ho, Wo). One thread per DW_OUT consecutive outputs
@@ -112,10 +121,12 @@ __device__ static inline void load4(const float *__restrict__ row, int e, int n,
  * the bias in (kh, kw) tap order with fmaf — the order of conv_direct_forward_kernel, so the
  * fast kernel gives the direct kernel's values. Out-of-range rows are skipped, out-of-range
  * columns read as 0; with in_bias, each value read inside the plane becomes in_act(v + in_bias[c])
- * first (the deferred epilogue of x's conv, cuda_layout.c). With vec_in (rows 16-byte aligned:
+ * first (the deferred epilogue of x's conv, cuda_layout.c). With vin 4 (rows 16-byte aligned:
  * W % 4 == 0, pw == 1) the window's middle is read 16 bytes at a time, from the aligned element
- * DW_OUT·S·wq; with vec_out (Wo % 4 == 0) the outputs (and residuals) move four at a time as
- * 16-byte stores (loads). 32-bit indices, split into plane, row and column group by multiply-high
+ * DW_OUT·S·wq; with vin 2 (W even: MobileNetV2's 14-wide rows) 8 bytes at a time; with vout 4
+ * (Wo % 4 == 0) or 2 (Wo even) the outputs (and residuals) move as 16- or 8-byte stores (loads).
+ * (vin / vout 1: element by element. The 8-byte paths cut the 14² launches' load instructions by
+ * a third: those launches were bound by L1 wavefronts, about one per output; session 9.) 32-bit indices, split into plane, row and column group by multiply-high
  * (fast_div.h; plain divisions left the kernel issue-bound): the caller checks N·C·H·W and
  * N·C·Ho·Wo fit. A warp per plane through shared memory for the 14² and 7² planes lost twice
  * (session 8f: a block per plane; session 9d: a warp per plane, coalesced loads, 9 launches 2.21
@@ -125,7 +136,7 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
     const float *__restrict__ x, const float *__restrict__ in_bias, int in_act, const float *__restrict__ w,
     const float *__restrict__ b, const float *__restrict__ r, float *__restrict__ y, int act, uint32_t C, uint32_t H,
     uint32_t W, uint32_t Ho, uint32_t Wo, int ph, int pw, FastDiv WQ, FastDiv HO, FastDiv CH, uint32_t total,
-    bool vec_in, bool vec_out)
+    int vin, int vout)
 {
     constexpr int WIN = DW_OUT * S + 3 - S; /* inputs the DW_OUT outputs of a row read */
     static_assert(DW_OUT % 4 == 0, "the 16-byte paths move groups of four values");
@@ -152,11 +163,11 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
                 continue;
             const float *row = xp + (size_t)hi * W;
             float in[WIN];
-            if (vec_in) { /* wi0 = DW_OUT·S·wq − 1: one element, then DW_OUT·S/4 groups of four, the rest */
+            if (vin > 1) { /* wi0 = DW_OUT·S·wq − 1: one element, then DW_OUT·S/4 groups of four, the rest */
                 in[0] = wi0 >= 0 ? __ldg(row + wi0) : 0.0f;
 #pragma unroll
                 for (int q = 0; q < DW_OUT * S / 4; q++)
-                    load4(row, wi0 + 1 + 4 * q, (int)W, true, in + 1 + 4 * q);
+                    load4(row, wi0 + 1 + 4 * q, (int)W, vin, in + 1 + 4 * q);
 #pragma unroll
                 for (int j = 1 + DW_OUT * S; j < WIN; j++)
                     in[j] = wi0 + j < (int)W ? __ldg(row + wi0 + j) : 0.0f;
@@ -184,11 +195,25 @@ __global__ static void __launch_bounds__(CK_THREADS) dw3x3_forward_kernel(
         for (int q = 0; q < DW_OUT / 4; q++) {
             const float *a4 = acc + 4 * q;
             size_t o4 = ybase + 4 * q;
-            if (vec_out && wo0 + 4 * q + 3 < (int)Wo) {
+            if (vout == 4 && wo0 + 4 * q + 3 < (int)Wo) {
                 float4 v = make_float4(a4[0], a4[1], a4[2], a4[3]);
                 if (r)
                     v = ck_add4(v, __ldg(reinterpret_cast<const float4 *>(r + o4)));
                 *reinterpret_cast<float4 *>(y + o4) = ck_act4(v, act);
+                continue;
+            }
+            if (vout == 2) { /* pairs inside the row as 8-byte stores; wo0 and Wo are even */
+#pragma unroll
+                for (int h = 0; h < 4; h += 2) {
+                    if (wo0 + 4 * q + h >= (int)Wo)
+                        break;
+                    float2 v = make_float2(a4[h], a4[h + 1]);
+                    if (r) {
+                        float2 rv = __ldg(reinterpret_cast<const float2 *>(r + o4 + h));
+                        v = make_float2(f_add(v.x, rv.x), f_add(v.y, rv.y));
+                    }
+                    *reinterpret_cast<float2 *>(y + o4 + h) = make_float2(ck_act(v.x, act), ck_act(v.y, act));
+                }
                 continue;
             }
 #pragma unroll
@@ -224,12 +249,17 @@ bool cuda_launch_dwconv2d_forward(Ctx *ctx, const ConvGeom *g, const float *x, c
     /* the flat index's split by multiply-high: the kernel is issue-bound with plain divisions */
     FastDiv fWQ = fast_div_make(WQ), fHo = fast_div_make((uint32_t)g->Ho), fC = fast_div_make((uint32_t)g->C);
     /* 16-byte rows: every row starts at a multiple of W (Wo) floats from a 16-byte aligned base */
-    bool vec_in = g->W % 4 == 0 && g->pw == 1 && ((uintptr_t)x & 15u) == 0;
-    bool vec_out = g->Wo % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0;
+    /* vector widths: every row starts at a multiple of W (Wo) floats from the base, so W % 4 == 0
+     * and a 16-byte aligned base give 16-byte aligned rows, W even and an 8-byte aligned one 8-byte
+     * aligned rows; with pw == 1 the window's groups start at multiples of DW_OUT·S */
+    int vin = g->pw != 1 ? 1 : g->W % 4 == 0 && ((uintptr_t)x & 15u) == 0 ? 4 : g->W % 2 == 0 && ((uintptr_t)x & 7u) == 0 ? 2 : 1;
+    int vout = g->Wo % 4 == 0 && ((uintptr_t)y & 15u) == 0 && ((uintptr_t)r & 15u) == 0 ? 4
+               : g->Wo % 2 == 0 && ((uintptr_t)y & 7u) == 0 && ((uintptr_t)r & 7u) == 0 ? 2
+                                                                                    : 1;
     auto kernel = g->sh == 1 ? dw3x3_forward_kernel<1> : dw3x3_forward_kernel<2>;
     kernel<<<blocks, CK_THREADS, 0, s>>>(x, in_bias, in_act, w, b, r, y, act, (uint32_t)g->C, (uint32_t)g->H,
                                          (uint32_t)g->W, (uint32_t)g->Ho, (uint32_t)g->Wo, g->ph, g->pw, fWQ, fHo, fC,
-                                         (uint32_t)total, vec_in, vec_out);
+                                         (uint32_t)total, vin, vout);
     return LAUNCH_OK(ctx, "dw3x3_forward_kernel");
 }
 

@@ -38,6 +38,10 @@ static const FusedCase CASES[] = {
     {"depthwise 3x3 s1 7x7 planes, residual, ReLU6", 2, 45, 45, 7, 7, 3, 1, 1, 45, true, true, OP_ACT_RELU6},
     {"depthwise 3x3 s1 1x16 planes", 1, 5, 5, 1, 16, 3, 1, 1, 5, false, false, OP_ACT_RELU},
     {"depthwise 3x3 s1 16x16 planes, residual", 2, 9, 9, 16, 16, 3, 1, 1, 9, true, true, OP_ACT_NONE},
+    /* even widths that are no multiple of 4: 8-byte loads and stores */
+    {"depthwise 3x3 s1 10x6, residual, ReLU6", 2, 11, 11, 10, 6, 3, 1, 1, 11, true, true, OP_ACT_RELU6},
+    {"depthwise 3x3 s2 14x14 -> 7x7, ReLU6", 2, 13, 13, 14, 14, 3, 2, 1, 13, true, false, OP_ACT_RELU6},
+    {"depthwise 3x3 s2 14x18 -> 7x9, residual", 2, 7, 7, 14, 18, 3, 2, 1, 7, false, true, OP_ACT_RELU},
     {"depthwise 3x3 s1 large (grid stride)", 8, 96, 96, 64, 64, 3, 1, 1, 96, true, false, OP_ACT_RELU6},
     {"depthwise 5x5 s1 (direct + epilogue)", 2, 12, 12, 11, 9, 5, 1, 2, 12, true, true, OP_ACT_RELU6},
     /* larger planes, both strides, odd sizes */
