@@ -119,41 +119,65 @@ static SampleGeom sample_geom(const Tensor *x, const Tensor *grid)
     return s;
 }
 
-/* y (N, C, Ho, Wo): one thread per sampling point (n, p), whose footprint is computed once for its
- * C channels (one thread per output element recomputed it, with three 64-bit divisions, for each
- * of the crop's 3 channels: 0.25 ms of the fp32 batch-32 pass on the H100). The stores of each
- * channel stay coalesced along p. */
-__global__ static void grid_sample_forward_kernel(SampleGeom s, const float *__restrict__ x,
-                                                  const float *__restrict__ grid, float *__restrict__ y)
+/* y (N, C, Ho, Wo), two ways with the same arithmetic per output. For the crop of frames (C = 3):
+ * one thread per sampling point (n, p), its footprint computed once for its C channels (one thread
+ * per output recomputed it, with three 64-bit divisions, for each channel: 0.25 -> 0.17 ms of the
+ * fp32 batch-32 pass on the H100, session 9d). For many channels and few points (the training
+ * loss's crop of the glance's 1280-channel feature maps to a few pixels) a thread per point would
+ * walk 1280 channels in a row (0.3 ms per launch, session 9g_train): one thread per output there. */
+enum { GS_POINT_MAX_C = 4 };
+
+__device__ static inline float grid_sample_at(const float *__restrict__ plane, const Taps &t, int64_t W)
+{
+    float v = 0.0f; /* nw, ne, sw, se */
+    if (t.in_y0 && t.in_x0)
+        v = f_add(v, f_mul(__ldg(plane + t.y0 * W + t.x0), t.w_nw));
+    if (t.in_y0 && t.in_x1)
+        v = f_add(v, f_mul(__ldg(plane + t.y0 * W + t.x0 + 1), t.w_ne));
+    if (t.in_y1 && t.in_x0)
+        v = f_add(v, f_mul(__ldg(plane + (t.y0 + 1) * W + t.x0), t.w_sw));
+    if (t.in_y1 && t.in_x1)
+        v = f_add(v, f_mul(__ldg(plane + (t.y0 + 1) * W + t.x0 + 1), t.w_se));
+    return v;
+}
+
+__global__ static void grid_sample_forward_point_kernel(SampleGeom s, const float *__restrict__ x,
+                                                        const float *__restrict__ grid, float *__restrict__ y)
 {
     const int64_t P = s.Ho * s.Wo;
     CK_FOR(q, s.N * P)
     {
         int64_t n = q / P, p = q - n * P;
         Taps t = taps_at(grid[q * 2], grid[q * 2 + 1], s.H, s.W);
-        for (int64_t c = 0; c < s.C; c++) {
-            const float *plane = x + (n * s.C + c) * s.H * s.W;
-            float v = 0.0f; /* nw, ne, sw, se */
-            if (t.in_y0 && t.in_x0)
-                v = f_add(v, f_mul(__ldg(plane + t.y0 * s.W + t.x0), t.w_nw));
-            if (t.in_y0 && t.in_x1)
-                v = f_add(v, f_mul(__ldg(plane + t.y0 * s.W + t.x0 + 1), t.w_ne));
-            if (t.in_y1 && t.in_x0)
-                v = f_add(v, f_mul(__ldg(plane + (t.y0 + 1) * s.W + t.x0), t.w_sw));
-            if (t.in_y1 && t.in_x1)
-                v = f_add(v, f_mul(__ldg(plane + (t.y0 + 1) * s.W + t.x0 + 1), t.w_se));
-            y[(n * s.C + c) * P + p] = v;
-        }
+        for (int64_t c = 0; c < s.C; c++)
+            y[(n * s.C + c) * P + p] = grid_sample_at(x + (n * s.C + c) * s.H * s.W, t, s.W);
+    }
+}
+
+__global__ static void grid_sample_forward_kernel(SampleGeom s, const float *__restrict__ x,
+                                                  const float *__restrict__ grid, float *__restrict__ y)
+{
+    CK_FOR(k, s.N * s.C * s.Ho * s.Wo)
+    {
+        int64_t p = k % (s.Ho * s.Wo), nc = k / (s.Ho * s.Wo), n = nc / s.C;
+        const float *g = grid + (n * s.Ho * s.Wo + p) * 2;
+        y[k] = grid_sample_at(x + nc * s.H * s.W, taps_at(g[0], g[1], s.H, s.W), s.W);
     }
 }
 
 extern "C" void cuda_grid_sample_forward(Ctx *ctx, const Tensor *x, const Tensor *grid, Tensor *y)
 {
     SampleGeom s = sample_geom(x, grid);
-    int64_t n = s.N * s.Ho * s.Wo; /* sampling points */
-    if (!cuda_ready(ctx) || n == 0 || s.C == 0)
+    int64_t points = s.N * s.Ho * s.Wo;
+    if (!cuda_ready(ctx) || points == 0 || s.C == 0)
         return;
-    grid_sample_forward_kernel<<<ck_blocks(n, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
+    if (s.C <= GS_POINT_MAX_C) {
+        grid_sample_forward_point_kernel<<<ck_blocks(points, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
+            s, tensor_f32(x), tensor_f32(grid), tensor_f32(y));
+        LAUNCH_OK(ctx, "grid_sample_forward_point_kernel");
+        return;
+    }
+    grid_sample_forward_kernel<<<ck_blocks(points * s.C, CK_THREADS), CK_THREADS, 0, cuda_stream_of(ctx)>>>(
         s, tensor_f32(x), tensor_f32(grid), tensor_f32(y));
     LAUNCH_OK(ctx, "grid_sample_forward_kernel");
 }

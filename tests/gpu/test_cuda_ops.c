@@ -768,17 +768,21 @@ static void test_spatial(void **state)
     GPU(affine_grid_backward, N, H, W, dgg, dgt);
     gpu_expect_close(e, "affine_grid backward dtheta", dgt, gt, TOL_EXACTISH);
 
-    /* grid_sample on a random grid (points outside [-1, 1] too) and on the affine grid above */
-    for (int which = 0; which < 2; which++) {
-        int64_t Nn = which ? N : 2, C = 3, Hi = 10, Wi = 12, Ho = which ? H : 7, Wo = which ? W : 9;
+    /* grid_sample on a random grid (points outside [-1, 1] too), on the affine grid above, and with
+     * many channels on a random grid (the kernel of one thread per output; with 3 channels, one
+     * thread per sampling point) */
+    for (int which = 0; which < 3; which++) {
+        int64_t Nn = which == 1 ? N : 2, C = which == 2 ? 9 : 3, Hi = 10, Wi = 12;
+        int64_t Ho = which == 1 ? H : 7, Wo = which == 1 ? W : 9;
         Tensor *x = gh_rand(e, 2000 + which, -1, 1, DIMS(Nn, C, Hi, Wi));
-        Tensor *gr = which ? grid : gh_rand(e, 2010, -1.3f, 1.3f, DIMS(Nn, Ho, Wo, 2));
+        Tensor *gr = which == 1 ? grid : gh_rand(e, 2010 + 100 * which, -1.3f, 1.3f, DIMS(Nn, Ho, Wo, 2));
         Tensor *y = gh(e, DTYPE_F32, DIMS(Nn, C, Ho, Wo));
         Tensor *dxx = gd(e, x), *dgr = gd(e, gr), *dy = gd_nan_like(e, y);
         CPU(grid_sample_forward, x, gr, y);
         GPU(grid_sample_forward, dxx, dgr, dy);
-        gpu_expect_close(e, which ? "grid_sample forward on the affine grid (the patch crop)"
-                                  : "grid_sample forward, random grid incl. outside points",
+        gpu_expect_close(e, which == 1   ? "grid_sample forward on the affine grid (the patch crop)"
+                            : which == 2 ? "grid_sample forward, 9 channels, random grid"
+                                         : "grid_sample forward, random grid incl. outside points",
                          dy, y, TOL_EXACTISH);
         Tensor *gy = gh_rand(e, 2020 + which, -1, 1, DIMS(Nn, C, Ho, Wo));
         Tensor *gx = gh_rand(e, 2030 + which, -1, 1, DIMS(Nn, C, Hi, Wi));
