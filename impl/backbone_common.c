@@ -114,19 +114,36 @@ Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *resid
                              BACKBONE_BN_EPS, residual, fused);
 }
 
-Tensor *conv_bn_expand_dw_forward(Ctx *ctx, const ConvBn *expand, const ConvBn *dw, Tensor *x, BackboneAct act)
+Tensor *conv_bn_inverted_residual_forward(Ctx *ctx, const ConvBn *expand, const ConvBn *dw, const ConvBn *project,
+                                          Tensor *x, Tensor *residual, BackboneAct act)
 {
     if (!x || !ctx_ok(ctx))
         return NULL;
-    if (!expand->folded_bias || !dw->folded_bias || ctx->training || dw->weight->shape[2] != 3 || dw->pad != 1 ||
-        dw->groups != dw->weight->shape[0])
-        return conv_bn_forward(ctx, dw, conv_bn_forward(ctx, expand, x, act), act);
+    bool fusable = dw->folded_bias && project->folded_bias && (!expand || expand->folded_bias) && !ctx->training &&
+                   dw->weight->shape[2] == 3 && dw->pad == 1 && dw->groups == dw->weight->shape[0];
+    if (!fusable) {
+        Tensor *h = expand ? conv_bn_forward(ctx, expand, x, act) : x;
+        return conv_bn_add_forward(ctx, project, conv_bn_forward(ctx, dw, h, act), residual, BACKBONE_ACT_NONE);
+    }
+    /* the folded batch norms still count: +1 per BN channel per sample each (FLOP_CONVENTION) */
     OpAct fused = act == BACKBONE_ACT_RELU ? OP_ACT_RELU : act == BACKBONE_ACT_RELU6 ? OP_ACT_RELU6 : OP_ACT_NONE;
-    Tensor *y = op_conv2d_expand_dw(ctx, x, expand->weight, expand->folded_bias, fused, dw->weight, dw->folded_bias,
-                                    dw->stride, fused);
-    /* both folded batch norms still count: +1 per BN channel per sample each (FLOP_CONVENTION) */
+    double n = (double)x->shape[0], e = (double)dw->weight->shape[0];
+    Tensor *h = x;
+    if (expand) {
+        if (op_conv2d_expand_dw_fuses(ctx, x, expand->weight, expand->folded_bias, fused, dw->weight, dw->folded_bias,
+                                      dw->stride, fused)) {
+            h = op_conv2d_expand_dw(ctx, x, expand->weight, expand->folded_bias, fused, dw->weight,
+                                    dw->folded_bias, dw->stride, fused);
+            if (h)
+                ctx_count(ctx, 2.0 * n * e, 0.0);
+            return conv_bn_add_forward(ctx, project, h, residual, BACKBONE_ACT_NONE);
+        }
+        h = conv_bn_forward(ctx, expand, x, act);
+    }
+    Tensor *y = op_conv2d_dw_project(ctx, h, dw->weight, dw->folded_bias, dw->stride, fused, project->weight,
+                                     project->folded_bias, residual, OP_ACT_NONE);
     if (y)
-        ctx_count(ctx, 2.0 * (double)y->shape[0] * (double)dw->weight->shape[0], 0.0);
+        ctx_count(ctx, n * e + n * (double)project->weight->shape[0], 0.0);
     return y;
 }
 

@@ -79,10 +79,14 @@ Tensor *conv_bn_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, BackboneAct act);
  * the output on the GPU); the values are those of conv_bn_forward, op_add, then the activation. */
 Tensor *conv_bn_add_forward(Ctx *ctx, const ConvBn *cb, Tensor *x, Tensor *residual, BackboneAct act);
 
-/* MobileNetV2's expand 1x1 then depthwise 3x3 (padding 1), both with `act`: conv_bn_forward
- * twice, or, both folded and in eval mode, op_conv2d_expand_dw (one kernel on the GPU at FP32,
- * the expanded tensor never stored; the same values and counts). */
-Tensor *conv_bn_expand_dw_forward(Ctx *ctx, const ConvBn *expand, const ConvBn *dw, Tensor *x, BackboneAct act);
+/* MobileNetV2's inverted residual branch: expand 1x1 (NULL: none) and depthwise 3x3 (padding 1),
+ * both with `act`, then the projection 1x1 without one, plus residual (NULL: none). conv_bn_forward
+ * for each, or, all folded and in eval mode, the fused ops where the backend has them: the expand
+ * and the depthwise conv in one (op_conv2d_expand_dw) or the depthwise conv and the projection in
+ * one (op_conv2d_dw_project; on the GPU at FP32 the intermediate is never stored). The same values
+ * and counts either way. */
+Tensor *conv_bn_inverted_residual_forward(Ctx *ctx, const ConvBn *expand, const ConvBn *dw, const ConvBn *project,
+                                          Tensor *x, Tensor *residual, BackboneAct act);
 
 /* Folds the batch norm of each of the n layers into its conv, in place: declares one bias per
  * layer ("<conv weight key>.folded_bias") in a new ParamSet returned through *bias_ps, on the

@@ -209,12 +209,9 @@ static Tensor *block_forward(Ctx *ctx, const MobileNetV2 *m, const MobileNetV2Bl
     Tensor *h = x;
     if (b->shift) /* TSM: only the branch sees the shifted input; the identity path does not */
         h = op_temporal_shift(ctx, h, m->cfg.tsm_segments, m->cfg.tsm_fold_div);
-    if (b->expand.weight) /* expand (N, hidden, H, W), then depthwise (N, hidden, H/s, W/s) */
-        h = conv_bn_expand_dw_forward(ctx, &b->expand, &b->depthwise, h, BACKBONE_ACT_RELU6);
-    else
-        h = conv_bn_forward(ctx, &b->depthwise, h, BACKBONE_ACT_RELU6); /* (N, hidden, H/s, W/s) */
-    return conv_bn_add_forward(ctx, &b->project, h, b->residual ? x : NULL, /* (N, out, H/s, W/s) */
-                               BACKBONE_ACT_NONE);
+    /* [expand (N, hidden, H, W)], depthwise (N, hidden, H/s, W/s), project (N, out, H/s, W/s) */
+    return conv_bn_inverted_residual_forward(ctx, b->expand.weight ? &b->expand : NULL, &b->depthwise, &b->project,
+                                             h, b->residual ? x : NULL, BACKBONE_ACT_RELU6);
 }
 
 bool mobilenet_v2_forward(Ctx *ctx, const MobileNetV2 *m, Tensor *x, BackboneOutput *out)

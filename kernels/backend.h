@@ -280,6 +280,18 @@ struct BackendOps {
      * values of conv_bias_act_forward twice (acts OpAct values; be, bd not NULL). */
     void (*expand_dw_forward)(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, const Tensor *x, const Tensor *we,
                               const Tensor *be, int act_e, const Tensor *wd, const Tensor *bd, int act_d, Tensor *y);
+
+    /* ---- appended (FP32 inference: MobileNetV2's depthwise conv + projection in one kernel) ---- */
+    /* Whether dw_project_forward takes these geometries now (gd: the depthwise 3x3, gp: the 1x1
+     * projection of its output, wp its weight); a table without it, or false, and the op layer
+     * runs the two fused convs. */
+    bool (*dw_project_takes)(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *wp);
+    /* y = act_p((conv1x1(act_d(dwconv(x, wd) + bd), wp) + bp) + residual), the depthwise output
+     * never stored: the values of conv_bias_act_forward twice (acts OpAct values; bd, bp not
+     * NULL; residual may be NULL). */
+    void (*dw_project_forward)(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *x, const Tensor *wd,
+                               const Tensor *bd, int act_d, const Tensor *wp, const Tensor *bp,
+                               const Tensor *residual, int act_p, Tensor *y);
 };
 
 const BackendOps *cpu_backend_ops(void);

@@ -45,6 +45,18 @@ Tensor *op_conv2d_bias_act(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, Tensor *re
  * the same values. Counts both convs' MACs either way. */
 Tensor *op_conv2d_expand_dw(Ctx *ctx, Tensor *x, Tensor *we, Tensor *be, OpAct act_e, Tensor *wd, Tensor *bd,
                             int stride, OpAct act_d);
+/* Whether op_conv2d_expand_dw with these arguments runs as one kernel here (false, nothing set,
+ * where it would run its two convs; false with the context's error for malformed x or we). */
+bool op_conv2d_expand_dw_fuses(Ctx *ctx, Tensor *x, Tensor *we, Tensor *be, OpAct act_e, Tensor *wd, Tensor *bd,
+                               int stride, OpAct act_d);
+/* MobileNetV2's depthwise conv and projection: act_p((conv1x1(act_d(dwconv3x3(x, wd, stride, pad 1)
+ * + bd), wp) + bp) + residual), wd (E, 1, 3, 3), wp (K, E, 1, 1), bd (E) and bp (K) or NULL,
+ * residual (N, K, Ho, Wo) or NULL. One kernel that never stores the depthwise output where the
+ * backend has one for the shapes (dw_project_takes, FP32 on the GPU); elsewhere, and while the
+ * tape records, the two op_conv2d_bias_act calls, which give the same values. Counts both convs'
+ * MACs either way. */
+Tensor *op_conv2d_dw_project(Ctx *ctx, Tensor *x, Tensor *wd, Tensor *bd, int stride, OpAct act_d, Tensor *wp,
+                             Tensor *bp, Tensor *residual, OpAct act_p);
 
 /* ---- normalisation ---------------------------------------------------------------------- */
 /* x: (N, C, ...) with 2 to 5 dims; gamma, beta, running_mean, running_var: (C).

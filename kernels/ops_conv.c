@@ -211,34 +211,54 @@ Tensor *op_conv2d_bias_act(Ctx *ctx, Tensor *x, Tensor *w, Tensor *b, Tensor *re
 }
 
 /* ---- expand 1x1 + depthwise 3x3, fused (FP32 inference on the GPU: cuda_conv_expand_dw.cu) ---- */
+/* Whether the backend runs op_conv2d_expand_dw's arguments as one kernel: its geometries (ge: the
+ * expand, gd: the depthwise) and the expand's MACs when it does. False with the context's error
+ * when x or we are malformed. */
+static bool expand_dw_fused(Ctx *ctx, const char *op, Tensor *x, Tensor *we, Tensor *be, OpAct act_e, Tensor *wd,
+                            Tensor *bd, int stride, OpAct act_d, ConvGeom *ge, ConvGeom *gd, double *macs_e)
+{
+    bool takes = ctx->ops && ctx->ops->expand_dw_takes && ctx->ops->expand_dw_forward && be && bd &&
+                 act_e >= OP_ACT_NONE && act_e <= OP_ACT_RELU6 && act_d >= OP_ACT_NONE && act_d <= OP_ACT_RELU6 &&
+                 !OP_RECORDS(ctx, x, we, be, wd, bd);
+    if (!takes)
+        return false;
+    int s1[2] = {1, 1}, p0[2] = {0, 0};
+    int64_t de[5];
+    if (!conv_resolve(ctx, op, 2, x, we, be, s1, p0, 1, ge, de, macs_e))
+        return false;
+    int64_t E = ge->K;
+    if (!(wd->ndim == 4 && wd->dtype == DTYPE_F32 && wd->shape[0] == E && wd->shape[1] == 1 && wd->shape[2] == 3 &&
+          wd->shape[3] == 3 && bd->ndim == 1 && bd->dtype == DTYPE_F32 && bd->shape[0] == E && stride >= 1))
+        return false;
+    *gd = (ConvGeom){.N = ge->N, .C = ge->K, .K = ge->K, .T = 1, .H = ge->Ho, .W = ge->Wo, .kt = 1, .kh = 3, .kw = 3,
+                     .To = 1, .Ho = (ge->Ho + 2 - 3) / stride + 1, .Wo = (ge->Wo + 2 - 3) / stride + 1, .st = 1,
+                     .sh = stride, .sw = stride, .pt = 0, .ph = 1, .pw = 1, .dt = 1, .dh = 1, .dw = 1,
+                     .groups = ge->K};
+    return ctx->ops->expand_dw_takes(ctx, ge, gd);
+}
+
+bool op_conv2d_expand_dw_fuses(Ctx *ctx, Tensor *x, Tensor *we, Tensor *be, OpAct act_e, Tensor *wd, Tensor *bd,
+                               int stride, OpAct act_d)
+{
+    ConvGeom ge, gd;
+    double macs_e = 0;
+    if (!x || !we || !wd || !ctx_ok(ctx))
+        return false;
+    bool fused = expand_dw_fused(ctx, "conv2d_expand_dw", x, we, be, act_e, wd, bd, stride, act_d, &ge, &gd, &macs_e);
+    return fused && ctx_ok(ctx);
+}
+
 Tensor *op_conv2d_expand_dw(Ctx *ctx, Tensor *x, Tensor *we, Tensor *be, OpAct act_e, Tensor *wd, Tensor *bd,
                             int stride, OpAct act_d)
 {
     static const char *const op = "conv2d_expand_dw";
     if (!OP_INPUTS_OK(ctx, op, x, we, wd))
         return NULL;
-    bool takes = ctx->ops && ctx->ops->expand_dw_takes && ctx->ops->expand_dw_forward && be && bd &&
-                 act_e >= OP_ACT_NONE && act_e <= OP_ACT_RELU6 && act_d >= OP_ACT_NONE && act_d <= OP_ACT_RELU6 &&
-                 !OP_RECORDS(ctx, x, we, be, wd, bd);
     ConvGeom ge, gd;
-    int64_t de[5];
     double macs_e = 0;
-    if (takes) {
-        int s1[2] = {1, 1}, p0[2] = {0, 0};
-        if (!conv_resolve(ctx, op, 2, x, we, be, s1, p0, 1, &ge, de, &macs_e))
-            return NULL;
-        int64_t E = ge.K;
-        takes = wd->ndim == 4 && wd->dtype == DTYPE_F32 && wd->shape[0] == E && wd->shape[1] == 1 &&
-                wd->shape[2] == 3 && wd->shape[3] == 3 && bd->ndim == 1 && bd->dtype == DTYPE_F32 &&
-                bd->shape[0] == E && stride >= 1;
-        if (takes) {
-            gd = (ConvGeom){.N = ge.N, .C = ge.K, .K = ge.K, .T = 1, .H = ge.Ho, .W = ge.Wo, .kt = 1, .kh = 3,
-                            .kw = 3, .To = 1, .Ho = (ge.Ho + 2 - 3) / stride + 1, .Wo = (ge.Wo + 2 - 3) / stride + 1,
-                            .st = 1, .sh = stride, .sw = stride, .pt = 0, .ph = 1, .pw = 1, .dt = 1, .dh = 1, .dw = 1,
-                            .groups = ge.K};
-            takes = ctx->ops->expand_dw_takes(ctx, &ge, &gd);
-        }
-    }
+    bool takes = expand_dw_fused(ctx, op, x, we, be, act_e, wd, bd, stride, act_d, &ge, &gd, &macs_e);
+    if (!ctx_ok(ctx))
+        return NULL;
     if (!takes) { /* the two fused convs (they check the arguments the fused path did not) */
         Tensor *h = op_conv2d_bias_act(ctx, x, we, be, NULL, 1, 0, 1, act_e);
         return op_conv2d_bias_act(ctx, h, wd, bd, NULL, stride, 1, h ? (int)h->shape[1] : 1, act_d);
@@ -250,5 +270,51 @@ Tensor *op_conv2d_expand_dw(Ctx *ctx, Tensor *x, Tensor *we, Tensor *be, OpAct a
     double macs_d = (double)gd.N * gd.K * gd.Ho * gd.Wo * 9.0;
     ctx_count(ctx, macs_e + macs_d, OP_BYTES(x, we, be, wd, bd, y));
     OP_KERNEL(ctx, expand_dw_forward, &ge, &gd, x, we, be, (int)act_e, wd, bd, (int)act_d, y);
+    return y;
+}
+
+/* ---- depthwise 3x3 + projection 1x1, fused (FP32 inference on the GPU: cuda_conv_dw_project.cu) ---- */
+Tensor *op_conv2d_dw_project(Ctx *ctx, Tensor *x, Tensor *wd, Tensor *bd, int stride, OpAct act_d, Tensor *wp,
+                             Tensor *bp, Tensor *residual, OpAct act_p)
+{
+    static const char *const op = "conv2d_dw_project";
+    if (!OP_INPUTS_OK(ctx, op, x, wd, wp))
+        return NULL;
+    bool takes = ctx->ops && ctx->ops->dw_project_takes && ctx->ops->dw_project_forward && bd && bp &&
+                 act_d >= OP_ACT_NONE && act_d <= OP_ACT_RELU6 && act_p >= OP_ACT_NONE && act_p <= OP_ACT_RELU6 &&
+                 !OP_RECORDS(ctx, x, wd, bd, wp, bp, residual);
+    ConvGeom gd, gp;
+    int64_t dd[5];
+    double macs_d = 0;
+    if (takes) {
+        int s[2] = {stride, stride}, p1[2] = {1, 1};
+        int groups = x->ndim == 4 && x->shape[1] <= INT_MAX ? (int)x->shape[1] : 1;
+        if (!conv_resolve(ctx, op, 2, x, wd, bd, s, p1, groups, &gd, dd, &macs_d))
+            return NULL;
+        int64_t E = gd.K;
+        takes = gd.kh == 3 && gd.kw == 3 && gd.K == gd.C && wp->ndim == 4 && wp->dtype == DTYPE_F32 &&
+                wp->shape[1] == E && wp->shape[2] == 1 && wp->shape[3] == 1 && wp->shape[0] <= INT_MAX &&
+                bp->ndim == 1 && bp->dtype == DTYPE_F32 && bp->shape[0] == wp->shape[0];
+        if (takes) {
+            gp = (ConvGeom){.N = gd.N, .C = (int)E, .K = (int)wp->shape[0], .T = 1, .H = gd.Ho, .W = gd.Wo,
+                            .kt = 1, .kh = 1, .kw = 1, .To = 1, .Ho = gd.Ho, .Wo = gd.Wo, .st = 1, .sh = 1, .sw = 1,
+                            .pt = 0, .ph = 0, .pw = 0, .dt = 1, .dh = 1, .dw = 1, .groups = 1};
+            takes = !residual || (residual->ndim == 4 && residual->dtype == DTYPE_F32 &&
+                                  residual->shape[0] == gp.N && residual->shape[1] == gp.K &&
+                                  residual->shape[2] == gp.Ho && residual->shape[3] == gp.Wo);
+        }
+        takes = takes && ctx->ops->dw_project_takes(ctx, &gd, &gp, wp);
+    }
+    if (!takes) { /* the two fused convs (they check the arguments the fused path did not) */
+        Tensor *h = op_conv2d_bias_act(ctx, x, wd, bd, NULL, stride, 1, x->ndim >= 2 ? (int)x->shape[1] : 1, act_d);
+        return op_conv2d_bias_act(ctx, h, wp, bp, residual, 1, 0, 1, act_p);
+    }
+    int64_t dims[4] = {gp.N, gp.K, gp.Ho, gp.Wo};
+    Tensor *y = tensor_new(ctx, DTYPE_F32, 4, dims);
+    if (!y)
+        return NULL;
+    double macs_p = (double)gp.N * gp.K * gp.Ho * gp.Wo * (double)gp.C;
+    ctx_count(ctx, macs_d + macs_p, OP_BYTES(x, wd, bd, wp, bp, residual, y));
+    OP_KERNEL(ctx, dw_project_forward, &gd, &gp, x, wd, bd, (int)act_d, wp, bp, residual, (int)act_p, y);
     return y;
 }

@@ -751,6 +751,54 @@ static void test_conv_expand_dw_is_the_two_convs(void **state)
     ctx_destroy(meta);
 }
 
+/* op_conv2d_dw_project on the CPU (no fused kernel there): the two fused convs, bit for bit, with
+ * the same MAC count, with and without a residual; on meta the same count; its convs' own checks
+ * on bad arguments. */
+static void test_conv_dw_project_is_the_two_convs(void **state)
+{
+    (void)state;
+    static const int strides[2] = {1, 2};
+    for (int si = 0; si < 2; si++) {
+        Ctx *ctx = tctx(5);
+        int Ho = (9 - 1) / strides[si] + 1, Wo = (7 - 1) / strides[si] + 1;
+        Tensor *x = TT(2, 10, 9, 7), *wd = TT(10, 1, 3, 3), *bd = TT(10), *wp = TT(6, 10, 1, 1), *bp = TT(6);
+        Tensor *r = TT(2, 6, Ho, Wo);
+        tfill_uniform(x, 600 + si, -2, 2);
+        tfill_uniform(wd, 610 + si, -1, 1);
+        tfill_uniform(bd, 620 + si, -1, 1);
+        tfill_uniform(wp, 630 + si, -1, 1);
+        tfill_uniform(bp, 640 + si, -1, 1);
+        tfill_uniform(r, 650 + si, -1, 1);
+        Tensor *h = op_conv2d_bias_act(ctx, x, wd, bd, NULL, strides[si], 1, 10, OP_ACT_RELU6);
+        Tensor *want = op_conv2d_bias_act(ctx, h, wp, bp, si ? r : NULL, 1, 0, 1, OP_ACT_NONE);
+        double macs_two = ctx_total_macs(ctx);
+        ctx_reset_counters(ctx);
+        Tensor *got = op_conv2d_dw_project(ctx, x, wd, bd, strides[si], OP_ACT_RELU6, wp, bp, si ? r : NULL,
+                                           OP_ACT_NONE);
+        assert_true(ctx_ok(ctx));
+        assert_non_null(got);
+        assert_true(tensor_same_shape(got, want));
+        assert_memory_equal(got->data, want->data, tensor_bytes(want));
+        assert_true(ctx_total_macs(ctx) == macs_two);
+        Tensor *wp_bad = TT(6, 9, 1, 1);
+        EXPECT_ERROR(ctx, op_conv2d_dw_project(ctx, x, wd, bd, 1, OP_ACT_RELU6, wp_bad, NULL, NULL, OP_ACT_NONE),
+                     "conv2d_bias_act", "channel mismatch");
+        EXPECT_ERROR(ctx, op_conv2d_dw_project(ctx, x, NULL, bd, 1, OP_ACT_RELU6, wp, bp, NULL, OP_ACT_NONE),
+                     "conv2d_dw_project", "input 1 is NULL");
+        ttensor_free(x), ttensor_free(wd), ttensor_free(bd), ttensor_free(wp), ttensor_free(bp), ttensor_free(r);
+        ttensor_free(wp_bad);
+        ctx_destroy(ctx);
+    }
+    Ctx *meta = ctx_create(BACKEND_META, 1);
+    assert_non_null(meta);
+    Tensor *y = op_conv2d_dw_project(meta, META(meta, 2, 144, 56, 56), META(meta, 144, 1, 3, 3), META(meta, 144), 1,
+                                     OP_ACT_RELU6, META(meta, 24, 144, 1, 1), META(meta, 24), NULL, OP_ACT_NONE);
+    assert_shape(y, 4, (int64_t[]){2, 24, 56, 56});
+    assert_true(ctx_total_macs(meta) == 2.0 * 144 * 56 * 56 * 9 + 2.0 * 24 * 56 * 56 * 144);
+    assert_true(ctx_ok(meta));
+    ctx_destroy(meta);
+}
+
 static void test_conv_fused_bad_arguments(void **state)
 {
     (void)state;
@@ -805,4 +853,5 @@ TEST_GROUP(conv, cmocka_unit_test(test_conv_fast_forward_matches_reference),
            cmocka_unit_test(test_conv_dnnl_plans_scratch_and_repeats_bitwise),
            cmocka_unit_test(test_conv_fused_matches_unfused), cmocka_unit_test(test_conv_fused_meta_macs),
            cmocka_unit_test(test_conv_fused_bad_arguments), cmocka_unit_test(test_conv_fused_gradcheck),
-           cmocka_unit_test(test_conv_expand_dw_is_the_two_convs))
+           cmocka_unit_test(test_conv_expand_dw_is_the_two_convs),
+           cmocka_unit_test(test_conv_dw_project_is_the_two_convs))

@@ -76,6 +76,12 @@ void cuda_set_conv1x1_config(Ctx *ctx, int cfg);
 /* op_conv2d_expand_dw at FP32 runs fused for the shapes where that paid (stride-2 depthwise at
  * 56² and above, kernels/cuda/cuda_conv_custom.c); on: for every shape the kernel suits (tests). */
 void cuda_set_expand_dw_all(Ctx *ctx, bool on);
+/* op_conv2d_dw_project at FP32 (MobileNetV2's depthwise conv and projection in one kernel,
+ * kernels/cuda/cuda_conv_dw_project.cu): OFF runs the two convs, RULE (the default) fuses the
+ * shapes where that paid (kernels/cuda/cuda_conv_custom.c), ALL every shape the kernel suits
+ * (tests). FOCUSBENCH_DW_PROJECT=0 / all sets it from the environment. */
+typedef enum { CUDA_DW_PROJECT_OFF = 0, CUDA_DW_PROJECT_RULE, CUDA_DW_PROJECT_ALL } CudaDwProjectMode;
+void cuda_set_dw_project(Ctx *ctx, CudaDwProjectMode mode);
 /* FP32 linear forwards of a few rows and a large weight (the exit classifier's heads) run on the
  * skinny split-K kernel (cuda_linear_skinny.cu), its reduce step a programmatic dependent launch
  * (default; FOCUSBENCH_SKINNY_LINEAR=plain: an ordinary launch, =0: cuBLASLt for every linear). */

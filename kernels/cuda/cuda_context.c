@@ -388,6 +388,8 @@ static const BackendOps CUDA_OPS = {
     .conv_bias_act_forward = cuda_conv_bias_act_forward,
     .expand_dw_takes = cuda_expand_dw_takes,
     .expand_dw_forward = cuda_expand_dw_forward,
+    .dw_project_takes = cuda_dw_project_takes,
+    .dw_project_forward = cuda_dw_project_forward,
     .sgd_update = cuda_sgd_update,
     .sum_squares = cuda_sum_squares,
     .scale_inplace = cuda_scale_inplace,
@@ -506,6 +508,11 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
                 force, cuda_conv1x1_configs() - 1);
     /* "1": the fused expand + depthwise kernel for every shape it suits (A/B runs against the rule) */
     st->expand_dw_all = env_flag("FOCUSBENCH_EXPAND_DW_ALL");
+    /* "0": the depthwise conv and the projection unfused; "all": fused for every shape (A/B runs) */
+    const char *dwp = getenv("FOCUSBENCH_DW_PROJECT");
+    st->dw_project = dwp && strcmp(dwp, "0") == 0     ? CUDA_DW_PROJECT_OFF
+                     : dwp && strcmp(dwp, "all") == 0 ? CUDA_DW_PROJECT_ALL
+                                                      : CUDA_DW_PROJECT_RULE;
     /* "0": every linear on cuBLASLt; "plain": the skinny kernel without programmatic launches */
     const char *skinny = getenv("FOCUSBENCH_SKINNY_LINEAR");
     st->skinny_linear = skinny && strcmp(skinny, "0") == 0       ? CUDA_SKINNY_OFF
@@ -570,6 +577,12 @@ void cuda_set_expand_dw_all(Ctx *ctx, bool on)
 {
     if (cuda_state(ctx))
         cuda_state(ctx)->expand_dw_all = on;
+}
+
+void cuda_set_dw_project(Ctx *ctx, CudaDwProjectMode mode)
+{
+    if (cuda_state(ctx))
+        cuda_state(ctx)->dw_project = mode;
 }
 
 void cuda_set_skinny_linear(Ctx *ctx, CudaSkinnyMode mode)

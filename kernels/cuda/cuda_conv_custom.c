@@ -213,3 +213,45 @@ void cuda_expand_dw_forward(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, co
                  "expand+depthwise kernel, stride %d%s (fp32)", gd->sh,
                  have_xe ? ", x's pending epilogue on load" : "");
 }
+
+/* ---- depthwise 3x3 + projection 1x1 (op_conv2d_dw_project's slots) ----------------------- */
+
+/* The rule (CUDA_DW_PROJECT_RULE): the shapes of the rows kernel with projections to at most 64
+ * channels (one m tile), where the depthwise output it saves writing and reading back outweighs
+ * the product's smaller tiles; the per-pixel kernel lost to the unfused path on every shape it
+ * took (14² and 7², call session10a). */
+bool cuda_dw_project_takes(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *wp)
+{
+    const CudaState *st = cuda_state(ctx);
+    return st && st->conv_custom && st->conv_path == CUDA_CONV_AUTO && st->precision == CUDA_PRECISION_FP32 &&
+           st->dw_project != CUDA_DW_PROJECT_OFF && cuda_dw_project_suits(gd, gp, tensor_f32(wp)) &&
+           (st->dw_project == CUDA_DW_PROJECT_ALL || (gp->K <= 64 && cuda_dw_project_rows(gd, gp)));
+}
+
+void cuda_dw_project_forward(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *x, const Tensor *wd,
+                             const Tensor *bd, int act_d, const Tensor *wp, const Tensor *bp, const Tensor *residual,
+                             int act_p, Tensor *y)
+{
+    if (!cuda_ready(ctx))
+        return;
+    const CudaPendingEpilogue *pe = cuda_epilogue_pending(ctx, x);
+    CudaPendingEpilogue xe = {0};
+    bool have_xe = pe && pe->N == gd->N && pe->K == gd->C && pe->P == (int64_t)gd->H * gd->W;
+    if (have_xe)
+        xe = *pe;
+    else
+        cuda_layout_in(ctx, x);
+    cuda_layout_in(ctx, wd);
+    cuda_layout_in(ctx, bd);
+    cuda_layout_in(ctx, wp);
+    cuda_layout_in(ctx, bp);
+    cuda_layout_in(ctx, residual);
+    cuda_layout_out(ctx, y);
+    bool rows = false;
+    if (cuda_launch_dw_project(ctx, gd, gp, tensor_f32(x), have_xe ? &xe : NULL, tensor_f32(wd), tensor_f32(bd), act_d,
+                               tensor_f32(wp), tensor_f32(bp), residual ? tensor_f32(residual) : NULL, act_p,
+                               tensor_f32(y), &rows))
+        snprintf(cuda_state(ctx)->last_conv, sizeof cuda_state(ctx)->last_conv,
+                 "depthwise+project kernel (%s), stride %d%s (fp32)", rows ? "rows" : "per pixel", gd->sh,
+                 have_xe ? ", x's pending epilogue on load" : "");
+}

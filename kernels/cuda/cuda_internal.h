@@ -89,6 +89,7 @@ typedef struct CudaState {
     bool conv_custom;           /* FP32 1x1 and stem convs on cuda_conv1x1.cu's / cuda_conv_stem.cu's kernels */
     int conv1x1_force;          /* >= 0: that tile config of the kernel for every such conv */
     bool expand_dw_all;         /* the fused expand + depthwise kernel for every shape it suits (tests) */
+    CudaDwProjectMode dw_project; /* FP32 depthwise + projection: unfused, fused by the rule, or always */
     CudaSkinnyMode skinny_linear; /* FP32 few-row linear forwards: cuBLASLt or the skinny kernel */
     int device;
     int sm_count;
@@ -415,6 +416,26 @@ bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, cons
 bool cuda_expand_dw_takes(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd);
 void cuda_expand_dw_forward(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, const Tensor *x, const Tensor *we,
                             const Tensor *be, int act_e, const Tensor *wd, const Tensor *bd, int act_d, Tensor *y);
+
+/* op_conv2d_dw_project's backend slots (FP32, the custom kernels on, the shapes of
+ * cuda_dw_project_suits, and the rule of cuda_set_dw_project). */
+bool cuda_dw_project_takes(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *wp);
+void cuda_dw_project_forward(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *x, const Tensor *wd,
+                             const Tensor *bd, int act_d, const Tensor *wp, const Tensor *bp, const Tensor *residual,
+                             int act_p, Tensor *y);
+
+/* ---- cuda_conv_dw_project.cu (FP32 depthwise 3x3 + projection 1x1 in one kernel) ------------ */
+/* gd: a depthwise 3x3 (stride 1 or 2, padding 1); gp: a 1x1 conv (stride 1, groups 1) on its
+ * output with C % 4 == 0, wp 16-byte aligned; tensors below 2^31 elements. */
+bool cuda_dw_project_suits(const ConvGeom *gd, const ConvGeom *gp, const float *wp);
+/* Whether the shape runs on the rows kernel (rows of a multiple of four pixels, at most 112; the
+ * other shapes take the slower per-pixel kernel). */
+bool cuda_dw_project_rows(const ConvGeom *gd, const ConvGeom *gp);
+/* y = act_p((conv1x1(act_d(dw(x', wd) + bd), wp) + bp) + r) (bp, r may be NULL), x' = x or x with
+ * its pending epilogue xe applied as it is read; *rows: whether the rows kernel ran it. */
+bool cuda_launch_dw_project(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const float *x,
+                            const CudaPendingEpilogue *xe, const float *wd, const float *bd, int d_act,
+                            const float *wp, const float *bp, const float *r, int p_act, float *y, bool *rows);
 
 /* ---- cuda_conv_expand_dw.cu (FP32 expand 1x1 + depthwise 3x3 in one kernel) ---------------- */
 /* ge: a 1x1 conv (stride 1, no padding, groups 1) with C <= 32; gd: a depthwise 3x3 on its output,

@@ -126,6 +126,12 @@ __device__ static inline void ck_cp_async16(float *smem, const float *gmem)
 }
 __device__ static inline void ck_cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ static inline void ck_cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
+/* Waits until at most N of this thread's committed groups are still in flight. */
+template <int N>
+__device__ static inline void ck_cp_async_wait_group(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
 
 /* rng_uniform: 24 random bits scaled by 2^-24 (both steps exact in float). */
 __device__ static inline float philox_uniform(DevRng r, uint64_t index)

@@ -97,6 +97,7 @@ GpuEnv *gpu_begin(void **state, const char *test_name)
     cuda_set_conv_custom(e->gpu, true);
     cuda_set_conv1x1_config(e->gpu, -1);
     cuda_set_expand_dw_all(e->gpu, false);
+    cuda_set_dw_project(e->gpu, CUDA_DW_PROJECT_RULE);
     ctx_begin_pass(e->cpu);
     ctx_begin_pass(e->gpu);
     if (!cuda_synchronize(e->gpu))

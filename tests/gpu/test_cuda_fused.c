@@ -309,6 +309,108 @@ static void test_expand_dw_kernel(void **state)
     gpu_end(e);
 }
 
+/* op_conv2d_dw_project at FP32 on the GPU (cuda_conv_dw_project.cu): against the CPU (its two
+ * convs), and bit for bit against the unfused chain on the GPU (the depthwise kernel, then the 1x1
+ * kernel: the same sums in the same order). Both kernels (the rows kernel: rows of a multiple of
+ * four, tiles of whole rows, partial last tiles; the per-pixel one), both strides, one and several
+ * m tiles (K up to 32, 64, past 64),
+ * channel counts that leave a partial step of 8, tiles past the last pixel, residuals, every
+ * activation, x with a pending epilogue (a 3x3 conv on cuDNN deferred it). */
+typedef struct {
+    int N, E, K, H, W, stride;
+    OpAct act_d;
+    bool residual, pending_x;
+} DwProjectCase;
+
+static const DwProjectCase DP_CASES[] = {
+    {2, 32, 16, 16, 16, 1, OP_ACT_RELU6, false, false},
+    {3, 24, 24, 12, 12, 1, OP_ACT_RELU6, true, false},
+    {2, 36, 64, 14, 14, 1, OP_ACT_RELU6, true, false},
+    {1, 48, 80, 9, 11, 1, OP_ACT_RELU, false, false},
+    {2, 16, 24, 16, 16, 2, OP_ACT_RELU6, false, false},
+    {2, 24, 40, 14, 14, 2, OP_ACT_NONE, false, false},
+    {1, 8, 8, 7, 9, 2, OP_ACT_RELU6, false, false},
+    {2, 16, 32, 12, 12, 1, OP_ACT_RELU6, true, true},
+    {2, 24, 16, 7, 7, 1, OP_ACT_RELU6, true, true},
+    {1, 16, 16, 8, 16, 2, OP_ACT_RELU6, false, true},
+    {2, 40, 72, 28, 28, 1, OP_ACT_RELU6, true, false},
+    {1, 36, 48, 8, 24, 2, OP_ACT_RELU6, false, false},
+    {1, 8, 16, 112, 112, 1, OP_ACT_RELU6, true, false},
+};
+
+static void test_dw_project_kernel(void **state)
+{
+    GpuEnv *e = gpu_begin(state, "FP32 depthwise + projection kernel vs CPU and vs the unfused GPU chain");
+    cuda_set_dw_project(e->gpu, CUDA_DW_PROJECT_ALL);
+    for (size_t ci = 0; ci < sizeof DP_CASES / sizeof DP_CASES[0]; ci++) {
+        const DwProjectCase *c = &DP_CASES[ci];
+        int Ho = (c->H - 1) / c->stride + 1, Wo = (c->W - 1) / c->stride + 1;
+        uint64_t seed = 9900 + 10 * ci;
+        /* x itself, or the input of a 3x3 conv (8 -> E channels, bias only) that makes x */
+        Tensor *x0 = gh_rand(e, seed, -2, 3, DIMS(c->N, c->pending_x ? 8 : c->E, c->H, c->W));
+        Tensor *w0 = gh_rand(e, seed + 1, -0.5f, 0.5f, DIMS(c->E, 8, 3, 3)), *b0 = gh_rand(e, seed + 2, -1, 1, DIMS(c->E));
+        Tensor *wd = gh_rand(e, seed + 3, -1, 1, DIMS(c->E, 1, 3, 3)), *bd = gh_rand(e, seed + 4, -1, 2, DIMS(c->E));
+        Tensor *wp = gh_rand(e, seed + 5, -1, 1, DIMS(c->K, c->E, 1, 1)), *bp = gh_rand(e, seed + 6, -1, 2, DIMS(c->K));
+        Tensor *r = c->residual ? gh_rand(e, seed + 7, -2, 2, DIMS(c->N, c->K, Ho, Wo)) : NULL;
+        Tensor *xc = c->pending_x ? op_conv2d_bias_act(e->cpu, x0, w0, b0, NULL, 1, 1, 1, OP_ACT_NONE) : x0;
+        Tensor *want = op_conv2d_dw_project(e->cpu, xc, wd, bd, c->stride, c->act_d, wp, bp, r, OP_ACT_NONE);
+        Tensor *dx0 = gd(e, x0), *dw0 = gd(e, w0), *db0 = gd(e, b0), *dwd = gd(e, wd), *dbd = gd(e, bd);
+        Tensor *dwp = gd(e, wp), *dbp = gd(e, bp), *dr = r ? gd(e, r) : NULL;
+        Tensor *dx = c->pending_x ? op_conv2d_bias_act(e->gpu, dx0, dw0, db0, NULL, 1, 1, 1, OP_ACT_NONE) : dx0;
+        Tensor *got = op_conv2d_dw_project(e->gpu, dx, dwd, dbd, c->stride, c->act_d, dwp, dbp, dr, OP_ACT_NONE);
+        char what[256];
+        snprintf(what, sizeof what, "dw+project N%d E%d K%d %dx%d s%d act %d%s%s [%s]", c->N, c->E, c->K, c->H, c->W,
+                 c->stride, (int)c->act_d, c->residual ? ", residual" : "", c->pending_x ? ", x pending" : "",
+                 cuda_last_conv_info(e->gpu));
+        gpu_expect_ok(e, what);
+        gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
+        /* the rows kernel: rows of a multiple of four outputs, at most 112 (and the inputs' rows) */
+        bool rows = Wo % 4 == 0 && Wo <= 112 && c->W % 4 == 0 && (c->stride == 1 || c->W == 2 * Wo);
+        char need[128];
+        snprintf(need, sizeof need, "depthwise+project kernel (%s), stride %d%s", rows ? "rows" : "per pixel",
+                 c->stride, c->pending_x ? ", x's pending" : "");
+        if (!strstr(cuda_last_conv_info(e->gpu), need)) {
+            printf("  FAIL %s: the fused kernel did not run as expected (%s)\n", what, need);
+            e->failures++;
+        }
+        e->checks++;
+        Tensor *h_got = gh_like(e, want);
+        if (cuda_tensor_to_host(e->gpu, got, h_got)) {
+            Tensor *again = op_conv2d_dw_project(e->gpu, dx, dwd, dbd, c->stride, c->act_d, dwp, dbp, dr, OP_ACT_NONE);
+            gpu_expect_equal(e, "  a second run gives the same bits", again, h_got);
+            /* the unfused chain: the depthwise kernel, then the 1x1 kernel */
+            Tensor *h = op_conv2d_bias_act(e->gpu, dx, dwd, dbd, NULL, c->stride, 1, c->E, c->act_d);
+            Tensor *chain = op_conv2d_bias_act(e->gpu, h, dwp, dbp, dr, 1, 0, 1, OP_ACT_NONE);
+            gpu_expect_ok(e, "the unfused chain");
+            gpu_expect_equal(e, "  fused == the unfused chain on the GPU, bit for bit", chain, h_got);
+        }
+    }
+    /* the default rule: a projection to 64 channels at 28² is fused; one to 96 channels, or one at
+     * 14² (the per-pixel kernel), is not (same values) */
+    cuda_set_dw_project(e->gpu, CUDA_DW_PROJECT_RULE);
+    static const int rule_k[3] = {64, 96, 64}, rule_hw[3] = {28, 28, 14};
+    for (int i = 0; i < 3; i++) {
+        Tensor *x = gh_rand(e, 9990 + 10 * i, -1, 1, DIMS(2, 32, rule_hw[i], rule_hw[i]));
+        Tensor *wd = gh_rand(e, 9991 + 10 * i, -1, 1, DIMS(32, 1, 3, 3)), *bd = gh_rand(e, 9992 + 10 * i, -1, 1, DIMS(32));
+        Tensor *wp = gh_rand(e, 9993 + 10 * i, -1, 1, DIMS(rule_k[i], 32, 1, 1)), *bp = gh_rand(e, 9994 + 10 * i, -1, 1, DIMS(rule_k[i]));
+        Tensor *want = op_conv2d_dw_project(e->cpu, x, wd, bd, 1, OP_ACT_RELU6, wp, bp, NULL, OP_ACT_NONE);
+        Tensor *got = op_conv2d_dw_project(e->gpu, gd(e, x), gd(e, wd), gd(e, bd), 1, OP_ACT_RELU6, gd(e, wp),
+                                           gd(e, bp), NULL, OP_ACT_NONE);
+        bool fused = strstr(cuda_last_conv_info(e->gpu), "depthwise+project kernel") != NULL;
+        char what[200];
+        snprintf(what, sizeof what, "default rule, 32 -> %d channels at %d²: %s [%s]", rule_k[i], rule_hw[i],
+                 i == 0 ? "fused" : "unfused", cuda_last_conv_info(e->gpu));
+        gpu_expect_ok(e, what);
+        gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
+        if (fused != (i == 0)) {
+            printf("  FAIL %s: the rule chose the other path\n", what);
+            e->failures++;
+        }
+        e->checks++;
+    }
+    gpu_end(e);
+}
+
 static void test_conv1x1_kernel(void **state)
 {
     GpuEnv *e = gpu_begin(state, "FP32 1x1 SGEMM kernel: every tile config and the autotuned choice vs CPU");
@@ -659,6 +761,7 @@ int test_group_cuda_fused(int *total)
         cmocka_unit_test(test_conv1x1_kernel),
         cmocka_unit_test(test_conv1x1_pending_inputs),
         cmocka_unit_test(test_expand_dw_kernel),
+        cmocka_unit_test(test_dw_project_kernel),
     };
     return gpu_run_group("cuda_fused", tests, sizeof tests / sizeof tests[0], total);
 }
