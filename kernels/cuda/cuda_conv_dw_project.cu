@@ -174,61 +174,32 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
     const int steps = (Ce + DP_BK - 1) / DP_BK;
     const float *xn = x + (size_t)n * Ce * g.H * W;
 
-    /* copies of step t into stage t % DR_STAGES: the input rows hi0 … hi0 + IR − 1 inside the image
-     * of its 8 channels (rows outside are never read: the depthwise sum skips them), then the
-     * step's wd, bd, xb; one group committed per call, empty past the last step. A copy slot is
-     * (input row, 16-byte column); with IRW4 slots, G = ⌊DR_THREADS / IRW4⌋ threads share a slot
-     * and take every G-th channel of the step (G = 1: a thread takes every DR_THREADS-th slot,
-     * all 8 channels), so a thread's slot arithmetic is done once, not per step. */
-    const int W4 = W / 4, IRW4 = g.IR * W4, HW = g.H * W;
-    const int G = max(1, DR_THREADS / IRW4);
-    const int kg = G == 1 ? 0 : tid / IRW4, slot0 = G == 1 ? tid : tid % IRW4;
-    const int slot_step = G == 1 ? DR_THREADS : IRW4;
-    const bool copier = kg < G; /* threads past G·IRW4 copy nothing */
-    /* with G > 1 the thread's one slot: its offsets in channel kg's plane and in the stage, or -1
-     * when its row lies outside the image */
-    int one_src = -1, one_dst = 0;
-    if (G > 1 && copier) {
-        int lr = slot0 / W4, hi = hi0 + lr;
-        if (hi >= 0 && hi < g.H)
-            one_src = kg * HW + hi * W + 4 * (slot0 - lr * W4), one_dst = kg * g.IR * W + 4 * slot0;
-    }
+    /* copies of step t into stage t % DR_STAGES, by thread 0 as bulk copies (the TMA unit) that
+     * complete on the stage's mbarrier: for each of the step's channels the input rows hi0 … hi0 +
+     * IR − 1 inside the image (one contiguous run of the plane; rows outside are never read: the
+     * depthwise sum skips them), then the step's wd, bd, xb (all multiples of 16 bytes: Ce % 4 ==
+     * 0). The stage was last read in step t − 1, before the barrier that ends that step's
+     * depthwise phase, which precedes this call. */
+    __shared__ uint64_t full[DR_STAGES];
+    const int HW = g.H * W;
+    const int hi_lo = max(hi0, 0), hi_hi = min(hi0 + g.IR, g.H); /* the rows inside the image */
+    const unsigned run_bytes = (unsigned)((hi_hi - hi_lo) * W * sizeof(float));
     auto issue = [&](int t) {
-        if (t < steps) {
-            float *st = stages + (t % DR_STAGES) * g.stage_floats;
-            int k0 = t * DP_BK;
-            if (G > 1) {
-                if (one_src >= 0) {
-                    const float *src = xn + (size_t)k0 * HW + one_src;
-                    for (int kk = kg; kk < DP_BK && k0 + kk < Ce; kk += G, src += (size_t)G * HW)
-                        ck_cp_async16(st + one_dst + (kk - kg) * g.IR * W, src);
-                }
-            } else {
-                for (int slot = slot0; slot < IRW4; slot += slot_step) {
-                    int lr = slot / W4, hi = hi0 + lr;
-                    if (hi < 0 || hi >= g.H)
-                        continue;
-                    const float *src = xn + (size_t)k0 * HW + (size_t)hi * W + 4 * (slot - lr * W4);
-                    for (int kk = 0; kk < DP_BK && k0 + kk < Ce; kk++, src += HW)
-                        ck_cp_async16(st + (kk * g.IR + lr) * W + 4 * (slot - lr * W4), src);
-                }
-            }
-            float *ps = st + DP_BK * g.IR * W;
-            /* wd (9 per channel: 18 chunks), bd (2), xb (2); chunks past Ce·9 (Ce) skipped */
-            if (tid < 18) {
-                if ((k0 * 9) / 4 + tid < (Ce * 9) / 4)
-                    ck_cp_async16(ps + 4 * tid, wd + k0 * 9 + 4 * tid);
-            } else if (tid < 20) {
-                int q = tid - 18;
-                if (k0 + 4 * q < Ce)
-                    ck_cp_async16(ps + 72 + 4 * q, bd + k0 + 4 * q);
-            } else if (tid < 22 && xb) {
-                int q = tid - 20;
-                if (k0 + 4 * q < Ce)
-                    ck_cp_async16(ps + 80 + 4 * q, xb + k0 + 4 * q);
-            }
-        }
-        ck_cp_async_commit();
+        if (tid != 0 || t >= steps)
+            return;
+        int s = t % DR_STAGES, k0 = t * DP_BK, nch = min(DP_BK, Ce - k0);
+        float *st = stages + s * g.stage_floats, *ps = st + DP_BK * g.IR * W;
+        unsigned bytes = nch * (run_bytes + (9 + 1 + (xb ? 1 : 0)) * (unsigned)sizeof(float));
+        ck_fence_proxy_async();
+        ck_mbar_arrive_expect_tx(&full[s], bytes);
+        if (run_bytes)
+            for (int kk = 0; kk < nch; kk++)
+                ck_bulk_copy_g2s(st + (kk * g.IR + hi_lo - hi0) * W, xn + (size_t)(k0 + kk) * HW + (size_t)hi_lo * W,
+                                 run_bytes, &full[s]);
+        ck_bulk_copy_g2s(ps, wd + k0 * 9, nch * 9 * sizeof(float), &full[s]);
+        ck_bulk_copy_g2s(ps + 72, bd + k0, nch * sizeof(float), &full[s]);
+        if (xb)
+            ck_bulk_copy_g2s(ps + 80, xb + k0, nch * sizeof(float), &full[s]);
     };
 
     /* this thread's depthwise item: channel k0 + kk, the four outputs 4·pg … of the tile */
@@ -256,13 +227,20 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
 
     DpWeights<BM> a_next;
     a_next.load(wp, g.Co, Ce, m0, 0, tid);
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < DR_STAGES; s++)
+            ck_mbar_init(&full[s], 1);
+        ck_mbar_init_fence();
+    }
+    __syncthreads();
 #pragma unroll
     for (int s = 0; s < DR_STAGES - 1; s++)
         issue(s);
     for (int t = 0; t < steps; t++) {
         issue(t + DR_STAGES - 1);
-        ck_cp_async_wait_group<DR_STAGES - 1>(); /* this thread's copies of step t have landed */
-        __syncthreads();                          /* everyone's; the previous product is done */
+        ck_mbar_wait(&full[t % DR_STAGES], (unsigned)(t / DR_STAGES) & 1u); /* step t's copies have landed */
+        __syncthreads(); /* the previous product is done with As and Ds */
         a_next.store(As, tid);
         if (t + 1 < steps)
             a_next.load(wp, g.Co, Ce, m0, (t + 1) * DP_BK, tid);
@@ -631,12 +609,12 @@ bool cuda_launch_dw_project(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, co
         *rows = true;
 #define DR_ARGS ctx, dr, x, xe, wd, bd, d_act, wp, bp, r, p_act, y, gp->N
         if (S == 2)
-            return gp->K <= 16 ? dr_launch<16, 2, 4, 2, 3>(DR_ARGS)
-                   : narrow    ? dr_launch<32, 4, 4, 2, 3>(DR_ARGS)
-                               : dr_launch<64, 4, 8, 2, 2>(DR_ARGS);
-        return gp->K <= 16 ? dr_launch<16, 2, 4, 1, 3>(DR_ARGS)
-               : narrow    ? dr_launch<32, 4, 4, 1, 3>(DR_ARGS)
-                           : dr_launch<64, 4, 8, 1, 2>(DR_ARGS);
+            return gp->K <= 16 ? dr_launch<16, 2, 4, 2, 4>(DR_ARGS)
+                   : narrow    ? dr_launch<32, 4, 4, 2, 4>(DR_ARGS)
+                               : dr_launch<64, 4, 8, 2, 3>(DR_ARGS);
+        return gp->K <= 16 ? dr_launch<16, 2, 4, 1, 4>(DR_ARGS)
+               : narrow    ? dr_launch<32, 4, 4, 1, 4>(DR_ARGS)
+                           : dr_launch<64, 4, 8, 1, 3>(DR_ARGS);
 #undef DR_ARGS
     }
     int So = gp->Ho * gp->Wo;

@@ -126,12 +126,44 @@ __device__ static inline void ck_cp_async16(float *smem, const float *gmem)
 }
 __device__ static inline void ck_cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ static inline void ck_cp_async_wait_all(void) { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
-/* Waits until at most N of this thread's committed groups are still in flight. */
-template <int N>
-__device__ static inline void ck_cp_async_wait_group(void)
+/* Hopper bulk copies (the TMA unit, no tensor map): `bytes` (a multiple of 16, both addresses
+ * 16-byte aligned) from global to shared memory, completing as transaction bytes on the mbarrier
+ * at `bar`; one thread issues, any thread waits on the barrier's phase. */
+__device__ static inline unsigned ck_smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ static inline void ck_mbar_init(uint64_t *bar, unsigned count)
 {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(ck_smem_addr(bar)), "r"(count) : "memory");
 }
+/* makes initialised barriers visible to the async proxy (then a __syncthreads for the block) */
+__device__ static inline void ck_mbar_init_fence(void) { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+/* orders this thread's earlier shared-memory accesses (and, after a __syncthreads, the block's)
+ * before later async-proxy (bulk copy) writes to the same memory */
+__device__ static inline void ck_fence_proxy_async(void) { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ static inline void ck_mbar_arrive_expect_tx(uint64_t *bar, unsigned bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(ck_smem_addr(bar)), "r"(bytes)
+                 : "memory");
+}
+__device__ static inline void ck_bulk_copy_g2s(void *smem, const void *gmem, unsigned bytes, uint64_t *bar)
+{
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                     ck_smem_addr(smem)),
+                 "l"(gmem), "r"(bytes), "r"(ck_smem_addr(bar))
+                 : "memory");
+}
+/* waits until the barrier's phase `parity` (0 or 1) has completed */
+__device__ static inline void ck_mbar_wait(uint64_t *bar, unsigned parity)
+{
+    asm volatile("{\n"
+                 ".reg .pred done;\n"
+                 "WAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n"
+                 "}\n" ::"r"(ck_smem_addr(bar)),
+                 "r"(parity)
+                 : "memory");
+}
+
 
 /* rng_uniform: 24 random bits scaled by 2^-24 (both steps exact in float). */
 __device__ static inline float philox_uniform(DevRng r, uint64_t index)

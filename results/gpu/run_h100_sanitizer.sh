@@ -6,7 +6,9 @@
 # kernel's configs, strided x, x's and the residual's pending epilogues and the residual staged in
 # shared memory by cp.async (session 8); test_linear the skinny linear kernel (cp.async stages, the
 # reduce step as a programmatic dependent launch), test_reduce / test_max_pool / test_spatial
-# session 9's row-staging reduce, max-pool and grid_sample kernels. Logs under $OUT/r, one per run,
+# session 9's row-staging reduce, max-pool and grid_sample kernels, test_dw_project_kernel session
+# 10's depthwise + projection kernels (bulk copies on mbarriers; synccheck: barrier misuse). Logs
+# under $OUT/r, one per run,
 # tarred as $OUT/TAG.tgz (default sanitizer). Session 7 ran it as session7n_sanitizer, session 9 as
 # session9a_sanitizer (session 8's kernels) and session9i_sanitizer.
 set -uo pipefail
@@ -20,7 +22,8 @@ for f in /usr/local/cuda-13.0/bin/compute-sanitizer /usr/local/cuda/bin/compute-
 done
 echo "compute-sanitizer: ${CS:-NOT FOUND}"; [[ -n $CS ]] || exit 1
 T=build/gpu/rel-cuda/run_gpu_tests
-specs=(memcheck:test_expand_dw_kernel racecheck:test_expand_dw_kernel initcheck:test_expand_dw_kernel
+specs=(memcheck:test_dw_project_kernel racecheck:test_dw_project_kernel synccheck:test_dw_project_kernel
+       initcheck:test_dw_project_kernel memcheck:test_expand_dw_kernel racecheck:test_expand_dw_kernel initcheck:test_expand_dw_kernel
        memcheck:test_linear racecheck:test_linear memcheck:test_reduce racecheck:test_reduce
        memcheck:test_max_pool memcheck:test_spatial memcheck:test_fused_conv_epilogues
        racecheck:test_fused_conv_epilogues memcheck:'test_conv1x1*' racecheck:'test_conv1x1*'
