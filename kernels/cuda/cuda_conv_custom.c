@@ -216,16 +216,19 @@ void cuda_expand_dw_forward(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, co
 
 /* ---- depthwise 3x3 + projection 1x1 (op_conv2d_dw_project's slots) ----------------------- */
 
-/* The rule (CUDA_DW_PROJECT_RULE): the shapes of the rows kernel with projections to at most 64
- * channels (one m tile), where the depthwise output it saves writing and reading back outweighs
- * the product's smaller tiles; the per-pixel kernel lost to the unfused path on every shape it
- * took (14² and 7², call session10a). */
+/* The rule (CUDA_DW_PROJECT_RULE): projections to at most 64 channels (one m tile) of the rows
+ * kernel's shapes whose rows are a multiple of four pixels (MobileNetV2's blocks 1, 3, 5, 6 at
+ * 112², 56², 28²). On the H100 at fp32, batch 32 × 16 frames, those four went from about 3.7 ms
+ * unfused to 2.6 (calls session10e/f; the depthwise output they no longer write and read back is
+ * 4.7 GB). The 14² blocks lost: 1.49 ms fused for blocks 8-10 against about 0.9 unfused, and the
+ * per-pixel kernel lost on every shape (calls session10a, session10g). */
 bool cuda_dw_project_takes(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *wp)
 {
     const CudaState *st = cuda_state(ctx);
+    bool quad = false;
     return st && st->conv_custom && st->conv_path == CUDA_CONV_AUTO && st->precision == CUDA_PRECISION_FP32 &&
            st->dw_project != CUDA_DW_PROJECT_OFF && cuda_dw_project_suits(gd, gp, tensor_f32(wp)) &&
-           (st->dw_project == CUDA_DW_PROJECT_ALL || (gp->K <= 64 && cuda_dw_project_rows(gd, gp)));
+           (st->dw_project == CUDA_DW_PROJECT_ALL || (gp->K <= 64 && cuda_dw_project_rows(gd, gp, &quad) && quad));
 }
 
 void cuda_dw_project_forward(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const Tensor *x, const Tensor *wd,

@@ -21,17 +21,21 @@
  *
  * Two kernels, one product (the 1x1 kernel's: a TM×TN sub-tile of y per thread from 16-byte
  * shared-memory loads, wp's step loaded into registers one step ahead):
- *   - rows (dw_project_rows_kernel; rows of a multiple of four pixels, at most DR_BN: MobileNetV2's
- *     112², 56², 28²): a block tile is whole output rows of one image, DR_BN pixels at most, so
- *     the input it reads is a run of whole rows of each channel plane. Those runs, and the step's
- *     depthwise weights and biases, are copied to shared memory with cp.async DR_STAGES − 1 steps
- *     ahead (no registers held while the copies fly; a first version that loaded one step ahead
- *     into registers ran at 27 % of DRAM bandwidth, latency-bound at two blocks per SM: session
- *     10a), and each thread computes four adjacent outputs of one channel from there;
+ *   - rows (dw_project_rows_kernel; output rows of at most DR_BN pixels, H·W % 4 == 0): a block
+ *     tile is whole output rows of one image, so the input it reads is one contiguous run of each
+ *     channel plane. Warp 0 copies those runs, and the step's depthwise weights and biases, into
+ *     shared memory as Hopper bulk copies (the TMA unit, completing on one mbarrier per stage)
+ *     DR_STAGES − 1 steps ahead; every thread then computes four outputs of one channel from
+ *     there: with rows of a multiple of four (QUAD: MobileNetV2's 112², 56², 28²) one row's four,
+ *     their window as 16-byte loads, otherwise each pixel from its own 3 × 3 taps. One barrier
+ *     per step (the depthwise values and wp's step double-buffered). History on the H100, blocks
+ *     1, 3, 5, 6 at batch 32 × 16 frames: registers loaded one step ahead, 3.55 ms (27 % of DRAM
+ *     bandwidth, two blocks per SM: session10a); per-thread cp.async stages, 3.31 (session10c);
+ *     bulk copies, 2.67 (session10e); one barrier per step, 2.61 (session10f);
  *   - per pixel (dw_project_kernel; any other shape): each lane computes four consecutive pixels
  *     of the flattened (n, ho, wo) range, each from its own 3 × 3 taps read from global memory a
- *     step ahead into registers. Correct everywhere; slower than the unfused path on the 14² and 7²
- *     blocks (session 10a), so the default rule leaves those unfused (cuda_conv_custom.c).
+ *     step ahead into registers. Correct everywhere, slower than the unfused path everywhere
+ *     (session10a): the default rule (cuda_conv_custom.c) never picks it.
  *
  * Requirements (cuda_dw_project_suits): Ce % 4 == 0 (16-byte loads of wp's rows), wp 16-byte
  * aligned, stride 1 or 2, N·Ce·H·W and N·Co·Ho·Wo below 2^31.
@@ -142,7 +146,8 @@ struct DrShape {
     int Ce, Co, H, W, Ho, Wo, So;
     int R, IR;           /* output rows per tile, input rows a tile reads ((R − 1)·S + 3) */
     int tiles_per_image, m_tiles;
-    int stage_floats;    /* one stage: DP_BK·IR·W input floats, then DR_PARAMS */
+    int ch_floats;       /* a channel's slot in a stage: IR·W floats and the copies' 16-byte slack */
+    int stage_floats;    /* one stage: DP_BK channel slots, then DR_PARAMS */
     bool vec_out;        /* y and r 16-byte aligned */
 };
 
@@ -153,7 +158,7 @@ struct DrTile {
     static_assert(TN % 4 == 0 && DpWeights<BM>::VECS <= DR_THREADS, "tile shape");
 };
 
-template <int BM, int TM, int TN, int S, int MINB>
+template <int BM, int TM, int TN, int S, bool QUAD, int MINB>
 __global__ static void __launch_bounds__(DR_THREADS, MINB)
     dw_project_rows_kernel(const float *__restrict__ x, const float *__restrict__ xb, int x_act,
                            const float *__restrict__ wd, const float *__restrict__ bd, int d_act,
@@ -163,8 +168,8 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
     (void)sizeof(DrTile<BM, TM, TN>);
     const int Ce = g.Ce, W = g.W;
     extern __shared__ __align__(16) float stages[]; /* DR_STAGES × stage_floats */
-    __shared__ __align__(16) float As[DP_BK][BM];
-    __shared__ __align__(16) float Ds[DP_BK][DR_BN];
+    __shared__ __align__(16) float As[2][DP_BK][BM];    /* double-buffered: one barrier per step */
+    __shared__ __align__(16) float Ds[2][DP_BK][DR_BN];
     const int tid = threadIdx.x;
     /* m tiles fastest, then row tiles, then images */
     const int m0 = (int)(blockIdx.x % (unsigned)g.m_tiles) * BM;
@@ -174,48 +179,79 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
     const int steps = (Ce + DP_BK - 1) / DP_BK;
     const float *xn = x + (size_t)n * Ce * g.H * W;
 
-    /* copies of step t into stage t % DR_STAGES, by thread 0 as bulk copies (the TMA unit) that
-     * complete on the stage's mbarrier: for each of the step's channels the input rows hi0 … hi0 +
-     * IR − 1 inside the image (one contiguous run of the plane; rows outside are never read: the
-     * depthwise sum skips them), then the step's wd, bd, xb (all multiples of 16 bytes: Ce % 4 ==
-     * 0). The stage was last read in step t − 1, before the barrier that ends that step's
-     * depthwise phase, which precedes this call. */
+    /* copies of step t into stage t % DR_STAGES, as bulk copies (the TMA unit) that complete on
+     * the stage's mbarrier: for each of the step's channels the input rows hi0 … hi0 + IR − 1
+     * inside the image, one contiguous run of the plane widened to whole 16-byte groups (H·W % 4
+     * == 0: the plane's ends are such boundaries), then the step's wd, bd, xb (multiples of 16
+     * bytes: Ce % 4 == 0). Rows outside the image are never read: the depthwise sum skips them.
+     * Element (row hi0 + lr, column c) of channel kk sits at kk·ch_floats + delta + lr·W + c, with
+     * delta = (hi0·W) mod 4 so that the widened run lands 16-byte aligned. The stage was last read
+     * in step t − 1, before that step's barrier, which precedes this call. */
     __shared__ uint64_t full[DR_STAGES];
     const int HW = g.H * W;
     const int hi_lo = max(hi0, 0), hi_hi = min(hi0 + g.IR, g.H); /* the rows inside the image */
-    const unsigned run_bytes = (unsigned)((hi_hi - hi_lo) * W * sizeof(float));
-    auto issue = [&](int t) {
-        if (tid != 0 || t >= steps)
+    const int run_a = (hi_lo * W) & ~3, run_b = (hi_hi * W + 3) & ~3;
+    const int delta = QUAD ? 0 : ((hi0 * W) % 4 + 4) % 4; /* QUAD: W % 4 == 0 */
+    const unsigned run_bytes = (unsigned)((run_b - run_a) * sizeof(float));
+    const int run_dst = delta + run_a - hi0 * W; /* the run's start in a channel's slot */
+    auto issue = [&](int t) { /* warp 0: lane 0 arms the barrier, lane c copies channel c, lanes 8-10 the parameters */
+        if (tid >= 32 || t >= steps)
             return;
         int s = t % DR_STAGES, k0 = t * DP_BK, nch = min(DP_BK, Ce - k0);
-        float *st = stages + s * g.stage_floats, *ps = st + DP_BK * g.IR * W;
-        unsigned bytes = nch * (run_bytes + (9 + 1 + (xb ? 1 : 0)) * (unsigned)sizeof(float));
+        float *st = stages + s * g.stage_floats, *ps = st + DP_BK * (QUAD ? g.IR * W : g.ch_floats);
         ck_fence_proxy_async();
-        ck_mbar_arrive_expect_tx(&full[s], bytes);
-        if (run_bytes)
-            for (int kk = 0; kk < nch; kk++)
-                ck_bulk_copy_g2s(st + (kk * g.IR + hi_lo - hi0) * W, xn + (size_t)(k0 + kk) * HW + (size_t)hi_lo * W,
-                                 run_bytes, &full[s]);
-        ck_bulk_copy_g2s(ps, wd + k0 * 9, nch * 9 * sizeof(float), &full[s]);
-        ck_bulk_copy_g2s(ps + 72, bd + k0, nch * sizeof(float), &full[s]);
-        if (xb)
+        if (tid == 0)
+            ck_mbar_arrive_expect_tx(&full[s], nch * (run_bytes + (9 + 1 + (xb ? 1 : 0)) * (unsigned)sizeof(float)));
+        __syncwarp();
+        if (tid < nch)
+            ck_bulk_copy_g2s(st + (QUAD ? (tid * g.IR + hi_lo - hi0) * W : tid * g.ch_floats + run_dst),
+                             xn + (size_t)(k0 + tid) * HW + run_a,
+                             run_bytes, &full[s]);
+        else if (tid == DP_BK)
+            ck_bulk_copy_g2s(ps, wd + k0 * 9, nch * 9 * sizeof(float), &full[s]);
+        else if (tid == DP_BK + 1)
+            ck_bulk_copy_g2s(ps + 72, bd + k0, nch * sizeof(float), &full[s]);
+        else if (tid == DP_BK + 2 && xb)
             ck_bulk_copy_g2s(ps + 80, xb + k0, nch * sizeof(float), &full[s]);
     };
 
-    /* this thread's depthwise item: channel k0 + kk, the four outputs 4·pg … of the tile */
+    /* this thread's depthwise item: channel k0 + kk, the four outputs 4·pg … 4·pg + 3 of the tile.
+     * QUAD (rows of a multiple of four: one row's four, their window as 16-byte loads): the
+     * window's first element (row rr·S, column wo0·S − 1) in the channel's slot, which of its rows
+     * lie inside the image, whether its first and last columns do. Otherwise each pixel's own
+     * 3 × 3 taps: its corner in the slot and a tap mask (bit kh·3 + kw inside the image). */
     const int kk = tid / DR_GROUPS, pg = tid % DR_GROUPS;
-    const int rr = (4 * pg) / g.Wo, wo0 = 4 * pg - rr * g.Wo;
-    const bool px_in = 4 * pg < g.R * g.Wo && ho0 + rr < g.Ho;
-    const bool left_in = wo0 * S - 1 >= 0, right_in = S == 1 && wo0 + 4 < W;
+    const int tile_px = min(g.R, g.Ho - ho0) * g.Wo;
     const bool x_epi = xb != nullptr;
-    /* the window's first element (row rr·S, column wo0·S − 1) within a stage, and which of its
-     * three rows lie inside the image */
-    const int wnd_off = (kk * g.IR + rr * S) * W + wo0 * S - 1;
+    const int rr = (4 * pg) / g.Wo, wo0 = 4 * pg - rr * g.Wo;
+    const bool px_in = QUAD ? 4 * pg < g.R * g.Wo && ho0 + rr < g.Ho : 4 * pg < tile_px;
+    const bool left_in = wo0 * S - 1 >= 0, right_in = S == 1 && wo0 + 4 < W;
+    const int wnd_off = QUAD ? (kk * g.IR + rr * S) * W + wo0 * S - 1 /* ch_floats = IR·W, delta = 0 */
+                             : kk * g.ch_floats + delta + rr * S * W + wo0 * S - 1;
     unsigned rows_in = 0;
+    int px_off[QUAD ? 1 : 4];
+    unsigned px_mask[QUAD ? 1 : 4];
+    if (QUAD) {
 #pragma unroll
-    for (int kh = 0; kh < 3; kh++)
-        if (hi0 + rr * S + kh >= 0 && hi0 + rr * S + kh < g.H)
-            rows_in |= 1u << kh;
+        for (int kh = 0; kh < 3; kh++)
+            if (hi0 + rr * S + kh >= 0 && hi0 + rr * S + kh < g.H)
+                rows_in |= 1u << kh;
+    } else {
+#pragma unroll
+        for (int e = 0; e < (QUAD ? 1 : 4); e++) {
+            int p = 4 * pg + e, pr = p / g.Wo, pw = p - pr * g.Wo;
+            px_off[e] = kk * g.ch_floats + delta + pr * S * W + pw * S - 1;
+            unsigned m = 0;
+#pragma unroll
+            for (int kh = 0; kh < 3; kh++)
+#pragma unroll
+                for (int kw = 0; kw < 3; kw++)
+                    if (p < tile_px && hi0 + pr * S + kh >= 0 && hi0 + pr * S + kh < g.H && pw * S - 1 + kw >= 0 &&
+                        pw * S - 1 + kw < W)
+                        m |= 1u << (kh * 3 + kw);
+            px_mask[e] = m;
+        }
+    }
 
     const int ty = tid / (DR_BN / TN), tx = tid % (DR_BN / TN);
     float acc[TM][TN];
@@ -239,14 +275,15 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
         issue(s);
     for (int t = 0; t < steps; t++) {
         issue(t + DR_STAGES - 1);
-        ck_mbar_wait(&full[t % DR_STAGES], (unsigned)(t / DR_STAGES) & 1u); /* step t's copies have landed */
-        __syncthreads(); /* the previous product is done with As and Ds */
-        a_next.store(As, tid);
+        /* step t's copies have landed; As[t % 2] and Ds[t % 2] were last read by the product of
+         * step t − 2, which every thread finished before the barrier of step t − 1 */
+        ck_mbar_wait(&full[t % DR_STAGES], (unsigned)(t / DR_STAGES) & 1u);
+        a_next.store(As[t & 1], tid);
         if (t + 1 < steps)
             a_next.load(wp, g.Co, Ce, m0, (t + 1) * DP_BK, tid);
 
         const float *st = stages + (t % DR_STAGES) * g.stage_floats;
-        const float *ps = st + DP_BK * g.IR * W;
+        const float *ps = st + DP_BK * (QUAD ? g.IR * W : g.ch_floats);
         float4 d = make_float4(0.f, 0.f, 0.f, 0.f);
         if (px_in && t * DP_BK + kk < Ce) {
             float acc4[4], wk[9];
@@ -257,43 +294,64 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
 #pragma unroll
             for (int o = 0; o < 4; o++)
                 acc4[o] = bias;
+            if (QUAD) {
 #pragma unroll
-            for (int kh = 0; kh < 3; kh++) {
-                if (!(rows_in & (1u << kh)))
-                    continue;
-                const float *row = st + wnd_off + kh * W; /* column wo0·S − 1 */
-                float in[3 * S + 3];
-                in[0] = left_in ? row[0] : 0.f;
+                for (int kh = 0; kh < 3; kh++) {
+                    if (!(rows_in & (1u << kh)))
+                        continue;
+                    const float *row = st + wnd_off + kh * W; /* column wo0·S − 1 */
+                    float in[3 * S + 3];
+                    in[0] = left_in ? row[0] : 0.f;
 #pragma unroll
-                for (int q = 0; q < S; q++) {
-                    float4 v = *reinterpret_cast<const float4 *>(row + 1 + 4 * q);
-                    in[1 + 4 * q] = v.x, in[2 + 4 * q] = v.y, in[3 + 4 * q] = v.z, in[4 + 4 * q] = v.w;
+                    for (int q = 0; q < S; q++) {
+                        float4 v = *reinterpret_cast<const float4 *>(row + 1 + 4 * q);
+                        in[1 + 4 * q] = v.x, in[2 + 4 * q] = v.y, in[3 + 4 * q] = v.z, in[4 + 4 * q] = v.w;
+                    }
+                    if (S == 1)
+                        in[3 * S + 2] = right_in ? row[5] : 0.f;
+                    if (x_epi) { /* x's deferred epilogue, on the values inside the image (padding stays 0) */
+#pragma unroll
+                        for (int b = 0; b < 3 * S + 3; b++)
+                            if ((b > 0 || left_in) && (S == 2 || b < 3 * S + 2 || right_in))
+                                in[b] = ck_act(f_add(in[b], ib), x_act);
+                    }
+#pragma unroll
+                    for (int o = 0; o < 4; o++)
+#pragma unroll
+                        for (int kw = 0; kw < 3; kw++)
+                            acc4[o] = fmaf(in[o * S + kw], wk[kh * 3 + kw], acc4[o]);
                 }
-                if (S == 1)
-                    in[3 * S + 2] = right_in ? row[5] : 0.f;
-                if (x_epi) { /* x's deferred epilogue, on the values inside the image (padding stays 0) */
+            } else {
 #pragma unroll
-                    for (int b = 0; b < 3 * S + 3; b++)
-                        if ((b > 0 || left_in) && (S == 2 || b < 3 * S + 2 || right_in))
-                            in[b] = ck_act(f_add(in[b], ib), x_act);
+                for (int e = 0; e < (QUAD ? 1 : 4); e++) {
+                    unsigned m = px_mask[e];
+#pragma unroll
+                    for (int kh = 0; kh < 3; kh++) {
+                        if (!(m & (2u << (kh * 3)))) /* the row is outside (its middle tap always inside) */
+                            continue;
+#pragma unroll
+                        for (int kw = 0; kw < 3; kw++) {
+                            bool in = m & (1u << (kh * 3 + kw));
+                            float v = in ? st[px_off[e] + kh * W + kw] : 0.f;
+                            if (x_epi && in)
+                                v = ck_act(f_add(v, ib), x_act);
+                            acc4[e] = fmaf(v, wk[kh * 3 + kw], acc4[e]);
+                        }
+                    }
                 }
-#pragma unroll
-                for (int o = 0; o < 4; o++)
-#pragma unroll
-                    for (int kw = 0; kw < 3; kw++)
-                        acc4[o] = fmaf(in[o * S + kw], wk[kh * 3 + kw], acc4[o]);
             }
             d = make_float4(ck_act(acc4[0], d_act), ck_act(acc4[1], d_act), ck_act(acc4[2], d_act),
                             ck_act(acc4[3], d_act));
         }
-        *reinterpret_cast<float4 *>(&Ds[kk][4 * pg]) = d;
-        __syncthreads();
-        dp_product<BM, DR_BN, TM, TN>(acc, As, Ds, ty, tx);
+        *reinterpret_cast<float4 *>(&Ds[t & 1][kk][4 * pg]) = d;
+        __syncthreads(); /* also: every thread is done reading stage t % DR_STAGES before it is refilled */
+        dp_product<BM, DR_BN, TM, TN>(acc, As[t & 1], Ds[t & 1], ty, tx);
     }
 
-    /* epilogue: the tile's pixel p is the image's position ho0·Wo + p (whole rows) */
+    /* epilogue: the tile's pixel p is the image's position ho0·Wo + p (whole rows); four
+     * outputs move as one 16-byte store when vec_out (R·Wo, So % 4 == 0 and y, r aligned) */
     constexpr int RG = DpRows<TM>::RG, GM = DpRows<TM>::GM, GN = TN / 4;
-    const int So = g.So, tile_px = min(g.R, g.Ho - ho0) * g.Wo;
+    const int So = g.So, tile_end = min(g.R, g.Ho - ho0) * g.Wo; /* tile_px, recomputed */
 #pragma unroll
     for (int gm = 0; gm < GM; gm++)
 #pragma unroll
@@ -306,8 +364,9 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
 #pragma unroll
             for (int gn = 0; gn < GN; gn++) {
                 int p = gn * (DR_BN / GN) + tx * 4;
-                if (p < tile_px) /* Wo % 4 == 0: all four inside */
-                    dp_store4(y, r, base + p, &acc[RG * gm + e][4 * gn], bias, p_act, g.vec_out, 4);
+                if (p < tile_end)
+                    dp_store4(y, r, base + p, &acc[RG * gm + e][4 * gn], bias, p_act, g.vec_out,
+                              QUAD ? 4 : min(4, tile_end - p)); /* QUAD: tile_end % 4 == 0 */
             }
         }
 }
@@ -507,17 +566,32 @@ bool cuda_dw_project_suits(const ConvGeom *gd, const ConvGeom *gp, const float *
 
 /* The rows kernel's stage (floats, 16-byte multiple) for this shape, or 0 where that kernel does not
  * apply: rows not a multiple of four pixels or wider than a tile, stages too large. */
+static bool dr_quad(const ConvGeom *gd, const ConvGeom *gp);
+/* a channel's slot: the IR input rows, plus (rows not a multiple of four) room for the copy's
+ * widening to 16-byte groups, at most 3 floats at each end */
+static int dr_ch_floats(const ConvGeom *gd, const ConvGeom *gp)
+{
+    int R = DR_BN / gp->Wo, IR = (R - 1) * gd->sh + 3;
+    return dr_quad(gd, gp) ? IR * gd->W : (IR * gd->W + 6 + 3) / 4 * 4;
+}
 static int dr_stage_floats(const ConvGeom *gd, const ConvGeom *gp)
 {
-    int S = gd->sh, Wo = gp->Wo;
-    if (Wo % 4 != 0 || Wo > DR_BN || gd->W % 4 != 0 || (S == 2 && gd->W != 2 * Wo))
+    if (gp->Wo > DR_BN || (gd->H * gd->W) % 4 != 0)
         return 0;
-    int R = DR_BN / Wo, IR = (R - 1) * S + 3;
-    int stage = (DP_BK * IR * gd->W + DR_PARAMS + 3) / 4 * 4;
+    int stage = (DP_BK * dr_ch_floats(gd, gp) + DR_PARAMS + 3) / 4 * 4;
     return (size_t)DR_STAGES * stage * sizeof(float) <= 96 * 1024 ? stage : 0;
 }
+/* rows of a multiple of four outputs, whose windows move as 16-byte loads */
+static bool dr_quad(const ConvGeom *gd, const ConvGeom *gp)
+{
+    return gp->Wo % 4 == 0 && gd->W % 4 == 0 && (gd->sh == 1 || gd->W == 2 * gp->Wo);
+}
 
-bool cuda_dw_project_rows(const ConvGeom *gd, const ConvGeom *gp) { return dr_stage_floats(gd, gp) > 0; }
+bool cuda_dw_project_rows(const ConvGeom *gd, const ConvGeom *gp, bool *quad)
+{
+    *quad = dr_quad(gd, gp);
+    return dr_stage_floats(gd, gp) > 0;
+}
 
 /* The rows kernel's geometry, or false where it does not apply (see dr_stage_floats; the copies
  * also need x, wd, bd and x's pending biases 16-byte aligned). */
@@ -539,17 +613,19 @@ static bool dr_shape(const ConvGeom *gd, const ConvGeom *gp, const float *x, con
                      .IR = IR,
                      .tiles_per_image = (gp->Ho + R - 1) / R,
                      .m_tiles = 1,
+                     .ch_floats = dr_ch_floats(gd, gp),
                      .stage_floats = stage,
-                     .vec_out = (((uintptr_t)y | (uintptr_t)r) & 15u) == 0};
+                     .vec_out = (R * gp->Wo) % 4 == 0 && (gp->Ho * gp->Wo) % 4 == 0 &&
+                                (((uintptr_t)y | (uintptr_t)r) & 15u) == 0};
     return true;
 }
 
-template <int BM, int TM, int TN, int S, int MINB>
+template <int BM, int TM, int TN, int S, bool QUAD, int MINB>
 static bool dr_launch(Ctx *ctx, DrShape sh, const float *x, const CudaPendingEpilogue *xe, const float *wd,
                       const float *bd, int d_act, const float *wp, const float *bp, const float *r, int p_act,
                       float *y, int N)
 {
-    auto kernel = dw_project_rows_kernel<BM, TM, TN, S, MINB>;
+    auto kernel = dw_project_rows_kernel<BM, TM, TN, S, QUAD, MINB>;
     sh.m_tiles = (sh.Co + BM - 1) / BM;
     int64_t blocks = (int64_t)sh.m_tiles * N * sh.tiles_per_image;
     size_t smem = (size_t)DR_STAGES * sh.stage_floats * sizeof(float);
@@ -608,13 +684,16 @@ bool cuda_launch_dw_project(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, co
     if (dr_shape(gd, gp, x, wd, bd, xe ? xe->bias : NULL, y, r, &dr)) {
         *rows = true;
 #define DR_ARGS ctx, dr, x, xe, wd, bd, d_act, wp, bp, r, p_act, y, gp->N
+        if (!dr_quad(gd, gp)) /* 14² and the like: each pixel its own taps; MobileNetV2's have Co >= 64 */
+            return S == 2 ? (narrow ? dr_launch<32, 4, 4, 2, false, 3>(DR_ARGS) : dr_launch<64, 4, 8, 2, false, 2>(DR_ARGS))
+                          : (narrow ? dr_launch<32, 4, 4, 1, false, 3>(DR_ARGS) : dr_launch<64, 4, 8, 1, false, 2>(DR_ARGS));
         if (S == 2)
-            return gp->K <= 16 ? dr_launch<16, 2, 4, 2, 4>(DR_ARGS)
-                   : narrow    ? dr_launch<32, 4, 4, 2, 4>(DR_ARGS)
-                               : dr_launch<64, 4, 8, 2, 3>(DR_ARGS);
-        return gp->K <= 16 ? dr_launch<16, 2, 4, 1, 4>(DR_ARGS)
-               : narrow    ? dr_launch<32, 4, 4, 1, 4>(DR_ARGS)
-                           : dr_launch<64, 4, 8, 1, 3>(DR_ARGS);
+            return gp->K <= 16 ? dr_launch<16, 2, 4, 2, true, 4>(DR_ARGS)
+                   : narrow    ? dr_launch<32, 4, 4, 2, true, 4>(DR_ARGS)
+                               : dr_launch<64, 4, 8, 2, true, 2>(DR_ARGS);
+        return gp->K <= 16 ? dr_launch<16, 2, 4, 1, true, 4>(DR_ARGS)
+               : narrow    ? dr_launch<32, 4, 4, 1, true, 4>(DR_ARGS)
+                           : dr_launch<64, 4, 8, 1, true, 2>(DR_ARGS);
 #undef DR_ARGS
     }
     int So = gp->Ho * gp->Wo;

@@ -428,9 +428,9 @@ void cuda_dw_project_forward(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, c
 /* gd: a depthwise 3x3 (stride 1 or 2, padding 1); gp: a 1x1 conv (stride 1, groups 1) on its
  * output with C % 4 == 0, wp 16-byte aligned; tensors below 2^31 elements. */
 bool cuda_dw_project_suits(const ConvGeom *gd, const ConvGeom *gp, const float *wp);
-/* Whether the shape runs on the rows kernel (rows of a multiple of four pixels, at most 112; the
- * other shapes take the slower per-pixel kernel). */
-bool cuda_dw_project_rows(const ConvGeom *gd, const ConvGeom *gp);
+/* Whether the shape runs on the rows kernel (output rows of at most 112 pixels, H·W % 4 == 0; the
+ * other shapes take the per-pixel kernel); *quad: with 16-byte windows (rows of a multiple of four). */
+bool cuda_dw_project_rows(const ConvGeom *gd, const ConvGeom *gp, bool *quad);
 /* y = act_p((conv1x1(act_d(dw(x', wd) + bd), wp) + bp) + r) (bp, r may be NULL), x' = x or x with
  * its pending epilogue xe applied as it is read; *rows: whether the rows kernel ran it. */
 bool cuda_launch_dw_project(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, const float *x,

@@ -311,11 +311,12 @@ static void test_expand_dw_kernel(void **state)
 
 /* op_conv2d_dw_project at FP32 on the GPU (cuda_conv_dw_project.cu): against the CPU (its two
  * convs), and bit for bit against the unfused chain on the GPU (the depthwise kernel, then the 1x1
- * kernel: the same sums in the same order). Both kernels (the rows kernel: rows of a multiple of
- * four, tiles of whole rows, partial last tiles; the per-pixel one), both strides, one and several
- * m tiles (K up to 32, 64, past 64),
- * channel counts that leave a partial step of 8, tiles past the last pixel, residuals, every
- * activation, x with a pending epilogue (a 3x3 conv on cuDNN deferred it). */
+ * kernel: the same sums in the same order). Both kernels (the rows kernel: tiles of whole rows,
+ * partial last tiles, rows of a multiple of four (16-byte windows) and not (each pixel its own
+ * taps; bulk copies widened to 16-byte groups), odd widths; the per-pixel kernel: planes of an odd
+ * size), both strides, one and several m tiles (K up to 16, 32, 64, past 64), channel counts that
+ * leave a partial step of 8, residuals, every activation, x with a pending epilogue (a 3x3 conv on
+ * cuDNN deferred it). */
 typedef struct {
     int N, E, K, H, W, stride;
     OpAct act_d;
@@ -336,6 +337,10 @@ static const DwProjectCase DP_CASES[] = {
     {2, 40, 72, 28, 28, 1, OP_ACT_RELU6, true, false},
     {1, 36, 48, 8, 24, 2, OP_ACT_RELU6, false, false},
     {1, 8, 16, 112, 112, 1, OP_ACT_RELU6, true, false},
+    {2, 16, 24, 10, 10, 1, OP_ACT_RELU6, true, false},
+    {1, 16, 32, 10, 14, 1, OP_ACT_RELU6, true, true},
+    {1, 16, 16, 9, 12, 2, OP_ACT_RELU, false, false},
+    {2, 8, 24, 12, 11, 2, OP_ACT_RELU6, false, true},
 };
 
 static void test_dw_project_kernel(void **state)
@@ -364,8 +369,8 @@ static void test_dw_project_kernel(void **state)
                  cuda_last_conv_info(e->gpu));
         gpu_expect_ok(e, what);
         gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
-        /* the rows kernel: rows of a multiple of four outputs, at most 112 (and the inputs' rows) */
-        bool rows = Wo % 4 == 0 && Wo <= 112 && c->W % 4 == 0 && (c->stride == 1 || c->W == 2 * Wo);
+        /* the rows kernel: rows of at most 112 outputs, planes of a multiple of four inputs */
+        bool rows = Wo <= 112 && (c->H * c->W) % 4 == 0;
         char need[128];
         snprintf(need, sizeof need, "depthwise+project kernel (%s), stride %d%s", rows ? "rows" : "per pixel",
                  c->stride, c->pending_x ? ", x's pending" : "");
@@ -386,9 +391,9 @@ static void test_dw_project_kernel(void **state)
         }
     }
     /* the default rule: a projection to 64 channels at 28² is fused; one to 96 channels, or one at
-     * 14² (the per-pixel kernel), is not (same values) */
+     * 7² (the per-pixel kernel), is not (same values) */
     cuda_set_dw_project(e->gpu, CUDA_DW_PROJECT_RULE);
-    static const int rule_k[3] = {64, 96, 64}, rule_hw[3] = {28, 28, 14};
+    static const int rule_k[3] = {64, 96, 64}, rule_hw[3] = {28, 28, 7};
     for (int i = 0; i < 3; i++) {
         Tensor *x = gh_rand(e, 9990 + 10 * i, -1, 1, DIMS(2, 32, rule_hw[i], rule_hw[i]));
         Tensor *wd = gh_rand(e, 9991 + 10 * i, -1, 1, DIMS(32, 1, 3, 3)), *bd = gh_rand(e, 9992 + 10 * i, -1, 1, DIMS(32));
