@@ -16,9 +16,11 @@
  * Inputs whose own conv left its epilogue pending (cuda_layout.c) are read raw by the 1x1 kernel,
  * which applies that epilogue as it loads them; the stem kernel reads the canonical form.
  *
- * Also here: the backend slots of the fused expand + depthwise op (cuda_conv_expand_dw.cu),
- * taken at FP32 for the shapes that kernel suits, under the same switch; no timing (it never
- * stores the expanded tensor, which the unfused path writes and reads back).
+ * Also here: the backend slots of the two fused MobileNetV2 ops, taken at FP32 under the same
+ * switch and by a fixed rule, no timing: expand 1x1 + depthwise 3x3 (cuda_conv_expand_dw.cu, the
+ * shapes that kernel suits; it never stores the expanded tensor) and depthwise 3x3 + projection
+ * 1x1 (cuda_conv_dw_project.cu, the whole-row shapes where it measured faster; it never stores
+ * the depthwise output). Both are what the unfused path would write and read back.
  */
 #include <math.h>
 #include <stdio.h>
