@@ -61,16 +61,18 @@ void cuda_set_conv_path(Ctx *ctx, CudaConvPath path);
  * cuDNN's grouped 3-D kernel ran ~100x below the memory roofline on H100, research/ecosystem.md). */
 void cuda_set_depthwise_custom(Ctx *ctx, bool on);
 
-/* FP32: 1x1 convolutions (stride 1, no padding, groups 1) and stem convolutions (<= 4 input
- * channels, 3x3 or 7x7 at stride 2) on focusbench's own kernels with the bias, residual and
- * activation inside (kernels/cuda/cuda_conv1x1.cu, cuda_conv_stem.cu) instead of cuDNN plus a
- * separate epilogue pass; with autotuning on, per shape whichever timed faster. Default on
- * (FOCUSBENCH_CUSTOM_CONVS=0 in the environment turns it off at creation). Applies to the fused
+/* FP32: 1x1 convolutions (no padding, groups 1), dense 2-D 3x3 convolutions and stem convolutions
+ * (<= 4 input channels, 3x3 or 7x7 at stride 2) on focusbench's own kernels with the bias, residual
+ * and activation inside (kernels/cuda/cuda_conv_sgemm.cu, cuda_conv_stem.cu) instead of cuDNN plus
+ * a separate epilogue pass; with autotuning on, per shape whichever timed faster, without it a rule
+ * (the 3x3s only from 128 output channels). Default on (FOCUSBENCH_CUSTOM_CONVS=0 in the
+ * environment turns it off at creation, FOCUSBENCH_CONV3X3=0 only for the 3x3s). Applies to the fused
  * conv op (inference); training keeps cuDNN. */
 void cuda_set_conv_custom(Ctx *ctx, bool on);
 bool cuda_get_conv_custom(const Ctx *ctx);
-/* The kernel's tile configs: how many; cuda_set_conv1x1_config forces one (0 .. count-1) for
- * every such conv, -1 (the default) lets the rule or the timing choose. For tests. */
+/* The SGEMM kernel's tile configs: how many; cuda_set_conv1x1_config forces one (0 .. count-1)
+ * for every 1x1 and 3x3 conv it suits, -1 (the default) lets the rule or the timing choose. For
+ * tests (and FOCUSBENCH_CONV1X1_CONFIG=N). */
 int cuda_conv1x1_configs(void);
 void cuda_set_conv1x1_config(Ctx *ctx, int cfg);
 /* op_conv2d_expand_dw at FP32 runs fused for the shapes where that paid (stride-2 depthwise at

@@ -1,20 +1,20 @@
 /* cuda_conv_custom.c — which FP32 forward convolutions run on focusbench's own kernels instead of
- * cuDNN: the 1x1 SGEMM kernel (cuda_conv1x1.cu) and the stem kernel (cuda_conv_stem.cu). Both
- * carry the bias, the residual and the activation inside; cuDNN's strict-FP32 engines need a
- * separate epilogue pass over y after them.
+ * cuDNN: the SGEMM kernel for 1x1s and dense 3x3s (cuda_conv_sgemm.cu) and the stem kernel
+ * (cuda_conv_stem.cu). Both carry the bias, the residual and the activation inside; cuDNN's
+ * strict-FP32 engines need a separate epilogue pass over y after them.
  *
  * The choice, per shape, is recorded in the shape's cuDNN forward plan (cuda_conv.c):
- *   - autotuning off (the default outside `profile`): the kernel, with its default config, so
- *     that what runs never depends on timing noise;
+ *   - autotuning off (the default outside `profile`): the kernel's default config (for 3x3s a
+ *     rule by K that may say cuDNN), so that what runs never depends on timing noise;
  *   - autotuning on: on the shape's first fused call, cuDNN's autotuned plan plus the epilogue
  *     pass is timed against every config of the kernel on this call's buffers, and the fastest
  *     is kept (-1 = cuDNN). Timing is skipped while a CUDA graph is captured or the arenas are
  *     frozen; the shape's eager planning pass decides first.
  * Off entirely with cuda_set_conv_custom(ctx, false) / FOCUSBENCH_CUSTOM_CONVS=0; cuda_set_conv1x1_config
- * forces a 1x1 config (tests).
+ * forces an SGEMM config (tests); FOCUSBENCH_CONV3X3=0 keeps the 3x3s on cuDNN.
  *
- * Inputs whose own conv left its epilogue pending (cuda_layout.c) are read raw by the 1x1 kernel,
- * which applies that epilogue as it loads them; the stem kernel reads the canonical form.
+ * Inputs whose own conv left its epilogue pending (cuda_layout.c) are read raw by the 1x1s, which
+ * apply that epilogue as they load them; the 3x3s and the stem kernel read the canonical form.
  *
  * Also here: the backend slots of the two fused MobileNetV2 ops, taken at FP32 under the same
  * switch and by a fixed rule, no timing: expand 1x1 + depthwise 3x3 (cuda_conv_expand_dw.cu, the
@@ -41,7 +41,7 @@ typedef struct {
 static bool conv1x1_launch(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
                            const float *r, int act, float *y)
 {
-    return cuda_launch_conv1x1(ctx, cfg, g, x, w, b, r, act, y, NULL, NULL);
+    return cuda_launch_conv_sgemm(ctx, cfg, g, x, w, b, r, act, y, NULL, NULL);
 }
 
 static int stem_configs(void) { return 1; }
@@ -60,6 +60,8 @@ static bool stem_launch(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, co
 
 static const CustomKernel CONV1X1 = {"conv1x1", cuda_conv1x1_configs, cuda_conv1x1_config_name,
                                      cuda_conv1x1_default_config, conv1x1_launch};
+static const CustomKernel CONV3X3 = {"conv3x3", cuda_conv1x1_configs, cuda_conv1x1_config_name,
+                                     cuda_conv3x3_default_config, conv1x1_launch};
 static const CustomKernel STEM = {"stem conv", stem_configs, stem_config_name, stem_default_config, stem_launch};
 
 /* A config of a kernel on given buffers (the timed run). */
@@ -84,7 +86,7 @@ static int choose(Ctx *ctx, const CustomKernel *k, const ConvGeom *g, const Tens
                   const float *b, const Tensor *rt, int act, float *y)
 {
     CudaState *st = cuda_state(ctx);
-    if (k == &CONV1X1 && st->conv1x1_force >= 0)
+    if ((k == &CONV1X1 || k == &CONV3X3) && st->conv1x1_force >= 0)
         return st->conv1x1_force;
     bool has_cudnn = false, ok = true;
     int *decision = cuda_conv_custom_decision(ctx, g, &has_cudnn);
@@ -93,6 +95,8 @@ static int choose(Ctx *ctx, const CustomKernel *k, const ConvGeom *g, const Tens
     if (*decision != CUDA_CUSTOM_UNDECIDED)
         return *decision;
     int cfg = k->default_config(g);
+    if (cfg < 0 && !has_cudnn) /* the kernel's rule would leave it to cuDNN, which has no plan for it */
+        cfg = 0;
     if (!st->conv_autotune || !has_cudnn || !cuda_tuning_allowed(ctx, &ok)) {
         if (ok && (!st->conv_autotune || !has_cudnn)) /* with autotuning on, a later call times it */
             *decision = cfg;
@@ -137,7 +141,10 @@ bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, cons
     const float *pw = tensor_f32(w);
     if (!st->conv_custom || st->conv_path != CUDA_CONV_AUTO || st->precision != CUDA_PRECISION_FP32)
         return false;
-    const CustomKernel *k = cuda_conv1x1_suits(g, pw) ? &CONV1X1 : cuda_conv_stem_suits(g) ? &STEM : NULL;
+    const CustomKernel *k = cuda_conv1x1_suits(g, pw)   ? &CONV1X1
+                            : cuda_conv_stem_suits(g)    ? &STEM
+                            : st->conv3x3 && cuda_conv3x3_suits(g, pw) ? &CONV3X3
+                                                        : NULL;
     if (!k)
         return false;
     const float *pb = b ? tensor_f32(b) : NULL;
@@ -163,7 +170,7 @@ bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, cons
     if (!have_re)
         cuda_layout_in(ctx, residual);
     if (k == &CONV1X1)
-        ran = cuda_launch_conv1x1(ctx, cfg, g, px, pw, pb, pr, act, py, have_xe ? &xe : NULL, have_re ? &re : NULL);
+        ran = cuda_launch_conv_sgemm(ctx, cfg, g, px, pw, pb, pr, act, py, have_xe ? &xe : NULL, have_re ? &re : NULL);
     else
         ran = k->launch(ctx, cfg, g, px, pw, pb, pr, act, py);
     if (ran)

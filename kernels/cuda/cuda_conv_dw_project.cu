@@ -17,7 +17,7 @@
  * Rounding is that of the unfused path on the GPU, to the bit: the depthwise sum starts at bd and
  * adds the taps in (kh, kw) order with fmaf, rows outside the image skipped and columns outside it
  * read as 0 (dw3x3_forward_kernel, cuda_conv_fused.cu), then act_d; the projection sums c = 0 …
- * Ce−1 with fmaf from 0, then adds bp, then r, then act_p (conv1x1_kernel, cuda_conv1x1.cu).
+ * Ce−1 with fmaf from 0, then adds bp, then r, then act_p (conv_sgemm_kernel, cuda_conv_sgemm.cu).
  *
  * Two kernels, one product (the 1x1 kernel's: a TM×TN sub-tile of y per thread from 16-byte
  * shared-memory loads, wp's step loaded into registers one step ahead):
@@ -80,7 +80,7 @@ struct DpRows {
 };
 
 /* acc[TM][TN] += As (DP_BK × BM) ᵀ· Ds (DP_BK × BN) for this thread's rows (DpRows) and columns
- * tx·4 … (groups of four spread over the tile, as in conv1x1_kernel). */
+ * tx·4 … (groups of four spread over the tile, as in conv_sgemm_kernel). */
 template <int BM, int BN, int TM, int TN>
 __device__ static inline void dp_product(float (&acc)[TM][TN], const float (*As)[BM], const float (*Ds)[BN], int ty,
                                          int tx)

@@ -12,7 +12,7 @@
  * depthwise conv from there. The tile's halo is expanded twice (by the neighbouring tiles too).
  *
  * Rounding is that of the unfused path on the GPU: the expand sums c = 0 … Cin−1 in FFMA from 0,
- * adds be, applies act_e (as cuda_conv1x1.cu); the depthwise sum starts at bd and adds the taps
+ * adds be, applies act_e (as cuda_conv_sgemm.cu); the depthwise sum starts at bd and adds the taps
  * row by row, skipping rows outside the image, as dw3x3_forward_kernel does, then act_d. An
  * epilogue still pending on x (its conv deferred it, cuda_layout.c) is applied to x as it is read.
  *

@@ -86,8 +86,9 @@ typedef struct CudaState {
     bool verbose; /* FOCUSBENCH_CUDA_VERBOSE=1: print each new conv / GEMM plan on stderr */
     bool conv_autotune; /* time the candidate cuDNN plans of each new conv shape (cuda_conv.c) */
     bool conv_nondeterministic; /* cuDNN engines whose results vary run to run are acceptable */
-    bool conv_custom;           /* FP32 1x1 and stem convs on cuda_conv1x1.cu's / cuda_conv_stem.cu's kernels */
-    int conv1x1_force;          /* >= 0: that tile config of the kernel for every such conv */
+    bool conv_custom;           /* FP32 1x1, 3x3 and stem convs on cuda_conv_sgemm.cu's / cuda_conv_stem.cu's kernels */
+    bool conv3x3;               /* ... the 3x3s among them (off: those on cuDNN; A/B runs) */
+    int conv1x1_force;          /* >= 0: that tile config of the SGEMM kernel for every conv it runs */
     bool expand_dw_all;         /* the fused expand + depthwise kernel for every shape it suits (tests) */
     CudaDwProjectMode dw_project; /* FP32 depthwise + projection: unfused, fused by the rule, or always */
     CudaSkinnyMode skinny_linear; /* FP32 few-row linear forwards: cuBLASLt or the skinny kernel */
@@ -447,19 +448,28 @@ bool cuda_launch_expand_dw(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, con
                            const CudaPendingEpilogue *xe, const float *we, const float *be, int e_act, const float *wd,
                            const float *bd, int d_act, float *z);
 
-/* ---- cuda_conv1x1.cu (FP32 1x1 convolutions as one SGEMM with the epilogue inside) -------- */
+/* ---- cuda_conv_sgemm.cu (FP32 1x1 and 3x3 convolutions as one SGEMM, the epilogue inside) -- */
 /* A 1x1 conv the kernel takes: stride 1, no padding, groups 1, C % 4 == 0, w 16-byte aligned,
  * N·C·S and N·K·S below 2^31. */
 bool cuda_conv1x1_suits(const ConvGeom *g, const float *w);
+/* A 3x3 conv the same kernel takes as an implicit GEMM over 9·C rows (cuda_launch_conv_sgemm with
+ * xe NULL): 2-D (T = 1), any stride and padding, dilation 1, groups 1, C % 4 == 0, w 16-byte
+ * aligned, N·C·H·W and N·K·Ho·Wo below 2^31. */
+bool cuda_conv3x3_suits(const ConvGeom *g, const float *w);
 /* The tile configs (how many: cuda_conv1x1_configs in cuda_backend.h): a name for each, and the
  * one used without timing. */
 const char *cuda_conv1x1_config_name(int cfg);
 int cuda_conv1x1_default_config(const ConvGeom *g);
-/* y (N, K, S) = act((conv1x1(x', w) + b[k]) + r') (b, r may be NULL; act an OpAct value), where
- * x' = x, or x with its pending epilogue xe applied as it is read, and r' likewise with re. */
-bool cuda_launch_conv1x1(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
-                         const float *r, int act, float *y, const CudaPendingEpilogue *xe,
-                         const CudaPendingEpilogue *re);
+/* A 3x3's config without timing, -1 for cuDNN: the 128x128 tiles for K >= 128, where they ran
+ * faster than cuDNN plus its epilogue on the H100 (ResNet-50's 3x3s from 128 channels on, both
+ * strides; at 64 channels cuDNN was faster; call session11c). */
+int cuda_conv3x3_default_config(const ConvGeom *g);
+/* y (N, K, S) = act((conv(x', w) + b[k]) + r') for a 1x1 or 3x3 conv g (b, r may be NULL; act an
+ * OpAct value), where x' = x, or for a 1x1 x with its pending epilogue xe applied as it is read,
+ * and r' likewise with re. */
+bool cuda_launch_conv_sgemm(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
+                            const float *r, int act, float *y, const CudaPendingEpilogue *xe,
+                            const CudaPendingEpilogue *re);
 
 /* ---- cuda_conv_stem.cu (FP32 stem convolutions: few input channels, stride 2) ------------ */
 /* 2-D, square 3x3 or 7x7 filter, stride 2, dilation 1, groups 1, C <= 4, K in {16, 32, 64}. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_h100_conv1x1_ncu.sh TAG [CONFIGS] [GROUPS] — one device call on the H100 for the fp32 1x1
-# SGEMM kernel (kernels/cuda/cuda_conv1x1.cu) and the depthwise kernel: the GPU tests of GROUPS
+# SGEMM kernel (kernels/cuda/cuda_conv_sgemm.cu) and the depthwise kernel: the GPU tests of GROUPS
 # (default cuda_fused), a verbose planning run of actnet-p128 at fp32, batch 32 (plans.txt: per 1x1
 # shape, cuDNN + its epilogue pass and every config, timed), the profile at batch 32 with CUPTI,
 # then Nsight Compute (clock control off: the clocks are left alone) on 1x1 launches of an untuned
@@ -31,7 +31,7 @@ METRICS='regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp
 UNTUNED=(profile --preset actnet-p128 --device cuda --precision fp32 --batch 32 --no-autotune --mode eager --no-cupti --repeats 1 --min-time 0 --warmup 0)
 for cfg in $configs; do
   el "ncu, config $cfg forced, untuned pass: 1x1 launches"
-  FOCUSBENCH_CONV1X1_CONFIG=$cfg timeout 200 "$NCU" --clock-control none -k regex:conv1x1_kernel --launch-count 48 \
+  FOCUSBENCH_CONV1X1_CONFIG=$cfg timeout 200 "$NCU" --clock-control none -k regex:conv_sgemm_kernel --launch-count 48 \
     --metrics "$METRICS" --csv --page raw $B "${UNTUNED[@]}" > "$OUT/r/ncu_cfg$cfg.csv" 2> "$OUT/r/ncu_cfg$cfg.err"
   echo "ncu cfg $cfg rc=$? ($(wc -l < "$OUT/r/ncu_cfg$cfg.csv") lines)"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_h100_fp32_gemm.sh TAG [GROUPS] — one device call on the H100 for the fp32 inference work of
-# session 7: the GPU test groups that cover the fp32 1x1 SGEMM kernel (kernels/cuda/cuda_conv1x1.cu)
+# session 7: the GPU test groups that cover the fp32 1x1 SGEMM kernel (kernels/cuda/cuda_conv_sgemm.cu)
 # and the wider cuDNN autotuning (default: cuda_fused cuda_models cuda_pass), then actnet-p128 at
 # fp32, batch 32, with CUPTI (per-component and per-kernel split): the default (each 1x1 shape on
 # the kernel or on cuDNN, whichever timed faster) and --no-custom-convs (cuDNN for every conv), plus

@@ -57,7 +57,7 @@ static const FusedCase CASES[] = {
      * cases above with P % 4 != 0 exercise quads straddling two planes) */
     {"dense 1x1 8x8 planes, bias + residual + ReLU6", 2, 16, 24, 8, 8, 1, 1, 0, 1, true, true, OP_ACT_RELU6},
     {"dense 3x3 12x12 planes, bias, ReLU", 3, 8, 20, 12, 12, 3, 1, 1, 1, true, false, OP_ACT_RELU},
-    /* the FP32 1x1s run on the SGEMM kernel (cuda_conv1x1.cu): every epilogue it carries */
+    /* the FP32 1x1s run on the SGEMM kernel (cuda_conv_sgemm.cu): every epilogue it carries */
     {"dense 1x1, bias + ReLU (bottleneck start)", 3, 40, 20, 6, 6, 1, 1, 0, 1, true, false, OP_ACT_RELU},
     {"dense 1x1, no bias, no act", 2, 16, 8, 5, 5, 1, 1, 0, 1, false, false, OP_ACT_NONE},
     {"dense 1x1, residual + ReLU, no bias", 2, 24, 32, 4, 4, 1, 1, 0, 1, false, true, OP_ACT_RELU},
@@ -140,26 +140,35 @@ static void test_fused_conv_epilogues(void **state)
     gpu_end(e);
 }
 
-/* The FP32 1x1 kernel (cuda_conv1x1.cu), every tile config forced in turn, then the autotuned
- * choice, against the CPU: shapes that leave partial tiles in both dims, planes of S % 4 != 0 (the
- * one-column loads and stores), C not a multiple of the reduction step, a column tile spanning
- * several images, and every epilogue; each result repeated bit for bit. */
+/* The FP32 SGEMM kernel (cuda_conv_sgemm.cu) on 1x1 and 3x3 convs, every tile config forced in
+ * turn, then the autotuned choice, against the CPU: shapes that leave partial tiles in both dims,
+ * planes of S % 4 != 0 (the one-column loads and stores), C not a multiple of the reduction step, a
+ * column tile spanning several images, every epilogue, and for 3x3 the padding taps of every
+ * border, strides 1 and 2, no padding; each result repeated bit for bit. */
 typedef struct {
     int N, C, K, H, W, stride;
     bool bias, residual;
     int act;
+    int k, pad; /* filter side and padding */
 } PointwiseCase;
 
 static const PointwiseCase PW_CASES[] = {
-    {3, 12, 20, 7, 7, 1, true, true, OP_ACT_RELU},     /* S = 49, K a partial tile, C = 12 */
-    {2, 36, 130, 4, 4, 1, true, false, OP_ACT_RELU6},  /* S = 16: a column tile spans images */
-    {5, 260, 33, 5, 3, 1, false, true, OP_ACT_NONE},   /* S = 15, C = 260 (a half reduction step) */
-    {2, 64, 256, 16, 16, 1, true, true, OP_ACT_RELU},  /* full tiles, 16-byte paths */
-    {1, 8, 8, 1, 1, 1, true, false, OP_ACT_NONE},      /* one column */
+    {3, 12, 20, 7, 7, 1, true, true, OP_ACT_RELU, 1, 0},     /* S = 49, K a partial tile, C = 12 */
+    {2, 36, 130, 4, 4, 1, true, false, OP_ACT_RELU6, 1, 0},  /* S = 16: a column tile spans images */
+    {5, 260, 33, 5, 3, 1, false, true, OP_ACT_NONE, 1, 0},   /* S = 15, C = 260 (a half reduction step) */
+    {2, 64, 256, 16, 16, 1, true, true, OP_ACT_RELU, 1, 0},  /* full tiles, 16-byte paths */
+    {1, 8, 8, 1, 1, 1, true, false, OP_ACT_NONE, 1, 0},      /* one column */
     /* stride 2 (ResNet's downsample): x read one column at a time */
-    {2, 64, 256, 16, 16, 2, true, true, OP_ACT_NONE},  /* S = 64: y and r 16 bytes at a time */
-    {3, 20, 36, 9, 11, 2, true, false, OP_ACT_RELU},   /* odd sides: 5 x 6 outputs */
-    {2, 16, 24, 7, 8, 3, false, true, OP_ACT_RELU6},   /* stride 3 */
+    {2, 64, 256, 16, 16, 2, true, true, OP_ACT_NONE, 1, 0},  /* S = 64: y and r 16 bytes at a time */
+    {3, 20, 36, 9, 11, 2, true, false, OP_ACT_RELU, 1, 0},   /* odd sides: 5 x 6 outputs */
+    {2, 16, 24, 7, 8, 3, false, true, OP_ACT_RELU6, 1, 0},   /* stride 3 */
+    /* 3x3 as an implicit GEMM (rows c·9 + tap) */
+    {2, 8, 20, 7, 9, 1, true, false, OP_ACT_RELU, 3, 1},       /* S = 63, partial tiles */
+    {3, 12, 64, 8, 8, 1, true, true, OP_ACT_RELU6, 3, 1},      /* S = 64: 16-byte y and r */
+    {2, 64, 130, 16, 16, 2, true, false, OP_ACT_RELU, 3, 1},   /* stride 2 (ResNet v1.5) */
+    {2, 20, 36, 9, 11, 2, false, true, OP_ACT_NONE, 3, 1},     /* odd sides: 5 x 6 outputs */
+    {2, 4, 8, 6, 5, 1, true, false, OP_ACT_NONE, 3, 0},        /* no padding: 4 x 3 outputs */
+    {1, 36, 12, 3, 3, 1, true, false, OP_ACT_RELU, 3, 2},      /* padding 2: taps off every side */
 };
 
 /* ResNet's bottleneck tail at FP32: a 3x3 stride-2 conv (bias, ReLU) and a 1x1 stride-2
@@ -188,10 +197,10 @@ static void test_conv1x1_pending_inputs(void **state)
         const Tol tol = gpu_tol_for(CUDA_PRECISION_FP32);
         for (int defer = 1; defer >= 0; defer--) {
             cuda_set_defer_epilogue(e->gpu, defer);
-            cuda_set_conv_custom(e->gpu, false);
+            cuda_set_conv_custom(e->gpu, false); /* both on cuDNN (the 3x3 would take the SGEMM kernel) */
             Tensor *ds = op_conv2d_bias_act(e->gpu, dx, dwd, dbd, NULL, 2, 0, 1, OP_ACT_NONE);
-            cuda_set_conv_custom(e->gpu, true);
             Tensor *h = op_conv2d_bias_act(e->gpu, dx, dw2, db2, NULL, 2, 1, 1, OP_ACT_RELU);
+            cuda_set_conv_custom(e->gpu, true);
             Tensor *y = op_conv2d_bias_act(e->gpu, h, dw3, db3, ds, 1, 0, 1, OP_ACT_RELU);
             char what[256];
             snprintf(what, sizeof what, "%dx%d, deferral %s: the 1x1's output [%s]", H, W, defer ? "on" : "off",
@@ -257,7 +266,9 @@ static void test_expand_dw_kernel(void **state)
         Tensor *want = op_conv2d_expand_dw(e->cpu, xc, we, be, c->act_e, wd, bd, c->stride, c->act_d);
         Tensor *dx0 = gd(e, x0), *dw0 = gd(e, w0), *db0 = gd(e, b0), *dwe = gd(e, we), *dbe = gd(e, be);
         Tensor *dwd = gd(e, wd), *dbd = gd(e, bd);
+        cuda_set_conv_custom(e->gpu, false); /* the 3x3 on cuDNN, which defers its epilogue */
         Tensor *dx = c->pending_x ? op_conv2d_bias_act(e->gpu, dx0, dw0, db0, NULL, 1, 1, 1, OP_ACT_NONE) : dx0;
+        cuda_set_conv_custom(e->gpu, true);
         Tensor *got = op_conv2d_expand_dw(e->gpu, dx, dwe, dbe, c->act_e, dwd, dbd, c->stride, c->act_d);
         char what[256];
         snprintf(what, sizeof what, "expand+dw N%d C%d E%d %dx%d s%d acts %d/%d%s [%s]", c->N, c->C, c->E, c->H, c->W,
@@ -361,7 +372,9 @@ static void test_dw_project_kernel(void **state)
         Tensor *want = op_conv2d_dw_project(e->cpu, xc, wd, bd, c->stride, c->act_d, wp, bp, r, OP_ACT_NONE);
         Tensor *dx0 = gd(e, x0), *dw0 = gd(e, w0), *db0 = gd(e, b0), *dwd = gd(e, wd), *dbd = gd(e, bd);
         Tensor *dwp = gd(e, wp), *dbp = gd(e, bp), *dr = r ? gd(e, r) : NULL;
+        cuda_set_conv_custom(e->gpu, false); /* the 3x3 on cuDNN, which defers its epilogue */
         Tensor *dx = c->pending_x ? op_conv2d_bias_act(e->gpu, dx0, dw0, db0, NULL, 1, 1, 1, OP_ACT_NONE) : dx0;
+        cuda_set_conv_custom(e->gpu, true);
         Tensor *got = op_conv2d_dw_project(e->gpu, dx, dwd, dbd, c->stride, c->act_d, dwp, dbp, dr, OP_ACT_NONE);
         char what[256];
         snprintf(what, sizeof what, "dw+project N%d E%d K%d %dx%d s%d act %d%s%s [%s]", c->N, c->E, c->K, c->H, c->W,
@@ -416,19 +429,21 @@ static void test_dw_project_kernel(void **state)
     gpu_end(e);
 }
 
-static void test_conv1x1_kernel(void **state)
+static void test_conv_sgemm_kernel(void **state)
 {
-    GpuEnv *e = gpu_begin(state, "FP32 1x1 SGEMM kernel: every tile config and the autotuned choice vs CPU");
+    GpuEnv *e = gpu_begin(state, "FP32 SGEMM conv kernel (1x1, 3x3): every tile config and the autotuned choice vs CPU");
     int n_cfg = cuda_conv1x1_configs();
     for (size_t ci = 0; ci < sizeof PW_CASES / sizeof PW_CASES[0]; ci++) {
         const PointwiseCase *pc = &PW_CASES[ci];
-        int st = pc->stride, Ho = (pc->H - 1) / st + 1, Wo = (pc->W - 1) / st + 1;
-        ConvGeom g = {.N = pc->N, .C = pc->C, .K = pc->K, .T = 1, .H = pc->H, .W = pc->W, .kt = 1, .kh = 1, .kw = 1,
-                      .To = 1, .Ho = Ho, .Wo = Wo, .st = 1, .sh = st, .sw = st, .dt = 1, .dh = 1, .dw = 1,
-                      .groups = 1};
+        int k = pc->k, st = pc->stride, Ho = (pc->H + 2 * pc->pad - k) / st + 1,
+            Wo = (pc->W + 2 * pc->pad - k) / st + 1;
+        ConvGeom g = {.N = pc->N, .C = pc->C, .K = pc->K, .T = 1, .H = pc->H, .W = pc->W, .kt = 1, .kh = k, .kw = k,
+                      .To = 1, .Ho = Ho, .Wo = Wo, .st = 1, .sh = st, .sw = st, .ph = pc->pad, .pw = pc->pad,
+                      .dt = 1, .dh = 1, .dw = 1, .groups = 1};
+        const char *kernel = k == 1 ? "conv1x1 kernel" : "conv3x3 kernel";
         uint64_t seed = 9500 + 10 * ci;
         Tensor *x = gh_rand(e, seed, -2, 3, DIMS(g.N, g.C, 1, g.H, g.W));
-        Tensor *w = gh_rand(e, seed + 1, -1, 1, DIMS(g.K, g.C, 1, 1, 1));
+        Tensor *w = gh_rand(e, seed + 1, -1, 1, DIMS(g.K, g.C, 1, k, k));
         Tensor *b = pc->bias ? gh_rand(e, seed + 2, -1, 2, DIMS(g.K)) : NULL;
         Tensor *r = pc->residual ? gh_rand(e, seed + 3, -2, 2, DIMS(g.N, g.K, 1, Ho, Wo)) : NULL;
         Tensor *y = gh(e, DTYPE_F32, DIMS(g.N, g.K, 1, Ho, Wo));
@@ -440,12 +455,12 @@ static void test_conv1x1_kernel(void **state)
             Tensor *yd = gd_nan_like(e, y), *yd2 = gd_nan_like(e, y);
             GPU(conv_bias_act_forward, &g, dx, dw, db, dr, pc->act, yd);
             char what[256];
-            snprintf(what, sizeof what, "1x1 N%d C%d K%d %dx%d stride %d%s%s act %d, %s [%s]", g.N, g.C, g.K, g.H,
-                     g.W, st, pc->bias ? " bias" : "", pc->residual ? " residual" : "", pc->act,
+            snprintf(what, sizeof what, "%dx%d N%d C%d K%d %dx%d stride %d pad %d%s%s act %d, %s [%s]", k, k, g.N, g.C,
+                     g.K, g.H, g.W, st, pc->pad, pc->bias ? " bias" : "", pc->residual ? " residual" : "", pc->act,
                      v < n_cfg ? "forced config" : "autotuned", cuda_last_conv_info(e->gpu));
             gpu_expect_ok(e, what);
             gpu_expect_close(e, what, yd, y, gpu_tol_for(CUDA_PRECISION_FP32));
-            if (v < n_cfg && !strstr(cuda_last_conv_info(e->gpu), "conv1x1 kernel")) {
+            if (v < n_cfg && !strstr(cuda_last_conv_info(e->gpu), kernel)) {
                 printf("  FAIL %s: the forced config did not run\n", what);
                 e->failures++;
             }
@@ -763,7 +778,7 @@ int test_group_cuda_fused(int *total)
         cmocka_unit_test(test_resident_depthwise),
         cmocka_unit_test(test_bf16_kept_conv_input),
         cmocka_unit_test(test_deferred_epilogue),
-        cmocka_unit_test(test_conv1x1_kernel),
+        cmocka_unit_test(test_conv_sgemm_kernel),
         cmocka_unit_test(test_conv1x1_pending_inputs),
         cmocka_unit_test(test_expand_dw_kernel),
         cmocka_unit_test(test_dw_project_kernel),
