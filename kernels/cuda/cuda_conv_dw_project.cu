@@ -41,6 +41,7 @@
  * aligned, stride 1 or 2, N·Ce·H·W and N·Co·Ho·Wo below 2^31.
  */
 #include "kernels/cuda/cuda_kernels.cuh"
+#include "kernels/cuda/sgemm_tile.cuh"
 
 enum { DP_BK = 8 }; /* expanded channels per reduction step */
 
@@ -71,47 +72,6 @@ struct DpWeights {
     }
 };
 
-/* A thread's rows of the tile come in groups of RG = min(TM, 4) adjacent rows, GM groups spread
- * over the tile: rows gm·(BM / GM) + ty·RG + e. */
-template <int TM>
-struct DpRows {
-    static constexpr int RG = TM < 4 ? TM : 4, GM = TM / RG;
-    static_assert(TM == 2 || TM % 4 == 0, "row groups of two or four");
-};
-
-/* acc[TM][TN] += As (DP_BK × BM) ᵀ· Ds (DP_BK × BN) for this thread's rows (DpRows) and columns
- * tx·4 … (groups of four spread over the tile, as in conv_sgemm_kernel). */
-template <int BM, int BN, int TM, int TN>
-__device__ static inline void dp_product(float (&acc)[TM][TN], const float (*As)[BM], const float (*Ds)[BN], int ty,
-                                         int tx)
-{
-    constexpr int RG = DpRows<TM>::RG, GM = DpRows<TM>::GM, GN = TN / 4;
-#pragma unroll
-    for (int k = 0; k < DP_BK; k++) {
-        float a[TM], bv[TN];
-#pragma unroll
-        for (int gm = 0; gm < GM; gm++) {
-            const float *ap = &As[k][gm * (BM / GM) + ty * RG];
-            if (RG == 4) {
-                float4 q = *reinterpret_cast<const float4 *>(ap);
-                a[4 * gm] = q.x, a[4 * gm + 1] = q.y, a[4 * gm + 2] = q.z, a[4 * gm + 3] = q.w;
-            } else {
-                float2 q = *reinterpret_cast<const float2 *>(ap);
-                a[2 * gm] = q.x, a[2 * gm + 1] = q.y;
-            }
-        }
-#pragma unroll
-        for (int gn = 0; gn < GN; gn++) {
-            float4 q = *reinterpret_cast<const float4 *>(&Ds[k][gn * (BN / GN) + tx * 4]);
-            bv[4 * gn] = q.x, bv[4 * gn + 1] = q.y, bv[4 * gn + 2] = q.z, bv[4 * gn + 3] = q.w;
-        }
-#pragma unroll
-        for (int i = 0; i < TM; i++)
-#pragma unroll
-            for (int j = 0; j < TN; j++)
-                acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
-    }
-}
 
 /* y[o] = act_p((v + bias) + r[o]) for four adjacent outputs (16-byte when vec) or the first `n`. */
 __device__ static inline void dp_store4(float *__restrict__ y, const float *__restrict__ r, size_t o, const float *a4,
@@ -345,12 +305,12 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
         }
         *reinterpret_cast<float4 *>(&Ds[t & 1][kk][4 * pg]) = d;
         __syncthreads(); /* also: every thread is done reading stage t % DR_STAGES before it is refilled */
-        dp_product<BM, DR_BN, TM, TN>(acc, As[t & 1], Ds[t & 1], ty, tx);
+        ck_tile_product<DP_BK, BM, DR_BN, TM, TN>(acc, As[t & 1], Ds[t & 1], ty, tx);
     }
 
     /* epilogue: the tile's pixel p is the image's position ho0·Wo + p (whole rows); four
      * outputs move as one 16-byte store when vec_out (R·Wo, So % 4 == 0 and y, r aligned) */
-    constexpr int RG = DpRows<TM>::RG, GM = DpRows<TM>::GM, GN = TN / 4;
+    constexpr int RG = TileRows<TM>::RG, GM = TileRows<TM>::GM, GN = TN / 4;
     const int So = g.So, tile_end = min(g.R, g.Ho - ho0) * g.Wo; /* tile_px, recomputed */
 #pragma unroll
     for (int gm = 0; gm < GM; gm++)
@@ -515,7 +475,7 @@ __global__ static void __launch_bounds__(DP_THREADS, 2)
         bool more = k0 + DP_BK < Ce;
         if (more)
             load(k0 + DP_BK);
-        dp_product<BM, DP_BN, TM, TN>(acc, As[buf], Ds[buf], ty, tx);
+        ck_tile_product<DP_BK, BM, DP_BN, TM, TN>(acc, As[buf], Ds[buf], ty, tx);
         if (more)
             store(buf ^ 1);
         __syncthreads();

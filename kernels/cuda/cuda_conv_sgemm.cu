@@ -37,6 +37,7 @@
  * otherwise; y and r four at a time when S % 4 == 0 and they are aligned.
  */
 #include "kernels/cuda/cuda_kernels.cuh"
+#include "kernels/cuda/sgemm_tile.cuh"
 
 template <int BM, int BN, int TM, int TN, int BK>
 struct C1Tile {
@@ -251,25 +252,7 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
         bool more = k0 + BK < R;
         if (more)
             load(k0 + BK);
-#pragma unroll
-        for (int kk = 0; kk < BK; kk++) {
-            float a[TM], bv[TN];
-#pragma unroll
-            for (int g = 0; g < T::GM; g++) {
-                float4 q = *reinterpret_cast<const float4 *>(&As[buf][kk][g * (BM / T::GM) + ty * 4]);
-                a[4 * g] = q.x, a[4 * g + 1] = q.y, a[4 * g + 2] = q.z, a[4 * g + 3] = q.w;
-            }
-#pragma unroll
-            for (int g = 0; g < T::GN; g++) {
-                float4 q = *reinterpret_cast<const float4 *>(&Bs[buf][kk][g * (BN / T::GN) + tx * 4]);
-                bv[4 * g] = q.x, bv[4 * g + 1] = q.y, bv[4 * g + 2] = q.z, bv[4 * g + 3] = q.w;
-            }
-#pragma unroll
-            for (int i = 0; i < TM; i++)
-#pragma unroll
-                for (int j = 0; j < TN; j++)
-                    acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
-        }
+        ck_tile_product<BK, BM, BN, TM, TN>(acc, As[buf], Bs[buf], ty, tx);
         if (more)
             store(buf ^ 1, k0 + BK);
         __syncthreads();
