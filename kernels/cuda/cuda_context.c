@@ -499,14 +499,15 @@ Ctx *cuda_ctx_create(uint64_t seed, CudaPrecision precision)
     st->conv_custom = !(conv_custom && strcmp(conv_custom, "0") == 0);
     const char *conv3x3 = getenv("FOCUSBENCH_CONV3X3"); /* "0": the dense 3x3s on cuDNN (A/B runs) */
     st->conv3x3 = !(conv3x3 && strcmp(conv3x3, "0") == 0);
-    /* "N": tile config N of the 1x1 kernel for every 1x1 conv it suits (A/B runs, ncu) */
+    /* "N": tile config N of the SGEMM kernel for every 1x1 and 3x3 conv it runs (A/B runs, ncu) */
     const char *force = getenv("FOCUSBENCH_CONV1X1_CONFIG");
     char *end = NULL;
     long forced = force ? strtol(force, &end, 10) : -1;
     bool force_ok = end && end != force && *end == '\0' && forced >= 0 && forced < cuda_conv1x1_configs();
     st->conv1x1_force = force_ok ? (int)forced : -1;
     if (force && st->conv1x1_force < 0)
-        fprintf(stderr, "focusbench cuda: FOCUSBENCH_CONV1X1_CONFIG=%s ignored: the SGEMM conv kernel's configs are 0..%d\n",
+        fprintf(stderr,
+                "focusbench cuda: FOCUSBENCH_CONV1X1_CONFIG=%s ignored: the SGEMM conv kernel's configs are 0..%d\n",
                 force, cuda_conv1x1_configs() - 1);
     /* "1": the fused expand + depthwise kernel for every shape it suits (A/B runs against the rule) */
     st->expand_dw_all = env_flag("FOCUSBENCH_EXPAND_DW_ALL");

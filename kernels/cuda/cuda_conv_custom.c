@@ -38,8 +38,8 @@ typedef struct {
                    const float *r, int act, float *y);
 } CustomKernel;
 
-static bool conv1x1_launch(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
-                           const float *r, int act, float *y)
+static bool sgemm_launch(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, const float *w, const float *b,
+                         const float *r, int act, float *y)
 {
     return cuda_launch_conv_sgemm(ctx, cfg, g, x, w, b, r, act, y, NULL, NULL);
 }
@@ -59,9 +59,9 @@ static bool stem_launch(Ctx *ctx, int cfg, const ConvGeom *g, const float *x, co
 }
 
 static const CustomKernel CONV1X1 = {"conv1x1", cuda_conv1x1_configs, cuda_conv1x1_config_name,
-                                     cuda_conv1x1_default_config, conv1x1_launch};
+                                     cuda_conv1x1_default_config, sgemm_launch};
 static const CustomKernel CONV3X3 = {"conv3x3", cuda_conv1x1_configs, cuda_conv1x1_config_name,
-                                     cuda_conv3x3_default_config, conv1x1_launch};
+                                     cuda_conv3x3_default_config, sgemm_launch};
 static const CustomKernel STEM = {"stem conv", stem_configs, stem_config_name, stem_default_config, stem_launch};
 
 /* A config of a kernel on given buffers (the timed run). */
@@ -141,10 +141,10 @@ bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, cons
     const float *pw = tensor_f32(w);
     if (!st->conv_custom || st->conv_path != CUDA_CONV_AUTO || st->precision != CUDA_PRECISION_FP32)
         return false;
-    const CustomKernel *k = cuda_conv1x1_suits(g, pw)   ? &CONV1X1
-                            : cuda_conv_stem_suits(g)    ? &STEM
+    const CustomKernel *k = cuda_conv1x1_suits(g, pw)                  ? &CONV1X1
+                            : cuda_conv_stem_suits(g)                   ? &STEM
                             : st->conv3x3 && cuda_conv3x3_suits(g, pw) ? &CONV3X3
-                                                        : NULL;
+                                                                       : NULL;
     if (!k)
         return false;
     const float *pb = b ? tensor_f32(b) : NULL;
@@ -170,7 +170,8 @@ bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, cons
     if (!have_re)
         cuda_layout_in(ctx, residual);
     if (k == &CONV1X1)
-        ran = cuda_launch_conv_sgemm(ctx, cfg, g, px, pw, pb, pr, act, py, have_xe ? &xe : NULL, have_re ? &re : NULL);
+        ran = cuda_launch_conv_sgemm(ctx, cfg, g, px, pw, pb, pr, act, py, have_xe ? &xe : NULL,
+                                     have_re ? &re : NULL);
     else
         ran = k->launch(ctx, cfg, g, px, pw, pb, pr, act, py);
     if (ran)

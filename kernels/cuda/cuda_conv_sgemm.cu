@@ -4,15 +4,16 @@
  *
  *   y[n] (K×S) = act( w (K×C) · x[n] (C×S) + b + r[n] ),   S = To·Ho·Wo (x[n] at the strided positions),
  *
- * seen as one product over the N·S columns j = (n, s): column j of x is x[n, :, position of s]. A
- * 3x3 is the same product with w as K × 9C (its natural layout) and x's 9C rows gathered on the fly
- * (implicit GEMM: row c·9 + r·3 + s of column (n, ho, wo) is x[n, c, ho·sh − ph + r, wo·sw − pw + s],
- * zero in the padding); ResNet-50's 3x3s from 128 channels on ran 3-7 % faster than cuDNN's FFMA
- * engine plus its epilogue, and their readers no longer apply a pending epilogue (fp32 batch 32:
- * 56.26 -> 54.93 ms per pass, H100, call session11c). Why:
+ * seen as one product over the N·S columns j = (n, s): column j of x is x[n, :, position of s]. Why:
  * cuDNN's strict-FP32 engines leave the bias, the residual and the activation to a separate pass
  * over y (8 % of the fp32 pass at batch 32, H100), and cuBLASLt has no bias epilogue for the
  * row-major layout NCHW needs (tried in session 7: its heuristic returns no algorithm).
+ *
+ * A 3x3 is the same product with w as K × 9C (its natural layout) and x's 9C rows gathered on the
+ * fly (implicit GEMM: row c·9 + r·3 + s of column (n, ho, wo) is x[n, c, ho·sh − ph + r,
+ * wo·sw − pw + s], zero in the padding). ResNet-50's 3x3s from 128 channels on ran 3-7 % faster than
+ * cuDNN's FFMA engine plus its epilogue, and their readers no longer apply a pending epilogue (fp32
+ * batch 32: 56.26 -> 54.93 ms per pass, H100, call session11c).
  *
  * The kernel: a BM×BN tile of y per block, the reduction in steps of BK = 8 channels through
  * double-buffered shared memory (the next step's global loads in registers while the current one
@@ -31,8 +32,9 @@
  * have stored, which saves that pass (the 3x3 and strided convs of ResNet's blocks feed these
  * 1x1s).
  *
- * Requirements (cuda_conv1x1_suits): C % 4 == 0 (16-byte loads of w's rows), 16-byte aligned w,
- * N·C·Sin, N·K·S and K·C below 2^31 (32-bit indices in the main loop: fewer registers). x's
+ * Requirements (cuda_conv1x1_suits, cuda_conv3x3_suits): C % 4 == 0 (16-byte loads of w's rows),
+ * 16-byte aligned w, N·C·Sin, N·K·S and K·R below 2^31 (32-bit indices in the main loop: fewer
+ * registers). x's
  * columns move four at a time when S % 4 == 0, the stride is 1 and x is aligned, one at a time
  * otherwise; y and r four at a time when S % 4 == 0 and they are aligned.
  */
@@ -95,22 +97,23 @@ __device__ static inline int k3_tap_mask(const C1Shape &g, int hi0, int wi0)
     return mask;
 }
 
-/* XE: x arrives with a pending epilogue (1x1s only: a 3x3's padding must stay zero); VX: x's groups of four columns are read 16 bytes at a time
- * (sh.vec_x); RS: the residual tile is copied to shared memory (dynamic, BM·BN floats) with
- * cp.async when the block starts, so its loads overlap the whole product instead of stalling the
- * epilogue (r 16 bytes at a time, sh.vec). Compile-time switches: each kernel holds only its own
- * paths. K3: a 3x3 filter (any stride and padding, T = 1) as an implicit GEMM: row k = c·9 + r·3 + s
- * of the reduction reads x[n, c, ho·sh − ph + r, wo·sw − pw + s], zero outside the plane (x
- * canonical: no XE, no VX, no RS). */
+/* Compile-time switches, so that each kernel holds only its own paths. XE: x arrives with a
+ * pending epilogue (1x1s only: a 3x3's padding must stay zero). VX: x's groups of four columns are
+ * read 16 bytes at a time (sh.vec_x). RS: the residual tile is copied to shared memory (dynamic,
+ * BM·BN floats) with cp.async when the block starts, so its loads overlap the whole product
+ * instead of stalling the epilogue (r 16 bytes at a time, sh.vec). K3: a 3x3 filter (any stride
+ * and padding, T = 1) as an implicit GEMM: row k = c·9 + r·3 + s of the reduction reads
+ * x[n, c, ho·sh − ph + r, wo·sw − pw + s], zero outside the plane (x canonical: no XE, VX, RS). */
 template <int BM, int BN, int TM, int TN, int BK, int MINB, bool XE, bool VX, bool RS, bool K3>
 __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MINB)
     conv_sgemm_kernel(const float *__restrict__ x, const float *__restrict__ w, const float *__restrict__ b,
-                   const float *__restrict__ r, float *__restrict__ y, C1Shape sh, int act,
-                   const float *__restrict__ xb, int x_act, bool r_epi, const float *__restrict__ rb, int r_act)
+                      const float *__restrict__ r, float *__restrict__ y, C1Shape sh, int act,
+                      const float *__restrict__ xb, int x_act, bool r_epi, const float *__restrict__ rb, int r_act)
 {
     using T = C1Tile<BM, BN, TM, TN, BK>;
     static_assert(!K3 || (!XE && !VX && !RS), "the 3x3 path reads canonical x one column at a time");
-    const int C = sh.C, K = sh.K, S = sh.S, cols = sh.cols, m_tiles = sh.m_tiles, R = K3 ? sh.R : sh.C;
+    const int C = sh.C, K = sh.K, S = sh.S, cols = sh.cols, m_tiles = sh.m_tiles;
+    const int R = K3 ? sh.R : C; /* sh.R == C for a 1x1; the 1x1 kernels read one parameter less */
     const bool vec = sh.vec;
     __shared__ __align__(16) float As[2][BK][BM];
     __shared__ __align__(16) float Bs[2][BK][BN];

@@ -431,7 +431,8 @@ static void test_dw_project_kernel(void **state)
 
 static void test_conv_sgemm_kernel(void **state)
 {
-    GpuEnv *e = gpu_begin(state, "FP32 SGEMM conv kernel (1x1, 3x3): every tile config and the autotuned choice vs CPU");
+    GpuEnv *e =
+        gpu_begin(state, "FP32 SGEMM conv kernel (1x1, 3x3): every tile config and the autotuned choice vs CPU");
     int n_cfg = cuda_conv1x1_configs();
     for (size_t ci = 0; ci < sizeof PW_CASES / sizeof PW_CASES[0]; ci++) {
         const PointwiseCase *pc = &PW_CASES[ci];
