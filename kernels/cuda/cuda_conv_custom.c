@@ -64,6 +64,21 @@ static const CustomKernel CONV3X3 = {"conv3x3", cuda_conv1x1_configs, cuda_conv1
                                      cuda_conv3x3_default_config, sgemm_launch};
 static const CustomKernel STEM = {"stem conv", stem_configs, stem_config_name, stem_default_config, stem_launch};
 
+/* An input t (N, C, P) that a custom kernel may read raw: when t's own conv left its epilogue
+ * pending with this shape, that epilogue goes to *pe (the kernel applies it as it loads) and the
+ * result is true; otherwise (also when `raw_ok` is false) t is brought to its canonical form. */
+static bool pending_or_canonical(Ctx *ctx, const Tensor *t, bool raw_ok, int N, int C, int64_t P,
+                                 CudaPendingEpilogue *pe)
+{
+    const CudaPendingEpilogue *p = raw_ok && t ? cuda_epilogue_pending(ctx, t) : NULL;
+    if (p && p->N == N && p->K == C && p->P == P) {
+        *pe = *p;
+        return true;
+    }
+    cuda_layout_in(ctx, t);
+    return false;
+}
+
 /* A config of a kernel on given buffers (the timed run). */
 typedef struct {
     Ctx *ctx;
@@ -155,20 +170,9 @@ bool cuda_conv_custom_forward(Ctx *ctx, const ConvGeom *g, const Tensor *x, cons
     const float *px = tensor_f32(x), *pr = residual ? tensor_f32(residual) : NULL;
     bool ran;
     CudaPendingEpilogue xe = {0}, re = {0};
-    bool have_xe = false, have_re = false;
-    if (k == &CONV1X1) {
-        int64_t Sin = (int64_t)g->T * g->H * g->W, Sout = (int64_t)g->To * g->Ho * g->Wo;
-        const CudaPendingEpilogue *pe = cuda_epilogue_pending(ctx, x);
-        if ((have_xe = pe && pe->N == g->N && pe->K == g->C && pe->P == Sin))
-            xe = *pe;
-        pe = residual ? cuda_epilogue_pending(ctx, residual) : NULL;
-        if ((have_re = pe && pe->N == g->N && pe->K == g->K && pe->P == Sout))
-            re = *pe;
-    }
-    if (!have_xe)
-        cuda_layout_in(ctx, x);
-    if (!have_re)
-        cuda_layout_in(ctx, residual);
+    int64_t Sin = (int64_t)g->T * g->H * g->W, Sout = (int64_t)g->To * g->Ho * g->Wo;
+    bool have_xe = pending_or_canonical(ctx, x, k == &CONV1X1, g->N, g->C, Sin, &xe);
+    bool have_re = pending_or_canonical(ctx, residual, k == &CONV1X1, g->N, g->K, Sout, &re);
     if (k == &CONV1X1)
         ran = cuda_launch_conv_sgemm(ctx, cfg, g, px, pw, pb, pr, act, py, have_xe ? &xe : NULL,
                                      have_re ? &re : NULL);
@@ -205,13 +209,8 @@ void cuda_expand_dw_forward(Ctx *ctx, const ConvGeom *ge, const ConvGeom *gd, co
 {
     if (!cuda_ready(ctx))
         return;
-    const CudaPendingEpilogue *pe = cuda_epilogue_pending(ctx, x);
     CudaPendingEpilogue xe = {0};
-    bool have_xe = pe && pe->N == ge->N && pe->K == ge->C && pe->P == (int64_t)ge->H * ge->W;
-    if (have_xe)
-        xe = *pe;
-    else
-        cuda_layout_in(ctx, x);
+    bool have_xe = pending_or_canonical(ctx, x, true, ge->N, ge->C, (int64_t)ge->H * ge->W, &xe);
     cuda_layout_in(ctx, we);
     cuda_layout_in(ctx, be);
     cuda_layout_in(ctx, wd);
@@ -247,13 +246,8 @@ void cuda_dw_project_forward(Ctx *ctx, const ConvGeom *gd, const ConvGeom *gp, c
 {
     if (!cuda_ready(ctx))
         return;
-    const CudaPendingEpilogue *pe = cuda_epilogue_pending(ctx, x);
     CudaPendingEpilogue xe = {0};
-    bool have_xe = pe && pe->N == gd->N && pe->K == gd->C && pe->P == (int64_t)gd->H * gd->W;
-    if (have_xe)
-        xe = *pe;
-    else
-        cuda_layout_in(ctx, x);
+    bool have_xe = pending_or_canonical(ctx, x, true, gd->N, gd->C, (int64_t)gd->H * gd->W, &xe);
     cuda_layout_in(ctx, wd);
     cuda_layout_in(ctx, bd);
     cuda_layout_in(ctx, wp);

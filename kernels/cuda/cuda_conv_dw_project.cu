@@ -201,25 +201,13 @@ __global__ static void __launch_bounds__(DR_THREADS, MINB)
         for (int e = 0; e < (QUAD ? 1 : 4); e++) {
             int p = 4 * pg + e, pr = p / g.Wo, pw = p - pr * g.Wo;
             px_off[e] = kk * g.ch_floats + delta + pr * S * W + pw * S - 1;
-            unsigned m = 0;
-#pragma unroll
-            for (int kh = 0; kh < 3; kh++)
-#pragma unroll
-                for (int kw = 0; kw < 3; kw++)
-                    if (p < tile_px && hi0 + pr * S + kh >= 0 && hi0 + pr * S + kh < g.H && pw * S - 1 + kw >= 0 &&
-                        pw * S - 1 + kw < W)
-                        m |= 1u << (kh * 3 + kw);
-            px_mask[e] = m;
+            px_mask[e] = p < tile_px ? ck_tap_mask3x3(hi0 + pr * S, pw * S - 1, g.H, W) : 0u;
         }
     }
 
     const int ty = tid / (DR_BN / TN), tx = tid % (DR_BN / TN);
     float acc[TM][TN];
-#pragma unroll
-    for (int i = 0; i < TM; i++)
-#pragma unroll
-        for (int j = 0; j < TN; j++)
-            acc[i][j] = 0.f;
+    ck_tile_zero(acc);
 
     DpWeights<BM> a_next;
     a_next.load(wp, g.Co, Ce, m0, 0, tid);
@@ -364,14 +352,7 @@ struct DpPixels {
             int ho = (int)ck_fast_div((uint32_t)s, g.fWo), wo = s - ho * g.Wo;
             int hi0 = ho * S - 1, wi0 = wo * S - 1;
             off[e] = n * g.Ce * g.HW + hi0 * g.W + wi0;
-            unsigned m = 1u << 9;
-#pragma unroll
-            for (int kh = 0; kh < 3; kh++)
-#pragma unroll
-                for (int kw = 0; kw < 3; kw++)
-                    if (hi0 + kh >= 0 && hi0 + kh < g.H && wi0 + kw >= 0 && wi0 + kw < g.W)
-                        m |= 1u << (kh * 3 + kw);
-            mask[e] = m;
+            mask[e] = 1u << 9 | ck_tap_mask3x3(hi0, wi0, g.H, g.W);
         }
     }
 };
@@ -461,11 +442,7 @@ __global__ static void __launch_bounds__(DP_THREADS, 2)
 
     const int ty = tid / (DP_BN / TN), tx = tid % (DP_BN / TN);
     float acc[TM][TN];
-#pragma unroll
-    for (int i = 0; i < TM; i++)
-#pragma unroll
-        for (int j = 0; j < TN; j++)
-            acc[i][j] = 0.f;
+    ck_tile_zero(acc);
 
     load(0);
     store(0);

@@ -83,20 +83,6 @@ __device__ static inline float res_value(float q, const float *rb, float rbias, 
     return ck_act(rb ? f_add(q, rbias) : q, r_act);
 }
 
-/* The taps of a 3x3 filter (bit r·3 + s) that fall inside x's H×W plane for the output position
- * whose window starts at (hi0, wi0); padding reads zero. */
-__device__ static inline int k3_tap_mask(const C1Shape &g, int hi0, int wi0)
-{
-    int mask = 0;
-#pragma unroll
-    for (int r = 0; r < 3; r++)
-#pragma unroll
-        for (int s = 0; s < 3; s++)
-            if ((unsigned)(hi0 + r) < (unsigned)g.H && (unsigned)(wi0 + s) < (unsigned)g.W)
-                mask |= 1 << (r * 3 + s);
-    return mask;
-}
-
 /* Compile-time switches, so that each kernel holds only its own paths. XE: x arrives with a
  * pending epilogue (1x1s only: a 3x3's padding must stay zero). VX: x's groups of four columns are
  * read 16 bytes at a time (sh.vec_x). RS: the residual tile is copied to shared memory (dynamic,
@@ -158,7 +144,7 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
             if (K3) {
                 int ho = so / sh.Wo, wo = so - ho * sh.Wo, hi0 = ho * sh.sh - sh.ph, wi0 = wo * sh.sw - sh.pw;
                 b_off[i][e] = n * C * sh.Sin + hi0 * sh.W + wi0;
-                b_taps[i][K3 ? e : 0] = j < cols ? k3_tap_mask(sh, hi0, wi0) : 0;
+                b_taps[i][K3 ? e : 0] = j < cols ? (int)ck_tap_mask3x3(hi0, wi0, sh.H, sh.W) : 0;
             } else {
                 b_off[i][e] = j < cols ? n * C * sh.Sin + c1_input_position(sh, so) : -1;
             }
@@ -241,11 +227,7 @@ __global__ static void __launch_bounds__(C1Tile<BM, BN, TM, TN, BK>::THREADS, MI
 
     const int ty = tid / (BN / TN), tx = tid % (BN / TN);
     float acc[TM][TN];
-#pragma unroll
-    for (int i = 0; i < TM; i++)
-#pragma unroll
-        for (int j = 0; j < TN; j++)
-            acc[i][j] = 0.f;
+    ck_tile_zero(acc);
 
     load(0);
     store(0, 0);

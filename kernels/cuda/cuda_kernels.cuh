@@ -70,6 +70,21 @@ __device__ static inline float f_add(float a, float b) { return __fadd_rn(a, b);
 
 /* n / f.d for n < 2^31 (fast_div.h: one multiply-high, an add and a shift) */
 __device__ static inline uint32_t ck_fast_div(uint32_t n, FastDiv f) { return (__umulhi(n, f.magic) + n) >> f.shift; }
+
+/* The taps of a 3x3 window whose top-left tap is (hi0, wi0) that fall inside an H×W plane: bit
+ * kh·3 + kw (the conv kernels read zero padding for the others). */
+__device__ static inline unsigned ck_tap_mask3x3(int hi0, int wi0, int H, int W)
+{
+    unsigned m = 0;
+#pragma unroll
+    for (int kh = 0; kh < 3; kh++)
+#pragma unroll
+        for (int kw = 0; kw < 3; kw++)
+            if ((unsigned)(hi0 + kh) < (unsigned)H && (unsigned)(wi0 + kw) < (unsigned)W)
+                m |= 1u << (kh * 3 + kw);
+    return m;
+}
+
 /* The same on four values at once (the 16-byte epilogues). */
 __device__ static inline float4 ck_add4(float4 a, float4 b)
 {

@@ -14,6 +14,17 @@ struct TileRows {
     static_assert(TM == 2 || TM % 4 == 0, "row groups of two or four");
 };
 
+/* acc = 0 (before the first step) */
+template <int TM, int TN>
+__device__ static inline void ck_tile_zero(float (&acc)[TM][TN])
+{
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+            acc[i][j] = 0.f;
+}
+
 /* acc[TM][TN] += As (BK × BM)ᵀ · Bs (BK × BN) over this thread's rows and columns, k = 0 … BK−1
  * in order, one fmaf per product. */
 template <int BK, int BM, int BN, int TM, int TN>

@@ -80,6 +80,20 @@ static void expect_same_bits(GpuEnv *e, const char *what, const Tensor *first, c
     e->checks++;
 }
 
+/* A fused op under its default rule at FP32: the CPU's values, and the path the rule should take
+ * (the last conv info names `kernel` exactly when `fused`). */
+static void expect_rule_choice(GpuEnv *e, const char *what, const Tensor *got, const Tensor *want, const char *kernel,
+                               bool fused)
+{
+    gpu_expect_ok(e, what);
+    gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
+    if ((strstr(cuda_last_conv_info(e->gpu), kernel) != NULL) != fused) {
+        printf("  FAIL %s: the rule chose the other path\n", what);
+        e->failures++;
+    }
+    e->checks++;
+}
+
 static ConvGeom geom_of(const FusedCase *c)
 {
     ConvGeom g = {.N = c->N, .C = c->C, .K = c->K, .T = 1, .H = c->H, .W = c->W, .kt = 1, .kh = c->k, .kw = c->k,
@@ -305,17 +319,10 @@ static void test_expand_dw_kernel(void **state)
         Tensor *want = op_conv2d_expand_dw(e->cpu, x, we, be, OP_ACT_RELU6, wd, bd, rule_stride[i], OP_ACT_RELU6);
         Tensor *got = op_conv2d_expand_dw(e->gpu, gd(e, x), gd(e, we), gd(e, be), OP_ACT_RELU6, gd(e, wd), gd(e, bd),
                                           rule_stride[i], OP_ACT_RELU6);
-        bool fused = strstr(cuda_last_conv_info(e->gpu), "expand+depthwise kernel") != NULL;
         char what[200];
         snprintf(what, sizeof what, "default rule, stride %d at 56x56: %s [%s]", rule_stride[i],
                  i == 0 ? "fused" : "unfused", cuda_last_conv_info(e->gpu));
-        gpu_expect_ok(e, what);
-        gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
-        if (fused != (i == 0)) {
-            printf("  FAIL %s: the rule chose the other path\n", what);
-            e->failures++;
-        }
-        e->checks++;
+        expect_rule_choice(e, what, got, want, "expand+depthwise kernel", i == 0);
     }
     gpu_end(e);
 }
@@ -414,17 +421,10 @@ static void test_dw_project_kernel(void **state)
         Tensor *want = op_conv2d_dw_project(e->cpu, x, wd, bd, 1, OP_ACT_RELU6, wp, bp, NULL, OP_ACT_NONE);
         Tensor *got = op_conv2d_dw_project(e->gpu, gd(e, x), gd(e, wd), gd(e, bd), 1, OP_ACT_RELU6, gd(e, wp),
                                            gd(e, bp), NULL, OP_ACT_NONE);
-        bool fused = strstr(cuda_last_conv_info(e->gpu), "depthwise+project kernel") != NULL;
         char what[200];
         snprintf(what, sizeof what, "default rule, 32 -> %d channels at %d²: %s [%s]", rule_k[i], rule_hw[i],
                  i == 0 ? "fused" : "unfused", cuda_last_conv_info(e->gpu));
-        gpu_expect_ok(e, what);
-        gpu_expect_close(e, what, got, want, gpu_tol_for(CUDA_PRECISION_FP32));
-        if (fused != (i == 0)) {
-            printf("  FAIL %s: the rule chose the other path\n", what);
-            e->failures++;
-        }
-        e->checks++;
+        expect_rule_choice(e, what, got, want, "depthwise+project kernel", i == 0);
     }
     gpu_end(e);
 }
